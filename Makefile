@@ -1,0 +1,47 @@
+# watchkeeper: `make run` starts the embedded stack, `make test` runs the whole suite.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check -q
+
+.PHONY: run test check-fast lint bench services clean
+
+$(VENV)/.stamp-run: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -e .
+	touch $@
+
+$(VENV)/.stamp-dev: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -e '.[dev]'
+	touch $@ $(VENV)/.stamp-run
+
+## run: the all-in-one stack on the embedded default (API on 127.0.0.1:8080, data in ./var)
+run: $(VENV)/.stamp-run
+	$(VENV)/bin/watchkeeper up $(ARGS)
+
+## services: install and start the real servers the tests talk to
+services:
+	scripts/services up
+
+## lint: ruff, mypy --strict, and the import layers
+lint: $(VENV)/.stamp-dev
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+## test: everything, against real services, with the coverage gate
+test: $(VENV)/.stamp-dev services lint
+	$(PY) -m pytest --cov --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
+
+## check-fast: the suite without external services or slow end-to-end runs
+check-fast: $(VENV)/.stamp-dev
+	$(PY) -m pytest -m "not external_service and not slow" -q $(PYTEST_ARGS)
+
+## bench: the benchmarks (peers started by the benchmarks themselves)
+bench: $(VENV)/.stamp-dev
+	scripts/services bench-peers
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov

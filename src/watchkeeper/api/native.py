@@ -1,0 +1,167 @@
+"""The native REST API under ``/api/v1``: write batches, list series, query, delete."""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Sequence
+from datetime import datetime
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from watchkeeper._version import __version__
+from watchkeeper.archive import Archive, SeriesMeta
+from watchkeeper.archive.query import query
+from watchkeeper.errors import InvalidData
+from watchkeeper.model import Measurement, SeriesKey
+from watchkeeper.wire import (
+    DeleteResult,
+    Health,
+    QueryResult,
+    SeriesInfo,
+    SeriesList,
+    WriteBatch,
+    WriteResult,
+)
+
+JSON = "application/json"
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
+_SCALE = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _json(payload: object, status: int = 200) -> Response:
+    return Response(msgspec.json.encode(payload), status_code=status, media_type=JSON)
+
+
+def parse_time(text: str, *, field: str, now: float) -> float:
+    """Epoch seconds, ISO 8601, ``now``, or a duration ago (``5m``)."""
+    text = text.strip()
+    if text == "now":
+        return now
+    match = _DURATION.match(text)
+    if match:
+        return now - float(match.group(1)) * _SCALE[match.group(2)]
+    try:
+        value = float(text)
+    except ValueError:
+        try:
+            return datetime.fromisoformat(text).timestamp()
+        except ValueError:
+            raise InvalidData("expected epoch seconds, ISO 8601, 'now' or a duration such "
+                              "as 5m", field=field, value=text) from None
+    if not math.isfinite(value):
+        raise InvalidData("must be finite", field=field, value=text)
+    return value
+
+
+def _float_param(request: Request, name: str) -> float | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise InvalidData("expected a number", field=name, value=raw) from None
+
+
+def _series_param(request: Request) -> SeriesKey:
+    raw = request.query_params.get("series")
+    if not raw:
+        raise InvalidData("is required", field="series")
+    return SeriesKey.parse(raw)
+
+
+def _range(request: Request, now: float) -> tuple[float, float]:
+    params = request.query_params
+    end = parse_time(params["end"], field="end", now=now) if "end" in params else now
+    if "start" in params:
+        start = parse_time(params["start"], field="start", now=now)
+    else:
+        start = parse_time(params.get("since", "1h"), field="since", now=now)
+    return start, end
+
+
+def _info(meta: SeriesMeta) -> SeriesInfo:
+    key = meta.key
+    return SeriesInfo(series=str(key), subject=key.subject, plugin=key.plugin, metric=key.metric,
+                      labels=dict(key.labels), unit=meta.unit, kind=meta.kind,
+                      first_ts=meta.first_ts, last_ts=meta.last_ts)
+
+
+def _measurements(batch: WriteBatch) -> list[Measurement]:
+    out = []
+    keys: dict[str, SeriesKey] = {}
+    for index, point in enumerate(batch.points):
+        key = keys.get(point.series)
+        if key is None:
+            try:
+                key = keys[point.series] = SeriesKey.parse(point.series)
+            except InvalidData as exc:
+                raise InvalidData(str(exc), field=f"points[{index}].series",
+                                  value=point.series) from None
+        if not math.isfinite(point.ts) or point.ts < 0:
+            raise InvalidData("timestamp out of range", field=f"points[{index}].ts",
+                              value=point.ts)
+        unit = batch.units.get(point.series, "")
+        if isinstance(point.value, dict):
+            out.append(Measurement(key=key, ts=point.ts, histogram=point.value, unit=unit))
+        else:
+            out.append(Measurement(key=key, ts=point.ts, value=point.value, unit=unit))
+    return out
+
+
+class NativeApi:
+    """Handlers bound to one archive."""
+
+    def __init__(self, archive: Archive, *, now: type[time.time] | None = None) -> None:  # type: ignore[valid-type]
+        self._archive = archive
+        self._now = now or time.time
+
+    def routes(self) -> Sequence[Route]:
+        return [
+            Route("/api/v1/health", self.health, methods=["GET"]),
+            Route("/api/v1/series", self.list_series, methods=["GET"]),
+            Route("/api/v1/series", self.delete, methods=["DELETE"]),
+            Route("/api/v1/query", self.query, methods=["GET"]),
+            Route("/api/v1/write", self.write, methods=["POST"]),
+        ]
+
+    async def health(self, request: Request) -> Response:
+        return _json(Health(status="ok", version=__version__))
+
+    async def list_series(self, request: Request) -> Response:
+        params = request.query_params
+        limit = _float_param(request, "limit")
+        offset = _float_param(request, "offset") or 0
+        metas, total = await self._archive.list_series(
+            prefix=params.get("prefix", ""),
+            limit=int(limit) if limit is not None else None,
+            offset=int(offset),
+        )
+        return _json(SeriesList(series=[_info(m) for m in metas], total=total))
+
+    async def query(self, request: Request) -> Response:
+        key = _series_param(request)
+        start, end = _range(request, self._now())
+        step = _float_param(request, "step")
+        out = await query(self._archive, key, start=start, end=end, step=step,
+                          agg=request.query_params.get("agg"))
+        metas, _ = await self._archive.list_series(prefix=str(key), limit=1)
+        unit = metas[0].unit if metas and metas[0].key == key else ""
+        return _json(QueryResult(series=str(key), unit=unit, start=out.start, end=out.end,
+                                 step=out.step, agg=out.agg, points=out.points))
+
+    async def write(self, request: Request) -> Response:
+        batch = msgspec.json.decode(await request.body(), type=WriteBatch)
+        written = await self._archive.write(_measurements(batch))
+        return _json(WriteResult(written=written), status=201)
+
+    async def delete(self, request: Request) -> Response:
+        key = _series_param(request)
+        start, end = _range(request, self._now())
+        deleted = await self._archive.delete(key, start, end)
+        return _json(DeleteResult(deleted=deleted))

@@ -1,0 +1,7 @@
+"""The measurement archive: series of points, rollups, and the backends that store them."""
+
+from __future__ import annotations
+
+from watchkeeper.archive.abc import Archive, Points, SeriesMeta
+
+__all__ = ["Archive", "Points", "SeriesMeta"]

@@ -1,0 +1,63 @@
+"""Reading a series for a time range, raw or rolled up into buckets."""
+
+from __future__ import annotations
+
+import msgspec
+from watchkeeper.archive.rollup import AGGREGATIONS, bucketize, merge_histograms
+
+from watchkeeper.archive.abc import Archive, Points
+from watchkeeper.errors import InvalidData
+from watchkeeper.model import SeriesKey
+
+Value = float | dict[str, int] | None
+
+
+class QueryOutput(msgspec.Struct, frozen=True, kw_only=True):
+    """Points of one series: raw, or one per ``step`` bucket aggregated by ``agg``."""
+
+    key: SeriesKey
+    start: float
+    end: float
+    step: float | None
+    agg: str | None
+    points: list[tuple[float, Value]]
+
+
+async def query(
+    archive: Archive,
+    key: SeriesKey,
+    *,
+    start: float,
+    end: float,
+    step: float | None = None,
+    agg: str | None = None,
+) -> QueryOutput:
+    """Read ``key`` over ``[start, end]``; with ``step``, aggregate into epoch-aligned buckets."""
+    if end < start:
+        raise InvalidData("end is before start", field="end", value=end)
+    if step is not None and step <= 0:
+        raise InvalidData("must be positive", field="step", value=step)
+    if agg is not None and agg not in AGGREGATIONS:
+        raise InvalidData(f"must be one of {', '.join(AGGREGATIONS)}", field="agg", value=agg)
+    points = await archive.read(key, start, end)
+    rows = _rollup(points, start, end, step, agg or "avg") if step else _raw(points)
+    return QueryOutput(key=key, start=start, end=end, step=step,
+                       agg=(agg or "avg") if step else None, points=rows)
+
+
+def _raw(points: Points) -> list[tuple[float, Value]]:
+    if points.kind == "histogram":
+        return list(zip(points.ts.tolist(), points.histograms, strict=True))
+    return list(zip(points.ts.tolist(), points.values.tolist(), strict=True))
+
+
+def _rollup(points: Points, start: float, end: float, step: float,
+            agg: str) -> list[tuple[float, Value]]:
+    if points.kind == "histogram":
+        buckets: dict[float, list[dict[str, int]]] = {}
+        for ts, hist in zip(points.ts.tolist(), points.histograms, strict=True):
+            buckets.setdefault(ts - ts % step, []).append(hist)
+        return [(ts, merge_histograms(h)) for ts, h in sorted(buckets.items())]
+    bucket_ts, values = bucketize(points.ts, points.values, start=start, end=end,
+                                  step=step, agg=agg)
+    return list(zip(bucket_ts.tolist(), values.tolist(), strict=True))

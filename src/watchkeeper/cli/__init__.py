@@ -1,0 +1,1 @@
+"""The command line: ``watchkeeper up | serve | query | series | config check``."""

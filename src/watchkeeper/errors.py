@@ -1,0 +1,126 @@
+"""The one exception tree of watchkeeper.
+
+Every error raised on purpose by watchkeeper derives from :class:`WatchkeeperError`
+and carries the context needed to act on it::
+
+    WatchkeeperError
+    ├── ConfigError (ValueError)          file, line, key, value: a bad setting, refused early
+    ├── PluginError (ImportError)         group, plugin: not found, or breaks its contract
+    ├── CollectError                      a poll that could not be run
+    │   └── PollTimeout (TimeoutError)    the poll exceeded its timeout
+    ├── PipelineError                     an engine chain that cannot run
+    ├── InventoryError                    the inventory model cannot be built or read
+    ├── ArchiveError                      the archive refused or failed an operation
+    │   ├── SeriesNotFound (LookupError)  series: no such series
+    │   ├── InvalidData (ValueError)      field, value: a write or query with bad input
+    │   └── AuthError                     status: no valid token (401) or no right (403)
+    └── ClientError                       raised by watchkeeper.client
+        ├── TransportError (OSError)      the server could not be reached
+        └── HTTPStatusError               status, detail: the server answered 4xx/5xx
+
+The REST layer maps these to HTTP in one place (``api.errors``); the client maps
+HTTP back to the same classes, so callers catch the same names on both sides.
+"""
+
+from __future__ import annotations
+
+
+class WatchkeeperError(Exception):
+    """Root of every error watchkeeper raises on purpose."""
+
+
+class ConfigError(WatchkeeperError, ValueError):
+    """A setting is missing, malformed or inconsistent; found before anything starts."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        key: str | None = None,
+        value: object = None,
+    ) -> None:
+        self.file = file
+        self.line = line
+        self.key = key
+        self.value = value
+        where = file or "<settings>"
+        if line is not None:
+            where = f"{where}:{line}"
+        parts = [where]
+        if key:
+            parts.append(key)
+        super().__init__(f"{': '.join(parts)}: {message}")
+
+
+class PluginError(WatchkeeperError, ImportError):
+    """A plugin could not be loaded from its group, or does not fulfil its contract."""
+
+    def __init__(self, message: str, *, group: str, plugin: str) -> None:
+        self.group = group
+        self.plugin = plugin
+        super().__init__(f"plugin {plugin!r} in group {group!r}: {message}")
+
+
+class CollectError(WatchkeeperError):
+    """A poll could not be run."""
+
+
+class PollTimeout(CollectError, TimeoutError):
+    """A poll ran longer than its timeout."""
+
+
+class PipelineError(WatchkeeperError):
+    """The engine chain is invalid or an engine cannot run."""
+
+
+class InventoryError(WatchkeeperError):
+    """The inventory model cannot be built or read."""
+
+
+class ArchiveError(WatchkeeperError):
+    """The archive refused or failed an operation."""
+
+
+class SeriesNotFound(ArchiveError, LookupError):
+    """No series has the requested key."""
+
+    def __init__(self, series: str) -> None:
+        self.series = series
+        super().__init__(f"no series {series!r}")
+
+
+class InvalidData(ArchiveError, ValueError):
+    """A write or a query carries input the archive cannot accept."""
+
+    def __init__(self, message: str, *, field: str | None = None, value: object = None) -> None:
+        self.field = field
+        self.value = value
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+class AuthError(ArchiveError):
+    """Missing or invalid credentials (401), or valid ones without the right (403)."""
+
+    def __init__(self, message: str, *, status: int = 401) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class ClientError(WatchkeeperError):
+    """Raised by watchkeeper.client."""
+
+
+class TransportError(ClientError, OSError):
+    """The server could not be reached."""
+
+
+class HTTPStatusError(ClientError):
+    """The server answered with an error status; ``detail`` is its explanation."""
+
+    def __init__(self, status: int, detail: str, *, url: str = "") -> None:
+        self.status = status
+        self.detail = detail
+        self.url = url
+        super().__init__(f"HTTP {status} from {url or 'server'}: {detail}")

@@ -1,0 +1,109 @@
+"""Measurements: one value (or histogram) of one series at one time.
+
+A series is named by a :class:`SeriesKey`: the subject measured (a device or target),
+the plugin that measured it, the metric, and optional labels. Its text form is
+``subject/plugin/metric`` followed by ``{label="value",...}`` when labels exist, e.g.
+``localhost/system/cpu.percent`` or ``core1/snmp/if.in_octets{if="eth0"}``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import msgspec
+
+from watchkeeper.errors import InvalidData
+
+SCHEMA_VERSION = 1
+
+_NAME = re.compile(r"^[A-Za-z0-9_.:@-]+$")
+_LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+class SeriesKey(msgspec.Struct, frozen=True, kw_only=True, order=True):
+    """The identity of a series."""
+
+    subject: str
+    plugin: str
+    metric: str
+    labels: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def make(
+        cls, subject: str, plugin: str, metric: str, labels: Mapping[str, str] | None = None
+    ) -> SeriesKey:
+        """Build a validated key; labels are sorted so equal sets give equal keys."""
+        for field, value in (("subject", subject), ("plugin", plugin), ("metric", metric)):
+            if not _NAME.match(value):
+                raise InvalidData(
+                    "must be non-empty and use only letters, digits and _ . : @ -",
+                    field=field,
+                    value=value,
+                )
+        pairs = tuple(sorted((labels or {}).items()))
+        for name, _ in pairs:
+            if not _LABEL_NAME.match(name):
+                raise InvalidData("label names are identifiers", field="labels", value=name)
+        return cls(subject=subject, plugin=plugin, metric=metric, labels=pairs)
+
+    @classmethod
+    def parse(cls, text: str) -> SeriesKey:
+        """Read the text form back; raises :class:`InvalidData` naming what is wrong."""
+        head, brace, rest = text.partition("{")
+        parts = head.split("/")
+        if len(parts) != 3:
+            raise InvalidData("expected subject/plugin/metric[{labels}]", field="series",
+                              value=text)
+        labels: dict[str, str] = {}
+        if brace:
+            if not rest.endswith("}"):
+                raise InvalidData("labels must end with '}'", field="series", value=text)
+            body = rest[:-1]
+            pos = 0
+            while pos < len(body):
+                match = _LABEL.match(body, pos)
+                if not match:
+                    raise InvalidData(f"bad label at {body[pos:]!r}", field="series", value=text)
+                labels[match.group(1)] = _unescape(match.group(2))
+                pos = match.end()
+                if pos < len(body):
+                    if body[pos] != ",":
+                        raise InvalidData("labels are separated by ','", field="series", value=text)
+                    pos += 1
+        return cls.make(parts[0], parts[1], parts[2], labels)
+
+    def __str__(self) -> str:
+        base = f"{self.subject}/{self.plugin}/{self.metric}"
+        if not self.labels:
+            return base
+        inner = ",".join(f'{k}="{_escape(v)}"' for k, v in self.labels)
+        return f"{base}{{{inner}}}"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _unescape(value: str) -> str:
+    return re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), value)
+
+
+class Measurement(msgspec.Struct, frozen=True, kw_only=True):
+    """One sample of a series: a number or a histogram ``{bucket: count}``."""
+
+    key: SeriesKey
+    ts: float
+    value: float | None = None
+    histogram: dict[str, int] | None = None
+    unit: str = ""
+    v: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if (self.value is None) == (self.histogram is None):
+            raise InvalidData(
+                "a measurement has exactly one of value and histogram",
+                field="value",
+                value=self.value,
+            )

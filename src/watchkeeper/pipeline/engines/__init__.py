@@ -1,0 +1,1 @@
+"""Built-in engines, each registered in the ``watchkeeper.engines`` entry-point group."""

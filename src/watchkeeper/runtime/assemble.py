@@ -1,0 +1,194 @@
+"""The composition root: turns settings into objects. Plugins are loaded here and nowhere else."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from watchkeeper.collect.scheduler import Job
+
+from watchkeeper import plugins
+from watchkeeper.archive import Archive
+from watchkeeper.clock import Clock
+from watchkeeper.collect import Collector
+from watchkeeper.errors import InventoryError, PipelineError, PluginError
+from watchkeeper.inventory import StaticInventory
+from watchkeeper.model import Device
+from watchkeeper.pipeline import TASKS, Bus, Engine, EngineDefinition, Pipeline, Services
+from watchkeeper.pipeline.engine import DeadLetter
+from watchkeeper.pipeline.tasks import TaskRegistry
+from watchkeeper.settings import (
+    CollectorSettings,
+    EngineSettings,
+    Locator,
+    Settings,
+    parse_listen,
+)
+from watchkeeper.telemetry import SelfMetrics
+
+
+def convert_options(options: dict[str, Any], model: type[Any], locator: Locator,
+                    path: str) -> Any:
+    """Validate a plugin's options against its model; errors point at the config line."""
+    try:
+        return msgspec.convert(options, model, str_keys=True)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        message, _, where = text.partition(" - at `$")
+        sub = where.rstrip("`").lstrip(".")
+        if message.startswith("Object contains unknown field"):
+            sub = message.split("`")[1] if "`" in message else sub
+            message = "unknown option"
+        elif message.startswith("Object missing required field"):
+            sub = message.split("`")[1] if "`" in message else sub
+            message = "required option is missing"
+        full = f"{path}.{sub}" if sub else path
+        value = options.get(sub) if sub and "." not in sub and "[" not in sub else None
+        raise locator.error(full, message, value) from None
+
+
+def devices_from(settings: Settings) -> list[Device]:
+    return [
+        Device(name=d.name, address=d.address, tags=tuple(d.tags), groups=tuple(d.groups),
+               interval=d.interval, connections=d.connections)
+        for d in settings.inventory.devices
+    ]
+
+
+def self_watch(settings: Settings) -> list[CollectorSettings]:
+    """The collectors that watch this machine and watchkeeper's own API out of the box."""
+    host, port = parse_listen(settings.server.listen)
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - comparing, not binding
+        host = "127.0.0.1"
+    url_host = f"[{host}]" if ":" in host else host
+    local = ["tag:self"]
+    return [
+        CollectorSettings(name="system", plugin="system", interval=10, devices=local),
+        CollectorSettings(name="api-tcp", plugin="tcp", interval=10, devices=local,
+                          options={"host": host, "port": port}),
+        CollectorSettings(name="api-http", plugin="http", interval=10, devices=local,
+                          options={"url": f"http://{url_host}:{port}/api/v1/health"}),
+        CollectorSettings(name="ping", plugin="ping", interval=10, devices=local,
+                          options={"tcp_port": port}),
+    ]
+
+
+def build_archive(settings: Settings, locator: Locator, *, clock: Clock,
+                  metrics: SelfMetrics) -> Archive:
+    cls = _load(plugins.ARCHIVES, settings.archive.backend, plugins.subclass_of(Archive),
+                locator, "archive.backend")
+    options = convert_options(settings.archive.options, cls.Options, locator, "archive.options")
+    archive: Archive = cls(data_dir=Path(settings.data_dir), options=options, clock=clock,
+                           metrics=metrics)
+    return archive
+
+
+def build_bus(settings: Settings, locator: Locator) -> Bus:
+    cls = _load(plugins.BUSES, settings.bus.backend, plugins.subclass_of(Bus), locator,
+                "bus.backend")
+    try:
+        bus: Bus = cls(**settings.bus.options)
+    except TypeError as exc:
+        raise locator.error("bus.options", f"invalid bus options: {exc}") from None
+    return bus
+
+
+def build_jobs(settings: Settings, locator: Locator, inventory: StaticInventory) -> list[Job]:
+    """One Job per (collector, device), with options validated against each plugin."""
+    specs = settings.collectors if settings.collectors is not None else self_watch(settings)
+    jobs: list[Job] = []
+    names: set[str] = set()
+    for index, spec in enumerate(specs):
+        path = f"collectors[{index}]"
+        if spec.name in names:
+            raise locator.error(f"{path}.name", "collector names must be unique", spec.name)
+        names.add(spec.name)
+        cls = _load(plugins.COLLECTORS, spec.plugin, plugins.subclass_of(Collector), locator,
+                    f"{path}.plugin")
+        options = convert_options(spec.options, cls.Options, locator, f"{path}.options")
+        if spec.interval <= 0 or spec.timeout <= 0:
+            raise locator.error(f"{path}.interval", "interval and timeout must be positive",
+                                spec.interval)
+        try:
+            devices = inventory.select(spec.devices)
+        except InventoryError as exc:
+            raise locator.error(f"{path}.devices", str(exc), spec.devices) from None
+        collector: Collector = cls(options, name=spec.name)
+        jobs.extend(Job(collector=collector, spec=job, timeout=spec.timeout)
+                    for job in collector.jobs(devices, (spec.interval,)))
+    return jobs
+
+
+def build_engines(settings: Settings, locator: Locator, services: Services,
+                  registry: TaskRegistry = TASKS) -> list[Engine]:
+    dead_letters: deque[DeadLetter] = deque(maxlen=10_000)
+    return [
+        _engine(spec, f"engines[{index}]", locator, services, registry=registry,
+                dead_letters=dead_letters)
+        for index, spec in enumerate(settings.engines)
+    ]
+
+
+def build_pipeline(engines: list[Engine], bus: Bus, locator: Locator) -> Pipeline:
+    try:
+        return Pipeline(engines, bus)
+    except PipelineError as exc:
+        raise locator.error("engines", str(exc)) from None
+
+
+def _engine(spec: EngineSettings, path: str, locator: Locator, services: Services, *,
+            registry: TaskRegistry, dead_letters: deque[DeadLetter]) -> Engine:
+    definition = EngineDefinition()
+    if spec.engine:
+        definition = _load(plugins.ENGINES, spec.engine, plugins.instance_of(EngineDefinition),
+                           locator, f"{path}.engine")
+    event_task = definition.event_task
+    beat_task = definition.beat_task
+    batch_task = definition.batch_task
+    try:
+        if spec.event_processing:
+            event_task, batch_task = registry.resolve(spec.event_processing), None
+        if spec.beat_processing:
+            beat_task = registry.resolve(spec.beat_processing)
+    except PluginError as exc:
+        key = "event_processing" if spec.event_processing and not event_task else "beat_processing"
+        raise locator.error(f"{path}.{key}", str(exc)) from None
+    if event_task is None and batch_task is None and beat_task is None:
+        raise locator.error(path, "an engine needs `engine`, `event_processing` or "
+                                  "`beat_processing`")
+    if spec.workers < 1:
+        raise locator.error(f"{path}.workers", "must be at least 1", spec.workers)
+    if spec.engine:
+        options = convert_options(spec.options, definition.options, locator, f"{path}.options")
+        ctx: dict[str, Any] = {}
+    else:
+        options, ctx = spec.options, dict(spec.options)
+    return Engine(
+        name=spec.name, services=services, event_task=event_task, beat_task=beat_task,
+        batch_task=batch_task, next_engines=tuple(spec.next), workers=spec.workers,
+        beat_interval=spec.beat_interval or definition.beat_interval, options=options, ctx=ctx,
+        dead_letters=dead_letters,
+    )
+
+
+def _load(group: str, ref: str, check: plugins.Check, locator: Locator, path: str) -> Any:
+    try:
+        return plugins.load(group, ref, check)
+    except PluginError as exc:
+        raise locator.error(path, str(exc), ref) from None
+
+
+@dataclass
+class Plan:
+    """Everything built from the settings, not yet started."""
+
+    settings: Settings
+    metrics: SelfMetrics
+    archive: Archive
+    inventory: StaticInventory
+    jobs: list[Job]
+    bus: Bus | None = None
+    pipeline: Pipeline | None = None

@@ -1,0 +1,50 @@
+"""watchkeeper's own metrics, exposed in Prometheus text format at ``/metrics``.
+
+One :class:`SelfMetrics` is created by the runtime and handed to every component;
+tests make their own, so nothing touches a global registry.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class SelfMetrics:
+    """The counters, gauges and histograms watchkeeper keeps about itself."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        reg = self.registry
+        self.points_ingested = Counter(
+            "watchkeeper_points_ingested", "Points made durable in the archive.", registry=reg)
+        self.ingest_batches = Counter(
+            "watchkeeper_ingest_batches", "Write batches committed to the archive.", registry=reg)
+        self.polls = Counter(
+            "watchkeeper_polls", "Polls finished, by plugin and status.",
+            ["plugin", "status"], registry=reg)
+        self.poll_errors = Counter(
+            "watchkeeper_poll_errors", "Polls that raised, timed out or returned garbage.",
+            ["plugin"], registry=reg)
+        self.polls_skipped = Counter(
+            "watchkeeper_polls_skipped", "Polls skipped because the previous one still ran.",
+            ["plugin"], registry=reg)
+        self.scheduler_lateness = Histogram(
+            "watchkeeper_scheduler_lateness_seconds", "How late polls started.",
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0), registry=reg)
+        self.scheduled_jobs = Gauge(
+            "watchkeeper_scheduled_jobs", "Jobs the scheduler runs.", registry=reg)
+        self.queue_depth = Gauge(
+            "watchkeeper_engine_queue_depth", "Event batches waiting, by engine.",
+            ["engine"], registry=reg)
+        self.events = Counter(
+            "watchkeeper_engine_events", "Events processed, by engine and outcome.",
+            ["engine", "outcome"], registry=reg)
+        self.engine_errors = Counter(
+            "watchkeeper_engine_errors", "Task failures, by engine.", ["engine"], registry=reg)
+        self.http_requests = Counter(
+            "watchkeeper_http_requests", "REST requests served, by route and status.",
+            ["route", "status"], registry=reg)
+
+    def exposition(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)
