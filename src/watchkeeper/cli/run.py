@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from typing import Any
@@ -42,6 +43,7 @@ def _stack_flags(cmd: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace) -> tuple[Settings, Locator]:
+    _plugins_from_cwd()
     overrides = {"server.listen": args.listen, "data_dir": args.data,
                  "log_level": getattr(args, "log_level", None)}
     return runtime.read_settings(args.config, overrides=overrides)
@@ -88,7 +90,15 @@ async def _main(settings: Settings, locator: Locator, role: Role) -> None:
     print("watchkeeper stopped", flush=True)
 
 
+def _plugins_from_cwd() -> None:
+    # Like uvicorn's --app-dir: `module:Class` plugin references resolve from where you run.
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+
+
 def _config_check(args: argparse.Namespace) -> int:
+    _plugins_from_cwd()
     settings, locator = runtime.read_settings(args.file, env={})
     from watchkeeper.clock import SystemClock
     from watchkeeper.inventory import StaticInventory

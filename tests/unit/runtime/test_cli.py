@@ -1,0 +1,35 @@
+"""The command line, in-process: config check, argument errors, output formats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from watchkeeper.cli.main import main
+from watchkeeper.cli.render import table
+
+
+def test_config_check_ok(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "wk.yaml"
+    path.write_text("collectors:\n  - name: cpu\n    plugin: system\n")
+    assert main(["config", "check", str(path)]) == 0
+    assert "ok (1 devices, 1 collectors, 1 jobs, 1 engines)" in capsys.readouterr().out
+
+
+def test_config_check_reports_the_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "wk.yaml"
+    path.write_text("server:\n  listen: 1.2.3.4:80\n  port: 80\n")
+    assert main(["config", "check", str(path)]) == 2
+    assert f"{path}:3: server.port: unknown setting" in capsys.readouterr().err
+
+
+def test_table_formats(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = [[1.5, None], [2.0, {"a": 1}]]
+    table(["ts", "value"], rows, fmt="csv")
+    assert capsys.readouterr().out == 'ts,value\n1.5,\n2,"{""a"":1}"\n'
+    table(["ts", "value"], rows, fmt="json")
+    assert '"value": null' in capsys.readouterr().out
+    table(["ts", "value"], rows, fmt="human", title="t")
+    out = capsys.readouterr().out
+    assert "1.5" in out and "ts" in out
