@@ -42,7 +42,7 @@ async def run_poll(
     job: JobSpec,
     *,
     now: float,
-    timeout: float,
+    timeout: float,  # noqa: ASYNC109 - the per-poll budget, applied with asyncio.timeout
     affecting_intervals: tuple[float, ...],
     state: dict[str, Any],
 ) -> PollResult:
@@ -69,12 +69,10 @@ def normalise(raw: object, *, now: float) -> PollResult:
     if isinstance(raw, PollResult):
         return raw
     if raw is None:
-        return PollResult(check=CheckResult(status=Status.OK))
-    if isinstance(raw, CheckResult):
-        return PollResult(check=raw)
-    if isinstance(raw, Measurement):
-        return PollResult(check=CheckResult(status=Status.OK), measurements=(raw,))
-    if isinstance(raw, str | bytes | bytearray | Mapping) or not isinstance(raw, Iterable):
+        raw = ()
+    elif isinstance(raw, Measurement | CheckResult):
+        raw = (raw,)
+    elif isinstance(raw, str | bytes | bytearray | Mapping) or not isinstance(raw, Iterable):
         return _garbage(type(raw), now)
     measurements: list[Measurement] = []
     checks: list[CheckResult] = []

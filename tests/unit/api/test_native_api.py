@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+import asyncio
 from pathlib import Path
 
 import httpx
 import msgspec
 import pytest
+from starlette.applications import Starlette
 
 from watchkeeper.api import create_app
 from watchkeeper.archive.backends.memory import MemoryArchive
 from watchkeeper.clock import FakeClock
 from watchkeeper.client import AsyncClient, Client, HTTPStatusError, TransportError
 from watchkeeper.telemetry import SelfMetrics
+
+from tests.support.server import serve_in_thread
 
 NOW = 1_700_000_000.0
 
@@ -128,12 +132,13 @@ async def test_async_client_reports_unreachable_server() -> None:
             await c.health()
 
 
-def test_sync_client_against_the_app(archive: MemoryArchive) -> None:
-    from starlette.testclient import TestClient
-
+async def test_sync_client_over_real_http(archive: MemoryArchive) -> None:
     app = create_app(archive, metrics=archive.metrics)
-    with TestClient(app, base_url="http://wk") as test_client:
-        client = Client("http://wk", transport=test_client._transport)
+    await asyncio.to_thread(_sync_client_session, app)
+
+
+def _sync_client_session(app: Starlette) -> None:
+    with serve_in_thread(app) as url, Client(url) as client:
         client.write([("a/b/c", NOW, 1.0), ("a/b/c", NOW + 60, 3.0)])
         assert client.list_series().total == 1
         assert client.query("a/b/c", start=NOW, end=NOW + 60).points == [(NOW, 1.0),

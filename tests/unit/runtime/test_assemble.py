@@ -81,9 +81,9 @@ def test_jobs_per_device_with_device_interval_override() -> None:
     ("change", "line", "fragment"),
     [
         (("plugin: tcp", "plugin: nosuch"), 11, "collectors[0].plugin: plugin 'nosuch'"),
-        (("port: 22", "port: ssh"), 16, "collectors[0].options.port: Expected `int`"),
-        (("port: 22", "prot: 22"), 16, "collectors[0].options.prot: unknown option"),
-        (("      port: 22\n", "      {}\n"), 15, "collectors[0].options.port: required option"),
+        (("port: 22", "port: ssh"), 15, "collectors[0].options.port: Expected `int`"),
+        (("port: 22", "prot: 22"), 15, "collectors[0].options.prot: unknown option"),
+        (("      port: 22\n", "      {}\n"), 14, "collectors[0].options.port: required option"),
         (('devices: ["*"]', "devices: [r9]"), 13, "collectors[0].devices: no device 'r9'"),
         (("interval: 60", "interval: 0"), 12, "collectors[0].interval: interval and timeout"),
     ],
@@ -97,7 +97,7 @@ def test_collector_config_errors_point_at_the_line(change: tuple[str, str], line
 
 def test_duplicate_collector_names() -> None:
     text = CONFIG + "  - name: reach\n    plugin: system\n"
-    with pytest.raises(ConfigError, match="wk.yaml:17: collectors\\[1\\].name: .*unique"):
+    with pytest.raises(ConfigError, match="wk.yaml:16: collectors\\[1\\].name: .*unique"):
         _jobs(text)
 
 
