@@ -59,8 +59,9 @@ class Archive(ABC):
     """A durable store of series and their points.
 
     Construction does no I/O; :meth:`start` opens storage and registers its closing
-    on the exit stack. A write that returned is durable: it survives a crash of the
-    process (SIGKILL) and is visible to every later read, in this or another process.
+    on the exit stack. In a durable backend (all but the in-memory one) a write that
+    returned survives a crash of the process (SIGKILL) and is visible to every later
+    read, in this or another process.
     A point with the same series and timestamp as a stored one replaces it.
     """
 

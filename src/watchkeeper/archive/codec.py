@@ -1,32 +1,40 @@
 """Chunk encoding: a run of one series' points as one compact, self-describing blob.
 
 The scheme follows Gorilla (timestamps as delta-of-delta, values relative to the
-previous value) but works on whole numpy arrays and lets zstd do the bit packing:
+previous value) but works on numpy arrays and lets zstd do the bit packing:
 
 * timestamps become int64 milliseconds; the first value and first delta are stored
   as they are, then the delta-of-deltas, zig-zagged, narrowed to the smallest
   unsigned width that holds them and byte-shuffled (a regular 10 s series is all zeros);
-* values are stored one of two ways, whichever applies:
-  - ``DECIMAL``: when every value is ``integer / 10**k`` exactly (counters, gauges
-    rounded to a few decimals), the integers' deltas or delta-of-deltas, zig-zagged,
-    narrowed and shuffled. This is what reaches 1-3 bytes per point on real data;
-  - ``XOR``: otherwise each value's bits XOR the previous value's bits as uint64, then
-    the eight byte planes are transposed (byte-shuffled) so zstd sees the runs of
-    identical sign/exponent bytes. Exact for every bit pattern (NaN payloads, inf, -0.0).
-* histogram series keep the same timestamps and a msgpack list of ``{bucket: count}``.
+* values are stored one of two ways, chosen per chunk:
 
-Blob layout: ``version:u8 | encoding:u8 | zstd(body)``. The body starts with the point
-count (u32). Everything is little-endian. Decoding checks the version and refuses
-blobs it does not know, so a future format can be added beside this one.
+  - ``DECIMAL`` when every value is exactly ``integer / 10**k`` (counters, gauges
+    rounded to a few decimals): the integers' deltas, or delta-of-deltas when those
+    are smaller (steady counters), zig-zagged, narrowed and shuffled. This is what
+    brings real data to 1-4 bytes per point;
+  - ``XOR`` otherwise: each value's bits XOR the previous value's bits as uint64, then
+    the eight byte planes are transposed (byte-shuffled) so zstd sees the runs of equal
+    sign and exponent bytes. Exact for every bit pattern (NaN payloads, inf, -0.0);
 
-Compressors are cached per thread because zstd contexts are not safe to share
-between threads and are costly to build for every chunk.
+* histogram chunks keep the same timestamps and a msgpack list of ``{bucket: count}``.
+
+Blob layout: ``version:u8 | encoding:u8 | zstd(count:u32 | timestamps | values)``,
+little-endian. Decoding refuses versions it does not know, so a later format can be
+added beside this one.
+
+:func:`encode_float_chunks` encodes many chunks in one call: the transforms run once
+over all rows, leaving only slicing and zstd per chunk. Compaction of thousands of
+series uses it; the one-chunk functions are the same code with one chunk.
+
+zstd contexts are cached per thread: they are not safe to share between threads and
+are costly to build for every chunk.
 """
 
 from __future__ import annotations
 
 import struct
 import threading
+from collections.abc import Sequence
 from enum import IntEnum
 from typing import Any, Final
 
@@ -38,7 +46,9 @@ import zstandard
 from watchkeeper.errors import ArchiveError
 
 Int64Array = npt.NDArray[np.int64]
+UInt64Array = npt.NDArray[np.uint64]
 Float64Array = npt.NDArray[np.float64]
+Index = npt.NDArray[np.intp]
 
 FORMAT_VERSION: Final = 1
 MAX_SECONDS: Final = 2**53 / 1000  # milliseconds stay exact integers in a double
@@ -46,11 +56,14 @@ ZSTD_LEVEL: Final = 3
 
 _HEADER = struct.Struct("<BB")
 _COUNT = struct.Struct("<I")
-_TS_HEAD = struct.Struct("<qqB")
-_DEC_HEAD = struct.Struct("<BBqqB")  # k, order, first int, first delta, width
-_WIDTHS: Final = (1, 2, 4, 8)
-_MAX_EXACT = float(2**53)  # integers beyond this are not exact in a double
+_TS_HEAD = struct.Struct("<qqB")  # first ts, first delta, width of the delta-of-deltas
+_DEC_HEAD = struct.Struct("<BBqqB")  # k, order, first integer, first delta, width
+_MAX_EXACT: Final = float(2**53)  # integers beyond this are not exact in a double
 _MAX_DECIMALS: Final = 15
+_SCALES = np.array([10.0**k for k in range(_MAX_DECIMALS + 1)])  # decoding divides by these
+_WIDTHS = np.array([1, 2, 4, 8])
+_WIDTH_LIMITS = np.array([2**8, 2**16, 2**32], dtype=np.uint64)
+_PROBE: Final = 8  # values per chunk tried against every k before the full check
 _HIST_TYPE = list[dict[str, int]]
 
 
@@ -103,7 +116,7 @@ def decode_floats(blob: bytes) -> tuple[Float64Array, Float64Array]:
     return from_millis(ms), values
 
 
-def encode_objects(ts: npt.ArrayLike, objects: list[dict[str, int]]) -> bytes:
+def encode_objects(ts: npt.ArrayLike, objects: Sequence[dict[str, int]]) -> bytes:
     """Encode histogram points; ``ts`` in seconds is stored to the millisecond."""
     return encode_objects_ms(to_millis(ts), objects)
 
@@ -119,10 +132,30 @@ def decode_objects(blob: bytes) -> tuple[Float64Array, list[dict[str, int]]]:
 
 def encode_floats_ms(ts: Int64Array, values: Float64Array) -> bytes:
     """Encode float points with int64 millisecond timestamps."""
-    ts, values = _check_lengths(ts, values.astype(np.float64, copy=False))
-    decimal = _encode_decimal(values)
-    encoding, payload = (Encoding.XOR, _encode_xor(values)) if decimal is None else decimal
-    return _pack(encoding, len(ts), _encode_ts(ts), payload)
+    return encode_float_chunks(ts, values, np.array([0, len(ts)]))[0]
+
+
+def encode_float_chunks(ts: Int64Array, values: Float64Array, bounds: npt.ArrayLike) -> list[bytes]:
+    """Encode many float chunks at once: chunk i holds rows ``bounds[i]:bounds[i + 1]``.
+
+    ``bounds`` runs from 0 to ``len(ts)``; a chunk may be empty.
+    """
+    ts = np.ascontiguousarray(ts, dtype=np.int64)
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    if ts.shape != values.shape or ts.ndim != 1:
+        raise ValueError(f"ts {ts.shape} and values {values.shape} must be equal 1-d shapes")
+    edges = np.asarray(bounds, dtype=np.intp)
+    if len(edges) < 2 or edges[0] != 0 or edges[-1] != len(ts) or (np.diff(edges) < 0).any():
+        raise ValueError("bounds must ascend from 0 to the number of rows")
+    chunks = _Chunks(edges[:-1], edges[1:])
+    ts_sections = _ts_sections(ts, chunks)
+    value_sections = _value_sections(values, chunks)
+    return [
+        _pack(encoding, count, ts_part, value_part)
+        for count, ts_part, (encoding, value_part) in zip(
+            chunks.counts.tolist(), ts_sections, value_sections, strict=True
+        )
+    ]
 
 
 def decode_floats_ms(blob: bytes) -> tuple[Int64Array, Float64Array]:
@@ -131,20 +164,21 @@ def decode_floats_ms(blob: bytes) -> tuple[Int64Array, Float64Array]:
     if encoding == Encoding.OBJECTS:
         raise ArchiveError("chunk holds objects, not floats")
     try:
-        ts, pos = _decode_ts(body, 0, n)
+        ts, pos = _decode_ts(body, n)
         if encoding == Encoding.XOR:
             return ts, _decode_xor(body, pos, n)
         return ts, _decode_decimal(body, pos, n)
-    except (struct.error, ValueError) as exc:
+    except (struct.error, ValueError, IndexError) as exc:
         raise ArchiveError(f"corrupt chunk: {exc}") from exc
 
 
-def encode_objects_ms(ts: Int64Array, objects: list[dict[str, int]]) -> bytes:
+def encode_objects_ms(ts: Int64Array, objects: Sequence[dict[str, int]]) -> bytes:
     """Encode histogram points with int64 millisecond timestamps."""
-    if len(objects) != len(ts):
-        raise ValueError(f"{len(ts)} timestamps but {len(objects)} objects")
     ts = np.ascontiguousarray(ts, dtype=np.int64)
-    return _pack(Encoding.OBJECTS, len(ts), _encode_ts(ts), msgspec.msgpack.encode(objects))
+    if ts.ndim != 1 or len(objects) != len(ts):
+        raise ValueError(f"{len(ts)} timestamps but {len(objects)} objects")
+    (ts_part,) = _ts_sections(ts, _Chunks(np.array([0]), np.array([len(ts)])))
+    return _pack(Encoding.OBJECTS, len(ts), ts_part, msgspec.msgpack.encode(objects))
 
 
 def decode_objects_ms(blob: bytes) -> tuple[Int64Array, list[dict[str, int]]]:
@@ -153,7 +187,7 @@ def decode_objects_ms(blob: bytes) -> tuple[Int64Array, list[dict[str, int]]]:
     if encoding != Encoding.OBJECTS:
         raise ArchiveError("chunk holds floats, not objects")
     try:
-        ts, pos = _decode_ts(body, 0, n)
+        ts, pos = _decode_ts(body, n)
         objects = msgspec.msgpack.decode(body[pos:], type=_HIST_TYPE)
     except (struct.error, ValueError, msgspec.DecodeError) as exc:
         raise ArchiveError(f"corrupt chunk: {exc}") from exc
@@ -163,12 +197,6 @@ def decode_objects_ms(blob: bytes) -> tuple[Int64Array, list[dict[str, int]]]:
 
 
 # -- framing ------------------------------------------------------------------------------
-
-
-def _check_lengths(ts: Int64Array, values: Float64Array) -> tuple[Int64Array, Float64Array]:
-    if ts.shape != values.shape or ts.ndim != 1:
-        raise ValueError(f"ts {ts.shape} and values {values.shape} must be equal 1-d shapes")
-    return np.ascontiguousarray(ts, dtype=np.int64), np.ascontiguousarray(values)
 
 
 def _pack(encoding: Encoding, n: int, *parts: bytes) -> bytes:
@@ -190,61 +218,211 @@ def _unpack(blob: bytes) -> tuple[Encoding, int, memoryview]:
         raise ArchiveError(f"corrupt chunk: {exc}") from exc
 
 
-# -- integers: zig-zag, narrowest width, byte shuffle -------------------------------------
+# -- many chunks at once -----------------------------------------------------------------
 
 
-def _zigzag(x: Int64Array) -> npt.NDArray[np.uint64]:
-    # Wrapping int64 arithmetic is fine: decoding undoes it modulo 2**64.
+class _Chunks:
+    """Row ranges ``[starts[i], ends[i])`` of one array, and per-chunk reductions over it."""
+
+    def __init__(self, starts: Index, ends: Index) -> None:
+        self.starts = starts
+        self.ends = ends
+        self.counts = ends - starts
+
+    def tail(self, skip: int) -> Index:
+        """Where each chunk's rows start once its first ``skip`` rows are left out."""
+        return np.minimum(self.starts + skip, self.ends)
+
+    def reduce(self, ufunc: np.ufunc, arr: npt.NDArray[Any], lo: Index, empty: Any) -> Any:
+        """``ufunc`` over ``arr[lo[i]:ends[i]]`` for every chunk; ``empty`` where none."""
+        out = np.full(len(lo), empty, dtype=arr.dtype)
+        some = self.ends > lo
+        if some.any():
+            # reduceat reduces up to the next index: interleave the ends, keep every other.
+            edges = np.empty(2 * int(some.sum()), dtype=np.intp)
+            edges[0::2], edges[1::2] = lo[some], self.ends[some]
+            if edges[-1] == len(arr):  # past the end is not an index; the last runs to the end
+                edges = edges[:-1]
+            out[some] = ufunc.reduceat(arr, edges)[::2]
+        return out
+
+    def mean(self, arr: UInt64Array, lo: Index) -> Float64Array:
+        sums: Float64Array = self.reduce(np.add, arr.astype(np.float64), lo, 0.0)
+        means: Float64Array = sums / np.maximum(self.ends - lo, 1)
+        return means
+
+
+class _Planes:
+    """Byte-shuffled slices of one uint64 array, narrowed to a given width."""
+
+    def __init__(self, values: UInt64Array) -> None:
+        self._values = values
+        self._narrow: dict[int, npt.NDArray[Any]] = {}
+
+    def shuffled(self, lo: int, hi: int, width: int) -> bytes:
+        narrow = self._narrow.get(width)
+        if narrow is None:
+            narrow = self._narrow[width] = self._values.astype(f"<u{width}")
+        part = narrow[lo:hi]
+        if width == 1:
+            return part.tobytes()
+        # Byte plane i holds byte i of every value: similar bytes end up adjacent.
+        return part.view(np.uint8).reshape(-1, width).T.tobytes()
+
+
+def _ts_sections(ts: Int64Array, chunks: _Chunks) -> list[bytes]:
+    deltas = _diff(ts)
+    dods = _zigzag(_diff(deltas))
+    lo = chunks.tail(2)
+    widths = _widths(chunks.reduce(np.maximum, dods, lo, np.uint64(0)))
+    firsts = _at(ts, chunks.starts, chunks.counts >= 1)
+    first_deltas = _at(deltas, chunks.starts + 1, chunks.counts >= 2)
+    planes = _Planes(dods)
+    return [
+        _TS_HEAD.pack(first, delta, width) + planes.shuffled(start, end, width)
+        for first, delta, width, start, end in zip(
+            firsts, first_deltas, widths.tolist(), lo.tolist(), chunks.ends.tolist(), strict=True
+        )
+    ]
+
+
+def _value_sections(values: Float64Array, chunks: _Chunks) -> list[tuple[Encoding, bytes]]:
+    ks = _decimal_exponents(values, chunks)
+    decimal = ks >= 0
+    rows = np.repeat(decimal, chunks.counts)
+    ints = np.zeros(len(values), dtype=np.int64)
+    scales = np.repeat(_SCALES[np.maximum(ks, 0)], chunks.counts)
+    ints[rows] = np.rint(values[rows] * scales[rows]).astype(np.int64)
+    deltas = _diff(ints)
+    z1, z2 = _zigzag(deltas), _zigzag(_diff(deltas))
+    lo1, lo2 = chunks.tail(1), chunks.tail(2)
+    max1 = chunks.reduce(np.maximum, z1, lo1, np.uint64(0))
+    max2 = chunks.reduce(np.maximum, z2, lo2, np.uint64(0))
+    w1, w2 = _widths(max1), _widths(max2)
+    # Gauges pack best as deltas, steady counters as delta-of-deltas: keep the smaller.
+    order2 = (w2 < w1) | ((w2 == w1) & (chunks.mean(z2, lo2) < chunks.mean(z1, lo1)))
+    bits = values.view(np.uint64)
+    xored = bits ^ np.concatenate(([np.uint64(0)], bits[:-1]))
+    some = chunks.counts > 0
+    xored[chunks.starts[some]] = bits[chunks.starts[some]]  # each chunk starts afresh
+    planes1, planes2, planes_xor = _Planes(z1), _Planes(z2), _Planes(xored)
+    firsts = _at(ints, chunks.starts, chunks.counts >= 1)
+    first_deltas = _at(deltas, chunks.starts + 1, chunks.counts >= 2)
+    out: list[tuple[Encoding, bytes]] = []
+    for i, (start, end, k) in enumerate(
+        zip(chunks.starts.tolist(), chunks.ends.tolist(), ks.tolist(), strict=True)
+    ):
+        if k < 0:
+            out.append((Encoding.XOR, planes_xor.shuffled(start, end, 8)))
+        elif order2[i]:
+            head = _DEC_HEAD.pack(k, 2, firsts[i], first_deltas[i], int(w2[i]))
+            out.append((Encoding.DECIMAL, head + planes2.shuffled(int(lo2[i]), end, int(w2[i]))))
+        else:
+            head = _DEC_HEAD.pack(k, 1, firsts[i], 0, int(w1[i]))
+            out.append((Encoding.DECIMAL, head + planes1.shuffled(int(lo1[i]), end, int(w1[i]))))
+    return out
+
+
+def _decimal_exponents(values: Float64Array, chunks: _Chunks) -> Int64Array:
+    """Per chunk, the smallest k with every value exactly ``rint(v * 10**k) / 10**k``; or -1."""
+    ks = np.full(len(chunks.counts), -1, dtype=np.int64)
+    negative_zero = (np.signbit(values) & (values == 0)).astype(np.uint8)
+    # -0.0 would come back as 0.0, and an empty chunk has nothing to gain.
+    eligible = (chunks.counts > 0) & (
+        chunks.reduce(np.maximum, negative_zero, chunks.starts, np.uint8(0)) == 0
+    )
+    if not eligible.any():
+        return ks
+    with np.errstate(over="ignore", invalid="ignore"):  # inf and NaN simply fail the test
+        # Try every k on a few values of each chunk at once, then confirm on all values.
+        offsets = np.minimum(np.arange(_PROBE), chunks.counts[eligible, None] - 1)
+        probe = values[chunks.starts[eligible, None] + offsets]
+        passing = np.all(_exact(probe[:, :, None], _SCALES), axis=1)
+        candidate = np.where(passing.any(axis=1), passing.argmax(axis=1), -1)
+        ks[np.flatnonzero(eligible)] = candidate
+        tried = ks >= 0
+        scales = np.repeat(np.where(tried, _SCALES[np.maximum(ks, 0)], 1.0), chunks.counts)
+        exact = _exact(values, scales).astype(np.uint8)
+        confirmed = chunks.reduce(np.minimum, exact, chunks.starts, np.uint8(1)) == 1
+        for i in np.flatnonzero(tried & ~confirmed).tolist():  # rare: a larger k may still fit
+            lo, hi = int(chunks.starts[i]), int(chunks.ends[i])
+            ks[i] = _smallest_exponent(values[lo:hi], int(ks[i]) + 1)
+    return ks
+
+
+def _smallest_exponent(values: Float64Array, first: int) -> int:
+    for k in range(first, _MAX_DECIMALS + 1):
+        if _exact(values, _SCALES[k]).all():
+            return k
+    return -1
+
+
+def _exact(values: Float64Array, scale: Float64Array | np.float64) -> npt.NDArray[np.bool_]:
+    ints: Float64Array = np.rint(values * scale)
+    exact: npt.NDArray[np.bool_] = (np.abs(ints) < _MAX_EXACT) & (ints / scale == values)
+    return exact
+
+
+# -- integer helpers ----------------------------------------------------------------------
+
+
+def _diff(x: Int64Array) -> Int64Array:
+    """``x[i] - x[i - 1]``, with 0 in front so indexes line up with ``x``."""
+    out = np.empty_like(x)
+    out[:1] = 0
+    np.subtract(x[1:], x[:-1], out=out[1:])  # wraps on overflow; decoding wraps back
+    return out
+
+
+def _zigzag(x: Int64Array) -> UInt64Array:
     return ((x << 1) ^ (x >> 63)).view(np.uint64)
 
 
-def _unzigzag(z: npt.NDArray[np.uint64]) -> Int64Array:
+def _unzigzag(z: UInt64Array) -> Int64Array:
     return ((z >> np.uint64(1)) ^ (np.uint64(0) - (z & np.uint64(1)))).view(np.int64)
 
 
-def _pack_uints(z: npt.NDArray[np.uint64]) -> tuple[int, bytes]:
-    top = int(z.max()) if z.size else 0
-    width = next(w for w in _WIDTHS if top < 1 << (8 * w))
-    return width, _shuffle(z.astype(f"<u{width}"), width)
+def _widths(top: UInt64Array) -> npt.NDArray[np.int64]:
+    """The narrowest of 1, 2, 4, 8 bytes that holds each value."""
+    widths: npt.NDArray[np.int64] = _WIDTHS[np.searchsorted(_WIDTH_LIMITS, top, side="right")]
+    return widths
 
 
-def _unpack_uints(body: memoryview, pos: int, count: int, width: int) -> npt.NDArray[np.uint64]:
+def _at(arr: Int64Array, index: Index, valid: npt.NDArray[np.bool_]) -> list[int]:
+    """``arr[index]`` as Python ints, 0 where not ``valid``."""
+    out = np.zeros(len(index), dtype=np.int64)
+    out[valid] = arr[index[valid]]
+    ints: list[int] = out.tolist()
+    return ints
+
+
+# -- decoding -----------------------------------------------------------------------------
+
+
+def _unpack_uints(body: memoryview, pos: int, count: int, width: int) -> UInt64Array:
     planes = np.frombuffer(body, dtype=np.uint8, count=count * width, offset=pos)
     narrow = planes.reshape(width, count).T.copy().view(f"<u{width}").reshape(count)
     return narrow.astype(np.uint64)
 
 
-def _shuffle(arr: npt.NDArray[Any], width: int) -> bytes:
-    # Byte plane i holds byte i of every element: similar bytes end up adjacent.
-    return arr.view(np.uint8).reshape(-1, width).T.tobytes()
-
-
-# -- timestamps ---------------------------------------------------------------------------
-
-
-def _encode_ts(ts: Int64Array) -> bytes:
-    first = int(ts[0]) if len(ts) else 0
-    delta = int(ts[1] - ts[0]) if len(ts) > 1 else 0
-    width, planes = _pack_uints(_zigzag(np.diff(ts, n=2)))
-    return _TS_HEAD.pack(first, delta, width) + planes
-
-
-def _decode_ts(body: memoryview, pos: int, n: int) -> tuple[Int64Array, int]:
-    first, delta, width = _TS_HEAD.unpack_from(body, pos)
-    pos += _TS_HEAD.size
+def _decode_ts(body: memoryview, n: int) -> tuple[Int64Array, int]:
+    first, delta, width = _TS_HEAD.unpack_from(body, 0)
     dods = max(n - 2, 0)
-    return _undiff(first, delta, _unzigzag(_unpack_uints(body, pos, dods, width)), n), (
-        pos + dods * width
-    )
+    zigzagged = _unpack_uints(body, _TS_HEAD.size, dods, width)
+    return _undiff(first, delta, _unzigzag(zigzagged), n), _TS_HEAD.size + dods * width
 
 
 def _undiff(first: int, delta: int, dods: Int64Array, n: int) -> Int64Array:
-    """Invert ``np.diff(x, n=2)`` given x[0] and x[1] - x[0] (wrapping like the encoder)."""
+    """Invert the delta-of-deltas given x[0] and x[1] - x[0] (wrapping like the encoder)."""
     deltas = np.empty(max(n - 1, 0), dtype=np.int64)
     if n > 1:
         deltas[0] = delta
         np.cumsum(dods, out=deltas[1:])
         deltas[1:] += np.int64(delta)
+    return _cumulate(first, deltas, n)
+
+
+def _cumulate(first: int, deltas: Int64Array, n: int) -> Int64Array:
     out = np.empty(n, dtype=np.int64)
     if n:
         out[0] = first
@@ -253,72 +431,16 @@ def _undiff(first: int, delta: int, dods: Int64Array, n: int) -> Int64Array:
     return out
 
 
-# -- values: XOR ------------------------------------------------------------------------
-
-
-def _encode_xor(values: Float64Array) -> bytes:
-    bits = values.view(np.uint64)
-    xored = bits.copy()
-    xored[1:] ^= bits[:-1]
-    return _shuffle(xored, 8)
-
-
 def _decode_xor(body: memoryview, pos: int, n: int) -> Float64Array:
     xored = _unpack_uints(body, pos, n, 8)
     # XOR is its own inverse, so a prefix XOR-scan restores the bits.
     return np.bitwise_xor.accumulate(xored).view(np.float64)
 
 
-# -- values: DECIMAL --------------------------------------------------------------------
-
-
-def _encode_decimal(values: Float64Array) -> tuple[Encoding, bytes] | None:
-    if not len(values) or np.signbit(values[values == 0]).any():
-        return None  # -0.0 would come back as 0.0
-    k = _decimals(values)
-    if k is None:
-        return None
-    ints = np.rint(values * 10.0**k).astype(np.int64)
-    first = int(ints[0])
-    delta = int(ints[1] - ints[0]) if len(ints) > 1 else 0
-    # Gauges pack best as deltas, steady counters as delta-of-deltas: keep the smaller.
-    candidates = [(order, *_pack_uints(_zigzag(np.diff(ints, n=order)))) for order in (1, 2)]
-    order, width, planes = min(candidates, key=lambda c: (c[1], _nonzero_bytes(c[2])))
-    head = _DEC_HEAD.pack(k, order, first, delta if order == 2 else 0, width)
-    return Encoding.DECIMAL, head + planes
-
-
-def _nonzero_bytes(planes: bytes) -> int:
-    # A cheap proxy for how well shuffled planes compress.
-    return len(planes) - planes.count(0)
-
-
-def _decimals(values: Float64Array) -> int | None:
-    """The smallest k with every value exactly ``rint(v * 10**k) / 10**k``, if any."""
-    probe = values[:8]
-    for k in range(_MAX_DECIMALS + 1):
-        if _exact_at(probe, k) and _exact_at(values, k):
-            return k
-    return None
-
-
-def _exact_at(values: Float64Array, k: int) -> bool:
-    scale = 10.0**k
-    with np.errstate(over="ignore", invalid="ignore"):  # inf and NaN simply fail the test
-        ints = np.rint(values * scale)
-        fits = bool((np.abs(ints) < _MAX_EXACT).all())
-    return fits and bool((ints / scale == values).all())
-
-
 def _decode_decimal(body: memoryview, pos: int, n: int) -> Float64Array:
     k, order, first, delta, width = _DEC_HEAD.unpack_from(body, pos)
     pos += _DEC_HEAD.size
     diffs = _unzigzag(_unpack_uints(body, pos, max(n - order, 0), width))
-    if order == 1:
-        ints = np.empty(n, dtype=np.int64)
-        ints[0] = first
-        np.cumsum(diffs, out=ints[1:])
-        ints[1:] += np.int64(first)
-    else:
-        ints = _undiff(first, delta, diffs, n)
-    return ints.astype(np.float64) / 10.0**k
+    ints = _cumulate(first, diffs, n) if order == 1 else _undiff(first, delta, diffs, n)
+    values: Float64Array = ints.astype(np.float64) / _SCALES[k]
+    return values

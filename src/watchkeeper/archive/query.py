@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import msgspec
-from watchkeeper.archive.rollup import AGGREGATIONS, bucketize, merge_histograms
 
 from watchkeeper.archive.abc import Archive, Points
+from watchkeeper.archive.rollup import AGGREGATIONS, bucketize, bucketize_histograms
 from watchkeeper.errors import InvalidData
 from watchkeeper.model import SeriesKey
 
@@ -54,10 +54,9 @@ def _raw(points: Points) -> list[tuple[float, Value]]:
 def _rollup(points: Points, start: float, end: float, step: float,
             agg: str) -> list[tuple[float, Value]]:
     if points.kind == "histogram":
-        buckets: dict[float, list[dict[str, int]]] = {}
-        for ts, hist in zip(points.ts.tolist(), points.histograms, strict=True):
-            buckets.setdefault(ts - ts % step, []).append(hist)
-        return [(ts, merge_histograms(h)) for ts, h in sorted(buckets.items())]
+        hist_ts, merged = bucketize_histograms(points.ts, points.histograms, start=start,
+                                               end=end, step=step)
+        return list(zip(hist_ts.tolist(), merged, strict=True))
     bucket_ts, values = bucketize(points.ts, points.values, start=start, end=end,
                                   step=step, agg=agg)
     return list(zip(bucket_ts.tolist(), values.tolist(), strict=True))

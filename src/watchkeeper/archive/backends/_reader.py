@@ -1,0 +1,117 @@
+"""The embedded archive seen from a process that does not write it (a CLI, a second server).
+
+It has no head of its own: every query reads, in one SQLite read transaction, the
+chunks *and* the whole ingest log, so it sees every acknowledged point whether or not
+the writer has compacted it yet. The log is bounded by the writer's ``max_log_points``,
+so this costs at most a few tens of milliseconds per query.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from watchkeeper.archive.abc import Kind, Points, SeriesMeta
+from watchkeeper.archive.backends._batch import Batch, decode_batch
+from watchkeeper.archive.backends._catalog import NO_FIRST, NO_LAST
+from watchkeeper.archive.backends._head import latest
+from watchkeeper.archive.backends._points import (
+    decode_chunks,
+    empty_values,
+    overlay,
+    to_points,
+    window_ms,
+)
+from watchkeeper.archive.backends._store import SeriesRow, Store
+from watchkeeper.errors import SeriesNotFound
+from watchkeeper.model import SeriesKey
+
+Int64Array = npt.NDArray[np.int64]
+Values = npt.NDArray[Any]
+
+
+class Reader:
+    """Queries over chunks plus the ingest log, each in one consistent snapshot."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def close(self) -> None:
+        self.store.close()
+
+    def read(self, key: SeriesKey, start: float, end: float) -> Points:
+        lo, hi = window_ms(start, end)
+        with self.store.snapshot():
+            row = self.store.series_by_key(str(key)) if self.store.has_schema() else None
+            if row is None:
+                raise SeriesNotFound(str(key))
+            chunks = self.store.chunks(row.sid, lo, hi)
+            logged = self.store.log()
+        # Decoding happens after the snapshot ends, so it never holds the writer back.
+        batches = [decode_batch(blob) for _, blob in logged]
+        ts, values = decode_chunks(row.kind, (chunk.blob for chunk in chunks))
+        ts, values = overlay(ts, values, *_logged_points(row.kind, row.sid, batches))
+        return to_points(row.kind, ts, values, start, end)
+
+    def list_series(
+        self, prefix: str, limit: int | None, offset: int
+    ) -> tuple[list[SeriesMeta], int]:
+        with self.store.snapshot():
+            if not self.store.has_schema():
+                return [], 0
+            rows, total = self.store.list_series(prefix, limit, offset)
+            logged = self.store.log() if rows else []
+        ranges = _LogRanges([decode_batch(blob) for _, blob in logged])
+        return [ranges.meta(row) for row in rows], total
+
+
+def _logged_points(kind: Kind, sid: int, batches: list[Batch]) -> tuple[Int64Array, Values]:
+    """One series' points in the log, sorted by time, the latest write per timestamp."""
+    ts_parts, value_parts = [], []
+    for batch in batches:
+        sids, ts, values = _columns(kind, batch)
+        mine = sids == sid
+        if mine.any():
+            ts_parts.append(ts[mine])
+            value_parts.append(values[mine])
+    if not ts_parts:
+        return np.empty(0, dtype=np.int64), empty_values(kind)
+    return latest(np.concatenate(ts_parts), np.concatenate(value_parts))
+
+
+def _columns(kind: Kind, batch: Batch) -> tuple[npt.NDArray[np.int32], Int64Array, Values]:
+    if kind == "float":
+        return batch.f_sids, batch.f_ts, batch.f_values
+    return batch.h_sids, batch.h_ts, batch.h_values
+
+
+class _LogRanges:
+    """First and last timestamp (ms) of every series in the log, by series id."""
+
+    def __init__(self, batches: list[Batch]) -> None:
+        sids = np.concatenate([np.empty(0, np.int32)] + [b.f_sids for b in batches]
+                              + [b.h_sids for b in batches])
+        ts = np.concatenate([np.empty(0, np.int64)] + [b.f_ts for b in batches]
+                            + [b.h_ts for b in batches])
+        size = int(sids.max()) + 1 if len(sids) else 0
+        self.first = np.full(size, NO_FIRST, dtype=np.int64)
+        self.last = np.full(size, NO_LAST, dtype=np.int64)
+        np.minimum.at(self.first, sids, ts)
+        np.maximum.at(self.last, sids, ts)
+
+    def meta(self, row: SeriesRow) -> SeriesMeta:
+        """The series' metadata, its time range widened by points not yet compacted."""
+        first = NO_FIRST if row.first_ms is None else row.first_ms
+        last = NO_LAST if row.last_ms is None else row.last_ms
+        if row.sid < len(self.first):
+            first = min(first, int(self.first[row.sid]))
+            last = max(last, int(self.last[row.sid]))
+        return SeriesMeta(
+            key=row.key,
+            unit=row.unit,
+            kind=row.kind,
+            first_ts=None if first == NO_FIRST else first / 1000.0,
+            last_ts=None if last == NO_LAST else last / 1000.0,
+        )

@@ -1,0 +1,223 @@
+"""The embedded archive, the default store: one SQLite file in the data directory.
+
+Files in ``data_dir``:
+
+* ``archive.sqlite3`` (WAL mode): ``series``; ``chunks``, runs of about ``chunk_points``
+  points of one series compressed by :mod:`watchkeeper.archive.codec`; and
+  ``ingest_log``, one row per acknowledged write not yet compacted into chunks.
+* ``archive.lock``: held by the writing process, and holding its pid.
+
+**Durability.** ``write()`` commits the whole batch as one ``ingest_log`` row (a single
+transaction, ``PRAGMA synchronous=FULL`` by default, so the WAL is fsynced) before it
+returns; its points then wait in an in-memory head per series. Compaction turns heads
+into chunks and deletes the log rows it has covered, again in one transaction. A
+restart replays the log, so an acknowledged point survives SIGKILL and, with ``full``,
+power loss. ``synchronous="normal"`` skips the per-commit fsync: a power cut may then
+lose the last writes, a process crash still loses nothing.
+
+**One writer, many readers.** ``start()`` takes an exclusive, non-blocking ``flock`` on
+``archive.lock``. The instance that gets it is the writer until it closes; the kernel
+drops the lock when the process dies, even by SIGKILL, so a crashed writer never leaves
+a stale lock. An instance that cannot take it (another process, or another instance in
+the same process: flock locks belong to the open file) opens read-only: each query
+reads the chunks and the whole ingest log in one SQLite snapshot, so it sees every
+acknowledged point, including those still in the writer's head; ``write()`` and
+``delete()`` raise :class:`ArchiveError`. A read-only instance stays so; open a new one
+to take over after the writer has gone. ``flock`` makes this backend POSIX-only.
+
+**Threads.** The SQLite connection and the heads belong to one dedicated thread per
+archive; the async methods hand work to it, so the event loop never waits on the disk
+and operations on one archive run one at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import functools
+import logging
+import os
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal, TypeVar
+
+import msgspec
+
+from watchkeeper.archive.abc import Archive, Points, SeriesMeta
+from watchkeeper.archive.backends._reader import Reader
+from watchkeeper.archive.backends._store import Store
+from watchkeeper.archive.backends._writer import Writer
+from watchkeeper.clock import Clock
+from watchkeeper.errors import ArchiveError, ConfigError
+from watchkeeper.model import Measurement, SeriesKey
+from watchkeeper.telemetry import SelfMetrics
+
+log = logging.getLogger(__name__)
+
+DB_NAME: Final = "archive.sqlite3"
+LOCK_NAME: Final = "archive.lock"
+
+_T = TypeVar("_T")
+
+
+class EmbeddedOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Options of the embedded archive (``archive.options`` in the settings)."""
+
+    chunk_points: Annotated[int, msgspec.Meta(ge=2, le=100_000)] = 240
+    """Points per chunk; a series' head is compacted once it holds this many."""
+    max_log_points: Annotated[int, msgspec.Meta(ge=1)] = 4_000_000
+    """Compact every head once the ingest log keeps more points than this."""
+    synchronous: Literal["full", "normal"] = "full"
+    """SQLite ``synchronous``: ``full`` fsyncs every write, ``normal`` survives crashes only."""
+
+
+class EmbeddedArchive(Archive):
+    """Chunks of compressed points in SQLite, with a durable ingest log in front."""
+
+    Options = EmbeddedOptions
+
+    def __init__(
+        self, *, data_dir: Path, options: Any, clock: Clock, metrics: SelfMetrics
+    ) -> None:
+        super().__init__(data_dir=data_dir, options=options, clock=clock, metrics=metrics)
+        self._executor: ThreadPoolExecutor | None = None
+        self._core: Writer | Reader | None = None
+        self._lock: _WriterLock | None = None
+        self._writer_pid = ""
+
+    @property
+    def path(self) -> Path:
+        return self.data_dir / DB_NAME
+
+    @property
+    def read_only(self) -> bool:
+        """Whether another instance holds the writer lock (known after ``start``)."""
+        return isinstance(self._core, Reader)
+
+    async def start(self, exit_stack: AsyncExitStack) -> None:
+        options = _checked(self.options)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wk-archive")
+        exit_stack.callback(self._executor.shutdown)  # runs after _close, pushed below
+        self._core = await self._call(self._open, options)
+        exit_stack.push_async_callback(self._call, self._close)
+
+    async def write(self, measurements: Sequence[Measurement]) -> int:
+        writer = self._writer()
+        stored = await self._call(writer.write, tuple(measurements))
+        if stored:
+            self.metrics.points_ingested.inc(stored)
+            self.metrics.ingest_batches.inc()
+        return stored
+
+    async def list_series(
+        self, *, prefix: str = "", limit: int | None = None, offset: int = 0
+    ) -> tuple[list[SeriesMeta], int]:
+        return await self._call(self._started().list_series, prefix, limit, offset)
+
+    async def read(self, key: SeriesKey, start: float, end: float) -> Points:
+        return await self._call(self._started().read, key, start, end)
+
+    async def delete(self, key: SeriesKey, start: float, end: float) -> int:
+        return await self._call(self._writer().delete, key, start, end)
+
+    # -- on the archive thread --------------------------------------------------------
+
+    def _open(self, options: EmbeddedOptions) -> Writer | Reader:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        lock = _WriterLock.acquire(self.data_dir / LOCK_NAME)
+        if lock is None:
+            self._writer_pid = _WriterLock.holder(self.data_dir / LOCK_NAME)
+            log.warning("%s is written by process %s; this instance is read-only",
+                        self.path, self._writer_pid)
+            return Reader(Store.open(self.path, writer=False))
+        try:
+            store = Store.open(self.path, writer=True, synchronous=options.synchronous)
+            writer = Writer(store, chunk_points=options.chunk_points,
+                            max_log_points=options.max_log_points)
+            try:
+                writer.load()
+            except BaseException:
+                store.close()
+                raise
+        except BaseException:
+            lock.release()
+            raise
+        self._lock = lock
+        return writer
+
+    def _close(self) -> None:
+        core, self._core = self._core, None
+        try:
+            if core is not None:
+                core.close()
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    async def _call(self, fn: Callable[..., _T], *args: Any) -> _T:
+        if self._executor is None:
+            raise ArchiveError("the archive is not started")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+        except sqlite3.Error as exc:
+            raise ArchiveError(f"{self.path}: {exc}") from exc
+
+    def _started(self) -> Writer | Reader:
+        if self._core is None:
+            raise ArchiveError("the archive is not started")
+        return self._core
+
+    def _writer(self) -> Writer:
+        core = self._started()
+        if isinstance(core, Reader):
+            raise ArchiveError(
+                f"{self.path} is open for writing by process {self._writer_pid}; "
+                "this instance is read-only"
+            )
+        return core
+
+
+class _WriterLock:
+    """An exclusive flock on ``archive.lock``, released when closed or when the process dies."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    @classmethod
+    def acquire(cls, path: Path) -> _WriterLock | None:
+        """Take the lock without waiting; None when another open file holds it."""
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        return cls(fd)
+
+    @staticmethod
+    def holder(path: Path) -> str:
+        """The pid the writer wrote into the lock file, for messages."""
+        try:
+            return path.read_text().strip() or "unknown"
+        except OSError:
+            return "unknown"
+
+    def release(self) -> None:
+        os.close(self._fd)  # closing the file drops the flock
+
+
+def _checked(options: Any) -> EmbeddedOptions:
+    """Options validated against their constraints, also when built in code."""
+    try:
+        return msgspec.convert(msgspec.to_builtins(options), EmbeddedOptions)
+    except (msgspec.ValidationError, TypeError) as exc:
+        raise ConfigError(str(exc), key="archive.options", value=options) from exc

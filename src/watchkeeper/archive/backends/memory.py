@@ -1,0 +1,88 @@
+"""An archive in a dict, for tests and demos.
+
+It validates and answers exactly like the durable backends (it shares their batch
+validation and read helpers), but nothing outlives the instance: it is the one backend
+exempt from the durability promise of :class:`~watchkeeper.archive.abc.Archive`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from watchkeeper.archive.abc import Archive, Points, SeriesMeta
+from watchkeeper.archive.backends._batch import columnize
+from watchkeeper.archive.backends._catalog import Catalog
+from watchkeeper.archive.backends._points import object_array, to_points, window_ms
+from watchkeeper.clock import Clock
+from watchkeeper.errors import SeriesNotFound
+from watchkeeper.model import Measurement, SeriesKey
+from watchkeeper.telemetry import SelfMetrics
+
+
+class MemoryArchive(Archive):
+    """Series and points in memory: ``{series id: {ts in ms: value or histogram}}``."""
+
+    def __init__(
+        self, *, data_dir: Path, options: Any, clock: Clock, metrics: SelfMetrics
+    ) -> None:
+        super().__init__(data_dir=data_dir, options=options, clock=clock, metrics=metrics)
+        self._catalog = Catalog()
+        self._points: dict[int, dict[int, Any]] = {}
+
+    async def start(self, exit_stack: AsyncExitStack) -> None:
+        exit_stack.callback(self._points.clear)
+
+    async def write(self, measurements: Sequence[Measurement]) -> int:
+        batch = columnize(measurements, self._catalog)  # raises before anything changes
+        if not len(batch):
+            return 0
+        for series in batch.new_series:
+            self._catalog.add(series)
+            self._points[series.sid] = {}
+        for sids, ts, values in (
+            (batch.f_sids, batch.f_ts, batch.f_values),
+            (batch.h_sids, batch.h_ts, batch.h_values),
+        ):
+            for sid, ms, value in zip(sids.tolist(), ts.tolist(), values.tolist(), strict=True):
+                self._points[sid][ms] = value
+            self._catalog.widen(sids, ts)
+        self.metrics.points_ingested.inc(len(batch))
+        self.metrics.ingest_batches.inc()
+        return len(batch)
+
+    async def list_series(
+        self, *, prefix: str = "", limit: int | None = None, offset: int = 0
+    ) -> tuple[list[SeriesMeta], int]:
+        series = self._catalog.ids_by_text.items()
+        matching = sorted((text, sid) for text, sid in series if text.startswith(prefix))
+        page = matching[offset:] if limit is None else matching[offset : offset + limit]
+        return [self._catalog.meta(sid) for _, sid in page], len(matching)
+
+    async def read(self, key: SeriesKey, start: float, end: float) -> Points:
+        sid = self._sid(key)
+        lo, hi = window_ms(start, end)
+        points = sorted((ms, v) for ms, v in self._points[sid].items() if lo <= ms <= hi)
+        ts = np.array([ms for ms, _ in points], dtype=np.int64)
+        values = object_array([v for _, v in points])
+        return to_points(self._catalog.kind(sid), ts, values, start, end)
+
+    async def delete(self, key: SeriesKey, start: float, end: float) -> int:
+        sid = self._sid(key)
+        lo, hi = window_ms(start, end)
+        series = self._points[sid]
+        doomed = [ms for ms in series if lo <= ms <= hi and start <= ms / 1000.0 <= end]
+        for ms in doomed:
+            del series[ms]
+        self._catalog.set_range(sid, min(series, default=None), max(series, default=None))
+        return len(doomed)
+
+    def _sid(self, key: SeriesKey) -> int:
+        sid = self._catalog.ids.get(key)
+        if sid is None:
+            raise SeriesNotFound(str(key))
+        return sid

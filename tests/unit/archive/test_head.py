@@ -1,0 +1,98 @@
+"""The in-memory head: latest write wins per timestamp, through merges, takes and drops."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from watchkeeper.archive.backends._head import NO_SEQ, Head, latest
+
+
+def ids(*values: int) -> np.ndarray:
+    return np.array(values, dtype=np.int32)
+
+
+def ms(*values: int) -> np.ndarray:
+    return np.array(values, dtype=np.int64)
+
+
+def test_points_sorted_with_the_latest_write_per_timestamp() -> None:
+    head = Head(np.float64)
+    head.append(1, ids(7, 3, 7), ms(20, 5, 10), np.array([1.0, 2.0, 3.0]))
+    head.append(2, ids(7), ms(20), np.array([4.0]))
+
+    ts, values = head.points(7)
+
+    assert (ts.tolist(), values.tolist()) == ([10, 20], [3.0, 4.0])
+    assert head.points(3)[1].tolist() == [2.0]
+    assert head.points(99)[0].tolist() == []
+    assert (len(head), head.counts[7], head.counts[3]) == (4, 3, 1)
+
+
+def test_take_and_drop_some_series() -> None:
+    """take() groups without changing the head; drop() forgets only the given series."""
+    head = Head(np.float64)
+    head.append(1, ids(1, 2, 3), ms(10, 10, 10), np.array([1.0, 2.0, 3.0]))
+    head.append(2, ids(3, 1), ms(5, 10), np.array([30.0, 10.0]))
+
+    grouped = head.take(ids(1, 3, 42))
+    head.drop(ids(1, 3, 42))
+
+    assert grouped.sids.tolist() == [1, 3]
+    assert [grouped.series(i)[1].tolist() for i in range(2)] == [[10], [5, 10]]
+    assert [grouped.series(i)[2].tolist() for i in range(2)] == [[10.0], [30.0, 3.0]]
+    assert (head.points(1)[0].tolist(), head.points(2)[1].tolist()) == ([], [2.0])
+    assert (len(head), head.counts[1], head.counts[2]) == (1, 0, 1)
+
+
+def test_min_seq_is_the_oldest_row_still_needed() -> None:
+    head = Head(object)
+    assert head.min_seq() == NO_SEQ
+    head.append(4, ids(1), ms(1), np.array([{"a": 1}], dtype=object))
+    head.append(5, ids(2), ms(1), np.array([{"b": 1}], dtype=object))
+    head.append(6, ids(1), ms(2), np.array([{"c": 1}], dtype=object))
+
+    assert (head.min_seq(), head.min_seq(ids(1)), head.min_seq(ids(1, 2))) == (4, 5, NO_SEQ)
+    head.drop(ids(1))
+    assert head.min_seq() == 5
+    head.drop()
+    assert (head.min_seq(), len(head), head.take().sids.tolist()) == (NO_SEQ, 0, [])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_many_small_writes_match_a_model(seed: int) -> None:
+    """Hundreds of appends (merging segments), with partial flushes, agree with a dict."""
+    rng = random.Random(seed)
+    head = Head(np.float64)
+    model: dict[int, dict[int, float]] = {}
+    for seq in range(1, 400):
+        n = rng.choice([1, 1, 2, 5, 30])
+        sids = [rng.randrange(6) for _ in range(n)]
+        ts = [rng.randrange(50) for _ in range(n)]
+        values = [float(rng.randrange(100)) for _ in range(n)]
+        head.append(seq, ids(*sids), ms(*ts), np.array(values))
+        for sid, t, v in zip(sids, ts, values, strict=True):
+            model.setdefault(sid, {})[t] = v
+        if rng.random() < 0.05:
+            flushed = ids(*rng.sample(range(6), 2))
+            grouped = head.take(flushed)
+            for i in range(len(grouped.sids)):
+                sid, got_ts, got_values = grouped.series(i)
+                got = dict(zip(got_ts.tolist(), got_values.tolist(), strict=True))
+                assert got == model.pop(sid)
+            head.drop(flushed)
+    for sid in range(6):
+        ts_out, values_out = head.points(sid)
+        assert list(zip(ts_out.tolist(), values_out.tolist(), strict=True)) == sorted(
+            model.get(sid, {}).items()
+        )
+    everything = head.take()
+    assert everything.sids.tolist() == sorted(model)
+
+
+def test_latest_keeps_the_last_of_equal_timestamps() -> None:
+    ts, values = latest(ms(3, 1, 3, 2, 1), np.array([1.0, 2.0, 3.0, 4.0, 5.0]))
+
+    assert (ts.tolist(), values.tolist()) == ([1, 2, 3], [5.0, 4.0, 3.0])
