@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import pytest
 
@@ -11,12 +10,11 @@ from watchkeeper.clock import FakeClock
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No WATCHKEEPER_* variable from the developer's shell leaks into a test."""
     for name in list(os.environ):
         if name.startswith("WATCHKEEPER_"):
             monkeypatch.delenv(name)
-    yield
 
 
 @pytest.fixture

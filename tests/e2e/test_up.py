@@ -93,13 +93,15 @@ def test_up_watches_this_machine_and_stops_cleanly(start: object) -> None:
 
     status = httpx.get(f"{stack.url}/api/v1/query",
                        params={"series": "localhost/api-http/check.status", "since": "5m"}).json()
-    assert status["points"] and all(v == 0.0 for _, v in status["points"])
+    assert status["points"]
+    assert all(v == 0.0 for _, v in status["points"])
 
     cli = subprocess.run([*WATCHKEEPER, "query", "localhost/system/cpu.percent", "--since", "5m",
                           "--server", stack.url, "--format", "json"],
                          capture_output=True, text=True, timeout=30, check=True)
     points = json.loads(cli.stdout)
-    assert points and all(0.0 <= p["value"] <= 100.0 for p in points)
+    assert points
+    assert all(0.0 <= p["value"] <= 100.0 for p in points)
     human = subprocess.run([*WATCHKEEPER, "query", "localhost/system/cpu.percent", "--since",
                             "5m", "--server", stack.url], capture_output=True, text=True,
                            timeout=30, check=True)

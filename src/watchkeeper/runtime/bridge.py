@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from watchkeeper.collect.scheduler import PollOutcome
-
 from watchkeeper.model import Event, Measurement, SeriesKey
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-import asyncio
 from pathlib import Path
 
 import httpx
@@ -12,13 +12,12 @@ import msgspec
 import pytest
 from starlette.applications import Starlette
 
+from tests.support.server import serve_in_thread
 from watchkeeper.api import create_app
 from watchkeeper.archive.backends.memory import MemoryArchive
-from watchkeeper.clock import FakeClock
 from watchkeeper.client import AsyncClient, Client, HTTPStatusError, TransportError
+from watchkeeper.clock import FakeClock
 from watchkeeper.telemetry import SelfMetrics
-
-from tests.support.server import serve_in_thread
 
 NOW = 1_700_000_000.0
 

@@ -97,7 +97,7 @@ def test_collector_config_errors_point_at_the_line(change: tuple[str, str], line
 
 def test_duplicate_collector_names() -> None:
     text = CONFIG + "  - name: reach\n    plugin: system\n"
-    with pytest.raises(ConfigError, match="wk.yaml:16: collectors\\[1\\].name: .*unique"):
+    with pytest.raises(ConfigError, match=r"wk.yaml:16: collectors\[1\].name: .*unique"):
         _jobs(text)
 
 
@@ -155,10 +155,10 @@ def test_backends_are_plugins(tmp_path: Path) -> None:
     assert type(archive).__name__ == "MemoryArchive"
     assert isinstance(build_bus(settings, locator), LocalBus)
     bad, locator = load_settings("bus:\n  options: {nope: 1}\n", source="wk.yaml")
-    with pytest.raises(ConfigError, match="wk.yaml:2: bus.options: invalid bus options"):
+    with pytest.raises(ConfigError, match=r"wk\.yaml:2: bus\.options: invalid bus options"):
         build_bus(bad, locator)
     bad, locator = load_settings("archive:\n  backend: cassandra\n", source="wk.yaml")
-    with pytest.raises(ConfigError, match="wk.yaml:2: archive.backend: plugin 'cassandra'"):
+    with pytest.raises(ConfigError, match=r"wk\.yaml:2: archive\.backend: plugin 'cassandra'"):
         build_archive(bad, locator, clock=FakeClock(), metrics=SelfMetrics())
 
 

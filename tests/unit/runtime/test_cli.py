@@ -32,4 +32,5 @@ def test_table_formats(capsys: pytest.CaptureFixture[str]) -> None:
     assert '"value": null' in capsys.readouterr().out
     table(["ts", "value"], rows, fmt="human", title="t")
     out = capsys.readouterr().out
-    assert "1.5" in out and "ts" in out
+    assert "1.5" in out
+    assert "ts" in out
