@@ -16,6 +16,16 @@ A 20-line plugin::
 ``poll`` may be ``async def`` or a plain ``def`` (run in a worker thread so it never
 blocks the loop). It returns a :class:`PollResult`, or an iterable of measurements
 (and optionally one check result); returning measurements alone means OK.
+
+A protocol collector names its ``protocol`` and a ``Connection`` struct: the settings
+to reach a device (port, credentials by reference, ...). Their defaults come from the
+collector's options (fields of the same name) and each device may override them under
+``connections.<protocol>`` in the inventory; :meth:`Collector.connection` merges and
+validates both, and the default :meth:`Collector.jobs` does so for every device at
+start-up, so a bad inventory entry is refused before anything polls.
+
+Intervals, most specific first: the device's ``connections.intervals.<collector name>``,
+its ``connections.<protocol>.interval``, its ``interval``, then the collector's.
 """
 
 from __future__ import annotations
@@ -26,7 +36,12 @@ from typing import Any, ClassVar
 
 import msgspec
 
+from watchkeeper.collect.credentials import Credential, resolve_credential
+from watchkeeper.errors import ConfigError
 from watchkeeper.model import CheckResult, Device, Measurement, Message, SeriesKey, Status
+
+INTERVALS_KEY = "intervals"
+"""``device.connections["intervals"]``: per-collector interval overrides, by collector name."""
 
 
 class NoOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -100,6 +115,10 @@ class PollContext:
             unit=unit,
         )
 
+    def credential(self, ref: str) -> Credential:
+        """Resolve ``env:VAR`` / ``file:/path`` (or an inline value) now; see ``credentials``."""
+        return resolve_credential(ref)
+
     def result(
         self, measurements: Iterable[Measurement], status: Status = Status.OK, text: str = ""
     ) -> PollResult:
@@ -118,6 +137,8 @@ class Collector(ABC):
     """
 
     Options: ClassVar[type[msgspec.Struct]] = NoOptions
+    protocol: ClassVar[str] = ""  # the key of ``device.connections`` this collector reads
+    Connection: ClassVar[type[msgspec.Struct] | None] = None
 
     def __init__(self, options: Any, *, name: str) -> None:
         self.options = options
@@ -126,10 +147,46 @@ class Collector(ABC):
     def jobs(
         self, devices: Iterable[Device], intervals: tuple[float, ...]
     ) -> Iterator[JobSpec]:
-        """The jobs to schedule: by default one per device, with a device's own interval."""
+        """The jobs to schedule: one per device, at the device's interval if it sets one.
+
+        Raises :class:`ConfigError` naming the device when its connection settings are bad.
+        """
         for device in devices:
-            own = (device.interval,) if device.interval else intervals
-            yield JobSpec(job_id=f"{self.name}:{device.name}", device=device, intervals=own)
+            if self.Connection is not None:
+                self.connection(device)  # validate now: refused at start-up, not at poll time
+            yield JobSpec(job_id=f"{self.name}:{device.name}", device=device,
+                          intervals=self.intervals_for(device, intervals))
+
+    def intervals_for(self, device: Device, default: tuple[float, ...]) -> tuple[float, ...]:
+        """The most specific interval the inventory gives for this collector on ``device``."""
+        per_collector = device.connections.get(INTERVALS_KEY, {}).get(self.name)
+        per_protocol = device.connections.get(self.protocol, {}).get("interval") \
+            if self.protocol else None
+        for candidate in (per_collector, per_protocol, device.interval):
+            if isinstance(candidate, int | float) and candidate > 0:
+                return (float(candidate),)
+        return default
+
+    def connection(self, device: Device) -> Any:
+        """``Connection`` from the options' same-named fields, overridden by the device's
+        ``connections.<protocol>``; raises :class:`ConfigError` naming device and key."""
+        model = self.Connection
+        if model is None:
+            raise TypeError(f"{type(self).__name__} declares no Connection")
+        names = [f.name for f in msgspec.structs.fields(model)]
+        merged: dict[str, Any] = {
+            n: getattr(self.options, n) for n in names if hasattr(self.options, n)
+        }
+        overrides = device.connections.get(self.protocol, {}) if self.protocol else {}
+        merged.update((k, v) for k, v in overrides.items() if k != "interval")
+        try:
+            return msgspec.convert(msgspec.to_builtins(merged), model, str_keys=True)
+        except msgspec.ValidationError as exc:
+            raise ConfigError(f"device {device.name!r}: {exc}",
+                              key=f"connections.{self.protocol}") from None
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook; most collectors hold nothing
+        """Release what polls opened (clients, engines); the runtime calls it at shutdown."""
 
     @abstractmethod
     def poll(self, device: Device, ctx: PollContext) -> Any:

@@ -1,0 +1,199 @@
+"""The genie-style Manager: run every selected check once, now, and keep the results by run.
+
+For Python code and test frameworks (the pytest plugin uses it)::
+
+    manager = Manager(devices, config)           # plugins loaded, options validated: no I/O
+    await manager.run("before", plugins=["snmp"])
+    manager.results["before"]["snmp"]["core1"].status
+    manager.status("before")                     # the run's roll-up; device/plugin ones too
+    manager.finalize_report("out/report.yaml")   # + out/report.html
+    await manager.aclose()
+
+Unlike genie.telemetry's Manager: checks run concurrently (bounded globally and per
+device, never a process per device), a job's state (rate baselines, log cursors) persists
+between runs, the config name of a collector is the key in results and reports, roll-ups
+are by severity, and finalizing a report never alters the results, so it may be written
+at any time, as often as wanted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from watchkeeper.clock import Clock, SystemClock
+from watchkeeper.collect.build import CollectorPool, close_collectors
+from watchkeeper.collect.poll import run_poll
+from watchkeeper.collect.report import report_data, write_report
+from watchkeeper.collect.scheduler import Job, PollOutcome
+from watchkeeper.errors import ConfigError
+from watchkeeper.model import Device, Measurement, Message, Status
+from watchkeeper.settings import CollectorSettings, Locator
+
+
+class DeviceResult(msgspec.Struct, frozen=True, kw_only=True):
+    """One plugin on one device in one run (its jobs merged when it has several)."""
+
+    plugin: str
+    device: str
+    status: Status
+    messages: tuple[Message, ...] = ()
+    measurements: tuple[Measurement, ...] = ()
+    started: float
+    finished: float
+
+
+class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
+    uid: str
+    started: float
+    finished: float
+    plugins: tuple[str, ...]
+
+
+Outcomes = Callable[[PollOutcome], Awaitable[None]]
+
+
+class Manager:
+    """Runs configured collectors once per :meth:`run` against the selected devices."""
+
+    def __init__(
+        self,
+        devices: Iterable[Device],
+        config: Sequence[CollectorSettings],
+        *,
+        locator: Locator | None = None,
+        clock: Clock | None = None,
+        max_concurrency: int = 64,
+        per_device_concurrency: int = 1,
+        sink: Outcomes | None = None,
+    ) -> None:
+        if max_concurrency < 1 or per_device_concurrency < 1:
+            raise ConfigError("concurrency limits must be at least 1", key="manager")
+        self.devices = list(devices)
+        self._pool = CollectorPool()
+        self._jobs, _ = self._pool.build(config, self.devices, locator=locator)
+        self.plugins = tuple(dict.fromkeys(spec.name for spec in config))
+        self._clock = clock or SystemClock()
+        self._max = max_concurrency
+        self._per_device = per_device_concurrency
+        self._sink = sink
+        self._state: dict[str, dict[str, Any]] = {}
+        self.results: dict[str, dict[str, dict[str, DeviceResult]]] = {}
+        self.runs: dict[str, RunInfo] = {}
+
+    @property
+    def jobs(self) -> list[Job]:
+        return list(self._jobs)
+
+    async def run(
+        self, uid: str, plugins: Sequence[str] | None = None,
+        devices: Sequence[str] | None = None,
+    ) -> dict[str, dict[str, DeviceResult]]:
+        """Run the selected plugins (config names) once on the selected devices (selectors).
+
+        Results land in ``results[uid][plugin][device]``; a second run with the same
+        ``uid`` replaces the first. Never raises for a failing check: that is its status.
+        """
+        wanted = set(plugins) if plugins is not None else set(self.plugins)
+        unknown = wanted - set(self.plugins)
+        if unknown:
+            raise ConfigError(f"no configured plugin {', '.join(sorted(unknown))} "
+                              f"(configured: {', '.join(self.plugins) or 'none'})")
+        jobs = [j for j in self._jobs if j.collector.name in wanted and (
+            devices is None or any(j.spec.device.matches(s) for s in devices))]
+        started = self._clock.time()
+        limit = asyncio.Semaphore(self._max)
+        gates: dict[str, asyncio.Semaphore] = {}
+        outcomes = await asyncio.gather(*(self._one(job, limit, gates) for job in jobs))
+        merged: dict[str, dict[str, DeviceResult]] = {name: {} for name in self.plugins
+                                                       if name in wanted}
+        for outcome in outcomes:
+            by_device = merged[outcome.plugin]
+            by_device[outcome.device.name] = _merge(by_device.get(outcome.device.name), outcome)
+        self.results[uid] = merged
+        self.runs[uid] = RunInfo(uid=uid, started=started, finished=self._clock.time(),
+                                 plugins=tuple(name for name in self.plugins if name in wanted))
+        return merged
+
+    async def _one(self, job: Job, limit: asyncio.Semaphore,
+                   gates: dict[str, asyncio.Semaphore]) -> PollOutcome:
+        gate = gates.setdefault(job.spec.device.name, asyncio.Semaphore(self._per_device))
+        async with gate, limit:
+            started = self._clock.time()
+            result = await run_poll(
+                job.collector, job.spec, now=started, timeout=job.timeout,
+                affecting_intervals=job.spec.intervals,
+                state=self._state.setdefault(job.spec.job_id, {}),
+            )
+            outcome = PollOutcome(
+                plugin=job.collector.name, job_id=job.spec.job_id, device=job.spec.device,
+                scheduled=started, started=started, finished=self._clock.time(), result=result,
+            )
+        if self._sink is not None:
+            await self._sink(outcome)
+        return outcome
+
+    # ---------------------------------------------------------------- roll-ups
+
+    def status(self, uid: str | None = None) -> Status:
+        """The roll-up of one run, or of every run so far."""
+        return Status.rollup(r.status for r in self._results(uid))
+
+    def device_statuses(self, uid: str | None = None) -> dict[str, Status]:
+        """Each device's roll-up over its plugins (in one run or every run)."""
+        out: dict[str, list[Status]] = {}
+        for result in self._results(uid):
+            out.setdefault(result.device, []).append(result.status)
+        return {name: Status.rollup(statuses) for name, statuses in out.items()}
+
+    def plugin_statuses(self, uid: str | None = None) -> dict[str, Status]:
+        """Each plugin's roll-up over its devices (in one run or every run)."""
+        out: dict[str, list[Status]] = {}
+        for result in self._results(uid):
+            out.setdefault(result.plugin, []).append(result.status)
+        return {name: Status.rollup(statuses) for name, statuses in out.items()}
+
+    def _results(self, uid: str | None) -> list[DeviceResult]:
+        runs = [self.results[uid]] if uid is not None else list(self.results.values())
+        return [r for run in runs for by_device in run.values() for r in by_device.values()]
+
+    # ---------------------------------------------------------------- reports & lifecycle
+
+    def report(self) -> dict[str, Any]:
+        """The report as plain data (what :meth:`finalize_report` writes)."""
+        return report_data(self)
+
+    def finalize_report(self, path: str | Path) -> list[Path]:
+        """Write the report as YAML or JSON (by ``path``'s extension) plus an HTML page next
+        to it; returns both paths. Results are left as they are: call it any time."""
+        return write_report(report_data(self), Path(path))
+
+    async def aclose(self) -> None:
+        await close_collectors(self._pool.collectors())
+
+    async def __aenter__(self) -> Manager:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def _merge(previous: DeviceResult | None, outcome: PollOutcome) -> DeviceResult:
+    result = outcome.result
+    if previous is None:
+        return DeviceResult(
+            plugin=outcome.plugin, device=outcome.device.name, status=result.status,
+            messages=result.check.messages, measurements=result.measurements,
+            started=outcome.started, finished=outcome.finished,
+        )
+    return msgspec.structs.replace(
+        previous, status=Status.rollup((previous.status, result.status)),
+        messages=previous.messages + result.check.messages,
+        measurements=previous.measurements + result.measurements,
+        started=min(previous.started, outcome.started),
+        finished=max(previous.finished, outcome.finished),
+    )

@@ -1,0 +1,248 @@
+"""``watchkeeper collect``: the Manager run once, the local collector daemon, the remote one,
+and the server side's job configuration and result intake.
+
+* ``--once``: a :class:`Manager` runs every selected collector once; the exit code is the
+  roll-up's (0 OK, 1 WARNING, 2 CRITICAL, 3 ERRORED).
+* local daemon: the scheduler polls and the engine pipeline writes into the archive of
+  ``data_dir``, like ``up`` without the API.
+* ``--server URL --token KEY``: a remote collector (``collect.remote``).
+
+Devices are the settings' ``inventory.devices`` plus those of ``inventory.file`` (parsed
+by ``collect.testbed``; a file replaces the built-in ``localhost`` default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.routing import BaseRoute
+
+from watchkeeper.api.collect import CollectApi, allow_all
+from watchkeeper.clock import Clock, SystemClock
+from watchkeeper.collect.build import CollectorPool, build_jobs, close_collectors
+from watchkeeper.collect.credentials import resolve_credential
+from watchkeeper.collect.manager import Manager
+from watchkeeper.collect.remote import RemoteCollector, RemoteServer, Spool
+from watchkeeper.collect.remote.convert import config_to_wire, result_from_wire
+from watchkeeper.collect.scheduler import Scheduler
+from watchkeeper.collect.testbed import parse_testbed
+from watchkeeper.errors import ConfigError
+from watchkeeper.model import Device, Event, MeasurementSink, Status
+from watchkeeper.pipeline import Services
+from watchkeeper.runtime.assemble import (
+    build_archive,
+    build_bus,
+    build_engines,
+    build_pipeline,
+    devices_from,
+    self_watch,
+)
+from watchkeeper.runtime.bridge import outcome_event, outcome_sink
+from watchkeeper.runtime.config import read_settings
+from watchkeeper.settings import CollectorSettings, InventorySettings, Locator, Settings
+from watchkeeper.telemetry import SelfMetrics
+from watchkeeper.wire import CollectBatch, CollectConfig
+
+log = logging.getLogger("watchkeeper.collect")
+
+
+def read_inventory(path: str) -> list[Device]:
+    """The devices of an inventory file; errors name the file and line."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the inventory file: {exc.strerror}", file=path,
+                          key="inventory.file") from None
+    except UnicodeDecodeError:
+        raise ConfigError("the inventory file is not UTF-8 text", file=path) from None
+    return parse_testbed(text, source=path)
+
+
+def collect_devices(settings: Settings) -> list[Device]:
+    """Settings devices plus the inventory file's; a name declared twice is refused."""
+    inline = devices_from(settings)
+    if not settings.inventory.file:
+        return inline
+    if settings.inventory.devices == InventorySettings().devices:
+        inline = []  # the file replaces the built-in `localhost` default
+    devices = [*inline, *read_inventory(settings.inventory.file)]
+    names: set[str] = set()
+    for device in devices:
+        if device.name in names:
+            raise ConfigError(f"device {device.name!r} is declared twice",
+                              file=settings.inventory.file, key="inventory")
+        names.add(device.name)
+    return devices
+
+
+def collector_specs(settings: Settings) -> list[CollectorSettings]:
+    return settings.collectors if settings.collectors is not None else self_watch(settings)
+
+
+def build_manager(settings: Settings, locator: Locator, *, clock: Clock | None = None) -> Manager:
+    """A Manager over the settings' devices and collectors (validated: fails fast)."""
+    return Manager(
+        collect_devices(settings), collector_specs(settings), locator=locator, clock=clock,
+        max_concurrency=settings.scheduler.max_concurrency,
+        per_device_concurrency=settings.scheduler.per_device_concurrency,
+    )
+
+
+async def run_once(settings: Settings, locator: Locator, *, report: str | None = None,
+                   plugins: Sequence[str] | None = None,
+                   devices: Sequence[str] | None = None, uid: str = "once") -> Manager:
+    """Run every selected collector once; write the report if asked. Returns the Manager."""
+    manager = build_manager(settings, locator)
+    try:
+        await manager.run(uid, plugins=plugins, devices=devices)
+    finally:
+        await manager.aclose()
+    if report:
+        manager.finalize_report(report)
+    return manager
+
+
+def exit_code(status: Status) -> int:
+    """0 OK, 1 WARNING (and PARTIAL), 2 CRITICAL, 3 ERRORED."""
+    return status.exit_code
+
+
+async def run_local(settings: Settings, locator: Locator, *, stop: asyncio.Event,
+                    clock: Clock | None = None) -> None:
+    """The collector daemon writing into the local archive, until ``stop`` is set."""
+    clock = clock or SystemClock()
+    metrics = SelfMetrics()
+    pool = CollectorPool()
+    jobs, _ = pool.build(collector_specs(settings), collect_devices(settings), locator=locator)
+    archive = build_archive(settings, locator, clock=clock, metrics=metrics)
+    bus = build_bus(settings, locator)
+    services = Services(clock=clock, metrics=metrics, sink=archive)
+    pipeline = build_pipeline(build_engines(settings, locator, services), bus, locator)
+    async with AsyncExitStack() as stack:
+        await archive.start(stack)
+        await bus.start(stack)
+        await pipeline.start(stack)
+        scheduler = Scheduler(
+            clock=clock, metrics=metrics, sink=outcome_sink(pipeline.publish),
+            max_concurrency=settings.scheduler.max_concurrency,
+            per_device_concurrency=settings.scheduler.per_device_concurrency,
+            jitter=settings.scheduler.jitter,
+        )
+        scheduler.reconcile(jobs)
+        polling = asyncio.create_task(scheduler.run(), name="scheduler")
+        stack.push_async_callback(close_collectors, pool.collectors())
+        stack.push_async_callback(_cancel, polling)
+        log.info("collecting: %d jobs into %s", len(jobs), settings.data_dir)
+        await stop.wait()
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+# ---------------------------------------------------------------- server side
+
+
+class ConfigSource:
+    """The job configuration served to remote collectors; re-read when the inventory file
+    changes. A change that does not validate is logged and the last good one kept."""
+
+    def __init__(self, settings: Settings, locator: Locator) -> None:
+        self._settings = settings
+        self._locator = locator
+        self._stamp: tuple[int, int] | None = None
+        self._config: CollectConfig | None = None
+
+    def __call__(self) -> CollectConfig:
+        stamp = self._file_stamp()
+        if self._config is None or stamp != self._stamp:
+            try:
+                self._config = self.build()
+            except (ConfigError, OSError) as exc:
+                if self._config is None:
+                    raise
+                log.error("inventory changed but is invalid; serving the last good one: %s", exc)
+            self._stamp = stamp
+        return self._config
+
+    def build(self) -> CollectConfig:
+        settings = self._settings
+        devices = collect_devices(settings)
+        # Remote collectors run only what is configured: the built-in self-watch defaults
+        # watch the server's own host and would be wrong anywhere else.
+        specs = settings.collectors or []
+        build_jobs(specs, devices, locator=self._locator)  # validated here, like at start-up
+        return config_to_wire(devices, specs, refresh=settings.collect.refresh)
+
+    def _file_stamp(self) -> tuple[int, int] | None:
+        path = self._settings.inventory.file
+        if not path:
+            return None
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return None
+        return stat.st_mtime_ns, stat.st_size
+
+
+def server_routes(settings: Settings, locator: Locator, *, archive: MeasurementSink,
+                  publish: Callable[[list[Event]], Awaitable[None]] | None = None,
+                  authorize: Callable[[Request], None] | None = None) -> list[BaseRoute]:
+    """The ``/api/v1/collect`` routes: results go to ``publish`` (the pipeline, in ``up``)
+    or straight into ``archive`` (``serve``). ``authorize`` defaults to allowing all."""
+    source = ConfigSource(settings, locator)
+    source()  # fail fast: a bad inventory or collector config refuses to start
+
+    async def accept(batch: CollectBatch) -> int:
+        events = [outcome_event(result_from_wire(r)) for r in batch.results]
+        if publish is not None:
+            await publish(events)
+        else:
+            await archive.write([m for event in events for m in event.measurements])
+        return len(events)
+
+    api = CollectApi(config=source, accept=accept, authorize=authorize or allow_all)
+    return list(api.routes())
+
+
+# ---------------------------------------------------------------- remote collector
+
+
+def remote_settings(config: str | None,
+                    overrides: Mapping[str, object]) -> tuple[Settings, Locator]:
+    """A remote collector's own settings (scheduler limits, spool, log level): optional."""
+    return read_settings(config, overrides=overrides)
+
+
+async def run_remote(settings: Settings, *, server: str, token: str | None, spool: str | None,
+                     stop: asyncio.Event, name: str | None = None,
+                     clock: Clock | None = None) -> None:
+    """Fetch jobs from ``server``, poll, deliver results (spooled in ``spool``) until ``stop``."""
+    credential = resolve_credential(token) if token else None
+    spool_dir = Path(spool) if spool else Path(settings.data_dir) / "spool"
+    remote = RemoteServer(server, credential)
+    collector = RemoteCollector(
+        remote, Spool(spool_dir / "results.sqlite3", max_items=settings.collect.spool_max),
+        name=name or socket.gethostname(), clock=clock or SystemClock(), metrics=SelfMetrics(),
+        cache=spool_dir / "config.json", batch_size=settings.collect.batch_size,
+        flush_interval=settings.collect.flush_interval,
+        max_concurrency=settings.scheduler.max_concurrency,
+        per_device_concurrency=settings.scheduler.per_device_concurrency,
+        jitter=settings.scheduler.jitter,
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not one INFO line per request
+    log.info("remote collector for %s, spooling in %s", server, spool_dir)
+    try:
+        await collector.run(stop)
+    finally:
+        await remote.aclose()
