@@ -1,8 +1,40 @@
-"""Python clients for watchkeeper's REST API. Needs only httpx and msgspec."""
+"""Python clients for watchkeeper's REST API. Needs only httpx and msgspec.
+
+``Client``/``AsyncClient`` speak the native ``/api/v1`` API; ``ArchiveClient``/
+``AsyncArchiveClient`` the esmond (perfSONAR archive) API of watchkeeper or of any esmond
+server. ``watchkeeper.client.esmond`` is a drop-in for esmond-client's query/post classes.
+"""
 
 from __future__ import annotations
 
+from watchkeeper.client._archive import ArchiveClient, AsyncArchiveClient
+from watchkeeper.client._archive_models import (
+    BulkData,
+    DataHistogram,
+    DataPayload,
+    DataPoint,
+    EventType,
+    Metadata,
+    NewMetadata,
+    Summary,
+)
 from watchkeeper.client._native import AsyncClient, Client
 from watchkeeper.errors import ClientError, HTTPStatusError, TransportError
 
-__all__ = ["AsyncClient", "Client", "ClientError", "HTTPStatusError", "TransportError"]
+__all__ = [
+    "ArchiveClient",
+    "AsyncArchiveClient",
+    "AsyncClient",
+    "BulkData",
+    "Client",
+    "ClientError",
+    "DataHistogram",
+    "DataPayload",
+    "DataPoint",
+    "EventType",
+    "HTTPStatusError",
+    "Metadata",
+    "NewMetadata",
+    "Summary",
+    "TransportError",
+]
