@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from contextlib import AsyncExitStack
 
 from watchkeeper.errors import PipelineError
 from watchkeeper.model import Event
-from watchkeeper.pipeline.abc import Bus
+from watchkeeper.pipeline.abc import INGRESS, Bus, Handler
 from watchkeeper.pipeline.engine import Engine
 
 log = logging.getLogger(__name__)
@@ -54,67 +54,146 @@ def check_chain(engines: Sequence[Engine]) -> list[str]:
 class Pipeline:
     """Runs a chain of engines on a bus.
 
-    Events enter at the roots (engines no other engine lists in ``next``). On
-    shutdown, queues drain in chain order and every engine gets a last beat, so
+    Events enter at the roots (engines no other engine lists in ``next``). ``run``
+    names the engines this process works for (default: all of them); every engine's
+    queue is declared anyway, so this process can publish to it. A batch's results
+    are published downstream, then the engine commits, and only then does the bus
+    acknowledge the batch: a crash in between means the batch comes again.
+
+    On shutdown, queues drain in chain order and every engine gets a last beat, so
     buffered work (such as the archive writer's batch) is flushed.
     """
 
-    def __init__(self, engines: Sequence[Engine], bus: Bus) -> None:
+    def __init__(self, engines: Sequence[Engine], bus: Bus, *,
+                 run: Collection[str] | None = None) -> None:
         self._order = check_chain(engines)
         self._engines = {e.name: e for e in engines}
+        unknown = sorted(set(run or ()) - set(self._engines))
+        if unknown:
+            raise PipelineError(f"no engine named {', '.join(map(repr, unknown))} "
+                                f"(engines: {', '.join(self._order)})")
+        self._run = [n for n in self._order if run is None or n in run]
         targets = {t for e in engines for t in e.next_engines}
         self.roots = tuple(n for n in self._order if n not in targets)
         self._bus = bus
+        # A commit stores everything an engine did so far: with several consumers (one per
+        # partition) and the beat, it must not store work whose results are not out yet.
+        # So on a durable bus an engine that commits does one batch (or beat) at a time.
+        self._locks = {e.name: asyncio.Lock() for e in engines
+                       if bus.durable and e.commit_task is not None}
         self._beats: list[asyncio.Task[None]] = []
         self._accepting = False
+        self._stopped = False
 
     @property
     def engines(self) -> dict[str, Engine]:
         return dict(self._engines)
 
+    @property
+    def bus(self) -> Bus:
+        return self._bus
+
     async def start(self, exit_stack: AsyncExitStack) -> None:
         for name in self._order:
+            engine = self._engines[name]
+            await self._bus.declare(name, partitions=engine.partitions, ordered=engine.ordered)
+        for name in self._run:
             engine = self._engines[name]
             await self._bus.consume(name, self._handler(engine), workers=engine.workers)
             if engine.beat_task is not None:
                 self._beats.append(asyncio.create_task(self._beat_loop(engine),
                                                        name=f"beat:{name}"))
+        if any(root in self._run for root in self.roots):
+            clock = self._engines[self.roots[0]].services.clock
+            await self._bus.consume_ingress(self._ingress, now=clock.time)
         self._accepting = True
+        self._stopped = False
         exit_stack.push_async_callback(self.stop)
+
+    async def _ingress(self, events: list[Event]) -> None:
+        await self._bus.fan_out(self.roots, events)
 
     async def publish(self, events: Sequence[Event]) -> None:
         """Send events into the chain (at every root)."""
+        for root in self.roots:
+            await self.send(root, events)
+
+    async def send(self, engine: str, events: Sequence[Event]) -> None:
+        """Send events to one engine's queue (actions for the alarm engine, say)."""
         if not self._accepting:
             raise PipelineError("the pipeline is not running")
-        for root in self.roots:
-            await self._bus.publish(root, events)
+        if engine not in self._engines:
+            raise PipelineError(f"no engine named {engine!r}")
+        await self._bus.publish(engine, events)
 
-    def _handler(self, engine: Engine):  # type: ignore[no-untyped-def]
+    def _handler(self, engine: Engine) -> Handler:
         async def handle(batch: list[Event]) -> None:
             out = await engine.process(batch)
-            if out:
-                for target in engine.next_engines:
-                    await self._bus.publish(target, out)
+            await self._forward(engine, out)
 
-        return handle
+        lock = self._locks.get(engine.name)
+        if lock is None:
+            return handle
+
+        async def one_at_a_time(batch: list[Event]) -> None:
+            async with lock:
+                await handle(batch)
+
+        return one_at_a_time
+
+    async def _forward(self, engine: Engine, out: list[Event]) -> None:
+        """Publish results and dead letters, then commit: the order that makes a crash safe."""
+        bus = self._bus
+        emitted = engine.take_emitted()
+        if emitted:
+            out = [*out, *emitted]
+        if out and engine.next_engines:
+            await bus.fan_out(engine.next_engines, out)
+        letters = engine.take_dead_letters()
+        if letters:
+            await bus.dead_letter(engine.name, letters)
+        if bus.durable:
+            await engine.commit()
 
     async def _beat_loop(self, engine: Engine) -> None:
         clock = engine.services.clock
         while True:
             await clock.sleep_until(clock.time() + engine.beat_interval)
-            await engine.beat()
+            await self._beat(engine)
 
-    async def stop(self) -> None:
-        """Stop taking events, drain every queue in chain order, flush, stop consumers."""
+    async def _beat(self, engine: Engine) -> None:
+        lock = self._locks.get(engine.name)
+        async with lock if lock is not None else contextlib.nullcontext():
+            await engine.beat()
+            try:
+                await self._forward(engine, [])
+            except Exception:  # the next beat tries again; emitted events were handed on
+                log.exception("engine %s: publishing after the beat failed", engine.name)
+
+    async def stop(self, *, drain: bool = True) -> None:
+        """Stop taking events; drain (or just finish what is in flight); last beat; stop.
+
+        ``drain=False`` is for a worker of a shared queue (``watchkeeper engine``): it
+        finishes and acknowledges the batches it holds and leaves the rest queued.
+        """
+        if self._stopped:
+            return
+        self._stopped = True
         self._accepting = False
+        await self._bus.stop_consuming(INGRESS)
         for task in self._beats:
             task.cancel()
         for task in self._beats:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._beats.clear()
-        for name in self._order:
-            await self._bus.drain(name)
-            await self._engines[name].beat()
-        for name in self._order:
+        if drain:
+            for name in self._run:
+                await self._bus.drain(name)
+                await self._beat(self._engines[name])
+            for name in self._run:
+                await self._bus.stop_consuming(name)
+            return
+        for name in self._run:
             await self._bus.stop_consuming(name)
+            await self._beat(self._engines[name])

@@ -147,7 +147,8 @@ async def test_archive_writer_group_commits_and_flushes_on_stop(services: Servic
     await pipeline.start(stack)
     await pipeline.publish([_event(n) for n in range(4)])
     await bus.drain("archive")
-    assert sink.writes == 1 and len(sink.written) == 4
+    assert sink.writes == 1
+    assert len(sink.written) == 4
     await pipeline.publish([_event(9)])
     await pipeline.stop()
     assert [m.ts for m in sink.written] == [0.0, 1.0, 2.0, 3.0, 9.0]
@@ -217,7 +218,8 @@ async def test_local_bus_back_pressure_and_retry(stack: AsyncExitStack) -> None:
     await bus.publish("q", [_event(1)])
     blocked = asyncio.create_task(bus.publish("q", [_event(2)]))
     await asyncio.sleep(0)
-    assert not blocked.done() and bus.depth("q") == 1
+    assert not blocked.done()
+    assert bus.depth("q") == 1
     calls: list[int] = []
 
     async def handler(batch: list[Event]) -> None:

@@ -32,7 +32,6 @@ async def write_batch(engine: Engine, batch: list[Event]) -> list[Event]:
     options: ArchiveWriterOptions = engine.options
     if len(buffer) >= options.batch_size:
         await flush(engine)
-    engine.services.metrics.events.labels(engine.name, "in").inc(len(batch))
     return batch
 
 
@@ -56,6 +55,7 @@ async def flush(engine: Engine) -> None:
 ENGINE = EngineDefinition(
     batch_task=write_batch,
     beat_task=flush,
+    commit_task=flush,  # on a durable bus a batch is acknowledged only once written
     options=ArchiveWriterOptions,
     beat_interval=1.0,
 )

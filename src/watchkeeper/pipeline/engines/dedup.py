@@ -1,0 +1,116 @@
+"""The dedup/throttle engine: drop events already seen, and damp repeats per entity.
+
+At-least-once delivery means an event can come twice; this engine drops an event whose
+id it saw among (at least) the last ``window`` ids. With ``throttle: N``, at most N events per
+entity pass per ``period`` seconds of event time (Riemann's ``throttle``), except that a
+change of state always passes and, with ``keep_measurements`` (the default), so does an
+event carrying measurements (the archive wants every point).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from watchkeeper.model import Event
+from watchkeeper.pipeline.abc import EngineDefinition
+from watchkeeper.pipeline.engine import Engine
+from watchkeeper.pipeline.partition import EntityIds
+from watchkeeper.pipeline.recent import RecentIds
+
+
+class DedupOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    window: int = 100_000
+    throttle: int | None = None
+    period: float = 60.0
+    keep_measurements: bool = True
+    max_entities: int = 1_000_000
+
+    def __post_init__(self) -> None:
+        if self.window < 1:
+            raise ValueError("window must be at least 1")
+        if self.throttle is not None and self.throttle < 1:
+            raise ValueError("throttle must be at least 1 (or null for no throttling)")
+        if self.period <= 0:
+            raise ValueError("period must be positive")
+
+
+class _Window:
+    __slots__ = ("count", "start", "state")
+
+    def __init__(self, start: float, state: int) -> None:
+        self.start = start
+        self.count = 1
+        self.state = state
+
+
+class _State:
+    def __init__(self, options: DedupOptions) -> None:
+        self.options = options
+        self.seen = RecentIds(options.window)
+        self.windows: dict[str, _Window] = {}
+        self.ids = EntityIds()
+        self.duplicates = 0
+        self.throttled = 0
+
+
+def _state(engine: Engine) -> _State:
+    found = engine.state.get("dedup")
+    if isinstance(found, _State):
+        return found
+    made = engine.state["dedup"] = _State(engine.options)
+    return made
+
+
+def filter_batch_sync(state: _State, batch: list[Event]) -> list[Event]:
+    options = state.options
+    remember = state.seen.add
+    throttle = options.throttle
+    out: list[Event] = []
+    for event in batch:
+        if not remember(event.id):
+            state.duplicates += 1
+            continue
+        if throttle is None or (options.keep_measurements and event.measurements):
+            out.append(event)
+            continue
+        if _passes(state, event, throttle, options.period):
+            out.append(event)
+        else:
+            state.throttled += 1
+    return out
+
+
+def _passes(state: _State, event: Event, throttle: int, period: float) -> bool:
+    entity = state.ids(event)
+    current = state.windows.get(entity)
+    t = event.timestamp
+    if current is None:
+        if len(state.windows) >= state.options.max_entities:
+            state.windows.clear()
+        state.windows[entity] = _Window(t, event.state)
+        return True
+    if event.state != current.state or t - current.start >= period:
+        current.start, current.count, current.state = t, 1, event.state
+        return True
+    if current.count < throttle:
+        current.count += 1
+        return True
+    return False
+
+
+async def filter_batch(engine: Engine, batch: list[Event]) -> list[Event]:
+    return filter_batch_sync(_state(engine), batch)
+
+
+def filter_event(engine: Engine, event: Event) -> Event | None:
+    """The event task: the event, or None when it is a duplicate or throttled."""
+    out = filter_batch_sync(_state(engine), [event])
+    return out[0] if out else None
+
+
+ENGINE = EngineDefinition(
+    event_task=filter_event,
+    batch_task=filter_batch,
+    options=DedupOptions,
+    partitioned=True,  # duplicates and windows are per entity
+)

@@ -1,0 +1,227 @@
+"""The threshold engine: measurements against warning/critical thresholds give a check state.
+
+Each rule matches series by glob (``subject``, ``plugin``, ``metric``) and sets
+``warning`` and ``critical`` limits, ``above`` (the default) or ``below``. With
+``hysteresis`` h, a level once reached is only left when the value is back beyond its
+threshold by h, so a value hovering at a threshold does not flap. Canopsis/Nagios events
+may carry their own limits in their perf data (``perf.<metric>.warn``/``crit``, Nagios
+ranges); ``use_perf_data`` applies those to measurements no rule matched.
+
+An event's new state is the worst of its measurements' levels and (``combine: max``,
+the default) its own state; ``perf`` and ``metric`` events become ``check`` events.
+Events that match nothing pass unchanged.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import re
+from typing import Literal
+
+import msgspec
+
+from watchkeeper.model import Event, Measurement, SeriesKey, Status
+from watchkeeper.pipeline.abc import EngineDefinition
+from watchkeeper.pipeline.engine import Engine
+
+WARNING = Status.WARNING.state
+CRITICAL = Status.CRITICAL.state
+_LEVEL_NAMES = {WARNING: "warning", CRITICAL: "critical"}
+_METRIC_TYPES = frozenset({"perf", "metric"})
+_RANGE = re.compile(r"^(@)?(?:(~|[-+]?[\d.]+(?:[eE][-+]?\d+)?)?:)?([-+]?[\d.]+(?:[eE][-+]?\d+)?)?$")
+
+
+class Rule(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Thresholds for the series whose names match the globs."""
+
+    metric: str
+    subject: str = "*"
+    plugin: str = "*"
+    warning: float | None = None
+    critical: float | None = None
+    direction: Literal["above", "below"] = "above"
+    hysteresis: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.warning is None and self.critical is None:
+            raise ValueError(f"rule for {self.metric!r} needs warning or critical")
+        if self.hysteresis < 0:
+            raise ValueError("hysteresis must not be negative")
+        if self.warning is not None and self.critical is not None:
+            ordered = (self.warning <= self.critical if self.direction == "above"
+                       else self.warning >= self.critical)
+            if not ordered:
+                raise ValueError(f"rule for {self.metric!r}: warning must come before "
+                                 f"critical ({self.direction})")
+
+    def compiled(self) -> tuple[float, float, float, float]:
+        """(sign, warning, critical, hysteresis), limits multiplied by the sign so that
+        "worse" is always "greater"; a missing limit is +inf (never reached)."""
+        sign = 1.0 if self.direction == "above" else -1.0
+        warn = math.inf if self.warning is None else sign * self.warning
+        crit = math.inf if self.critical is None else sign * self.critical
+        return sign, warn, crit, self.hysteresis
+
+    def matches(self, key: SeriesKey) -> bool:
+        return (fnmatch.fnmatchcase(key.metric, self.metric)
+                and fnmatch.fnmatchcase(key.plugin, self.plugin)
+                and fnmatch.fnmatchcase(key.subject, self.subject))
+
+
+class ThresholdOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    rules: tuple[Rule, ...] = ()
+    combine: Literal["max", "replace"] = "max"
+    use_perf_data: bool = True
+    max_series: int = 1_000_000
+
+
+_Limits = tuple[float, float, float, float]
+
+
+class _Series:
+    """What the engine knows of one series: its rule (if any) and the level it holds."""
+
+    __slots__ = ("level", "limits", "rule")
+
+    def __init__(self, rule: Rule | None) -> None:
+        self.rule = rule
+        self.limits: _Limits | None = None if rule is None else rule.compiled()
+        self.level = 0
+
+
+class _State:
+    """Per engine: one record per series seen (a single dict lookup per measurement)."""
+
+    def __init__(self, options: ThresholdOptions) -> None:
+        self.options = options
+        self.series: dict[SeriesKey, _Series] = {}
+
+    def add(self, key: SeriesKey) -> _Series:
+        if len(self.series) >= self.options.max_series:
+            self.series.clear()  # bounded; levels restart from OK, rules are re-matched
+        found = next((r for r in self.options.rules if r.matches(key)), None)
+        made = self.series[key] = _Series(found)
+        return made
+
+
+def _state(engine: Engine) -> _State:
+    found = engine.state.get("threshold")
+    if isinstance(found, _State):
+        return found
+    made = engine.state["threshold"] = _State(engine.options)
+    return made
+
+
+def _level(limits: _Limits, value: float, held: int) -> int:
+    sign, warn, crit, hysteresis = limits
+    x = sign * value
+    raw = CRITICAL if x >= crit else WARNING if x >= warn else 0
+    if held <= raw or not hysteresis:
+        return raw
+    # leaving a level needs the value back beyond its limit by the hysteresis
+    if held >= CRITICAL and x > crit - hysteresis:
+        return CRITICAL
+    if x > warn - hysteresis:
+        return WARNING
+    return raw
+
+
+def evaluate(engine: Engine, event: Event) -> Event:
+    """The event with the state its measurements imply (the event task)."""
+    return _evaluate(_state(engine), event) if event.measurements else event
+
+
+def _evaluate(state: _State, event: Event) -> Event:
+    worst = 0
+    matched = False
+    known = state.series
+    use_perf = state.options.use_perf_data
+    for m in event.measurements:
+        value = m.value
+        if value is None:
+            continue
+        series = known.get(m.key) or state.add(m.key)
+        if series.limits is not None:
+            matched = True
+            level = series.level = _level(series.limits, value, series.level)
+        elif use_perf and event.attrs:
+            perf = _perf_level(event, m)
+            if perf is None:
+                continue
+            matched, level = True, perf
+        else:
+            continue
+        worst = max(worst, level)
+    if not matched:
+        return event
+    new = max(worst, event.state) if state.options.combine == "max" else worst
+    kind = "check" if event.event_type in _METRIC_TYPES else event.event_type
+    if new == event.state and kind == event.event_type:
+        return event
+    output = _reasons(state, event) if worst else event.output
+    return msgspec.structs.replace(event, state=new, event_type=kind, output=output)
+
+
+def _reasons(state: _State, event: Event) -> str:
+    """Why: written only for events whose state changes (formatting is not free)."""
+    reasons = []
+    for m in event.measurements:
+        series = state.series.get(m.key)
+        if m.value is None or series is None:
+            continue
+        if series.rule is not None and series.level:
+            rule = series.rule
+            limit = rule.critical if series.level == CRITICAL else rule.warning
+            reasons.append(f"{m.key.metric}={m.value:g} ({_LEVEL_NAMES[series.level]}: "
+                           f"{rule.direction} {limit:g})")
+        elif series.rule is None and event.attrs:
+            level = _perf_level(event, m)
+            if level:
+                reasons.append(f"{_name(m)}={m.value:g} ({_LEVEL_NAMES[level]})")
+    return "; ".join(reasons)
+
+
+def _name(m: Measurement) -> str:
+    return dict(m.key.labels).get("metric", m.key.metric)
+
+
+def _perf_level(event: Event, m: Measurement) -> int | None:
+    """The level from Nagios ranges the event carried for this metric, if any."""
+    name = _name(m)
+    warn = event.attrs.get(f"perf.{name}.warn")
+    crit = event.attrs.get(f"perf.{name}.crit")
+    if warn is None and crit is None:
+        return None
+    assert m.value is not None
+    if crit is not None and nagios_alert(crit, m.value):
+        return CRITICAL
+    if warn is not None and nagios_alert(warn, m.value):
+        return WARNING
+    return 0
+
+
+def nagios_alert(spec: str, value: float) -> bool:
+    """True when ``value`` alerts under the Nagios range ``spec`` (``10``, ``10:``, ``~:10``,
+    ``10:20``, ``@10:20``); an unreadable range never alerts."""
+    match = _RANGE.match(spec.strip())
+    if not match or spec.strip() in ("", "@"):
+        return False
+    inside, low_text, high_text = match.groups()
+    low = -math.inf if low_text == "~" else float(low_text) if low_text else 0.0
+    high = float(high_text) if high_text else math.inf
+    within = low <= value <= high
+    return within if inside else not within
+
+
+async def evaluate_batch(engine: Engine, batch: list[Event]) -> list[Event]:
+    state = _state(engine)
+    return [_evaluate(state, e) if e.measurements else e for e in batch]
+
+
+ENGINE = EngineDefinition(
+    event_task=evaluate,
+    batch_task=evaluate_batch,
+    options=ThresholdOptions,
+    partitioned=True,  # hysteresis remembers each series' level
+)

@@ -1,0 +1,43 @@
+"""A bounded memory of recently seen ids, O(1) per id: the tool for at-least-once dedup."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+
+class RecentIds:
+    """Remembers at least the last ``window`` ids added (and at most twice that).
+
+    Two generations of sets: when the current one fills up it becomes the previous one
+    and the oldest generation is forgotten at once. (Evicting one by one from an ordered
+    dict looks cheaper but is not: deleted slots at its front make each eviction slower.)
+    """
+
+    __slots__ = ("_current", "_previous", "_size")
+
+    def __init__(self, window: int, ids: Iterable[str] = ()) -> None:
+        self._size = max(1, window)
+        self._current: set[str] = set()
+        self._previous: set[str] = set()
+        for key in ids:
+            self.add(key)
+
+    def add(self, key: str) -> bool:
+        """Remember ``key``; False when it was already known (a duplicate)."""
+        if key in self._current or key in self._previous:
+            return False
+        current = self._current
+        current.add(key)
+        if len(current) >= self._size:
+            self._previous, self._current = current, set()
+        return True
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._current or key in self._previous
+
+    def __len__(self) -> int:
+        return len(self._current) + len(self._previous)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._previous
+        yield from self._current
