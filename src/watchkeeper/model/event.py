@@ -21,7 +21,7 @@ def _new_id() -> str:
     return uuid.uuid4().hex
 
 
-class Event(msgspec.Struct, frozen=True, kw_only=True):
+class Event(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One immutable pipeline event. Use :func:`msgspec.structs.replace` to derive another."""
 
     event_type: str

@@ -1,4 +1,4 @@
-"""Measurements: one value (or histogram) of one series at one time.
+"""Measurements: one value (a number, a histogram or a JSON object) of one series at one time.
 
 A series is named by a :class:`SeriesKey`: the subject measured (a device or target),
 the plugin that measured it, the metric, and optional labels. Its text form is
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any
 
 import msgspec
 
@@ -22,7 +23,7 @@ _LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
-class SeriesKey(msgspec.Struct, frozen=True, kw_only=True, order=True):
+class SeriesKey(msgspec.Struct, frozen=True, kw_only=True, order=True, gc=False):
     """The identity of a series."""
 
     subject: str
@@ -90,20 +91,27 @@ def _unescape(value: str) -> str:
     return re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), value)
 
 
-class Measurement(msgspec.Struct, frozen=True, kw_only=True):
-    """One sample of a series: a number or a histogram ``{bucket: count}``."""
+class Measurement(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One sample of a series: a number, a histogram ``{bucket: count}``, or an object.
+
+    ``obj`` holds any JSON value other than null (esmond's percentage
+    ``{"numerator": n, "denominator": d}``, subintervals, packet traces...): a series
+    keeps one kind, number, histogram or object, for all its points.
+    """
 
     key: SeriesKey
     ts: float
     value: float | None = None
     histogram: dict[str, int] | None = None
+    obj: Any | None = None
     unit: str = ""
     v: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
-        if (self.value is None) == (self.histogram is None):
+        given = (self.value is not None) + (self.histogram is not None) + (self.obj is not None)
+        if given != 1:
             raise InvalidData(
-                "a measurement has exactly one of value and histogram",
+                "a measurement has exactly one of value, histogram and obj",
                 field="value",
                 value=self.value,
             )

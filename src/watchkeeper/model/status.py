@@ -70,14 +70,14 @@ _STATE = {
 }
 
 
-class Message(msgspec.Struct, frozen=True, kw_only=True):
+class Message(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One timestamped line of a check result."""
 
     ts: float
     text: str
 
 
-class CheckResult(msgspec.Struct, frozen=True, kw_only=True):
+class CheckResult(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The outcome of one check: a status and why."""
 
     status: Status
