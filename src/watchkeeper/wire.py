@@ -6,6 +6,8 @@ without server dependencies and both sides always agree.
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 WIRE_VERSION = 1
@@ -27,6 +29,30 @@ class WriteBatch(msgspec.Struct, frozen=True, kw_only=True):
 
     points: list[WirePoint]
     units: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+COLUMNS_CONTENT_TYPE = "application/vnd.watchkeeper.columns+msgpack"
+"""The ``Content-Type`` of :class:`WriteColumns` bodies."""
+
+
+class WriteColumns(msgspec.Struct, frozen=True, kw_only=True):
+    """``POST /api/v1/write`` in bulk: number points as columns, msgpack-encoded.
+
+    Sent with ``Content-Type: application/vnd.watchkeeper.columns+msgpack``. Number
+    point ``i`` belongs to series ``series[index[i]]``; ``index`` holds little-endian
+    int32s, ``ts`` (seconds) and ``values`` little-endian float64s, one per point, as
+    msgpack binary strings (``array('i', ...).tobytes()`` or numpy's ``tobytes()``
+    on a little-endian machine). ``points`` carries histograms (or any other point) as
+    in :class:`WriteBatch`; they are stored before the columns. The server decodes the
+    columns straight into arrays: no per-point objects on either side.
+    """
+
+    series: list[str]
+    index: bytes
+    ts: bytes
+    values: bytes
+    units: dict[str, str] = msgspec.field(default_factory=dict)
+    points: list[WirePoint] = msgspec.field(default_factory=list)
 
 
 class WriteResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -79,3 +105,194 @@ class ErrorBody(msgspec.Struct, frozen=True, kw_only=True):
     """Every error response, in esmond's ``{"detail": ...}`` form."""
 
     detail: str
+
+
+# ---------------------------------------------------------------- inventory (/api/v1/inventory)
+
+
+class InventoryNode(msgspec.Struct, frozen=True, kw_only=True):
+    """One node of a model: ``device``, ``interface``, ``service``, ``site``... or a plugin's."""
+
+    id: str
+    kind: str
+    name: str
+    attrs: dict[str, Any]
+    labels: list[str]
+
+
+class InventoryRelation(msgspec.Struct, frozen=True, kw_only=True):
+    """``source -kind-> target`` (``has_interface``, ``links_to``, ``runs_on``, ``in_site``...)."""
+
+    source: str
+    kind: str
+    target: str
+    attrs: dict[str, Any]
+
+
+class InventoryCollector(msgspec.Struct, frozen=True, kw_only=True):
+    """One model collector's latest model, in brief. ``stale_since`` is set while its
+    builds fail (the model is then the last good one)."""
+
+    name: str
+    version: int
+    nodes: int
+    relations: int
+    synced_at: float | None
+    stale_since: float | None
+    stale_reason: str | None
+    versions: list[int]  # the versions kept for diffs
+
+
+class InventoryCollectors(msgspec.Struct, frozen=True, kw_only=True):
+    """``GET /api/v1/inventory``."""
+
+    collectors: list[InventoryCollector]
+
+
+class InventoryGraph(msgspec.Struct, frozen=True, kw_only=True):
+    """``GET /api/v1/inventory/{collector}``: the nodes passing the filters and the relations
+    between them (``collector`` counts the whole model)."""
+
+    collector: InventoryCollector
+    nodes: list[InventoryNode]
+    relations: list[InventoryRelation]
+
+
+class InventoryNodeChange(msgspec.Struct, frozen=True, kw_only=True):
+    before: InventoryNode
+    after: InventoryNode
+
+
+class InventoryRelationChange(msgspec.Struct, frozen=True, kw_only=True):
+    before: InventoryRelation
+    after: InventoryRelation
+
+
+class InventoryDiff(msgspec.Struct, frozen=True, kw_only=True):
+    """``GET /api/v1/inventory/{collector}/versions/{a}..{b}``: what changed from a to b."""
+
+    collector: str
+    from_version: int
+    to_version: int
+    appeared: list[InventoryNode]
+    disappeared: list[InventoryNode]
+    changed: list[InventoryNodeChange]
+    relations_appeared: list[InventoryRelation]
+    relations_disappeared: list[InventoryRelation]
+    relations_changed: list[InventoryRelationChange]
+
+
+# ------------------------------------------------------ remote collectors (/api/v1/collect)
+
+
+class CollectDevice(msgspec.Struct, frozen=True, kw_only=True):
+    """A device as a remote collector gets it; ``connections`` hold references, never secrets."""
+
+    name: str
+    address: str = ""
+    tags: list[str] = msgspec.field(default_factory=list)
+    groups: list[str] = msgspec.field(default_factory=list)
+    interval: float | None = None
+    connections: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+
+
+class CollectCollector(msgspec.Struct, frozen=True, kw_only=True):
+    """A configured collector: the settings' ``collectors[]`` entry."""
+
+    name: str
+    plugin: str
+    interval: float = 30.0
+    timeout: float = 10.0
+    devices: list[str] = msgspec.field(default_factory=lambda: ["*"])
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class CollectConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """``GET /api/v1/collect/config``: everything a remote collector runs, in one response.
+
+    ``version`` (also the ETag) changes whenever anything else does; ``refresh`` is how
+    often (seconds) the collector should ask again.
+    """
+
+    version: str
+    devices: list[CollectDevice]
+    collectors: list[CollectCollector]
+    refresh: float = 60.0
+
+
+class CollectMessage(msgspec.Struct, frozen=True, array_like=True):
+    """``[ts, text]``: one line of a check result."""
+
+    ts: float
+    text: str
+
+
+class CollectResult(msgspec.Struct, frozen=True, kw_only=True):
+    """One poll of one job: its status, messages and measurements."""
+
+    plugin: str
+    job: str
+    device: str
+    scheduled: float
+    started: float
+    finished: float
+    status: str  # ok, partial, warning, critical, errored, unknown
+    messages: list[CollectMessage] = msgspec.field(default_factory=list)
+    points: list[WirePoint] = msgspec.field(default_factory=list)
+    units: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class CollectBatch(msgspec.Struct, frozen=True, kw_only=True):
+    """``POST /api/v1/collect/results``: results in poll order.
+
+    ``collector`` names the sender (and its spool); ``seq`` is the spool position of the
+    last result, increasing, so a batch re-sent after a lost answer is recognised;
+    ``dropped`` counts results the sender's bounded spool ever had to drop.
+    """
+
+    collector: str
+    seq: int
+    dropped: int = 0
+    results: list[CollectResult]
+
+
+class CollectAck(msgspec.Struct, frozen=True, kw_only=True):
+    accepted: int
+    duplicate: bool = False
+
+
+class AlarmStep(msgspec.Struct, frozen=True, kw_only=True):
+    """One entry of an alarm's log."""
+
+    type: str
+    t: float
+    author: str = ""
+    message: str = ""
+    val: float | None = None
+
+
+class AlarmInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """``GET /api/v1/alarms``: one alarm; ``steps`` only when one alarm is read."""
+
+    id: str
+    entity_id: str
+    component: str
+    resource: str
+    opened: float
+    state: int
+    state_name: str
+    status: int
+    status_name: str
+    ack: AlarmStep | None = None
+    snoozed: bool = False
+    resolved: float | None = None
+    events: int = 0
+    last_change: float = 0.0
+    steps: list[AlarmStep] = msgspec.field(default_factory=list)
+
+
+class ActionAccepted(msgspec.Struct, frozen=True, kw_only=True):
+    """``POST /api/v1/alarms/{key}/{action}`` and the event importer."""
+
+    accepted: int
+    ids: list[str]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +31,21 @@ def add_commands(commands: Any) -> None:
     series.add_argument("--limit", type=int)
     _common(series)
     series.set_defaults(handler=_series)
+
+    alarms = commands.add_parser("alarms", help="list, show and act on alarms",
+                                 description="List, show and act on alarms.")
+    alarms.add_argument("action", nargs="?", default="list",
+                        choices=("list", "show", "ack", "ackremove", "snooze", "unsnooze",
+                                 "cancel", "uncancel"))
+    alarms.add_argument("key", nargs="?", help="entity id (resource/COMPONENT/RESOURCE) or "
+                                               "alarm id, for every action but list")
+    alarms.add_argument("--status", help="list only alarms with this status (ongoing, ...)")
+    alarms.add_argument("--resolved", action="store_true", help="include resolved alarms")
+    alarms.add_argument("--author", default=os.environ.get("USER", "cli"))
+    alarms.add_argument("--message", "-m", default="")
+    alarms.add_argument("--duration", type=float, help="seconds, for snooze")
+    _common(alarms)
+    alarms.set_defaults(handler=_alarms)
 
 
 def _common(cmd: argparse.ArgumentParser) -> None:
@@ -65,4 +81,32 @@ def _series(args: argparse.Namespace) -> int:
     rows = [[s.series, s.unit, s.kind, _when(s.last_ts)] for s in listing.series]
     table(["series", "unit", "kind", "last (UTC)"], rows, fmt=args.format,
           title=f"{listing.total} series")
+    return 0
+
+
+def _alarms(args: argparse.Namespace) -> int:
+    with Client(args.server) as client:
+        if args.action == "list":
+            found = client.alarms(status=args.status, resolved=args.resolved)
+            rows: list[list[object]] = [
+                [a.entity_id, a.state_name, a.status_name, "yes" if a.ack else "",
+                 _when(a.opened), _when(a.last_change)] for a in found]
+            table(["entity", "state", "status", "acked", "opened (UTC)", "changed (UTC)"],
+                  rows, fmt=args.format, title=f"{len(found)} alarms")
+            return 0
+        if not args.key:
+            print(f"watchkeeper alarms {args.action}: KEY is required", file=sys.stderr)
+            return 2
+        if args.action == "show":
+            alarm = client.alarm(args.key)
+            steps = [[_when(s.t), s.type, s.author, s.val, s.message] for s in alarm.steps]
+            table(["time (UTC)", "step", "author", "value", "message"], steps,
+                  fmt=args.format, title=f"{alarm.entity_id}: {alarm.state_name}, "
+                                         f"{alarm.status_name}")
+            return 0
+        body: dict[str, object] = {"author": args.author, "message": args.message}
+        if args.duration is not None:
+            body["duration"] = args.duration
+        sent = client.act(args.key, args.action, **body)
+        print(f"{args.action} sent for {args.key} (event {sent.ids[0]})")
     return 0

@@ -15,6 +15,8 @@ import msgspec
 
 from watchkeeper.errors import HTTPStatusError, TransportError
 from watchkeeper.wire import (
+    ActionAccepted,
+    AlarmInfo,
     DeleteResult,
     ErrorBody,
     Health,
@@ -50,6 +52,13 @@ def _batch(points: Sequence[tuple[str, float, float | dict[str, int]]],
 
 
 _HEADERS = {"Content-Type": "application/json"}
+
+
+def _alarm_params(status: str | None, resolved: bool, limit: int) -> dict[str, Any]:
+    params: dict[str, Any] = {"limit": limit, "resolved": "true" if resolved else "false"}
+    if status:
+        params["status"] = status
+    return params
 
 
 class Client:
@@ -102,6 +111,19 @@ class Client:
         params = {"series": series, "start": start, "end": end}
         return _decode(self._send("DELETE", "/api/v1/series", params=params), DeleteResult)
 
+    def alarms(self, *, status: str | None = None, resolved: bool = False,
+               limit: int = 1000) -> list[AlarmInfo]:
+        params = _alarm_params(status, resolved, limit)
+        return _decode(self._send("GET", "/api/v1/alarms", params=params), list[AlarmInfo])
+
+    def alarm(self, key: str) -> AlarmInfo:
+        return _decode(self._send("GET", f"/api/v1/alarms/{key}"), AlarmInfo)
+
+    def act(self, key: str, action: str, **body: object) -> ActionAccepted:
+        response = self._send("POST", f"/api/v1/alarms/{key}/{action}",
+                              content=msgspec.json.encode(body), headers=_HEADERS)
+        return _decode(response, ActionAccepted)
+
 
 class AsyncClient:
     """Asynchronous client with the same methods as :class:`Client`."""
@@ -153,3 +175,17 @@ class AsyncClient:
                      end: str | float) -> DeleteResult:
         params = {"series": series, "start": start, "end": end}
         return _decode(await self._send("DELETE", "/api/v1/series", params=params), DeleteResult)
+
+    async def alarms(self, *, status: str | None = None, resolved: bool = False,
+                     limit: int = 1000) -> list[AlarmInfo]:
+        params = _alarm_params(status, resolved, limit)
+        return _decode(await self._send("GET", "/api/v1/alarms", params=params),
+                       list[AlarmInfo])
+
+    async def alarm(self, key: str) -> AlarmInfo:
+        return _decode(await self._send("GET", f"/api/v1/alarms/{key}"), AlarmInfo)
+
+    async def act(self, key: str, action: str, **body: object) -> ActionAccepted:
+        response = await self._send("POST", f"/api/v1/alarms/{key}/{action}",
+                                    content=msgspec.json.encode(body), headers=_HEADERS)
+        return _decode(response, ActionAccepted)

@@ -1,0 +1,97 @@
+"""``/api/v1/alarms`` (list, read, act) and ``/api/v1/events/canopsis`` (event import)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import get_args
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from watchkeeper.errors import InvalidData
+from watchkeeper.model import Event
+from watchkeeper.pipeline.canopsis import EventFormatError, from_canopsis_json
+from watchkeeper.pipeline.engines.alarms import AlarmNotFound, Alarms
+from watchkeeper.pipeline.engines.alarms.view import Action
+
+JSON = "application/json"
+ACTIONS: tuple[str, ...] = get_args(Action)
+Publish = Callable[[Sequence[Event]], Awaitable[None]]
+
+
+class ActionBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``POST /api/v1/alarms/{key}/{action}``."""
+
+    author: str = "api"
+    message: str = ""
+    duration: float | None = None
+    ticket: str | None = None
+    state: int | None = None
+
+
+class Accepted(msgspec.Struct, frozen=True, kw_only=True):
+    accepted: int
+    ids: list[str]
+
+
+def _json(payload: object, status: int = 200) -> Response:
+    return Response(msgspec.json.encode(payload), status_code=status, media_type=JSON)
+
+
+def alarm_routes(alarms: Alarms) -> list[BaseRoute]:
+    """Routes over one alarms engine."""
+
+    async def list_alarms(request: Request) -> Response:
+        params = request.query_params
+        limit = params.get("limit", "1000")
+        if not limit.isdigit():
+            raise InvalidData("expected a whole number", field="limit", value=limit)
+        found = alarms.list(status=params.get("status") or None,
+                            resolved=params.get("resolved") in ("1", "true", "yes"),
+                            include_snoozed=params.get("snoozed", "true") != "false",
+                            limit=int(limit))
+        return _json(found)
+
+    async def get_alarm(request: Request) -> Response:
+        key = request.path_params["key"]
+        return _json(alarms.get(key))  # AlarmNotFound is a LookupError: 404
+
+    async def act(request: Request) -> Response:
+        key, action = request.path_params["key"], request.path_params["action"]
+        if action not in ACTIONS:
+            raise InvalidData(f"must be one of {', '.join(ACTIONS)}", field="action",
+                              value=action)
+        raw = await request.body()
+        body = msgspec.json.decode(raw, type=ActionBody) if raw.strip() else ActionBody()
+        try:
+            event = await alarms.act(key, action, author=body.author,
+                                     message=body.message, duration=body.duration,
+                                     ticket=body.ticket, state=body.state)
+        except AlarmNotFound:
+            raise
+        except ValueError as exc:
+            raise InvalidData(str(exc), field="duration", value=body.duration) from None
+        return _json(Accepted(accepted=1, ids=[event.id]), status=202)
+
+    return [
+        Route("/api/v1/alarms", list_alarms, methods=["GET"]),
+        Route("/api/v1/alarms/{key:path}/{action:str}", act, methods=["POST"]),
+        Route("/api/v1/alarms/{key:path}", get_alarm, methods=["GET"]),
+    ]
+
+
+def event_routes(publish: Publish, *, now: Callable[[], float] = time.time) -> list[BaseRoute]:
+    """The Canopsis-format importer: existing Canopsis connectors can POST here."""
+
+    async def import_canopsis(request: Request) -> Response:
+        try:
+            events = from_canopsis_json(await request.body(), now=now())
+        except EventFormatError as exc:
+            raise InvalidData(exc.reason, field=exc.field, value=exc.value) from None
+        await publish(events)
+        return _json(Accepted(accepted=len(events), ids=[e.id for e in events]), status=202)
+
+    return [Route("/api/v1/events/canopsis", import_canopsis, methods=["POST"])]

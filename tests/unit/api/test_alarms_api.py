@@ -1,0 +1,116 @@
+"""Alarms over REST: Canopsis events in, alarms listed, read with their steps, acknowledged."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import httpx
+import pytest
+
+from watchkeeper.api import create_app
+from watchkeeper.api.alarms import alarm_routes, event_routes
+from watchkeeper.archive.backends.memory import MemoryArchive
+from watchkeeper.client import AsyncClient, HTTPStatusError
+from watchkeeper.clock import FakeClock
+from watchkeeper.pipeline import Services
+from watchkeeper.pipeline.bus.local import LocalBus
+from watchkeeper.pipeline.engines.alarms import Alarms
+from watchkeeper.runtime.assemble import build_engines, build_pipeline
+from watchkeeper.settings import load_settings
+from watchkeeper.telemetry import SelfMetrics
+
+CONFIG = """\
+engines:
+  - name: archive
+    engine: archive_writer
+  - name: alarms
+    engine: alarms
+"""
+
+
+@pytest.fixture
+async def http(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, LocalBus]]:
+    clock = FakeClock(start=1_700_000_000)
+    metrics = SelfMetrics()
+    settings, locator = load_settings(CONFIG + f"data_dir: {tmp_path}\n", source="wk.yaml")
+    async with AsyncExitStack() as stack:
+        archive = MemoryArchive(data_dir=tmp_path, options=MemoryArchive.Options(), clock=clock,
+                                metrics=metrics)
+        await archive.start(stack)
+        bus = LocalBus()
+        await bus.start(stack)
+        services = Services(clock=clock, metrics=metrics, sink=archive)
+        engines = build_engines(settings, locator, services)
+        pipeline = build_pipeline(engines, bus, locator)
+        await pipeline.start(stack)
+        alarms = Alarms(pipeline.engines["alarms"], pipeline.send)
+        routes = [*alarm_routes(alarms), *event_routes(pipeline.publish, now=clock.time)]
+        app = create_app(archive, metrics=metrics, extra_routes=routes)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://wk") as client:
+            yield client, bus
+
+
+def canopsis(state: int, ts: int, *, component: str = "web1") -> dict[str, object]:
+    return {"connector": "nagios", "connector_name": "nagios1", "event_type": "check",
+            "source_type": "resource", "component": component, "resource": "http",
+            "state": state, "output": f"HTTP state {state}", "timestamp": ts}
+
+
+async def test_canopsis_events_open_an_alarm_that_can_be_acked(
+        http: tuple[httpx.AsyncClient, LocalBus]) -> None:
+    client, bus = http
+    body = [canopsis(0, 1_700_000_000, component="db1"), canopsis(2, 1_700_000_010)]
+    imported = await client.post("/api/v1/events/canopsis", content=json.dumps(body))
+    assert imported.status_code == 202
+    assert imported.json()["accepted"] == 2
+    await bus.drain("alarms")
+
+    listed = (await client.get("/api/v1/alarms")).json()
+    assert [a["entity_id"] for a in listed] == ["resource/web1/http"]
+    assert listed[0]["state_name"] == "major"
+
+    acked = await client.post("/api/v1/alarms/resource/web1/http/ack",
+                              content=json.dumps({"author": "alice", "message": "on it"}))
+    assert acked.status_code == 202
+    await bus.drain("alarms")
+    one = (await client.get("/api/v1/alarms/resource/web1/http")).json()
+    assert one["ack"]["author"] == "alice"
+    assert [s["type"] for s in one["steps"]][:1] == ["stateinc"]
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body", "status", "fragment"),
+    [
+        ("POST", "/api/v1/events/canopsis", "{not json", 400, "not JSON"),
+        ("POST", "/api/v1/events/canopsis", '[{"event_type": "check"}]', 400, "[0]."),
+        ("GET", "/api/v1/alarms/resource/none/x", None, 404, "no alarm"),
+        ("POST", "/api/v1/alarms/resource/none/x/ack", None, 404, "no open alarm"),
+        ("POST", "/api/v1/alarms/resource/web1/http/explode", None, 400, "action: must be"),
+        ("GET", "/api/v1/alarms?limit=lots", None, 400, "limit"),
+    ],
+)
+async def test_bad_requests(http: tuple[httpx.AsyncClient, LocalBus], method: str, url: str,
+                            body: str | None, status: int, fragment: str) -> None:
+    client, _ = http
+    response = await client.request(method, url, content=body)
+    assert response.status_code == status
+    assert fragment in response.json()["detail"]
+
+
+async def test_the_python_client_reads_and_acts(http: tuple[httpx.AsyncClient, LocalBus]) -> None:
+    raw, bus = http
+    await raw.post("/api/v1/events/canopsis", content=json.dumps([canopsis(3, 1_700_000_000)]))
+    await bus.drain("alarms")
+    client = AsyncClient("http://wk", transport=raw._transport)  # type: ignore[arg-type]
+    [alarm] = await client.alarms()
+    assert (alarm.entity_id, alarm.state_name) == ("resource/web1/http", "critical")
+    sent = await client.act(alarm.entity_id, "snooze", author="bob", duration=600)
+    assert sent.accepted == 1
+    await bus.drain("alarms")
+    assert (await client.alarm(alarm.id)).snoozed
+    with pytest.raises(HTTPStatusError, match="no alarm"):
+        await client.alarm("resource/nope/x")
