@@ -1,7 +1,45 @@
-"""The inventory: the devices and topology watchkeeper keeps watch over."""
+"""The inventory: the devices and topology watchkeeper keeps watch over.
+
+``StaticInventory`` is the declared device list the scheduler selects from at start-up;
+the live model (``InventoryManager``) keeps a versioned graph per model collector, rebuilt
+on schedule and kept fresh by notifications between rebuilds.
+"""
 
 from __future__ import annotations
 
+from watchkeeper.inventory.abc import (
+    BuildContext,
+    CollectorOptions,
+    ModelCollector,
+    Notification,
+    NotificationEndpoint,
+)
+from watchkeeper.inventory.diff import GraphDiff, diff
+from watchkeeper.inventory.graph import Graph, GraphEdit, Node, Relation, node_id
+from watchkeeper.inventory.live import LiveModel, Snapshot, VersionGone
+from watchkeeper.inventory.lookup import DeviceLookup, devices_of
+from watchkeeper.inventory.manager import InventoryManager, UnknownCollector
 from watchkeeper.inventory.static import StaticInventory
 
-__all__ = ["StaticInventory"]
+__all__ = [
+    "BuildContext",
+    "CollectorOptions",
+    "DeviceLookup",
+    "Graph",
+    "GraphDiff",
+    "GraphEdit",
+    "InventoryManager",
+    "LiveModel",
+    "ModelCollector",
+    "Node",
+    "Notification",
+    "NotificationEndpoint",
+    "Relation",
+    "Snapshot",
+    "StaticInventory",
+    "UnknownCollector",
+    "VersionGone",
+    "devices_of",
+    "diff",
+    "node_id",
+]

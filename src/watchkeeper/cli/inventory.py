@@ -1,0 +1,139 @@
+"""``watchkeeper inventory show|diff``: read the live inventory through the REST API."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from watchkeeper.cli.render import FORMATS, table
+from watchkeeper.client._inventory import DEFAULT_URL, InventoryClient
+from watchkeeper.wire import InventoryCollector, InventoryNode, InventoryRelation
+
+
+def add_commands(commands: Any) -> None:
+    inventory = commands.add_parser(
+        "inventory", help="show the live inventory and what changed",
+        description="Show the live inventory models and the changes between their versions.")
+    sub = inventory.add_subparsers(dest="inventory_command", required=True, metavar="ACTION")
+
+    show = sub.add_parser("show", help="list the models, or the nodes of one",
+                          description="Without COLLECTOR, list the model collectors; with "
+                                      "it, print its nodes (filtered by kind and label).")
+    show.add_argument("collector", nargs="?", help="model collector name, e.g. static")
+    show.add_argument("--kind", action="append", default=[],
+                      help="only nodes of this kind (repeatable: any of them)")
+    show.add_argument("--label", action="append", default=[],
+                      help="only nodes with this label (repeatable: all of them)")
+    show.add_argument("--relations", action="store_true", help="print relations, not nodes")
+    _common(show)
+    show.set_defaults(handler=_show)
+
+    diff = sub.add_parser("diff", help="what changed between two versions",
+                          description="What appeared, disappeared or changed between two "
+                                      "versions of a model (A..B, or A and B; B defaults "
+                                      "to latest).")
+    diff.add_argument("collector")
+    diff.add_argument("versions", help="A..B, or A")
+    diff.add_argument("to", nargs="?", help="B (default latest)")
+    _common(diff)
+    diff.set_defaults(handler=_diff)
+
+
+def _common(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--server", default=os.environ.get("WATCHKEEPER_URL", DEFAULT_URL),
+                     help="watchkeeper API URL (default $WATCHKEEPER_URL or %(default)s)")
+    cmd.add_argument("--format", "-f", choices=FORMATS, default="human")
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return ""
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _freshness(c: InventoryCollector) -> str:
+    if c.stale_since is not None:
+        return f"STALE since {_when(c.stale_since)}: {c.stale_reason}"
+    return "fresh" if c.synced_at is not None else "not built yet"
+
+
+def _attrs(attrs: dict[str, Any]) -> str:
+    return " ".join(f"{k}={_scalar(v)}" for k, v in sorted(attrs.items()))
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return msgspec.json.encode(value).decode()
+
+
+def _show(args: argparse.Namespace) -> int:
+    with InventoryClient(args.server) as client:
+        if args.collector is None:
+            listing = client.collectors().collectors
+            rows: list[list[object]] = [
+                [c.name, c.version, c.nodes, c.relations, _when(c.synced_at), _freshness(c)]
+                for c in listing]
+            table(["collector", "version", "nodes", "relations", "synced (UTC)", "state"],
+                  rows, fmt=args.format, title=f"{len(listing)} model collectors")
+            return 0
+        graph = client.graph(args.collector, kinds=args.kind, labels=args.label)
+    head = graph.collector
+    title = f"{head.name} version {head.version} ({_freshness(head)})"
+    if args.relations:
+        table(["source", "relation", "target", "attrs"],
+              [[r.source, r.kind, r.target, _attrs(r.attrs)] for r in graph.relations],
+              fmt=args.format, title=f"{title}: {len(graph.relations)} relations")
+    else:
+        table(["id", "kind", "name", "labels", "attrs"],
+              [[n.id, n.kind, n.name, ",".join(n.labels), _attrs(n.attrs)] for n in graph.nodes],
+              fmt=args.format, title=f"{title}: {len(graph.nodes)} nodes")
+    return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    before, sep, after = args.versions.partition("..")
+    if not sep:
+        after = args.to or "latest"
+    elif args.to is not None:
+        print("watchkeeper: give versions as A..B or as A B, not both", file=sys.stderr)
+        return 2
+    with InventoryClient(args.server) as client:
+        change = client.diff(args.collector, before, after)
+    rows: list[list[object]] = []
+    rows += [["+", n.kind, n.id, _attrs(n.attrs)] for n in change.appeared]
+    rows += [["-", n.kind, n.id, _attrs(n.attrs)] for n in change.disappeared]
+    rows += [["~", c.after.kind, c.after.id, _node_change(c.before, c.after)]
+             for c in change.changed]
+    rows += [["+", r.kind, _rel(r), _attrs(r.attrs)] for r in change.relations_appeared]
+    rows += [["-", r.kind, _rel(r), _attrs(r.attrs)] for r in change.relations_disappeared]
+    rows += [["~", c.after.kind, _rel(c.after),
+              f"{_attrs(c.before.attrs)} -> {_attrs(c.after.attrs)}"]
+             for c in change.relations_changed]
+    table(["change", "kind", "id", "detail"], rows, fmt=args.format,
+          title=f"{change.collector}: version {change.from_version} -> {change.to_version}, "
+                f"{len(rows)} changes")
+    return 0
+
+
+def _rel(relation: InventoryRelation) -> str:
+    return f"{relation.source} -> {relation.target}"
+
+
+def _node_change(before: InventoryNode, after: InventoryNode) -> str:
+    parts = []
+    keys = sorted(set(before.attrs) | set(after.attrs))
+    for key in keys:
+        old, new = before.attrs.get(key), after.attrs.get(key)
+        if old != new:
+            parts.append(f"{key}: {_scalar(old)} -> {_scalar(new)}")
+    if before.labels != after.labels:
+        parts.append(f"labels: {','.join(before.labels)} -> {','.join(after.labels)}")
+    if before.name != after.name:
+        parts.append(f"name: {before.name} -> {after.name}")
+    return "; ".join(parts)

@@ -1,0 +1,226 @@
+"""The ``static`` model collector: the declared inventory (settings devices and a YAML file).
+
+The file, reloaded whenever its modification time or size changes::
+
+    sites:
+      - {name: par1, attrs: {city: Paris}}
+    devices:
+      - name: core1
+        address: 10.0.0.1
+        tags: [core]
+        site: par1
+        role: core
+        upstream: [edge1]            # device names; edge1 must be declared too
+        interfaces: [xe-0/0/0, {name: xe-0/0/1, attrs: {speed: 10000}}]
+        connections: {snmp: {community: public}}
+      - {name: edge1, address: 10.0.0.2}
+    links:
+      - {a: "core1:xe-0/0/0", b: "edge1:eth0"}   # device:interface; interfaces are created
+    services:
+      - {name: dns, device: edge1, attrs: {port: 53}}
+
+Each ``period`` (10 s by default) the build only looks at the file's mtime; when nothing
+changed it returns the previous model unchanged, which costs nothing downstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from watchkeeper.errors import InventoryError
+from watchkeeper.inventory.abc import BuildContext, CollectorOptions, ModelCollector
+from watchkeeper.inventory.graph import (
+    DEPENDS_ON,
+    DEVICE,
+    HAS_INTERFACE,
+    IN_SITE,
+    INTERFACE,
+    LINKS_TO,
+    RUNS_ON,
+    SERVICE,
+    SITE,
+    Graph,
+    GraphEdit,
+    node_id,
+)
+
+
+class _Entry(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class InterfaceEntry(_Entry, frozen=True, kw_only=True):
+    name: str
+    attrs: dict[str, Any] = msgspec.field(default_factory=dict)
+    labels: list[str] = msgspec.field(default_factory=list)
+
+
+class DeviceEntry(_Entry, frozen=True, kw_only=True):
+    """A device: the settings' device fields plus topology."""
+
+    name: str
+    address: str = ""
+    tags: list[str] = msgspec.field(default_factory=list)
+    groups: list[str] = msgspec.field(default_factory=list)
+    interval: float | None = None
+    connections: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+    site: str | None = None
+    role: str | None = None
+    upstream: list[str] = msgspec.field(default_factory=list)
+    interfaces: list[str | InterfaceEntry] = msgspec.field(default_factory=list)
+    attrs: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class SiteEntry(_Entry, frozen=True, kw_only=True):
+    name: str
+    attrs: dict[str, Any] = msgspec.field(default_factory=dict)
+    labels: list[str] = msgspec.field(default_factory=list)
+
+
+class LinkEntry(_Entry, frozen=True, kw_only=True):
+    a: str  # device:interface
+    b: str
+    attrs: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class ServiceEntry(_Entry, frozen=True, kw_only=True):
+    name: str
+    device: str
+    attrs: dict[str, Any] = msgspec.field(default_factory=dict)
+    labels: list[str] = msgspec.field(default_factory=list)
+
+
+class StaticFile(_Entry, frozen=True, kw_only=True):
+    sites: list[SiteEntry] = msgspec.field(default_factory=list)
+    devices: list[DeviceEntry] = msgspec.field(default_factory=list)
+    links: list[LinkEntry] = msgspec.field(default_factory=list)
+    services: list[ServiceEntry] = msgspec.field(default_factory=list)
+
+
+class StaticOptions(CollectorOptions, frozen=True, kw_only=True):
+    period: float = 10.0  # how often the file is checked for changes
+    timeout: float = 60.0
+    file: str | None = None
+    devices: tuple[DeviceEntry, ...] = ()  # the settings' inventory.devices, given by the runtime
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    stamp: tuple[int, int] | None  # the file's (mtime_ns, size) when read
+    graph: Graph
+
+
+class StaticModelCollector(ModelCollector):
+    """Devices, sites, interfaces, links and services declared by hand."""
+
+    Options = StaticOptions
+    options: StaticOptions
+
+    def __init__(self, options: StaticOptions, *, name: str) -> None:
+        super().__init__(options, name=name)
+        self._loaded: _Loaded | None = None
+
+    async def build(self, ctx: BuildContext) -> Graph:
+        loaded = await asyncio.to_thread(self._load, self._loaded)
+        self._loaded = loaded
+        return loaded.graph
+
+    def _load(self, previous: _Loaded | None) -> _Loaded:
+        path = self.options.file
+        if path is None:
+            if previous is not None:
+                return previous
+            return _Loaded(stamp=None, graph=static_graph(self.options.devices, StaticFile()))
+        try:
+            stat = os.stat(path)
+        except OSError as exc:
+            raise InventoryError(f"{path}: cannot read the inventory file: "
+                                 f"{exc.strerror}") from None
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if previous is not None and previous.stamp == stamp:
+            return previous
+        return _Loaded(stamp=stamp, graph=static_graph(self.options.devices, read_file(path)))
+
+
+def read_file(path: str) -> StaticFile:
+    """Parse and validate an inventory file; errors name the file and the bad key."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise InventoryError(f"{path}: cannot read the inventory file: {exc.strerror}") from None
+    if not data.strip():
+        return StaticFile()
+    try:
+        return msgspec.yaml.decode(data, type=StaticFile)
+    except msgspec.ValidationError as exc:
+        raise InventoryError(f"{path}: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise InventoryError(f"{path}: invalid YAML: {exc}") from None
+
+
+def static_graph(settings_devices: tuple[DeviceEntry, ...], file: StaticFile) -> Graph:
+    """The model of the declared inventory; raises InventoryError on a dangling reference."""
+    edit = Graph().edit()
+    for site in file.sites:
+        edit.add(SITE, site.name, attrs=site.attrs, labels=site.labels)
+    devices = [*settings_devices, *file.devices]
+    for device in devices:
+        if node_id(DEVICE, device.name) in edit:
+            raise InventoryError(f"device {device.name!r} is declared twice")
+        _add_device(edit, device)
+    for device in devices:
+        for upstream in device.upstream:
+            _require(edit, DEVICE, upstream, f"upstream of device {device.name!r}")
+            edit.relate(node_id(DEVICE, device.name), DEPENDS_ON, node_id(DEVICE, upstream))
+    for link in file.links:
+        a, b = _port(edit, link.a), _port(edit, link.b)
+        edit.relate(a, LINKS_TO, b, link.attrs)
+        edit.relate(b, LINKS_TO, a, link.attrs)
+    for service in file.services:
+        _require(edit, DEVICE, service.device, f"device of service {service.name!r}")
+        svc = edit.add(SERVICE, service.device, service.name, attrs=service.attrs,
+                       labels=service.labels)
+        edit.relate(svc.id, RUNS_ON, node_id(DEVICE, service.device))
+    return edit.commit()
+
+
+def _add_device(edit: GraphEdit, device: DeviceEntry) -> None:
+    attrs: dict[str, Any] = {"address": device.address, **device.attrs}
+    optional = {"groups": device.groups, "interval": device.interval,
+                "connections": device.connections, "site": device.site, "role": device.role}
+    attrs.update({k: v for k, v in optional.items() if v})
+    node = edit.add(DEVICE, device.name, attrs=attrs, labels=device.tags)
+    if device.site:
+        site = node_id(SITE, device.site)
+        if site not in edit:
+            edit.add(SITE, device.site)
+        edit.relate(node.id, IN_SITE, site)
+    for entry in device.interfaces:
+        iface = entry if isinstance(entry, InterfaceEntry) else InterfaceEntry(name=entry)
+        added = edit.add(INTERFACE, device.name, iface.name, attrs=iface.attrs,
+                         labels=iface.labels)
+        edit.relate(node.id, HAS_INTERFACE, added.id)
+
+
+def _require(edit: GraphEdit, kind: str, name: str, what: str) -> None:
+    if node_id(kind, name) not in edit:
+        raise InventoryError(f"{what}: no {kind} {name!r} is declared")
+
+
+def _port(edit: GraphEdit, ref: str) -> str:
+    """The interface node of ``device:interface``, created if the device lacks it."""
+    device, sep, interface = ref.partition(":")
+    if not sep or not device or not interface:
+        raise InventoryError(f"link end {ref!r}: expected device:interface")
+    _require(edit, DEVICE, device, f"link end {ref!r}")
+    iface = node_id(INTERFACE, device, interface)
+    if iface not in edit:
+        edit.add(INTERFACE, device, interface)
+        edit.relate(node_id(DEVICE, device), HAS_INTERFACE, iface)
+    return iface
