@@ -1,0 +1,133 @@
+"""Token authentication of the archive's routes, as esmond (Django REST framework) does it.
+
+It guards the esmond routes and the native archive routes (``/api/v1/write``,
+``/api/v1/series``, ``/api/v1/query``); health, metrics and the routes of other
+subsystems (which have their own ``authorize`` hooks) pass through untouched.
+
+``Authorization: Token <key>`` (keyword in any case). Reads (GET, HEAD, OPTIONS) are
+public unless ``public_reads`` is off; every other method needs a token with the write
+right. Failures answer in esmond's words and form:
+
+* no credentials where they are needed: 401 ``Authentication credentials were not
+  provided.`` with ``WWW-Authenticate: Token``;
+* a malformed ``Token`` header, or an unknown key, even on a public read: 401 (DRF
+  authenticates whatever header is sent);
+* a valid key without the write right on a write: 403.
+
+Other schemes (``ApiKey user:key``, ``Basic``) are ignored, as DRF ignores them. Keys
+found are remembered for a few seconds so a busy writer does not cost a lookup per
+request; keys are never logged.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Final
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from watchkeeper.api.errors import error_response
+from watchkeeper.archive.tokens import Token, TokenStore, key_hash
+from watchkeeper.errors import AuthError
+
+SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+NOT_PROVIDED: Final = "Authentication credentials were not provided."
+NO_PERMISSION: Final = "You do not have permission to perform this action."
+_CACHE_SECONDS: Final = 10.0
+_CACHE_SIZE: Final = 10_000
+PROTECTED: Final = ("/esmond/perfsonar/", "/perfsonar/", "/api/v1/write", "/api/v1/series",
+                    "/api/v1/query")
+"""Path prefixes the middleware guards."""
+
+
+def parse_authorization(header: bytes | None) -> str | None:
+    """The key of a ``Token <key>`` header; None for no header or another scheme.
+
+    Raises AuthError (401) for a ``Token`` header without exactly one key.
+    """
+    if not header:
+        return None
+    parts = header.split()
+    if not parts or parts[0].lower() != b"token":
+        return None
+    if len(parts) == 1:
+        raise AuthError("Invalid token header. No credentials provided.")
+    if len(parts) > 2:
+        raise AuthError("Invalid token header. Token string should not contain spaces.")
+    try:
+        return parts[1].decode("ascii")
+    except UnicodeDecodeError:
+        raise AuthError("Invalid token header. Token string should not contain invalid "
+                        "characters.") from None
+
+
+class TokenAuth:
+    """ASGI middleware applying the rules above to HTTP requests under ``protected`` paths."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        tokens: TokenStore,
+        *,
+        public_reads: bool = True,
+        protected: tuple[str, ...] = PROTECTED,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.app = app
+        self.tokens = tokens
+        self.public_reads = public_reads
+        self.protected = protected
+        self._now = now
+        self._known: dict[str, tuple[Token, float]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.protected):
+            await self.app(scope, receive, send)
+            return
+        try:
+            token = await self.authenticate(_header(scope))
+            self.authorize(scope["method"], token)
+        except AuthError as exc:
+            response = error_response(exc.status, str(exc))
+            if exc.status == 401:
+                response.headers["WWW-Authenticate"] = "Token"
+            await response(scope, receive, send)
+            return
+        scope.setdefault("state", {})["token"] = token
+        await self.app(scope, receive, send)
+
+    async def authenticate(self, header: bytes | None) -> Token | None:
+        """The token the header names; None without one; AuthError for a bad one."""
+        key = parse_authorization(header)
+        if key is None:
+            return None
+        digest = key_hash(key)
+        known = self._known.get(digest)
+        if known is not None and known[1] > self._now():
+            return known[0]
+        token = await self.tokens.lookup(key)
+        if token is None:
+            raise AuthError("Invalid token.")
+        if len(self._known) >= _CACHE_SIZE:
+            self._known.clear()
+        self._known[digest] = (token, self._now() + _CACHE_SECONDS)
+        return token
+
+    def authorize(self, method: str, token: Token | None) -> None:
+        """Raise AuthError unless ``token`` may use ``method``."""
+        if method in SAFE_METHODS:
+            if token is None and not self.public_reads:
+                raise AuthError(NOT_PROVIDED)
+            return
+        if token is None:
+            raise AuthError(NOT_PROVIDED)
+        if not token.write:
+            raise AuthError(NO_PERMISSION, status=403)
+
+
+def _header(scope: Scope) -> bytes | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            return bytes(value)
+    return None

@@ -1,0 +1,156 @@
+"""The PostgreSQL metadata store (psycopg 3, async): esmond's relational part in PostgreSQL.
+
+Same tables and queries as the SQLite store (:mod:`._sql`); keys sort bytewise
+(``COLLATE "C"``) so pages come out in the same order. Several servers may share the
+database: metadata creation is de-duplicated by the unique checksum (``ON CONFLICT``),
+and the schema is created under an advisory lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any, Final
+
+from watchkeeper.archive.esmond import _sql
+from watchkeeper.archive.esmond.abc import MetadataQuery, MetadataStore
+from watchkeeper.archive.esmond.model import Metadata, MetadataSpec, new_key
+from watchkeeper.errors import ArchiveError
+
+_SCHEMA_LOCK: Final = 0x65736D6F6E64  # "esmond"
+SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS esmond_metadata (
+        id BIGSERIAL PRIMARY KEY,
+        metadata_key TEXT COLLATE "C" NOT NULL UNIQUE,
+        checksum TEXT NOT NULL UNIQUE,
+        subject_type TEXT NOT NULL,
+        source TEXT, destination TEXT, measurement_agent TEXT, tool_name TEXT,
+        input_source TEXT, input_destination TEXT)""",
+    "CREATE INDEX IF NOT EXISTS esmond_metadata_source ON esmond_metadata (source)",
+    "CREATE INDEX IF NOT EXISTS esmond_metadata_destination ON esmond_metadata (destination)",
+    """CREATE TABLE IF NOT EXISTS esmond_event_types (
+        metadata_id BIGINT NOT NULL REFERENCES esmond_metadata (id),
+        event_type TEXT NOT NULL,
+        summary_type TEXT NOT NULL,
+        summary_window BIGINT NOT NULL,
+        time_updated BIGINT,
+        PRIMARY KEY (metadata_id, event_type, summary_type, summary_window))""",
+    "CREATE INDEX IF NOT EXISTS esmond_event_types_updated ON esmond_event_types (time_updated)",
+    """CREATE TABLE IF NOT EXISTS esmond_parameters (
+        metadata_id BIGINT NOT NULL REFERENCES esmond_metadata (id),
+        position INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (metadata_id, position))""",
+    "CREATE INDEX IF NOT EXISTS esmond_parameters_name ON esmond_parameters (name, value)",
+)
+
+
+class PostgresMetadataStore(MetadataStore):
+    """Metadata in the PostgreSQL database ``dsn`` names (tables ``esmond_*``)."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self._lock = asyncio.Lock()
+        self._conn: Any = None
+
+    async def start(self, exit_stack: AsyncExitStack) -> None:
+        psycopg = _psycopg()
+        try:
+            self._conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
+            async with self._conn.transaction():
+                await self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                for statement in SCHEMA:
+                    await self._conn.execute(statement)
+        except psycopg.Error as exc:
+            raise ArchiveError(f"PostgreSQL metadata store: {exc}") from exc
+        exit_stack.push_async_callback(self._close)
+
+    async def create(self, spec: MetadataSpec, *, key: str | None = None) -> tuple[Metadata, bool]:
+        checksum = spec.checksum
+        metadata = spec.stored(key or new_key())
+        async with self._session() as conn, conn.transaction():
+            cursor = await conn.execute(
+                _sql.INSERT_METADATA + " ON CONFLICT (checksum) DO NOTHING RETURNING id",
+                _sql.metadata_params(metadata.key, checksum, metadata))
+            row = await cursor.fetchone()
+            if row is not None:
+                await self._insert_details(conn, row[0], metadata)
+                created, stored_key = True, metadata.key
+            else:
+                cursor = await conn.execute(_sql.BY_CHECKSUM, (checksum,))
+                created, stored_key = False, (await cursor.fetchone())[0]
+        found, _ = await self.search(MetadataQuery(metadata_key=stored_key), limit=1)
+        return found[0], created
+
+    async def search(self, query: MetadataQuery, *, limit: int | None,
+                     offset: int = 0) -> tuple[list[Metadata], int]:
+        where_sql, params = _sql.where(query)
+        page_sql, page_params = _sql.page_sql(where_sql, limit, offset, "ALL")
+        async with self._session() as conn, conn.transaction():
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            total = (await (await conn.execute(_sql.count_sql(where_sql), params)
+                            ).fetchone())[0]
+            heads = await (await conn.execute(page_sql, [*params, *page_params])).fetchall()
+            ids = [head[0] for head in heads]
+            if not ids:
+                return [], int(total)
+            rows_sql, params_sql = _sql.details_sql(len(ids))
+            rows = await (await conn.execute(rows_sql, ids)).fetchall()
+            parameters = await (await conn.execute(params_sql, ids)).fetchall()
+        return _sql.assemble(heads, rows, parameters), int(total)
+
+    async def touch(self, touched: Sequence[tuple[str, str]], now: int) -> None:
+        if not touched:
+            return
+        async with self._session() as conn, conn.transaction(), conn.cursor() as cursor:
+            await cursor.executemany(_sql.TOUCH, [(now, et, key) for key, et in touched])
+
+    async def load(self, metadata: Metadata, checksum: str) -> None:
+        async with self._session() as conn, conn.transaction():
+            row = await (await conn.execute(_sql.ID_OF_KEY, (metadata.key,))).fetchone()
+            if row is not None:
+                for statement in _sql.DELETE_METADATA:
+                    await conn.execute(statement, (row[0],))
+            cursor = await conn.execute(_sql.INSERT_METADATA + " RETURNING id",
+                                        _sql.metadata_params(metadata.key, checksum, metadata))
+            await self._insert_details(conn, (await cursor.fetchone())[0], metadata)
+
+    async def _insert_details(self, conn: Any, mid: int, metadata: Metadata) -> None:
+        async with conn.cursor() as cursor:
+            await cursor.executemany(_sql.INSERT_ROW, [
+                (mid, r.event_type, r.summary_type, r.summary_window, r.time_updated)
+                for r in metadata.event_types])
+            if metadata.parameters:
+                await cursor.executemany(_sql.INSERT_PARAMETER, [
+                    (mid, i, name, value) for i, (name, value) in enumerate(metadata.parameters)])
+
+    @asynccontextmanager
+    async def _session(self) -> AsyncIterator[Any]:
+        """The connection, one user at a time (reconnecting if it broke); database errors
+        become ArchiveError."""
+        if self._conn is None:
+            raise ArchiveError("the PostgreSQL metadata store is not started")
+        psycopg = _psycopg()
+        async with self._lock:
+            try:
+                if self._conn.closed or self._conn.broken:
+                    self._conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
+                yield self._conn
+            except psycopg.Error as exc:
+                raise ArchiveError(f"PostgreSQL metadata store: {exc}") from exc
+
+    async def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        raise ArchiveError("the PostgreSQL metadata store needs psycopg: "
+                           "pip install 'watchkeeper[postgres]'") from exc
+    return psycopg
