@@ -1,12 +1,15 @@
 """The archive contract (watchkeeper.archive.abc), run against every backend.
 
-The first part runs on each backend of ``conftest.BACKENDS``. The second part covers
-what only the embedded backend promises or does: surviving SIGKILL, a second process
-reading while the first writes, and compaction into chunks.
+The first part runs on each backend of ``conftest.BACKENDS`` (durability, SIGKILL
+included, on the durable ones; several concurrent writers on those that allow them).
+The rest covers what only one backend promises or does: for the embedded one, a
+read-only second instance, compaction into chunks and crash images; for PostgreSQL,
+writers in several processes at once.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -25,7 +28,7 @@ import numpy as np
 import pytest
 
 from tests.contract.conftest import Backend, OpenArchive
-from watchkeeper.archive import Archive
+from watchkeeper.archive import Archive, Columns
 from watchkeeper.archive.backends.embedded import DB_NAME, EmbeddedArchive
 from watchkeeper.clock import FakeClock
 from watchkeeper.errors import ArchiveError, ConfigError, InvalidData, SeriesNotFound
@@ -36,6 +39,7 @@ T0 = 1_700_000_000.0
 CPU = SeriesKey.make("web1", "system", "cpu.percent")
 LOAD = SeriesKey.make("web1", "system", "load1")
 RTT = SeriesKey.make("web1", "ping", "rtt", {"target": "db1"})
+LOSS = SeriesKey.make("bwctl1", "esmond", "packet-loss-rate", {"metadata": "abc"})
 
 
 def floats(key: SeriesKey, *points: tuple[float, float], unit: str = "") -> list[Measurement]:
@@ -46,6 +50,10 @@ def hist(key: SeriesKey, ts: float, histogram: dict[str, int]) -> Measurement:
     return Measurement(key=key, ts=ts, histogram=histogram)
 
 
+def obj(key: SeriesKey, ts: float, value: Any) -> Measurement:
+    return Measurement(key=key, ts=ts, obj=value)
+
+
 def bits(values: Any) -> list[int]:
     """Values as their IEEE bit patterns, so NaN == NaN and -0.0 != 0.0."""
     patterns: list[int] = np.asarray(values, dtype=np.float64).view(np.uint64).tolist()
@@ -54,7 +62,8 @@ def bits(values: Any) -> list[int]:
 
 async def everything(archive: Archive, key: SeriesKey) -> list[tuple[float, Any]]:
     points = await archive.read(key, -math.inf, math.inf)
-    values = points.histograms if points.kind == "histogram" else points.values.tolist()
+    values: Any = {"float": points.values.tolist(), "histogram": points.histograms,
+                   "object": points.objects}[points.kind]
     return list(zip(points.ts.tolist(), values, strict=True))
 
 
@@ -95,6 +104,80 @@ async def test_histograms_are_copied_in_and_out(archive: Archive) -> None:
     read["a"] = 42
 
     assert (await archive.read(RTT, T0, T0)).histograms == ({"a": 1},)
+
+
+OBJECTS = [
+    {"numerator": 4, "denominator": 100},
+    [{"start": 0.0, "duration": 1.5, "val": None}, {"start": 1.5, "duration": 1.0, "val": "7"}],
+    "a string",
+    {"nested": {"list": [1, 2.5, True, False, None], "big": 2**63 - 1, "neg": -(2**63)}},
+    1.25,
+    7,
+    True,
+]
+
+
+async def test_objects_round_trip(archive: Archive) -> None:
+    """Any JSON value but null comes back equal, in time order, whatever the write order."""
+    await archive.write([obj(LOSS, T0 + 10 * i, value) for i, value in enumerate(OBJECTS)][::-1])
+
+    points = await archive.read(LOSS, T0, T0 + 1000)
+
+    assert points.kind == "object"
+    assert points.ts.tolist() == [T0 + 10 * i for i in range(len(OBJECTS))]
+    assert list(points.objects) == OBJECTS
+    assert (len(points.values), points.histograms) == (0, ())
+    (meta,), _ = await archive.list_series()
+    assert (meta.key, meta.kind, meta.first_ts, meta.last_ts) == (
+        LOSS, "object", T0, T0 + 10 * (len(OBJECTS) - 1))
+
+
+async def test_objects_are_json_copies(archive: Archive) -> None:
+    """Objects are stored as JSON reads them back (tuples become lists) and copied in and out."""
+    written = {"numerator": 1, "denominator": 2, "tags": ("a", "b"), 3: "int key"}
+    await archive.write([obj(LOSS, T0, written)])
+    written["numerator"] = 99
+    (read,) = (await archive.read(LOSS, T0, T0)).objects
+    read["tags"].append("c")
+
+    assert (await archive.read(LOSS, T0, T0)).objects == (
+        {"numerator": 1, "denominator": 2, "tags": ["a", "b"], "3": "int key"},)
+
+
+async def test_objects_replace_and_delete_like_other_points(archive: Archive) -> None:
+    """The latest object of a timestamp wins; delete removes objects by range."""
+    await archive.write([obj(LOSS, T0, {"v": 1}), obj(LOSS, T0 + 1, {"v": 2}), obj(LOSS, T0, [0])])
+    await archive.write([obj(LOSS, T0 + 1, "replaced"), obj(LOSS, T0 + 2, {"v": 3})])
+
+    assert await everything(archive, LOSS) == [(T0, [0]), (T0 + 1, "replaced"), (T0 + 2, {"v": 3})]
+    assert await archive.delete(LOSS, T0 + 1, T0 + 1) == 1
+    assert await everything(archive, LOSS) == [(T0, [0]), (T0 + 2, {"v": 3})]
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "got"),
+    [
+        pytest.param(floats(CPU, (T0, 1.0)), [obj(CPU, T0 + 1, {"a": 1})], "an object",
+                     id="object-to-float"),
+        pytest.param([obj(CPU, T0, {"a": 1})], floats(CPU, (T0 + 1, 1.0)), "a number",
+                     id="number-to-object"),
+        pytest.param([obj(CPU, T0, {"a": 1})], [hist(CPU, T0 + 1, {"a": 1})], "a histogram",
+                     id="histogram-to-object"),
+        pytest.param([hist(CPU, T0, {"a": 1})], [obj(CPU, T0 + 1, {"a": 1})], "an object",
+                     id="object-to-histogram"),
+    ],
+)
+async def test_object_kind_mismatch_stores_nothing(
+    archive: Archive, first: list[Measurement], then: list[Measurement], got: str
+) -> None:
+    """A series keeps the kind of its first point; a batch mixing kinds fails whole."""
+    await archive.write(first)
+
+    with pytest.raises(InvalidData, match=f"got {got}"):
+        await archive.write([*floats(LOAD, (T0, 1.0)), *then])
+
+    assert len(await everything(archive, CPU)) == 1
+    assert (await archive.list_series())[1] == 1
 
 
 async def test_read_is_ascending_with_inclusive_bounds(archive: Archive) -> None:
@@ -180,6 +263,9 @@ async def test_impossible_timestamps_are_refused(archive: Archive, bad_ts: float
                      id="count-negative"),
         pytest.param(Measurement(key=LOAD, ts=T0, histogram={"a": 2**64}), "histogram",
                      id="count-too-large"),
+        pytest.param(Measurement(key=LOAD, ts=T0, obj={"a": object()}), "obj",
+                     id="obj-not-json"),
+        pytest.param(Measurement(key=LOAD, ts=T0, obj=[2**64]), "obj", id="obj-int-too-large"),
         pytest.param(Measurement(key=LOAD, ts="soon", value=1.0), "ts",  # type: ignore[arg-type]
                      id="ts-not-a-number"),
         pytest.param(Measurement(key="web1/system/load1", ts=T0, value=1.0),  # type: ignore[arg-type]
@@ -232,6 +318,263 @@ async def test_concurrent_writes_all_land(archive: Archive) -> None:
     await asyncio.gather(*(archive.write(floats(CPU, (T0 + i, float(i)))) for i in range(50)))
 
     assert await everything(archive, CPU) == [(T0 + i, float(i)) for i in range(50)]
+
+
+def columns(series: list[str], points: list[tuple[int, float, float]],
+            others: list[Measurement] | None = None, units: dict[str, str] | None = None
+            ) -> Columns:
+    index, ts, values = zip(*points, strict=True) if points else ((), (), ())
+    return Columns(series=series, index=np.array(index, dtype=np.int32),
+                   ts=np.array(ts, dtype=np.float64), values=np.array(values, dtype=np.float64),
+                   units=units or {}, others=others or [])
+
+
+async def test_columns_store_what_measurements_store(archive: Archive) -> None:
+    """A columnar batch stores the points, units and kinds its measurements would."""
+    await archive.write(floats(LOAD, (T0, 1.0)))
+    web2 = SeriesKey.make("web2", "system", "load1")
+    batch = columns(
+        [str(CPU), str(LOAD), 'web1/ping/rtt{target="db1"}', str(web2)],
+        [(0, T0, 1.5), (1, T0 + 1, 2.0), (0, T0 + 10, math.nan), (0, T0, 3.0), (3, T0, 0.5)],
+        others=[hist(RTT, T0, {"a": 1}), obj(LOSS, T0, {"numerator": 1, "denominator": 2}),
+                *floats(CPU, (T0 + 10, 9.0), (T0 + 20, 4.0), unit="%")],
+        units={str(LOAD): "ignored: the series exists", str(web2): "load"},
+    )
+
+    assert len(batch) == 9
+    assert await archive.write_columns(batch) == 9
+
+    cpu = await everything(archive, CPU)
+    assert cpu[0] == (T0, 3.0)  # the columns come after the others, the latest wins
+    assert math.isnan(cpu[1][1])
+    assert cpu[2] == (T0 + 20, 4.0)
+    assert await everything(archive, LOAD) == [(T0, 1.0), (T0 + 1, 2.0)]
+    assert await everything(archive, RTT) == [(T0, {"a": 1})]
+    assert await everything(archive, LOSS) == [(T0, {"numerator": 1, "denominator": 2})]
+    metas = {m.key: m for m in (await archive.list_series())[0]}
+    assert (metas[CPU].unit, metas[LOAD].unit, metas[web2].unit) == ("%", "", "load")
+    assert await everything(archive, web2) == [(T0, 0.5)]
+    registry = archive.metrics.registry
+    assert registry.get_sample_value("watchkeeper_points_ingested_total") == 10
+
+
+async def test_columns_find_series_by_any_text_form(archive: Archive) -> None:
+    """Labels in another order name the same series, known or new in the batch."""
+    key = SeriesKey.make("a", "b", "c", {"x": "1", "y": "2"})
+    batch = columns(['a/b/c{y="2",x="1"}', str(key)], [(0, T0, 1.0), (1, T0 + 1, 2.0)])
+
+    await archive.write_columns(batch)
+    await archive.write_columns(columns(['a/b/c{y="2",x="1"}'], [(0, T0 + 2, 3.0)]))
+
+    assert await everything(archive, key) == [(T0, 1.0), (T0 + 1, 2.0), (T0 + 2, 3.0)]
+    assert (await archive.list_series())[1] == 1
+
+
+@pytest.mark.parametrize(
+    ("batch", "field"),
+    [
+        pytest.param(columns([str(CPU)], [(1, T0, 1.0)]), "index", id="index-past-the-end"),
+        pytest.param(columns([str(CPU)], [(-1, T0, 1.0)]), "index", id="negative-index"),
+        pytest.param(Columns(series=[str(CPU)], index=np.zeros(2, np.int32),
+                             ts=np.zeros(1), values=np.zeros(2)), "index", id="ragged"),
+        pytest.param(columns(["web1/system"], [(0, T0, 1.0)]), "series[0]", id="bad-series"),
+        pytest.param(columns([str(CPU)], [(0, math.nan, 1.0)]), "ts", id="nan-ts"),
+        pytest.param(columns([str(CPU)], [(0, 1e300, 1.0)]), "ts", id="ts-out-of-range"),
+        pytest.param(columns([str(LOAD)], [(0, T0, 1.0)], [hist(LOAD, T0, {"a": 1})]), "series",
+                     id="number-to-a-histogram-of-the-batch"),
+        pytest.param(columns([str(LOAD)], [(0, T0, 1.0)], [hist(CPU, T0, {"a": -1})]),
+                     "histogram", id="bad-other"),
+    ],
+)
+async def test_malformed_columns_are_refused(archive: Archive, batch: Columns, field: str) -> None:
+    """A columnar batch with anything malformed fails whole, naming the field."""
+    with pytest.raises(InvalidData) as raised:
+        await archive.write_columns(batch)
+
+    assert raised.value.field == field
+    assert await archive.list_series() == ([], 0)
+
+
+async def test_columns_refuse_numbers_for_other_kinds(archive: Archive) -> None:
+    await archive.write([hist(RTT, T0, {"a": 1})])
+
+    with pytest.raises(InvalidData, match="holds histogram points, got a number"):
+        await archive.write_columns(columns([str(CPU), str(RTT)], [(0, T0, 1.0), (1, T0, 1.0)]))
+
+    assert (await archive.list_series())[1] == 1
+
+
+ROLLUP_CASES = [
+    pytest.param(0, 86400 * 3, 3600, ("avg", "min", "max", "count", "sum"), id="hour-aligned"),
+    pytest.param(1234.5, 86400 * 2 + 77, 3600, ("avg", "min", "max"), id="unaligned-edges"),
+    pytest.param(0, 86400 * 3, 86400, ("avg", "count"), id="daily"),
+    pytest.param(-3600, 7200 * 5, 7200, ("max", "sum"), id="two-hourly"),
+    pytest.param(0, 86400, 600, ("avg",), id="step-below-an-hour"),
+    pytest.param(0, 86400, 3600, ("first", "last", "avg"), id="first-last"),
+]
+
+
+async def rollups_agree(archive: Archive, keys: list[SeriesKey], start: float, end: float,
+                        step: float, aggs: tuple[str, ...]) -> None:
+    """archive.rollup() gives what bucketize gives over read() (sums to rounding)."""
+    from watchkeeper.archive.abc import rollup_points
+
+    rolled = await archive.rollup(keys, start=start, end=end, step=step, aggs=aggs)
+    assert [r.key for r in rolled] == keys
+    for key, got in zip(keys, rolled, strict=True):
+        want = rollup_points(key, await archive.read(key, start, end), start=start, end=end,
+                             step=step, aggs=aggs)
+        assert got.ts.tolist() == want.ts.tolist()
+        for agg in aggs:
+            if agg in ("avg", "sum"):
+                np.testing.assert_allclose(got.values[agg], want.values[agg], rtol=1e-12)
+            else:
+                assert bits(got.values[agg]) == bits(want.values[agg]), agg
+
+
+@pytest.mark.parametrize(("start", "end", "step", "aggs"), ROLLUP_CASES)
+async def test_rollups_match_the_points(
+    backend: Backend, open_archive: OpenArchive, start: float, end: float, step: float,
+    aggs: tuple[str, ...],
+) -> None:
+    """Rollups of series long enough for many chunks, before and after a restart, with
+    late points, sparse series and NaN, agree with the points."""
+    dense = SeriesKey.make("r", "p", "dense")
+    sparse = SeriesKey.make("r", "p", "sparse")
+    late = SeriesKey.make("r", "p", "late")
+    rng = np.random.default_rng(4)
+    day = T0 - T0 % 86400
+    ts = day + np.arange(0, 3 * 86400, 60) + rng.integers(0, 60_000, 4320) / 1000
+    values = np.round(rng.normal(50, 10, len(ts)), 2)
+    values[100] = math.nan
+    keys = [dense, sparse, late]
+    async with open_archive() as archive:
+        for lo in range(0, len(ts), 500):
+            await archive.write(floats(dense, *zip(ts[lo:lo + 500].tolist(),
+                                                   values[lo:lo + 500].tolist(), strict=True)))
+        await archive.write(floats(sparse, *[(day + 7200.0 * i, float(i)) for i in range(40)]))
+        await archive.write(floats(late, *[(day + 30.0 * i, float(i % 7)) for i in range(3000)]))
+        await rollups_agree(archive, keys, day + start, day + end, step, aggs)
+        await archive.write(floats(late, *[(day + 30.0 * i, -1.0) for i in range(0, 3000, 97)]))
+        await archive.write(floats(dense, (day + 3 * 86400 + 5, 1.0)))  # head after chunks
+        await rollups_agree(archive, keys, day + start, day + end, step, aggs)
+    if backend.durable:
+        async with open_archive() as archive:
+            await rollups_agree(archive, keys, day + start, day + end, step, aggs)
+
+
+async def test_rollup_refuses_what_it_cannot_do(archive: Archive) -> None:
+    await archive.write([hist(RTT, T0, {"a": 1}), *floats(CPU, (T0, 1.0))])
+
+    with pytest.raises(InvalidData, match="not numbers"):
+        await archive.rollup([CPU, RTT], start=T0, end=T0 + 1, step=60)
+    with pytest.raises(InvalidData, match="agg"):
+        await archive.rollup([CPU], start=T0, end=T0 + 1, step=60, aggs=("median",))
+    with pytest.raises(InvalidData, match="step"):
+        await archive.rollup([CPU], start=T0, end=T0 + 1, step=0)
+    with pytest.raises(SeriesNotFound):
+        await archive.rollup([LOAD], start=T0, end=T0 + 1, step=3600)
+    assert await archive.rollup([], start=T0, end=T0 + 1, step=3600) == []
+
+
+async def test_columns_with_a_series_token(archive: Archive) -> None:
+    """A token names its series list: batches reusing it land in the same series, and a
+    list holding a histogram series still refuses numbers for it."""
+    texts = [str(CPU), str(LOAD)]
+    token = b"cpu+load"
+    for i in range(3):
+        batch = columns(texts, [(0, T0 + i, float(i)), (1, T0 + i, -float(i))])
+        await archive.write_columns(Columns(**{**batch.__dict__, "series_token": token}))
+    await archive.write([hist(RTT, T0, {"a": 1})])
+    mixed = columns([str(CPU), str(RTT)], [(0, T0 + 5, 5.0)])
+    await archive.write_columns(Columns(**{**mixed.__dict__, "series_token": b"mixed"}))
+    bad = columns([str(CPU), str(RTT)], [(1, T0 + 6, 6.0)])
+
+    with pytest.raises(InvalidData, match="holds histogram points"):
+        await archive.write_columns(Columns(**{**bad.__dict__, "series_token": b"mixed"}))
+
+    assert await everything(archive, CPU) == [(T0 + i, float(i)) for i in range(3)] + [
+        (T0 + 5, 5.0)]
+    assert await everything(archive, LOAD) == [(T0 + i, -float(i)) for i in range(3)]
+
+
+async def test_several_writers_share_the_data(backend: Backend, open_archive: OpenArchive) -> None:
+    """Instances writing the same data at once all see every acknowledged point."""
+    if not backend.several_writers:
+        pytest.skip(f"{backend.cls.__name__} has one writer at a time")
+    import asyncio
+
+    options = {"chunk_points": 3, "max_log_points": 40}
+    async with open_archive(**options) as a, open_archive(**options) as b:
+        await asyncio.gather(
+            *(a.write(floats(CPU, (T0 + 2 * i, float(i)))) for i in range(30)),
+            *(b.write(floats(CPU, (T0 + 2 * i + 1, -float(i)))) for i in range(30)),
+            *(b.write([obj(LOSS, T0 + i, {"i": i})]) for i in range(10)),
+        )
+        await a.write(floats(LOAD, (T0, 1.0), (T0 + 1, 1.0)))
+        await b.write(floats(LOAD, (T0, 2.0)))  # acknowledged after a's: it wins
+        await a.write([hist(RTT, T0, {"a": 1})])
+
+        expected_cpu = sorted([(T0 + 2 * i, float(i)) for i in range(30)]
+                              + [(T0 + 2 * i + 1, -float(i)) for i in range(30)])
+        for reader in (a, b):
+            assert await everything(reader, CPU) == expected_cpu
+            assert await everything(reader, LOAD) == [(T0, 2.0), (T0 + 1, 1.0)]
+            assert await everything(reader, LOSS) == [(T0 + i, {"i": i}) for i in range(10)]
+            assert await everything(reader, RTT) == [(T0, {"a": 1})]
+            metas = {m.key: m for m in (await reader.list_series())[0]}
+            assert (metas[CPU].first_ts, metas[CPU].last_ts) == (T0, T0 + 59)
+            assert metas[LOSS].kind == "object"
+        with pytest.raises(InvalidData, match="holds histogram points"):
+            await b.write(floats(RTT, (T0 + 1, 1.0)))  # a series b learns of from the database
+        assert await b.delete(CPU, T0 + 10, T0 + 19) == 10
+        assert len(await everything(a, CPU)) == 50
+
+    async with open_archive(**options) as c:
+        assert len(await everything(c, CPU)) == 50
+        assert await everything(c, LOAD) == [(T0, 2.0), (T0 + 1, 1.0)]
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_several_writers_match_a_model(
+    backend: Backend, open_archive: OpenArchive, seed: int
+) -> None:
+    """Random writes, late points, duplicates and deletes from two instances agree with a dict."""
+    if not backend.several_writers:
+        pytest.skip(f"{backend.cls.__name__} has one writer at a time")
+    rng = random.Random(seed)
+    keys = [SeriesKey.make("h", "p", f"m{i}") for i in range(5)]
+    model: dict[SeriesKey, dict[float, float]] = {key: {} for key in keys}
+    options = {"chunk_points": rng.choice([2, 3, 8]), "max_log_points": rng.choice([5, 40, 500])}
+    async with open_archive(**options) as first, open_archive(**options) as second:
+        for _step in range(120):
+            archive = rng.choice((first, second))
+            if rng.random() < 0.1:
+                key = rng.choice(keys)
+                lo = T0 + rng.randrange(200)
+                hi = lo + rng.randrange(30)
+                doomed = [ts for ts in model[key] if lo <= ts <= hi]
+                if model[key] or doomed:
+                    assert await archive.delete(key, lo, hi) == len(doomed)
+                for ts in doomed:
+                    del model[key][ts]
+                continue
+            batch = []
+            for _ in range(rng.randrange(1, 12)):
+                key = keys[min(int(rng.expovariate(0.7)), len(keys) - 1)]
+                ts = T0 + rng.randrange(200)
+                value = float(rng.randrange(1000)) / 10
+                batch.append(Measurement(key=key, ts=ts, value=value))
+                model[key][ts] = value
+            await archive.write(batch)
+        for key in keys:
+            if model[key]:
+                assert await everything(first, key) == sorted(model[key].items())
+                assert await everything(second, key) == sorted(model[key].items())
+    async with open_archive(**options) as reopened:
+        for key in keys:
+            if model[key]:
+                assert await everything(reopened, key) == sorted(model[key].items())
 
 
 async def test_list_series_by_prefix_with_paging(archive: Archive) -> None:
@@ -340,10 +683,14 @@ async def test_everything_survives_a_restart(backend: Backend, open_archive: Ope
     async with open_archive() as archive:
         await archive.write(floats(CPU, *[(T0 + i, i / 4) for i in range(300)], unit="%"))
         await archive.write([hist(RTT, T0, {"1": 2})])
+        await archive.write([obj(LOSS, T0 + i, {"numerator": i, "denominator": 10})
+                             for i in range(3)])
         await archive.write(floats(CPU, (T0 + 5, -1.0)))
         await archive.delete(CPU, T0 + 10, T0 + 19)
 
     async with open_archive() as archive:
+        assert await everything(archive, LOSS) == [
+            (T0 + i, {"numerator": i, "denominator": 10}) for i in range(3)]
         expected = [(T0 + i, -1.0 if i == 5 else i / 4) for i in range(300) if not 10 <= i < 20]
         assert await everything(archive, CPU) == expected
         assert await everything(archive, RTT) == [(T0, {"1": 2})]
@@ -353,6 +700,97 @@ async def test_everything_survives_a_restart(backend: Backend, open_archive: Ope
 
     async with open_archive() as archive:
         assert (await everything(archive, CPU))[:2] == [(T0, 0.0), (T0 + 1, 100.0)]
+
+
+_KILL_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, importlib, json, sys
+    from contextlib import AsyncExitStack
+    from pathlib import Path
+    from watchkeeper.clock import SystemClock
+    from watchkeeper.model import Measurement, SeriesKey
+    from watchkeeper.telemetry import SelfMetrics
+
+    async def main():
+        module, _, name = sys.argv[1].partition(":")
+        cls = getattr(importlib.import_module(module), name)
+        async with AsyncExitStack() as stack:
+            archive = cls(data_dir=Path(sys.argv[2]),
+                          options=cls.Options(**json.loads(sys.argv[3])),
+                          clock=SystemClock(), metrics=SelfMetrics())
+            await archive.start(stack)
+            keys = [SeriesKey.make("host", "kill", f"m{j}") for j in range(4)]
+            hist = SeriesKey.make("host", "kill", "hist")
+            loss = SeriesKey.make("host", "kill", "loss")
+            for i in range(1_000_000):
+                # Series m_j gets a point every j+1 writes, so heads fill unevenly and
+                # log rows outlive partial compactions.
+                batch = [Measurement(key=k, ts=1_700_000_000 + i, value=i * 10 + j + 0.25)
+                         for j, k in enumerate(keys) if i % (j + 1) == 0]
+                if i % 5 == 0:
+                    batch.append(Measurement(key=hist, ts=1_700_000_000 + i, histogram={"i": i}))
+                if i % 3 == 0:
+                    batch.append(Measurement(key=loss, ts=1_700_000_000 + i, obj=[i, {"n": i}]))
+                await archive.write(batch)
+                print(f"acked {i}", flush=True)
+
+    asyncio.run(main())
+    """
+)
+
+
+def kill_writer_after(args: list[str], kill_after: int) -> int:
+    """Run the kill script, SIGKILL it once it acknowledged ``kill_after``; the last ack."""
+    with subprocess.Popen(
+        [sys.executable, "-c", _KILL_SCRIPT, *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    ) as proc:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        lines: list[str] = []
+        try:
+            while not lines or lines[-1] != f"acked {kill_after}":
+                line = proc.stdout.readline()
+                if not line:
+                    pytest.fail(f"writer exited early: {proc.stderr.read()}")
+                lines.append(line.strip())
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+        lines += proc.stdout.read().split("\n")  # acks printed between the read and the kill
+    return max(int(line.split()[-1]) for line in lines if line.startswith("acked"))
+
+
+@pytest.mark.parametrize("kill_after", [3, 40, 157])
+async def test_acknowledged_writes_survive_sigkill(
+    backend: Backend, open_archive: OpenArchive, base_options: dict[str, Any], tmp_path: Path,
+    kill_after: int,
+) -> None:
+    """Every write acknowledged before SIGKILL is there after reopening."""
+    if not backend.durable:
+        pytest.skip(f"{backend.cls.__name__} keeps nothing across instances")
+    options = {**base_options, "chunk_points": 7, "max_log_points": 60}
+    plugin = f"{backend.cls.__module__}:{backend.cls.__name__}"
+    acked = kill_writer_after([plugin, str(tmp_path), json.dumps(options)], kill_after)
+
+    in_flight = acked + 1  # its write may or may not have committed before the kill
+    async with open_archive() as archive:
+        for j in range(4):
+            every = j + 1
+            points = await everything(archive, SeriesKey.make("host", "kill", f"m{j}"))
+            acked_points = [(T0 + i, i * 10 + j + 0.25) for i in range(0, acked + 1, every)]
+            maybe = [(T0 + in_flight, in_flight * 10 + j + 0.25)] if in_flight % every == 0 else []
+            assert points in (acked_points, acked_points + maybe)
+        histograms = await everything(archive, SeriesKey.make("host", "kill", "hist"))
+        acked_histograms = [(T0 + i, {"i": i}) for i in range(0, acked + 1, 5)]
+        maybe_h = [(T0 + in_flight, {"i": in_flight})] if in_flight % 5 == 0 else []
+        assert histograms in (acked_histograms, acked_histograms + maybe_h)
+        objects = await everything(archive, SeriesKey.make("host", "kill", "loss"))
+        acked_objects = [(T0 + i, [i, {"n": i}]) for i in range(0, acked + 1, 3)]
+        maybe_o = [(T0 + in_flight, [in_flight, {"n": in_flight}])] if in_flight % 3 == 0 else []
+        assert objects in (acked_objects, acked_objects + maybe_o)
+    if backend.cls is EmbeddedArchive:
+        assert table_counts(tmp_path)["overlapping"] == 0
 
 
 # -- the embedded backend ------------------------------------------------------------
@@ -387,79 +825,6 @@ def table_counts(data_dir: Path) -> dict[str, int]:
         conn.close()
     return {"chunks": chunks, "chunk_points": chunk_points, "log_rows": log_rows,
             "overlapping": overlapping}
-
-
-_KILL_SCRIPT = textwrap.dedent(
-    """
-    import asyncio, sys
-    from contextlib import AsyncExitStack
-    from pathlib import Path
-    from watchkeeper.archive.backends.embedded import EmbeddedArchive
-    from watchkeeper.clock import SystemClock
-    from watchkeeper.model import Measurement, SeriesKey
-    from watchkeeper.telemetry import SelfMetrics
-
-    async def main():
-        async with AsyncExitStack() as stack:
-            archive = EmbeddedArchive(
-                data_dir=Path(sys.argv[1]),
-                options=EmbeddedArchive.Options(chunk_points=7, max_log_points=60),
-                clock=SystemClock(), metrics=SelfMetrics())
-            await archive.start(stack)
-            keys = [SeriesKey.make("host", "kill", f"m{j}") for j in range(4)]
-            hist = SeriesKey.make("host", "kill", "hist")
-            for i in range(1_000_000):
-                # Series m_j gets a point every j+1 writes, so heads fill unevenly and
-                # log rows outlive partial compactions.
-                batch = [Measurement(key=k, ts=1_700_000_000 + i, value=i * 10 + j + 0.25)
-                         for j, k in enumerate(keys) if i % (j + 1) == 0]
-                if i % 5 == 0:
-                    batch.append(Measurement(key=hist, ts=1_700_000_000 + i, histogram={"i": i}))
-                await archive.write(batch)
-                print(f"acked {i}", flush=True)
-
-    asyncio.run(main())
-    """
-)
-
-
-@pytest.mark.parametrize("kill_after", [3, 40, 157])
-async def test_embedded_acknowledged_writes_survive_sigkill(
-    tmp_path: Path, kill_after: int
-) -> None:
-    """Every write acknowledged before SIGKILL is there after reopening."""
-    with subprocess.Popen(
-        [sys.executable, "-c", _KILL_SCRIPT, str(tmp_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    ) as proc:
-        assert proc.stdout is not None
-        assert proc.stderr is not None
-        lines: list[str] = []
-        try:
-            while not lines or lines[-1] != f"acked {kill_after}":
-                line = proc.stdout.readline()
-                if not line:
-                    pytest.fail(f"writer exited early: {proc.stderr.read()}")
-                lines.append(line.strip())
-        finally:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-        lines += proc.stdout.read().split("\n")  # acks printed between the read and the kill
-    acked = max(int(line.split()[-1]) for line in lines if line.startswith("acked"))
-
-    in_flight = acked + 1  # its write may or may not have committed before the kill
-    async with embedded(tmp_path) as archive:
-        for j in range(4):
-            every = j + 1
-            points = await everything(archive, SeriesKey.make("host", "kill", f"m{j}"))
-            acked_points = [(T0 + i, i * 10 + j + 0.25) for i in range(0, acked + 1, every)]
-            maybe = [(T0 + in_flight, in_flight * 10 + j + 0.25)] if in_flight % every == 0 else []
-            assert points in (acked_points, acked_points + maybe)
-        histograms = await everything(archive, SeriesKey.make("host", "kill", "hist"))
-        acked_histograms = [(T0 + i, {"i": i}) for i in range(0, acked + 1, 5)]
-        maybe_h = [(T0 + in_flight, {"i": in_flight})] if in_flight % 5 == 0 else []
-        assert histograms in (acked_histograms, acked_histograms + maybe_h)
-    assert table_counts(tmp_path)["overlapping"] == 0
 
 
 async def test_embedded_second_instance_reads_everything_and_cannot_write(
@@ -641,3 +1006,34 @@ async def test_embedded_refuses_to_start_on_a_corrupt_log(tmp_path: Path) -> Non
     with pytest.raises(ArchiveError, match="corrupt ingest log row"):
         async with embedded(tmp_path):
             pass
+
+
+async def test_embedded_rollups_read_summaries_not_points(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An hour-aligned rollup decodes no chunk: summaries answer it, in the writer and in
+    a read-only instance; the edges of an unaligned one decode only the edge chunks."""
+    from watchkeeper.archive.backends import _rollups
+
+    decoded: list[int] = []
+    real = _rollups.decode_floats_ms
+
+    def counting(blob: bytes) -> Any:
+        decoded.append(len(blob))
+        return real(blob)
+
+    monkeypatch.setattr(_rollups, "decode_floats_ms", counting)
+    day = T0 - T0 % 86400
+    keys = [SeriesKey.make("r", "p", f"m{i}") for i in range(3)]
+    async with embedded(tmp_path, chunk_points=60) as writer:
+        for hour in range(48):
+            await writer.write([m for key in keys for m in floats(
+                key, *[(day + hour * 3600 + 10.0 * i, float(i)) for i in range(360)])])
+        async with embedded(tmp_path) as reader:
+            for archive in (writer, reader):
+                decoded.clear()
+                await rollups_agree(archive, keys, day, day + 86400 - 0.001, 3600,
+                                    ("avg", "min", "max"))
+                assert decoded == []
+                await rollups_agree(archive, keys, day + 1800, day + 86400, 3600, ("avg",))
+                assert 0 < len(decoded) <= 3 * 2 * 2  # edge chunks (and the comparison's)

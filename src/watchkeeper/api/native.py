@@ -5,26 +5,29 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import msgspec
+import numpy as np
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from watchkeeper._version import __version__
-from watchkeeper.archive import Archive, SeriesMeta
+from watchkeeper.archive import Archive, Columns, SeriesMeta
 from watchkeeper.archive.query import query
 from watchkeeper.errors import InvalidData
 from watchkeeper.model import Measurement, SeriesKey
 from watchkeeper.wire import (
+    COLUMNS_CONTENT_TYPE,
     DeleteResult,
     Health,
     QueryResult,
     SeriesInfo,
     SeriesList,
     WriteBatch,
+    WriteColumns,
     WriteResult,
 )
 
@@ -114,12 +117,44 @@ def _measurements(batch: WriteBatch) -> list[Measurement]:
     return out
 
 
+class _RawSeriesColumns(WriteColumns, frozen=True, kw_only=True):
+    """:class:`WriteColumns` with the series list kept encoded as well: it identifies the
+    list, so the archive can reuse how it resolved the same list in an earlier write."""
+
+    series_raw: msgspec.Raw = msgspec.field(name="series")
+    series: list[str] = msgspec.field(default_factory=list, name="series_")
+
+
+def _decode_columns(body: bytes) -> Columns:
+    raw = msgspec.msgpack.decode(body, type=_RawSeriesColumns)
+    series = msgspec.msgpack.decode(raw.series_raw, type=list[str])
+    return _columns(raw, series, token=bytes(raw.series_raw))
+
+
+def _columns(body: WriteColumns, series: list[str], *, token: bytes | None = None) -> Columns:
+    """The bulk body as archive columns: the arrays are views of the body, not copies."""
+    arrays = []
+    for name, dtype in (("index", "<i4"), ("ts", "<f8"), ("values", "<f8")):
+        raw = getattr(body, name)
+        if len(raw) % np.dtype(dtype).itemsize:
+            raise InvalidData(f"{len(raw)} bytes is not a whole number of {dtype} items",
+                              field=name)
+        arrays.append(np.frombuffer(raw, dtype=dtype))
+    index, ts, values = arrays
+    bad = ~(np.isfinite(ts) & (ts >= 0))  # as for WriteBatch points
+    if bad.any():
+        raise InvalidData("timestamp out of range", field="ts", value=float(ts[bad][0]))
+    others = _measurements(WriteBatch(points=body.points, units=body.units)) if body.points else []
+    return Columns(series=series, index=index, ts=ts, values=values, units=body.units,
+                   others=others, series_token=token)
+
+
 class NativeApi:
     """Handlers bound to one archive."""
 
-    def __init__(self, archive: Archive, *, now: type[time.time] | None = None) -> None:  # type: ignore[valid-type]
+    def __init__(self, archive: Archive, *, now: Callable[[], float] = time.time) -> None:
         self._archive = archive
-        self._now = now or time.time
+        self._now = now
 
     def routes(self) -> Sequence[Route]:
         return [
@@ -156,8 +191,14 @@ class NativeApi:
                                  step=out.step, agg=out.agg, points=out.points))
 
     async def write(self, request: Request) -> Response:
-        batch = msgspec.json.decode(await request.body(), type=WriteBatch)
-        written = await self._archive.write(_measurements(batch))
+        body = await request.body()
+        if request.headers.get("content-type", "").partition(";")[0].strip() == (
+            COLUMNS_CONTENT_TYPE
+        ):
+            written = await self._archive.write_columns(_decode_columns(body))
+        else:
+            batch = msgspec.json.decode(body, type=WriteBatch)
+            written = await self._archive.write(_measurements(batch))
         return _json(WriteResult(written=written), status=201)
 
     async def delete(self, request: Request) -> Response:

@@ -7,7 +7,7 @@ which is pure and shared, so every backend answers a query with the same numbers
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,11 +17,14 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from watchkeeper.archive.rollup import AGGREGATIONS, bucketize, step_ms
 from watchkeeper.clock import Clock
+from watchkeeper.errors import InvalidData
 from watchkeeper.model import Measurement, SeriesKey
 from watchkeeper.telemetry import SelfMetrics
 
-Kind = Literal["float", "histogram"]
+Kind = Literal["float", "histogram", "object"]
+KINDS: tuple[Kind, ...] = ("float", "histogram", "object")
 
 
 class SeriesMeta(msgspec.Struct, frozen=True, kw_only=True):
@@ -39,16 +42,100 @@ class Points:
     """Points of one series in ascending time order.
 
     ``ts`` holds seconds since the epoch. Float series fill ``values``; histogram
-    series fill ``histograms`` (one ``{bucket: count}`` per timestamp).
+    series fill ``histograms`` (one ``{bucket: count}`` per timestamp); object series
+    fill ``objects`` (JSON values: dicts, lists, strings, numbers, booleans).
     """
 
     kind: Kind
     ts: npt.NDArray[np.float64]
     values: npt.NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
     histograms: tuple[dict[str, int], ...] = ()
+    objects: tuple[Any, ...] = ()
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
+
+
+@dataclass(frozen=True)
+class Columns:
+    """A write batch in columnar form: number points of many series, plus other points.
+
+    Point ``i`` of the number columns belongs to series ``series[index[i]]`` (a
+    :class:`SeriesKey` text form), at ``ts[i]`` (seconds) with value ``values[i]``.
+    ``units`` gives units of series the batch creates. ``others`` holds the batch's
+    histogram and object points (and may hold numbers too); within the batch they come
+    before the number columns (for equal series and time, the columns win). The bulk
+    write API sends
+    batches in this form, so a backend can store them without building a
+    :class:`Measurement` per point.
+    """
+
+    series: Sequence[str]
+    index: npt.NDArray[np.int32]
+    ts: npt.NDArray[np.float64]
+    values: npt.NDArray[np.float64]
+    units: Mapping[str, str] = field(default_factory=dict)
+    others: Sequence[Measurement] = ()
+    series_token: bytes | None = None
+    """Optional: equal tokens mean equal ``series`` lists (the bulk API passes the list's
+    encoded form), so a backend may remember how it resolved a list it has seen."""
+
+    def __len__(self) -> int:
+        return int(self.index.shape[0]) + len(self.others)
+
+    def measurements(self) -> list[Measurement]:
+        """The same points as measurements (``others`` first, then the number columns).
+
+        Raises :class:`~watchkeeper.errors.InvalidData` for a series text that does not
+        parse, or an index outside ``series``.
+        """
+        keys = []
+        for i, text in enumerate(self.series):
+            try:
+                keys.append(SeriesKey.parse(text))
+            except InvalidData as exc:
+                raise InvalidData(str(exc), field=f"series[{i}]", value=text) from None
+        index, ts, values = self.checked()
+        numbers = [
+            Measurement(key=keys[i], ts=t, value=v, unit=self.units.get(self.series[i], ""))
+            for i, t, v in zip(index.tolist(), ts.tolist(), values.tolist(), strict=True)
+        ]
+        return [*self.others, *numbers]
+
+    def checked(
+        self,
+    ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """The three number columns as 1-d arrays of equal length, the indexes in range.
+
+        Raises :class:`~watchkeeper.errors.InvalidData` naming the column otherwise.
+        """
+        index = np.asarray(self.index)
+        ts = np.asarray(self.ts, dtype=np.float64)
+        values = np.asarray(self.values, dtype=np.float64)
+        if not (index.ndim == ts.ndim == values.ndim == 1) or not (
+            len(index) == len(ts) == len(values)
+        ):
+            raise InvalidData(f"index {index.shape}, ts {ts.shape} and values {values.shape}"
+                              " must be 1-d and of equal length", field="index")
+        n_series = len(self.series)
+        if index.dtype.kind not in "iu" or (len(index) and not (
+            int(index.min()) >= 0 and int(index.max()) < n_series
+        )):
+            raise InvalidData(f"must hold positions in series (0 to {n_series - 1})",
+                              field="index")
+        return index.astype(np.int32, copy=False), ts, values
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """A float series aggregated into buckets: ``values[agg][i]`` belongs to bucket ``ts[i]``.
+
+    Buckets are named by their start (seconds); buckets without points are left out.
+    """
+
+    key: SeriesKey
+    ts: npt.NDArray[np.float64]
+    values: dict[str, npt.NDArray[np.float64]]
 
 
 class NoOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -92,6 +179,13 @@ class Archive(ABC):
         match its series (a histogram sent to a float series), without storing any.
         """
 
+    async def write_columns(self, columns: Columns) -> int:
+        """Store a columnar batch, exactly as :meth:`write` stores the same measurements.
+
+        The default converts to measurements; backends override it to go faster.
+        """
+        return await self.write(columns.measurements())
+
     @abstractmethod
     async def list_series(
         self, *, prefix: str = "", limit: int | None = None, offset: int = 0
@@ -105,3 +199,51 @@ class Archive(ABC):
     @abstractmethod
     async def delete(self, key: SeriesKey, start: float, end: float) -> int:
         """Remove points with ``start <= ts <= end``; return how many were removed."""
+
+    async def rollup(
+        self,
+        keys: Sequence[SeriesKey],
+        *,
+        start: float,
+        end: float,
+        step: float,
+        aggs: Sequence[str] = ("avg",),
+    ) -> list[Rollup]:
+        """Aggregate float series over ``[start, end]`` into epoch-aligned ``step``-second
+        buckets, one :class:`Rollup` per key in order, with every aggregation of ``aggs``.
+
+        The numbers are those of :func:`~watchkeeper.archive.rollup.bucketize` over the
+        points :meth:`read` returns (sums, hence averages, may differ in the last bits
+        where a backend adds up stored partial sums). Raises SeriesNotFound for an
+        unknown key and InvalidData for a series that does not hold numbers. The
+        default reads every series; backends override it to use stored summaries.
+        """
+        check_rollup(step, aggs)
+        return [rollup_points(key, await self.read(key, start, end), start=start, end=end,
+                              step=step, aggs=aggs)
+                for key in keys]
+
+
+def rollup_points(key: SeriesKey, points: Points, *, start: float, end: float, step: float,
+                  aggs: Sequence[str]) -> Rollup:
+    """The rollup of one series from its points (InvalidData unless they are numbers)."""
+    if points.kind != "float":
+        raise InvalidData(f"series {key} holds {points.kind} points, not numbers",
+                          field="series", value=str(key))
+    values = {}
+    ts = np.empty(0)
+    for agg in aggs:
+        ts, values[agg] = bucketize(points.ts, points.values, start=start, end=end, step=step,
+                                    agg=agg)
+    return Rollup(key=key, ts=ts, values=values)
+
+
+def check_rollup(step: float, aggs: Sequence[str]) -> int:
+    """Refuse a bad step or aggregation (InvalidData); the step in milliseconds."""
+    for agg in aggs:
+        if agg not in AGGREGATIONS:
+            raise InvalidData(f"must be one of {', '.join(AGGREGATIONS)}", field="agg",
+                              value=agg)
+    if not aggs:
+        raise InvalidData("name at least one aggregation", field="agg")
+    return step_ms(step)

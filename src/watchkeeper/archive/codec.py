@@ -16,7 +16,8 @@ previous value) but works on numpy arrays and lets zstd do the bit packing:
     the eight byte planes are transposed (byte-shuffled) so zstd sees the runs of equal
     sign and exponent bytes. Exact for every bit pattern (NaN payloads, inf, -0.0);
 
-* histogram chunks keep the same timestamps and a msgpack list of ``{bucket: count}``.
+* histogram and object chunks keep the same timestamps and a msgpack list of the
+  values (``{bucket: count}`` dicts, or any JSON values); the reader says which.
 
 Blob layout: ``version:u8 | encoding:u8 | zstd(count:u32 | timestamps | values)``,
 little-endian. Decoding refuses versions it does not know, so a later format can be
@@ -64,7 +65,10 @@ _SCALES = np.array([10.0**k for k in range(_MAX_DECIMALS + 1)])  # decoding divi
 _WIDTHS = np.array([1, 2, 4, 8])
 _WIDTH_LIMITS = np.array([2**8, 2**16, 2**32], dtype=np.uint64)
 _PROBE: Final = 8  # values per chunk tried against every k before the full check
-_HIST_TYPE = list[dict[str, int]]
+HISTOGRAMS: Final[Any] = list[dict[str, int]]
+"""The type to decode histogram chunks as (see :func:`decode_objects_ms`)."""
+JSON_VALUES: Final[Any] = list[Any]
+"""The type to decode chunks of arbitrary JSON values as."""
 
 
 class Encoding(IntEnum):
@@ -116,14 +120,14 @@ def decode_floats(blob: bytes) -> tuple[Float64Array, Float64Array]:
     return from_millis(ms), values
 
 
-def encode_objects(ts: npt.ArrayLike, objects: Sequence[dict[str, int]]) -> bytes:
-    """Encode histogram points; ``ts`` in seconds is stored to the millisecond."""
+def encode_objects(ts: npt.ArrayLike, objects: Sequence[Any]) -> bytes:
+    """Encode histogram or object points; ``ts`` in seconds is stored to the millisecond."""
     return encode_objects_ms(to_millis(ts), objects)
 
 
-def decode_objects(blob: bytes) -> tuple[Float64Array, list[dict[str, int]]]:
-    """Decode a histogram chunk to ``(ts in seconds, histograms)``."""
-    ms, objects = decode_objects_ms(blob)
+def decode_objects(blob: bytes, values_type: Any = HISTOGRAMS) -> tuple[Float64Array, list[Any]]:
+    """Decode a histogram (with ``JSON_VALUES``: object) chunk to ``(ts in seconds, values)``."""
+    ms, objects = decode_objects_ms(blob, values_type)
     return from_millis(ms), objects
 
 
@@ -172,8 +176,8 @@ def decode_floats_ms(blob: bytes) -> tuple[Int64Array, Float64Array]:
         raise ArchiveError(f"corrupt chunk: {exc}") from exc
 
 
-def encode_objects_ms(ts: Int64Array, objects: Sequence[dict[str, int]]) -> bytes:
-    """Encode histogram points with int64 millisecond timestamps."""
+def encode_objects_ms(ts: Int64Array, objects: Sequence[Any]) -> bytes:
+    """Encode histogram or object points with int64 millisecond timestamps."""
     ts = np.ascontiguousarray(ts, dtype=np.int64)
     if ts.ndim != 1 or len(objects) != len(ts):
         raise ValueError(f"{len(ts)} timestamps but {len(objects)} objects")
@@ -181,14 +185,18 @@ def encode_objects_ms(ts: Int64Array, objects: Sequence[dict[str, int]]) -> byte
     return _pack(Encoding.OBJECTS, len(ts), ts_part, msgspec.msgpack.encode(objects))
 
 
-def decode_objects_ms(blob: bytes) -> tuple[Int64Array, list[dict[str, int]]]:
-    """Decode a histogram chunk to ``(int64 ms, histograms)``."""
+def decode_objects_ms(blob: bytes, values_type: Any = HISTOGRAMS) -> tuple[Int64Array, list[Any]]:
+    """Decode a histogram chunk to ``(int64 ms, histograms)``.
+
+    ``values_type`` is what the values must be: :data:`HISTOGRAMS` (the default) or
+    :data:`JSON_VALUES` for object chunks.
+    """
     encoding, n, body = _unpack(blob)
     if encoding != Encoding.OBJECTS:
         raise ArchiveError("chunk holds floats, not objects")
     try:
         ts, pos = _decode_ts(body, n)
-        objects = msgspec.msgpack.decode(body[pos:], type=_HIST_TYPE)
+        objects: list[Any] = msgspec.msgpack.decode(body[pos:], type=values_type)
     except (struct.error, ValueError, msgspec.DecodeError) as exc:
         raise ArchiveError(f"corrupt chunk: {exc}") from exc
     if len(objects) != n:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from watchkeeper.archive.abc import Archive, Points
@@ -9,7 +11,7 @@ from watchkeeper.archive.rollup import AGGREGATIONS, bucketize, bucketize_histog
 from watchkeeper.errors import InvalidData
 from watchkeeper.model import SeriesKey
 
-Value = float | dict[str, int] | None
+Value = float | dict[str, int] | Any | None  # a number, a histogram or an object
 
 
 class QueryOutput(msgspec.Struct, frozen=True, kw_only=True):
@@ -40,6 +42,9 @@ async def query(
     if agg is not None and agg not in AGGREGATIONS:
         raise InvalidData(f"must be one of {', '.join(AGGREGATIONS)}", field="agg", value=agg)
     points = await archive.read(key, start, end)
+    if step and points.kind == "object":
+        raise InvalidData(f"series {key} holds objects, which have no rollups", field="step",
+                          value=step)
     rows = _rollup(points, start, end, step, agg or "avg") if step else _raw(points)
     return QueryOutput(key=key, start=start, end=end, step=step,
                        agg=(agg or "avg") if step else None, points=rows)
@@ -48,6 +53,8 @@ async def query(
 def _raw(points: Points) -> list[tuple[float, Value]]:
     if points.kind == "histogram":
         return list(zip(points.ts.tolist(), points.histograms, strict=True))
+    if points.kind == "object":
+        return list(zip(points.ts.tolist(), points.objects, strict=True))
     return list(zip(points.ts.tolist(), points.values.tolist(), strict=True))
 
 

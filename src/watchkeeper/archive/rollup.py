@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Final, Literal, get_args
+from typing import Any, Final, Literal, NamedTuple, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -140,3 +140,148 @@ _REDUCERS: Final[dict[str, _Reducer]] = {
     "first": lambda v, f: v[f],
     "last": _last,
 }
+
+
+# -- mergeable summaries: what stored rollups hold ---------------------------------------
+
+SUMMARY_AGGS: Final[tuple[str, ...]] = ("avg", "min", "max", "sum", "count")
+"""The aggregations a :class:`Summary` can answer (``first``/``last`` need the points)."""
+
+
+class Summary(NamedTuple):
+    """Per-bucket count, sum, minimum and maximum of float points, mergeable.
+
+    Buckets are ``step`` wide, aligned to the epoch and named by their start in
+    milliseconds; only buckets holding points appear, in ascending order. Summaries of
+    disjoint sets of points (a series' chunks) merge into the summary of their union:
+    counts and sums add, minima and maxima combine. Sums merged from parts may differ
+    from one sum over all points in the last bits (floating-point addition is not
+    associative); everything else is exact.
+    """
+
+    start_ms: npt.NDArray[np.int64]
+    n: npt.NDArray[np.int64]  # points per bucket
+    sum: Float64Array
+    min: Float64Array
+    max: Float64Array
+
+    def __len__(self) -> int:
+        return int(self.start_ms.shape[0])
+
+    def slice(self, lo: int, hi: int) -> Summary:
+        return Summary(self.start_ms[lo:hi], self.n[lo:hi], self.sum[lo:hi], self.min[lo:hi],
+                       self.max[lo:hi])
+
+    def select(self, keep: npt.NDArray[np.bool_]) -> Summary:
+        return Summary(self.start_ms[keep], self.n[keep], self.sum[keep], self.min[keep],
+                       self.max[keep])
+
+
+def summarize(ts_ms: npt.ArrayLike, values: npt.ArrayLike, step_ms: int) -> Summary:
+    """The summary of points (``ts_ms`` ascending int64 milliseconds) in ``step_ms`` buckets."""
+    ts = np.asarray(ts_ms, dtype=np.int64)
+    vals = np.asarray(values, dtype=np.float64)
+    bucket_ms = ts // step_ms * step_ms
+    firsts = np.flatnonzero(np.concatenate(([True], bucket_ms[1:] != bucket_ms[:-1])))
+    firsts = firsts[: len(ts)]  # no points, no buckets
+    if not len(firsts):
+        return empty_summary()
+    return Summary(
+        bucket_ms[firsts],
+        np.diff(firsts, append=len(ts)).astype(np.int64),
+        np.add.reduceat(vals, firsts),
+        np.minimum.reduceat(vals, firsts),
+        np.maximum.reduceat(vals, firsts),
+    )
+
+
+def merge_summaries(parts: Sequence[Summary], step_ms: int | None = None) -> Summary:
+    """One summary of the union of disjoint parts; with ``step_ms`` (a multiple of the
+    parts' step), regrouped into those wider buckets."""
+    if not parts:
+        return empty_summary()
+    joined = Summary(
+        np.concatenate([p.start_ms for p in parts]), np.concatenate([p.n for p in parts]),
+        np.concatenate([p.sum for p in parts]), np.concatenate([p.min for p in parts]),
+        np.concatenate([p.max for p in parts]),
+    )
+    starts = joined.start_ms if step_ms is None else joined.start_ms // step_ms * step_ms
+    order = np.argsort(starts, kind="stable")
+    starts = starts[order]
+    firsts = np.flatnonzero(np.concatenate(([True], starts[1:] != starts[:-1])))[: len(starts)]
+    if not len(firsts):
+        return empty_summary()
+    return Summary(
+        starts[firsts],
+        np.add.reduceat(joined.n[order], firsts),
+        np.add.reduceat(joined.sum[order], firsts),
+        np.minimum.reduceat(joined.min[order], firsts),
+        np.maximum.reduceat(joined.max[order], firsts),
+    )
+
+
+def aggregate(summary: Summary, agg: str) -> Float64Array:
+    """One of :data:`SUMMARY_AGGS` per bucket (InvalidData for others)."""
+    if agg == "avg":
+        out: Float64Array = summary.sum / summary.n
+        return out
+    if agg == "count":
+        return summary.n.astype(np.float64)
+    if agg in ("min", "max", "sum"):
+        column: Float64Array = getattr(summary, agg)
+        return column
+    raise InvalidData(f"a summary answers {', '.join(SUMMARY_AGGS)}", field="agg", value=agg)
+
+
+def step_ms(step: float) -> int:
+    """A rollup step in whole milliseconds; InvalidData outside 1 ms to 1e12 s."""
+    return _step_ms(step)
+
+
+def empty_summary() -> Summary:
+    ints, floats = np.empty(0, np.int64), np.empty(0, np.float64)
+    return Summary(ints, ints, floats, floats, floats)
+
+
+def summarize_groups(groups: npt.ArrayLike, ts_ms: npt.ArrayLike, values: npt.ArrayLike,
+                     step_ms: int) -> tuple[npt.NDArray[np.int64], Summary]:
+    """:func:`summarize` for many runs at once: points of run ``groups[i]`` (runs may be
+    series or chunks; each run's points ascending in time, runs contiguous) into
+    ``step_ms`` buckets. Returns each bucket's run and the buckets."""
+    g = np.asarray(groups, dtype=np.int64)
+    ts = np.asarray(ts_ms, dtype=np.int64)
+    vals = np.asarray(values, dtype=np.float64)
+    bucket_ms = ts // step_ms * step_ms
+    change = np.concatenate(([True], (bucket_ms[1:] != bucket_ms[:-1]) | (g[1:] != g[:-1])))
+    firsts = np.flatnonzero(change)[: len(ts)]
+    if not len(firsts):
+        return np.empty(0, np.int64), empty_summary()
+    return g[firsts], Summary(
+        bucket_ms[firsts],
+        np.diff(firsts, append=len(ts)).astype(np.int64),
+        np.add.reduceat(vals, firsts),
+        np.minimum.reduceat(vals, firsts),
+        np.maximum.reduceat(vals, firsts),
+    )
+
+
+def merge_groups(groups: npt.ArrayLike, summary: Summary,
+                 step_ms: int) -> tuple[npt.NDArray[np.int64], Summary]:
+    """Merge buckets of the same group into ``step_ms`` buckets (a multiple of the
+    buckets' step): the grouped form of :func:`merge_summaries`. Returns groups
+    ascending, and buckets ascending within each group."""
+    g = np.asarray(groups, dtype=np.int64)
+    starts = summary.start_ms // step_ms * step_ms
+    order = np.lexsort((starts, g))
+    g, starts = g[order], starts[order]
+    change = np.concatenate(([True], (starts[1:] != starts[:-1]) | (g[1:] != g[:-1])))
+    firsts = np.flatnonzero(change)[: len(g)]
+    if not len(firsts):
+        return np.empty(0, np.int64), empty_summary()
+    return g[firsts], Summary(
+        starts[firsts],
+        np.add.reduceat(summary.n[order], firsts),
+        np.add.reduceat(summary.sum[order], firsts),
+        np.minimum.reduceat(summary.min[order], firsts),
+        np.maximum.reduceat(summary.max[order], firsts),
+    )

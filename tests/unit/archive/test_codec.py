@@ -158,6 +158,18 @@ def test_objects_round_trip() -> None:
     assert decoded == objects
 
 
+def test_json_values_round_trip() -> None:
+    """Object chunks hold any JSON values; read as histograms they are refused."""
+    objects = [{"numerator": 1, "denominator": 3}, [1, "a", None], "text", 2.5, True]
+    blob = codec.encode_objects([T0 + i for i in range(5)], objects)
+
+    _, decoded = codec.decode_objects(blob, codec.JSON_VALUES)
+
+    assert decoded == objects
+    with pytest.raises(ArchiveError, match="corrupt chunk"):
+        codec.decode_objects(blob)
+
+
 def test_kinds_are_not_mixed_up() -> None:
     """Decoding a float chunk as objects, or the reverse, is refused."""
     floats = codec.encode_floats([T0], [1.0])

@@ -1,13 +1,15 @@
 """A write batch in columnar form, validated the same way by every backend.
 
 :func:`columnize` checks measurements against a :class:`Catalog` and turns them into
-numpy columns (series id, timestamp in ms, value), raising InvalidData before anything
-is stored, so a write is all or nothing. Python touches each measurement only to read
-its fields; everything after that is vectorised.
+numpy columns per kind (series id, timestamp in ms, value), raising InvalidData before
+anything is stored, so a write is all or nothing. Python touches each measurement only
+to read its fields; everything after that is vectorised.
 
-:func:`encode_batch` and :func:`decode_batch` give the ingest-log form of a batch:
-``version:u8 | zstd(n_float:u32 | n_hist:u32 | ids:int32[] | ts:int64[] | values:f64[]
-| hist_ids:int32[] | hist_ts:int64[] | msgpack(histograms))``.
+:func:`encode_batch` and :func:`decode_batch` give the ingest-log form of a batch
+(version 2): ``2:u8 | zstd(n_float:u32 | n_hist:u32 | n_obj:u32 | ids:int32[] |
+ts:int64[] | values:f64[] | hist_ids:int32[] | hist_ts:int64[] | obj_ids:int32[] |
+obj_ts:int64[] | msgpack([histograms, objects]))``. Version 1 rows (no objects) are
+still read.
 """
 
 from __future__ import annotations
@@ -15,17 +17,17 @@ from __future__ import annotations
 import struct
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 import zstandard
 
-from watchkeeper.archive.abc import Kind
-from watchkeeper.archive.backends._catalog import Catalog, NewSeries
+from watchkeeper.archive.abc import KINDS, Columns, Kind
+from watchkeeper.archive.backends._catalog import KIND_CODES, Catalog, NewSeries
 from watchkeeper.archive.backends._points import object_array
 from watchkeeper.archive.codec import MAX_SECONDS, to_millis
 from watchkeeper.errors import ArchiveError, InvalidData
@@ -35,27 +37,50 @@ Ids = npt.NDArray[np.int32]
 Int64Array = npt.NDArray[np.int64]
 Float64Array = npt.NDArray[np.float64]
 ObjectArray = npt.NDArray[np.object_]
+Values = npt.NDArray[Any]
 
-LOG_VERSION: Final = 1
-_COUNTS = struct.Struct("<II")
+LOG_VERSION: Final = 2
+_COUNTS_V1 = struct.Struct("<II")
+_COUNTS = struct.Struct("<III")
 _MAX_SERIES: Final = 2**31 - 1
 _NOT_A_KEY: Final = "must be a SeriesKey (see SeriesKey.make)"
+_FLOAT, _HISTOGRAM, _OBJECT = (KIND_CODES[kind] for kind in KINDS)
+
+
+class Column(NamedTuple):
+    """Points of one kind: series id, timestamp (int64 ms) and value, in write order."""
+
+    sids: Ids
+    ts: Int64Array
+    values: Values
+
+    @classmethod
+    def empty(cls, kind: Kind) -> Column:
+        dtype = np.float64 if kind == "float" else object
+        return cls(np.empty(0, np.int32), np.empty(0, np.int64), np.empty(0, dtype=dtype))
 
 
 @dataclass(frozen=True, eq=False)
 class Batch:
-    """Float points and histogram points of a write, as parallel columns in write order."""
+    """The points of a write as one :class:`Column` per kind (in ``KINDS`` order)."""
 
     new_series: tuple[NewSeries, ...]
-    f_sids: Ids
-    f_ts: Int64Array
-    f_values: Float64Array
-    h_sids: Ids
-    h_ts: Int64Array
-    h_values: ObjectArray
+    columns: tuple[Column, Column, Column]
+    series_table: Int64Array | None = None  # of a columnar batch: the ids of its series
 
     def __len__(self) -> int:
-        return len(self.f_sids) + len(self.h_sids)
+        return sum(len(column.sids) for column in self.columns)
+
+    def column(self, kind: Kind) -> Column:
+        return self.columns[KIND_CODES[kind]]
+
+    @property
+    def all_sids(self) -> Ids:
+        return np.concatenate([column.sids for column in self.columns])
+
+    @property
+    def all_ts(self) -> Int64Array:
+        return np.concatenate([column.ts for column in self.columns])
 
 
 def columnize(measurements: Sequence[Measurement], catalog: Catalog) -> Batch:
@@ -70,58 +95,169 @@ def columnize(measurements: Sequence[Measurement], catalog: Catalog) -> Batch:
     new_series = _resolve_new(measurements, unknown, sids, catalog) if len(unknown) else ()
     ts = _timestamps(measurements)
     values = [m.value for m in measurements]
-    if None not in values:  # the common case: no histograms at all
-        _check_kinds(measurements, sids, np.zeros(len(sids), np.bool_), catalog, new_series)
-        return Batch(new_series, sids.astype(np.int32), ts, _floats(values),
-                     *_no_histograms())
-    is_hist = np.array([v is None for v in values], dtype=np.bool_)
-    _check_kinds(measurements, sids, is_hist, catalog, new_series)
-    floats = np.flatnonzero(~is_hist)
-    hists = np.flatnonzero(is_hist)
-    return Batch(
-        new_series,
-        sids[floats].astype(np.int32),
-        ts[floats],
-        _floats([values[i] for i in floats.tolist()]),
-        sids[hists].astype(np.int32),
-        ts[hists],
-        _histograms([measurements[i] for i in hists.tolist()]),
-    )
+    if None not in values:  # the common case: numbers only
+        _check_kinds(measurements, sids, np.zeros(len(sids), np.int8), catalog, new_series)
+        column = Column(sids.astype(np.int32), ts, _floats(values))
+        return Batch(new_series, (column, Column.empty("histogram"), Column.empty("object")))
+    codes = np.array([_code(m) for m in measurements], dtype=np.int8)
+    _check_kinds(measurements, sids, codes, catalog, new_series)
+    rows = [np.flatnonzero(codes == code) for code in (_FLOAT, _HISTOGRAM, _OBJECT)]
+    floats, hists, objs = (r.tolist() for r in rows)
+    return Batch(new_series, (
+        Column(sids[rows[0]].astype(np.int32), ts[rows[0]], _floats([values[i] for i in floats])),
+        Column(sids[rows[1]].astype(np.int32), ts[rows[1]],
+               _histograms([measurements[i] for i in hists])),
+        Column(sids[rows[2]].astype(np.int32), ts[rows[2]],
+               _objects([measurements[i] for i in objs])),
+    ))
+
+
+def columnize_columns(
+    columns: Columns, catalog: Catalog, tables: Mapping[bytes, Int64Array] | None = None
+) -> Batch:
+    """Validate a columnar batch and give its columns, as :func:`columnize` does.
+
+    Series are looked up by their text, so only series new to the catalog are parsed.
+    ``tables`` maps the ``series_token`` of batches stored before to their series ids
+    (see :attr:`Batch.series_table`), for lists of number series only: a batch with a
+    known token skips the lookups and kind checks.
+    """
+    index, seconds, values = columns.checked()
+    other = columnize(columns.others, catalog)
+    known = tables.get(columns.series_token) if tables and columns.series_token else None
+    if known is not None and not other.new_series:
+        return _with_numbers(other, (), known, index=index, ms=_timestamps_from(seconds),
+                             values=values)
+    new = list(other.new_series)
+    by_text = {s.text: s for s in new}
+    get = catalog.ids_by_text.get
+    table = np.fromiter((get(text, -1) for text in columns.series), dtype=np.int64,
+                        count=len(columns.series))
+    for i in np.flatnonzero(table < 0).tolist():
+        text = columns.series[i]
+        series = by_text.get(text) or _new_float_series(i, text, columns, catalog,
+                                                        new=new, by_text=by_text)
+        by_text[text] = by_text[series.text] = series
+        table[i] = series.sid
+    if catalog.next_id + len(new) > _MAX_SERIES:
+        raise InvalidData("the archive holds as many series as it can", field="series")
+    used = np.zeros(len(table), dtype=np.bool_)
+    used[index] = True
+    _check_number_series(columns, used, table, catalog, new)
+    return _with_numbers(other, tuple(new), table, index=index,
+                         ms=_timestamps_from(seconds), values=values)
+
+
+def _with_numbers(other: Batch, new: tuple[NewSeries, ...], table: Int64Array, *,
+                  index: Ids, ms: Int64Array, values: Float64Array) -> Batch:
+    """``other`` with the number columns added after its own numbers."""
+    floats = other.columns[_FLOAT]
+    merged = Column(np.concatenate((floats.sids, table[index].astype(np.int32))),
+                    np.concatenate((floats.ts, ms)), np.concatenate((floats.values, values)))
+    return Batch(new, (merged, other.columns[_HISTOGRAM], other.columns[_OBJECT]), table)
+
+
+def _new_float_series(
+    i: int, text: str, columns: Columns, catalog: Catalog, *, new: list[NewSeries],
+    by_text: dict[str, NewSeries],
+) -> NewSeries:
+    """The series of a text the catalog does not know: parsed, found or created."""
+    try:
+        key = SeriesKey.parse(text)
+    except InvalidData as exc:
+        raise InvalidData(str(exc), field=f"series[{i}]", value=text) from None
+    canonical = str(key)  # e.g. labels in another order name the same series
+    sid = catalog.ids_by_text.get(canonical)
+    if sid is not None:
+        return NewSeries(sid, key, canonical, "", catalog.kind(sid))
+    if canonical in by_text:
+        return by_text[canonical]
+    series = NewSeries(catalog.next_id + len(new), key, canonical, columns.units.get(text, ""),
+                       "float")
+    new.append(series)
+    return series
+
+
+def _check_number_series(
+    columns: Columns, used: npt.NDArray[np.bool_], table: Int64Array, catalog: Catalog,
+    new: list[NewSeries],
+) -> None:
+    """Refuse numbers for series (``table[i]`` where ``used[i]``) that hold other kinds."""
+    kinds = np.zeros(catalog.next_id + len(new), dtype=np.int8)
+    kinds[: len(catalog.kinds)] = catalog.kinds[: len(kinds)]
+    for series in new:
+        kinds[series.sid] = KIND_CODES[series.kind]
+    wrong = np.flatnonzero(used & (kinds[table] != _FLOAT))
+    if len(wrong):
+        text = columns.series[int(wrong[0])]
+        kind = KINDS[int(kinds[table[wrong[0]]])]
+        raise InvalidData(f"series {text} holds {kind} points, got a number",
+                          field="series", value=text)
+
+
+def _timestamps_from(seconds: Float64Array) -> Int64Array:
+    if not (np.abs(seconds) <= MAX_SECONDS).all():  # also catches NaN
+        bad = seconds[~(np.abs(seconds) <= MAX_SECONDS)][0]
+        message = f"must be finite seconds since the epoch within ±{MAX_SECONDS:.0f}"
+        raise InvalidData(message, field="ts", value=float(bad))
+    return to_millis(seconds)
+
+
+def _code(m: Measurement) -> int:
+    """The kind a measurement brings: a value (even a malformed one), a histogram, an object."""
+    if m.value is not None:
+        return _FLOAT
+    return _HISTOGRAM if m.histogram is not None else _OBJECT
 
 
 def encode_batch(batch: Batch) -> bytes:
     """The ingest-log row of a batch (new series are stored in their own table)."""
+    floats, hists, objs = batch.columns
     parts = (
-        _COUNTS.pack(len(batch.f_sids), len(batch.h_sids)),
-        batch.f_sids.astype("<i4").tobytes(),
-        batch.f_ts.astype("<i8").tobytes(),
-        batch.f_values.astype("<f8").tobytes(),
-        batch.h_sids.astype("<i4").tobytes(),
-        batch.h_ts.astype("<i8").tobytes(),
-        msgspec.msgpack.encode(batch.h_values.tolist()),
+        _COUNTS.pack(len(floats.sids), len(hists.sids), len(objs.sids)),
+        floats.sids.astype("<i4").tobytes(),
+        floats.ts.astype("<i8").tobytes(),
+        floats.values.astype("<f8").tobytes(),
+        hists.sids.astype("<i4").tobytes(),
+        hists.ts.astype("<i8").tobytes(),
+        objs.sids.astype("<i4").tobytes(),
+        objs.ts.astype("<i8").tobytes(),
+        msgspec.msgpack.encode((hists.values.tolist(), objs.values.tolist())),
     )
     return bytes([LOG_VERSION]) + _zstd.compressor.compress(b"".join(parts))
 
 
 def decode_batch(blob: bytes) -> Batch:
-    """Read an ingest-log row back."""
-    if not blob or blob[0] != LOG_VERSION:
+    """Read an ingest-log row back (this version's, or version 1)."""
+    version = blob[0] if blob else None
+    if version not in (1, LOG_VERSION):
         raise ArchiveError(f"ingest log row has unknown format {blob[:1]!r}")
     try:
         body = memoryview(_zstd.decompressor.decompress(blob[1:]))
-        n_f, n_h = _COUNTS.unpack_from(body)
-        reader = _Reader(body, _COUNTS.size)
-        f_sids = reader.take("<i4", n_f)
-        f_ts = reader.take("<i8", n_f)
-        f_values = reader.take("<f8", n_f)
-        h_sids = reader.take("<i4", n_h)
-        h_ts = reader.take("<i8", n_h)
-        hists = msgspec.msgpack.decode(body[reader.pos :], type=list[dict[str, int]])
+        if version == 1:
+            (n_f, n_h), n_o = _COUNTS_V1.unpack_from(body), 0
+            reader = _Reader(body, _COUNTS_V1.size)
+        else:
+            n_f, n_h, n_o = _COUNTS.unpack_from(body)
+            reader = _Reader(body, _COUNTS.size)
+        f_sids, f_ts, f_values = reader.take("<i4", n_f), reader.take("<i8", n_f), reader.take(
+            "<f8", n_f)
+        h_sids, h_ts = reader.take("<i4", n_h), reader.take("<i8", n_h)
+        o_sids, o_ts = reader.take("<i4", n_o), reader.take("<i8", n_o)
+        rest = body[reader.pos :]
+        objs: list[Any] = []
+        if version == 1:
+            hists = msgspec.msgpack.decode(rest, type=list[dict[str, int]])
+        else:
+            hists, objs = msgspec.msgpack.decode(rest, type=tuple[list[dict[str, int]], list[Any]])
     except (zstandard.ZstdError, struct.error, ValueError, msgspec.DecodeError) as exc:
         raise ArchiveError(f"corrupt ingest log row: {exc}") from exc
-    if len(hists) != n_h:
-        raise ArchiveError(f"corrupt ingest log row: {n_h} histogram points, {len(hists)} values")
-    return Batch((), f_sids, f_ts, f_values, h_sids, h_ts, object_array(hists))
+    if (len(hists), len(objs)) != (n_h, n_o):
+        raise ArchiveError(f"corrupt ingest log row: {n_h} histogram and {n_o} object points,"
+                           f" {len(hists)} and {len(objs)} values")
+    return Batch((), (Column(f_sids, f_ts, f_values),
+                      Column(h_sids, h_ts, object_array(hists)),
+                      Column(o_sids, o_ts, object_array(objs))))
 
 
 # -- validation ---------------------------------------------------------------------------
@@ -139,7 +275,7 @@ def _resolve_new(
         m = measurements[i]
         series = created.get(m.key)
         if series is None:
-            kind: Kind = "float" if m.histogram is None else "histogram"
+            kind = KINDS[_code(m)]
             series = NewSeries(catalog.next_id + len(created), m.key, _text(m.key), m.unit, kind)
             created[m.key] = series
         sids[i] = series.sid
@@ -178,22 +314,21 @@ def _hashable(key: object) -> bool:
 def _check_kinds(
     measurements: Sequence[Measurement],
     sids: Int64Array,
-    is_hist: npt.NDArray[np.bool_],
+    codes: npt.NDArray[np.int8],
     catalog: Catalog,
     new_series: tuple[NewSeries, ...],
 ) -> None:
-    """Refuse a batch that sends numbers to a histogram series or the reverse."""
-    size = max(catalog.next_id, len(catalog.histogram)) + len(new_series)
-    expected = np.zeros(size, dtype=np.bool_)
-    expected[: len(catalog.histogram)] = catalog.histogram
+    """Refuse a batch that sends a point of one kind to a series of another."""
+    size = max(catalog.next_id, len(catalog.kinds)) + len(new_series)
+    expected = np.zeros(size, dtype=np.int8)
+    expected[: len(catalog.kinds)] = catalog.kinds
     for series in new_series:
-        expected[series.sid] = series.kind == "histogram"
-    wrong = np.flatnonzero(expected[sids] != is_hist)
+        expected[series.sid] = KIND_CODES[series.kind]
+    wrong = np.flatnonzero(expected[sids] != codes)
     if len(wrong):
         m = measurements[int(wrong[0])]
-        sid = int(sids[wrong[0]])
-        kind = "histogram" if expected[sid] else "float"
-        got = "a histogram" if m.histogram is not None else "a number"
+        kind = KINDS[expected[int(sids[wrong[0]])]]
+        got = ("a number", "a histogram", "an object")[codes[wrong[0]]]
         raise InvalidData(f"series {m.key} holds {kind} points, got {got}",
                           field="series", value=str(m.key))
 
@@ -247,8 +382,21 @@ def _is_count(count: object) -> bool:
     return isinstance(count, int) and not isinstance(count, bool) and 0 <= count < 2**63
 
 
-def _no_histograms() -> tuple[Ids, Int64Array, ObjectArray]:
-    return np.empty(0, np.int32), np.empty(0, np.int64), np.empty(0, dtype=object)
+def _objects(measurements: list[Measurement]) -> ObjectArray:
+    """The objects as JSON gives them back: our own deep copies, JSON types only.
+
+    Integers must fit in 64 bits (msgpack, the stored form, holds no more).
+    """
+    copies = []
+    for m in measurements:
+        try:
+            copy = msgspec.json.decode(msgspec.json.encode(m.obj))
+            msgspec.msgpack.encode(copy)
+            copies.append(copy)
+        except (TypeError, ValueError, OverflowError, msgspec.MsgspecError) as exc:
+            raise InvalidData(f"must be a JSON value ({exc})", field="obj",
+                              value=repr(m.obj)[:200]) from None
+    return object_array(copies)
 
 
 class _Reader:

@@ -11,11 +11,13 @@ from typing import Final, NamedTuple, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from watchkeeper.archive.abc import Kind, SeriesMeta
+from watchkeeper.archive.abc import KINDS, Kind, SeriesMeta
 from watchkeeper.model import SeriesKey
 
 NO_FIRST: Final = np.iinfo(np.int64).max  # first_ms of a series without points
 NO_LAST: Final = np.iinfo(np.int64).min
+KIND_CODES: Final[dict[Kind, int]] = {kind: code for code, kind in enumerate(KINDS)}
+"""Each kind's small integer, as per-series arrays hold it (``KINDS[code]`` goes back)."""
 
 _T = TypeVar("_T", bound=np.generic)
 
@@ -38,7 +40,7 @@ class Catalog:
         self.ids_by_text: dict[str, int] = {}
         self._keys: dict[int, SeriesKey] = {}
         self._units: dict[int, str] = {}
-        self.histogram = np.zeros(0, dtype=np.bool_)
+        self.kinds = np.zeros(0, dtype=np.int8)  # KIND_CODES by series id
         self.first_ms = np.zeros(0, dtype=np.int64)
         self.last_ms = np.zeros(0, dtype=np.int64)
         self.next_id = 0
@@ -55,7 +57,7 @@ class Catalog:
         self.ids_by_text[series.text] = series.sid
         self._keys[series.sid] = series.key
         self._units[series.sid] = series.unit
-        self.histogram[series.sid] = series.kind == "histogram"
+        self.kinds[series.sid] = KIND_CODES[series.kind]
         self.first_ms[series.sid] = NO_FIRST if first_ms is None else first_ms
         self.last_ms[series.sid] = NO_LAST if last_ms is None else last_ms
         self.next_id = max(self.next_id, series.sid + 1)
@@ -64,7 +66,7 @@ class Catalog:
         return self._keys[sid]
 
     def kind(self, sid: int) -> Kind:
-        return "histogram" if self.histogram[sid] else "float"
+        return KINDS[int(self.kinds[sid])]
 
     def widen(self, sids: npt.NDArray[np.int32], ts_ms: npt.NDArray[np.int64]) -> None:
         """Stretch the series' time ranges to cover these points."""
@@ -91,10 +93,10 @@ class Catalog:
         )
 
     def _grow(self, size: int) -> None:
-        if size <= len(self.histogram):
+        if size <= len(self.kinds):
             return
-        capacity = max(size, 2 * len(self.histogram), 64)
-        self.histogram = _resized(self.histogram, capacity, fill=False)
+        capacity = max(size, 2 * len(self.kinds), 64)
+        self.kinds = _resized(self.kinds, capacity, fill=0)
         self.first_ms = _resized(self.first_ms, capacity, fill=NO_FIRST)
         self.last_ms = _resized(self.last_ms, capacity, fill=NO_LAST)
 

@@ -6,12 +6,13 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 
 from watchkeeper.archive.abc import Kind, Points
 from watchkeeper.archive.backends._head import latest
-from watchkeeper.archive.codec import decode_floats_ms, decode_objects_ms
+from watchkeeper.archive.codec import HISTOGRAMS, JSON_VALUES, decode_floats_ms, decode_objects_ms
 from watchkeeper.errors import InvalidData
 
 Int64Array = npt.NDArray[np.int64]
@@ -43,7 +44,8 @@ def decode_chunks(kind: Kind, blobs: Iterable[bytes]) -> tuple[Int64Array, Value
         if kind == "float":
             ts, values = decode_floats_ms(blob)
         else:
-            ts, objects = decode_objects_ms(blob)
+            values_type = HISTOGRAMS if kind == "histogram" else JSON_VALUES
+            ts, objects = decode_objects_ms(blob, values_type)
             values = object_array(objects)
         ts_parts.append(ts)
         value_parts.append(values)
@@ -74,7 +76,10 @@ def to_points(kind: Kind, ts_ms: Int64Array, values: Values, start: float, end: 
     if kind == "float":
         return Points(kind="float", ts=ts, values=values.astype(np.float64, copy=False))
     # Copies: what the caller does with them must not reach the stored points.
-    return Points(kind="histogram", ts=ts, histograms=tuple(dict(h) for h in values.tolist()))
+    if kind == "histogram":
+        return Points(kind="histogram", ts=ts, histograms=tuple(dict(h) for h in values.tolist()))
+    copies = msgspec.msgpack.decode(msgspec.msgpack.encode(values.tolist()))  # a deep copy
+    return Points(kind="object", ts=ts, objects=tuple(copies))
 
 
 def empty_values(kind: Kind) -> Values:

@@ -8,12 +8,20 @@ so this costs at most a few tens of milliseconds per query.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from watchkeeper.archive.abc import Kind, Points, SeriesMeta
+from watchkeeper.archive.abc import (
+    Kind,
+    Points,
+    Rollup,
+    SeriesMeta,
+    check_rollup,
+    rollup_points,
+)
 from watchkeeper.archive.backends._batch import Batch, decode_batch
 from watchkeeper.archive.backends._catalog import NO_FIRST, NO_LAST
 from watchkeeper.archive.backends._head import latest
@@ -24,8 +32,9 @@ from watchkeeper.archive.backends._points import (
     to_points,
     window_ms,
 )
+from watchkeeper.archive.backends._rollups import RollupPlan
 from watchkeeper.archive.backends._store import SeriesRow, Store
-from watchkeeper.errors import SeriesNotFound
+from watchkeeper.errors import InvalidData, SeriesNotFound
 from watchkeeper.model import SeriesKey
 
 Int64Array = npt.NDArray[np.int64]
@@ -55,6 +64,42 @@ class Reader:
         ts, values = overlay(ts, values, *_logged_points(row.kind, row.sid, batches))
         return to_points(row.kind, ts, values, start, end)
 
+    def rollup(self, keys: Sequence[SeriesKey], start: float, end: float, step: float,
+               aggs: Sequence[str]) -> list[Rollup]:
+        """Rollups from stored summaries plus the ingest log, in one snapshot."""
+        step_ms = check_rollup(step, aggs)
+        lo, hi = window_ms(start, end)
+        with self.store.snapshot():
+            if not (self.store.has_schema() and self.store.has_summaries()
+                    and RollupPlan.applies(step_ms, aggs)):
+                rows = None
+            else:
+                rows = [self.store.series_by_key(str(key)) for key in keys]
+            if rows is not None and all(row is not None for row in rows):
+                series = [row for row in rows if row is not None]
+                for key, row in zip(keys, series, strict=True):
+                    if row.kind != "float":
+                        raise InvalidData(f"series {key} holds {row.kind} points, not numbers",
+                                          field="series", value=str(key))
+                sids = [row.sid for row in series]
+                plan = RollupPlan(keys, sids, lo, hi, step_ms, aggs)
+                summaries = [s for sid in sids for s in self.store.summaries(sid, lo, hi)]
+                batches = [decode_batch(blob) for _, blob in self.store.log()]
+
+                def chunks_end(sid: int) -> int | None:
+                    return self.store.chunk_range(sid)[1]
+
+                def pending(sid: int) -> tuple[Int64Array, Values]:
+                    return _logged_points("float", sid, batches)
+
+                rolled = plan.run(summaries, self.store.chunk_blob, pending, chunks_end)
+            else:
+                rolled = [None] * len(keys)
+        return [r if r is not None else
+                rollup_points(key, self.read(key, start, end), start=start, end=end,
+                              step=step, aggs=aggs)
+                for key, r in zip(keys, rolled, strict=True)]
+
     def list_series(
         self, prefix: str, limit: int | None, offset: int
     ) -> tuple[list[SeriesMeta], int]:
@@ -71,7 +116,7 @@ def _logged_points(kind: Kind, sid: int, batches: list[Batch]) -> tuple[Int64Arr
     """One series' points in the log, sorted by time, the latest write per timestamp."""
     ts_parts, value_parts = [], []
     for batch in batches:
-        sids, ts, values = _columns(kind, batch)
+        sids, ts, values = batch.column(kind)
         mine = sids == sid
         if mine.any():
             ts_parts.append(ts[mine])
@@ -81,20 +126,12 @@ def _logged_points(kind: Kind, sid: int, batches: list[Batch]) -> tuple[Int64Arr
     return latest(np.concatenate(ts_parts), np.concatenate(value_parts))
 
 
-def _columns(kind: Kind, batch: Batch) -> tuple[npt.NDArray[np.int32], Int64Array, Values]:
-    if kind == "float":
-        return batch.f_sids, batch.f_ts, batch.f_values
-    return batch.h_sids, batch.h_ts, batch.h_values
-
-
 class _LogRanges:
     """First and last timestamp (ms) of every series in the log, by series id."""
 
     def __init__(self, batches: list[Batch]) -> None:
-        sids = np.concatenate([np.empty(0, np.int32)] + [b.f_sids for b in batches]
-                              + [b.h_sids for b in batches])
-        ts = np.concatenate([np.empty(0, np.int64)] + [b.f_ts for b in batches]
-                            + [b.h_ts for b in batches])
+        sids = np.concatenate([np.empty(0, np.int32)] + [b.all_sids for b in batches])
+        ts = np.concatenate([np.empty(0, np.int64)] + [b.all_ts for b in batches])
         size = int(sids.max()) + 1 if len(sids) else 0
         self.first = np.full(size, NO_FIRST, dtype=np.int64)
         self.last = np.full(size, NO_LAST, dtype=np.int64)

@@ -9,7 +9,7 @@ at compaction; until then the writer's memory (and the ingest log) know better.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Final, Literal, NamedTuple
@@ -18,10 +18,12 @@ import msgspec
 
 from watchkeeper.archive.abc import Kind
 from watchkeeper.archive.backends._catalog import NewSeries
+from watchkeeper.archive.backends._chunks import ChunkRow
+from watchkeeper.archive.backends._rollups import SummaryRow
 from watchkeeper.errors import ArchiveError
 from watchkeeper.model import SeriesKey
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2  # 2: summaries
 PAGE_SIZE: Final = 16384
 _BUSY_TIMEOUT_S: Final = 30.0
 _MAX_CODE_POINT: Final = 0x10FFFF
@@ -54,7 +56,19 @@ CREATE TABLE IF NOT EXISTS ingest_log (
     seq  INTEGER PRIMARY KEY,
     blob BLOB NOT NULL               -- one acknowledged write (backends._batch)
 )""",
+    """
+CREATE TABLE IF NOT EXISTS summaries (
+    series_id INTEGER NOT NULL,      -- one row per chunk, kept with it
+    start_ts  INTEGER NOT NULL,
+    end_ts    INTEGER NOT NULL,
+    n         INTEGER NOT NULL,
+    blob      BLOB NOT NULL,         -- hourly rollup of a float chunk (backends._rollups),
+    PRIMARY KEY (series_id, start_ts) -- or empty: read the chunk
+) WITHOUT ROWID""",
 )
+# Version 1 files had no summaries: their chunks get rows that say "read the chunk".
+_UPGRADE_1 = ("INSERT OR IGNORE INTO summaries SELECT series_id, start_ts, end_ts, n, x''"
+              " FROM chunks")
 
 # Prefix listings are index range scans; without an upper bound they run to the end.
 _LIST_FROM = "SELECT {} FROM series WHERE key >= ? ORDER BY key LIMIT ? OFFSET ?"
@@ -72,14 +86,6 @@ class SeriesRow(NamedTuple):
     kind: Kind
     first_ms: int | None
     last_ms: int | None
-
-
-class ChunkRow(NamedTuple):
-    sid: int
-    start_ms: int
-    end_ms: int
-    n: int
-    blob: bytes
 
 
 class Store:
@@ -113,13 +119,20 @@ class Store:
         # ~1 KB in its page and a 240-point chunk often spills into an overflow page:
         # 12 bytes per point on disk for a 3.7 byte payload; 16 KB pages give 4.3.
         self._conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
+        # Also new files only: lets close() give the pages the ingest log freed back.
+        self._conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         self._conn.execute("PRAGMA journal_mode = WAL")
         # FULL syncs the WAL at every commit: an acknowledged write survives power loss.
         self._conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
         with self.transaction():  # not executescript(): it would commit on its own
+            version = self._user_version()
+            if version > SCHEMA_VERSION:
+                return  # _check_version refuses it
             for statement in _SCHEMA:
                 self._conn.execute(statement)
-            if self._user_version() == 0:
+            if version == 1:
+                self._conn.execute(_UPGRADE_1)
+            if version < SCHEMA_VERSION:
                 self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _check_version(self) -> None:
@@ -166,6 +179,15 @@ class Store:
         """Copy the WAL into the database file and truncate it."""
         self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
+    def release_free_pages(self) -> None:
+        """Shrink the file by its free pages (files made with auto_vacuum only).
+
+        The ingest log's pages are freed by every compaction and reused by later writes;
+        at close nothing will reuse them.
+        """
+        # executescript steps the pragma to the end; execute() would free one page only.
+        self._conn.executescript("PRAGMA incremental_vacuum;")
+
     # -- series -----------------------------------------------------------------------
 
     def insert_series(self, series: Iterable[NewSeries]) -> None:
@@ -189,7 +211,7 @@ class Store:
         self, prefix: str, limit: int | None, offset: int
     ) -> tuple[list[SeriesRow], int]:
         """Series whose key starts with ``prefix``, in key order, and how many there are."""
-        upper = _prefix_upper(prefix)
+        upper = prefix_upper(prefix)
         page = (-1 if limit is None else limit, offset)
         if upper is None:
             rows = self._series_rows(_LIST_FROM, (prefix, *page))
@@ -244,14 +266,46 @@ class Store:
         return first, last
 
     def replace_chunks(
-        self, deleted: Iterable[tuple[int, int]], inserted: Iterable[ChunkRow]
+        self, deleted: Sequence[tuple[int, int]], inserted: Sequence[ChunkRow]
     ) -> None:
-        """Delete ``(sid, start_ms)`` chunks, then insert new ones."""
+        """Delete ``(sid, start_ms)`` chunks, then insert new ones (with their summaries)."""
         self._conn.executemany("DELETE FROM chunks WHERE series_id = ? AND start_ts = ?", deleted)
+        self._conn.executemany("DELETE FROM summaries WHERE series_id = ? AND start_ts = ?",
+                               deleted)
         self._conn.executemany(
             "INSERT INTO chunks (series_id, start_ts, end_ts, n, blob) VALUES (?, ?, ?, ?, ?)",
-            inserted,
+            (row[:5] for row in inserted),
         )
+        self._conn.executemany(
+            "INSERT INTO summaries (series_id, start_ts, end_ts, n, blob) VALUES (?, ?, ?, ?, ?)",
+            ((row.sid, row.start_ms, row.end_ms, row.n, row.summary) for row in inserted),
+        )
+
+    def has_summaries(self) -> bool:
+        """Whether the file has summaries (a reader may open a version 1 file)."""
+        row = self._conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'summaries'").fetchone()
+        return bool(row[0])
+
+    def summaries(self, sid: int, lo_ms: int, hi_ms: int) -> list[SummaryRow]:
+        """The summary rows of the chunks of ``sid`` reaching into ``[lo_ms, hi_ms]``."""
+        rows = self._conn.execute(
+            "SELECT series_id, start_ts, end_ts, n, blob FROM summaries"
+            " WHERE series_id = ?1 AND start_ts <= ?3 AND start_ts >= coalesce("
+            "  (SELECT start_ts FROM summaries WHERE series_id = ?1 AND start_ts <= ?2"
+            "   ORDER BY start_ts DESC LIMIT 1), ?2)"
+            " ORDER BY start_ts",
+            (sid, lo_ms, hi_ms),
+        ).fetchall()
+        return [SummaryRow(*row) for row in rows if row[2] >= lo_ms]
+
+    def chunk_blob(self, sid: int, start_ms: int) -> bytes:
+        row = self._conn.execute("SELECT blob FROM chunks WHERE series_id = ? AND start_ts = ?",
+                                 (sid, start_ms)).fetchone()
+        if row is None:
+            raise ArchiveError(f"chunk ({sid}, {start_ms}) of a summary is missing")
+        blob: bytes = row[0]
+        return blob
 
     # -- ingest log -------------------------------------------------------------------
 
@@ -283,7 +337,7 @@ class Store:
         }
 
 
-def _prefix_upper(prefix: str) -> str | None:
+def prefix_upper(prefix: str) -> str | None:
     """The smallest string above every string that starts with ``prefix`` (None: no bound)."""
     stripped = prefix.rstrip(chr(_MAX_CODE_POINT))
     if not stripped:

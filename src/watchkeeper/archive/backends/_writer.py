@@ -24,39 +24,49 @@ import sqlite3
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from watchkeeper.archive.abc import Kind, Points, SeriesMeta
-from watchkeeper.archive.backends._batch import Batch, columnize, decode_batch, encode_batch
+from watchkeeper.archive.abc import (
+    KINDS,
+    Columns,
+    Kind,
+    Points,
+    Rollup,
+    SeriesMeta,
+    check_rollup,
+    rollup_points,
+)
+from watchkeeper.archive.backends._batch import (
+    Batch,
+    columnize,
+    columnize_columns,
+    decode_batch,
+    encode_batch,
+)
 from watchkeeper.archive.backends._catalog import Catalog, NewSeries
-from watchkeeper.archive.backends._head import NO_SEQ, Grouped, Head, latest
+from watchkeeper.archive.backends._chunks import ChunkBuilder, ChunkRow, Flush, Tail, old_range
+from watchkeeper.archive.backends._head import NO_SEQ, Grouped, Head
 from watchkeeper.archive.backends._points import (
     decode_chunks,
     overlay,
     to_points,
     window_ms,
 )
-from watchkeeper.archive.backends._store import ChunkRow, Store
-from watchkeeper.archive.codec import encode_float_chunks, encode_objects_ms
-from watchkeeper.errors import ArchiveError, SeriesNotFound
+from watchkeeper.archive.backends._rollups import RollupPlan
+from watchkeeper.archive.backends._store import Store
+from watchkeeper.errors import ArchiveError, InvalidData, SeriesNotFound
 from watchkeeper.model import Measurement, SeriesKey
 
 log = logging.getLogger(__name__)
 
+_TABLES = 16  # series lists remembered (one per regular writer, typically)
+
 Ids = npt.NDArray[np.int32]
 Int64Array = npt.NDArray[np.int64]
 Values = npt.NDArray[Any]
-
-
-class _Tail(NamedTuple):
-    """The last chunk of a series: where it starts and ends, and how many points it has."""
-
-    start_ms: int
-    end_ms: int
-    n: int
 
 
 @dataclass
@@ -66,7 +76,7 @@ class _Plan:
     deleted: list[tuple[int, int]] = field(default_factory=list)
     inserted: list[ChunkRow] = field(default_factory=list)
     ranges: list[tuple[int | None, int | None, int]] = field(default_factory=list)
-    tails: dict[int, _Tail] = field(default_factory=dict)  # series whose last chunk changes
+    tails: dict[int, Tail] = field(default_factory=dict)  # series whose last chunk changes
 
 
 class Writer:
@@ -77,11 +87,14 @@ class Writer:
         self.chunk_points = chunk_points
         self.max_log_points = max_log_points
         self.catalog = Catalog()
-        self.heads: dict[Kind, Head] = {"float": Head(np.float64), "histogram": Head(object)}
-        self._tails: dict[int, _Tail | None] = {}  # absent: unknown, None: no chunk yet
+        self.heads: dict[Kind, Head] = {
+            kind: Head(np.float64 if kind == "float" else object) for kind in KINDS
+        }
+        self._tails: dict[int, Tail | None] = {}  # absent: unknown, None: no chunk yet
         self._log: deque[tuple[int, int]] = deque()  # (seq, points) of the rows kept
         self._log_points = 0
         self._next_seq = 1
+        self._tables: dict[bytes, npt.NDArray[np.int64]] = {}  # series lists seen, resolved
 
     def load(self) -> None:
         """Read the catalog, replay the ingest log into the heads, and compact it."""
@@ -100,6 +113,7 @@ class Writer:
         """Compact everything (so the next start replays nothing) and close the file."""
         try:
             self.compact()
+            self.store.release_free_pages()
             self.store.checkpoint()
         finally:
             self.store.close()  # should compaction fail, the log still holds every point
@@ -108,7 +122,22 @@ class Writer:
 
     def write(self, measurements: Sequence[Measurement]) -> int:
         """Make the batch durable (one committed log row), then add it to the heads."""
-        batch = columnize(measurements, self.catalog)
+        return self._commit(columnize(measurements, self.catalog))
+
+    def write_columns(self, columns: Columns) -> int:
+        """The same for a columnar batch."""
+        batch = columnize_columns(columns, self.catalog, self._tables)
+        stored = self._commit(batch)
+        token, table = columns.series_token, batch.series_table
+        if (token is not None and table is not None and token not in self._tables
+                and not self.catalog.kinds[table].any()):  # number series only
+            # The ids are final now (committed); series are never renumbered.
+            if len(self._tables) >= _TABLES:
+                del self._tables[next(iter(self._tables))]
+            self._tables[token] = table
+        return stored
+
+    def _commit(self, batch: Batch) -> int:
         if not len(batch):
             return 0
         blob = encode_batch(batch)
@@ -125,13 +154,10 @@ class Writer:
 
     def _apply(self, seq: int, batch: Batch) -> Ids:
         """Add a durable batch to the heads; returns the series whose head is now full."""
-        self.catalog.widen(batch.f_sids, batch.f_ts)
-        self.catalog.widen(batch.h_sids, batch.h_ts)
         full = []
-        for head, sids, ts, values in (
-            (self.heads["float"], batch.f_sids, batch.f_ts, batch.f_values),
-            (self.heads["histogram"], batch.h_sids, batch.h_ts, batch.h_values),
-        ):
+        for kind, (sids, ts, values) in zip(KINDS, batch.columns, strict=True):
+            self.catalog.widen(sids, ts)
+            head = self.heads[kind]
             touched = head.append(seq, sids, ts, values)
             full.append(touched[head.counts[touched] >= self.chunk_points])
         self._log.append((seq, len(batch)))
@@ -170,34 +196,22 @@ class Writer:
             self._log_points -= self._log.popleft()[1]
 
     def _plan_flush(self, plan: _Plan, kind: Kind, grouped: Grouped) -> None:
-        chunks = _ChunkBuilder(kind, self.chunk_points)
+        flush = Flush(kind, self.chunk_points)
         for i in range(len(grouped.sids)):
             sid, ts, values = grouped.series(i)
             tail = self._tail(sid)
-            old: list[ChunkRow] = []
-            if tail is not None and ts[0] <= tail.end_ms:
-                # Out of order: merge with every chunk these points reach into.
-                old = self.store.chunks(sid, int(ts[0]), int(ts[-1]))
-            elif tail is not None and tail.n < self.chunk_points:
-                # Top up the partial last chunk rather than start another small one.
-                old = self.store.chunks(sid, tail.start_ms, tail.end_ms)
-            if old:
-                old_ts, old_values = decode_chunks(kind, (row.blob for row in old))
-                ts, values = latest(np.concatenate((old_ts, ts)),
-                                    np.concatenate((old_values, values)))
-                plan.deleted.extend((sid, row.start_ms) for row in old)
-            last = chunks.add(sid, ts, values)
-            # The last piece is the new tail unless all these points went in before the tail.
-            replaced = any(row.start_ms == tail.start_ms for row in old) if tail else False
-            if tail is None or ts[-1] > tail.end_ms or replaced:
-                plan.tails[sid] = last
+            needed = old_range(tail, int(ts[0]), int(ts[-1]), self.chunk_points)
+            old = self.store.chunks(sid, *needed) if needed else []
+            flush.add(sid, ts, values, tail, old)
             plan.ranges.append((*self.catalog.range(sid), sid))
-        plan.inserted.extend(chunks.rows())
+        plan.deleted.extend(flush.deleted)
+        plan.inserted.extend(flush.inserted())
+        plan.tails.update(flush.tails)
 
-    def _tail(self, sid: int) -> _Tail | None:
+    def _tail(self, sid: int) -> Tail | None:
         if sid not in self._tails:
             row = self.store.last_chunk(sid)
-            self._tails[sid] = None if row is None else _Tail(row.start_ms, row.end_ms, row.n)
+            self._tails[sid] = None if row is None else Tail(row.start_ms, row.end_ms, row.n)
         return self._tails[sid]
 
     # -- reads ------------------------------------------------------------------------
@@ -209,6 +223,34 @@ class Writer:
         ts, values = decode_chunks(kind, (row.blob for row in self.store.chunks(sid, lo, hi)))
         ts, values = overlay(ts, values, *self.heads[kind].points(sid))
         return to_points(kind, ts, values, start, end)
+
+    def rollup(self, keys: Sequence[SeriesKey], start: float, end: float, step: float,
+               aggs: Sequence[str]) -> list[Rollup]:
+        """Rollups from the chunks' stored summaries (see _rollups), points where needed."""
+        step_ms = check_rollup(step, aggs)
+        sids = [self._sid(key) for key in keys]
+        for key, sid in zip(keys, sids, strict=True):
+            if self.catalog.kind(sid) != "float":
+                raise InvalidData(f"series {key} holds {self.catalog.kind(sid)} points, not"
+                                  " numbers", field="series", value=str(key))
+        lo, hi = window_ms(start, end)
+        plan = RollupPlan(keys, sids, lo, hi, step_ms, aggs)
+        if not RollupPlan.applies(step_ms, aggs):
+            return [rollup_points(key, self.read(key, start, end), start=start, end=end,
+                              step=step, aggs=aggs)
+                    for key in keys]
+        rows = [row for sid in sids for row in self.store.summaries(sid, lo, hi)]
+        head = self.heads["float"]
+
+        def chunks_end(sid: int) -> int | None:
+            tail = self._tail(sid)
+            return None if tail is None else tail.end_ms
+
+        rolled = plan.run(rows, self.store.chunk_blob, head.points, chunks_end)
+        return [r if r is not None else
+                rollup_points(key, self.read(key, start, end), start=start, end=end,
+                              step=step, aggs=aggs)
+                for key, r in zip(keys, rolled, strict=True)]
 
     def list_series(
         self, prefix: str, limit: int | None, offset: int
@@ -223,7 +265,7 @@ class Writer:
         self.compact()
         lo, hi = window_ms(start, end)
         plan = _Plan()
-        kept = _ChunkBuilder(kind, None)  # a chunk that loses points stays one chunk
+        kept = ChunkBuilder(kind, None)  # a chunk that loses points stays one chunk
         removed = 0
         for row in self.store.chunks(sid, lo, hi):
             ts, values = decode_chunks(kind, (row.blob,))
@@ -250,42 +292,3 @@ class Writer:
         if sid is None:
             raise SeriesNotFound(str(key))
         return sid
-
-
-class _ChunkBuilder:
-    """Cuts runs of points into chunks, and encodes them all in one call at the end."""
-
-    def __init__(self, kind: Kind, size: int | None) -> None:
-        self.kind = kind
-        self.size = size  # None: one chunk per run, however long
-        self._ts: list[Int64Array] = []
-        self._values: list[Values] = []
-        self._pieces: list[tuple[int, int, int]] = []  # sid, lo, hi in the joined arrays
-        self._rows = 0
-
-    def add(self, sid: int, ts: Int64Array, values: Values) -> _Tail:
-        """Queue ``ts``/``values`` (sorted, one per timestamp) as chunks of ``sid``."""
-        size = self.size or len(ts)
-        for lo in range(0, len(ts), size):
-            self._pieces.append((sid, self._rows + lo, self._rows + min(lo + size, len(ts))))
-        self._ts.append(ts)
-        self._values.append(values)
-        self._rows += len(ts)
-        last_lo = (len(ts) - 1) // size * size
-        return _Tail(int(ts[last_lo]), int(ts[-1]), len(ts) - last_lo)
-
-    def rows(self) -> list[ChunkRow]:
-        if not self._pieces:
-            return []
-        ts = np.concatenate(self._ts)
-        values = np.concatenate(self._values)
-        if self.kind == "float":
-            bounds = [lo for _, lo, _ in self._pieces] + [self._rows]
-            blobs = encode_float_chunks(ts, values, bounds)
-        else:
-            blobs = [encode_objects_ms(ts[lo:hi], values[lo:hi].tolist())
-                     for _, lo, hi in self._pieces]
-        return [
-            ChunkRow(sid, int(ts[lo]), int(ts[hi - 1]), hi - lo, blob)
-            for (sid, lo, hi), blob in zip(self._pieces, blobs, strict=True)
-        ]

@@ -46,7 +46,7 @@ from typing import Annotated, Any, Final, Literal, TypeVar
 
 import msgspec
 
-from watchkeeper.archive.abc import Archive, Points, SeriesMeta
+from watchkeeper.archive.abc import Archive, Columns, Points, Rollup, SeriesMeta
 from watchkeeper.archive.backends._reader import Reader
 from watchkeeper.archive.backends._store import Store
 from watchkeeper.archive.backends._writer import Writer
@@ -112,6 +112,14 @@ class EmbeddedArchive(Archive):
             self.metrics.ingest_batches.inc()
         return stored
 
+    async def write_columns(self, columns: Columns) -> int:
+        writer = self._writer()
+        stored = await self._call(writer.write_columns, columns)
+        if stored:
+            self.metrics.points_ingested.inc(stored)
+            self.metrics.ingest_batches.inc()
+        return stored
+
     async def list_series(
         self, *, prefix: str = "", limit: int | None = None, offset: int = 0
     ) -> tuple[list[SeriesMeta], int]:
@@ -119,6 +127,18 @@ class EmbeddedArchive(Archive):
 
     async def read(self, key: SeriesKey, start: float, end: float) -> Points:
         return await self._call(self._started().read, key, start, end)
+
+    async def rollup(
+        self,
+        keys: Sequence[SeriesKey],
+        *,
+        start: float,
+        end: float,
+        step: float,
+        aggs: Sequence[str] = ("avg",),
+    ) -> list[Rollup]:
+        core = self._started()
+        return await self._call(core.rollup, tuple(keys), start, end, step, tuple(aggs))
 
     async def delete(self, key: SeriesKey, start: float, end: float) -> int:
         return await self._call(self._writer().delete, key, start, end)

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from watchkeeper.archive.abc import Archive, Points, SeriesMeta
-from watchkeeper.archive.backends._batch import columnize
+from watchkeeper.archive.abc import Archive, Columns, Points, SeriesMeta
+from watchkeeper.archive.backends._batch import Batch, columnize, columnize_columns
 from watchkeeper.archive.backends._catalog import Catalog
 from watchkeeper.archive.backends._points import object_array, to_points, window_ms
 from watchkeeper.clock import Clock
@@ -38,16 +38,19 @@ class MemoryArchive(Archive):
         exit_stack.callback(self._points.clear)
 
     async def write(self, measurements: Sequence[Measurement]) -> int:
-        batch = columnize(measurements, self._catalog)  # raises before anything changes
+        return self._store(columnize(measurements, self._catalog))
+
+    async def write_columns(self, columns: Columns) -> int:
+        return self._store(columnize_columns(columns, self._catalog))
+
+    def _store(self, batch: Batch) -> int:
+        """Keep a validated batch (validation raises before anything changes)."""
         if not len(batch):
             return 0
         for series in batch.new_series:
             self._catalog.add(series)
             self._points[series.sid] = {}
-        for sids, ts, values in (
-            (batch.f_sids, batch.f_ts, batch.f_values),
-            (batch.h_sids, batch.h_ts, batch.h_values),
-        ):
+        for sids, ts, values in batch.columns:
             for sid, ms, value in zip(sids.tolist(), ts.tolist(), values.tolist(), strict=True):
                 self._points[sid][ms] = value
             self._catalog.widen(sids, ts)
