@@ -13,6 +13,8 @@ and carries the context needed to act on it::
     ├── ArchiveError                      the archive refused or failed an operation
     │   ├── SeriesNotFound (LookupError)  series: no such series
     │   ├── InvalidData (ValueError)      field, value: a write or query with bad input
+    │   ├── NotFound (LookupError)        a named thing (an esmond metadata) does not exist
+    │   ├── Conflict                      a write would replace a point that must stay (409)
     │   └── AuthError                     status: no valid token (401) or no right (403)
     └── ClientError                       raised by watchkeeper.client
         ├── TransportError (OSError)      the server could not be reached
@@ -98,6 +100,14 @@ class InvalidData(ArchiveError, ValueError):
         self.field = field
         self.value = value
         super().__init__(f"{field}: {message}" if field else message)
+
+
+class NotFound(ArchiveError, LookupError):
+    """A thing named in a request (an esmond metadata key) does not exist."""
+
+
+class Conflict(ArchiveError):
+    """A write would replace a stored point that must not change (esmond's 409)."""
 
 
 class AuthError(ArchiveError):

@@ -17,6 +17,7 @@ COLLECTORS: Final = "watchkeeper.collectors"
 ENGINES: Final = "watchkeeper.engines"
 ARCHIVES: Final = "watchkeeper.archives"
 BUSES: Final = "watchkeeper.buses"
+INVENTORY_COLLECTORS: Final = "watchkeeper.inventory_collectors"
 
 Check = Callable[[Any], str | None]
 """A contract check: returns what is wrong with the loaded object, or None."""

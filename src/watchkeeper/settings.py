@@ -27,23 +27,23 @@ class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Base of every settings section: immutable, keyword-only, unknown keys refused."""
 
 
-class ServerSettings(_Section):
+class ServerSettings(_Section, frozen=True):
     listen: str = "127.0.0.1:8080"
     public_reads: bool = True
     max_body_bytes: int = 64 * 1024 * 1024
 
 
-class ArchiveSettings(_Section):
+class ArchiveSettings(_Section, frozen=True):
     backend: str = "embedded"
     options: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-class BusSettings(_Section):
+class BusSettings(_Section, frozen=True):
     backend: str = "local"
     options: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-class DeviceSettings(_Section):
+class DeviceSettings(_Section, frozen=True):
     name: str
     address: str = ""
     tags: list[str] = msgspec.field(default_factory=list)
@@ -56,11 +56,16 @@ def _default_devices() -> list[DeviceSettings]:
     return [DeviceSettings(name="localhost", address="127.0.0.1", tags=["self"])]
 
 
-class InventorySettings(_Section):
+class InventorySettings(_Section, frozen=True):
     devices: list[DeviceSettings] = msgspec.field(default_factory=_default_devices)
+    # The static model's YAML file (sites, devices, interfaces, links, services).
+    file: str | None = None
+    # Model collectors by name, each with its raw options (validated against the plugin's
+    # Options at start-up); `plugin:` picks the plugin when the name is not one.
+    collectors: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
 
 
-class CollectorSettings(_Section):
+class CollectorSettings(_Section, frozen=True):
     """One configured collector: a plugin, its options, which devices and how often."""
 
     name: str
@@ -71,7 +76,7 @@ class CollectorSettings(_Section):
     options: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-class EngineSettings(_Section):
+class EngineSettings(_Section, frozen=True):
     """One engine of the chain: a plugin, or Canopsis-style task references."""
 
     name: str
@@ -81,20 +86,41 @@ class EngineSettings(_Section):
     beat_interval: float | None = None
     next: list[str] = msgspec.field(default_factory=list)
     workers: int = 1
+    partitions: int | None = None  # stateful engines: entity partitions (default: workers)
+    attempts: int = 3  # tries per event before it is dead-lettered
     options: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 def _default_engines() -> list[EngineSettings]:
-    return [EngineSettings(name="archive", engine="archive_writer")]
+    # Both are roots: every event reaches the archive writer and the alarms engine.
+    return [EngineSettings(name="archive", engine="archive_writer"),
+            EngineSettings(name="alarms", engine="alarms", options={"store": "sqlite"})]
 
 
-class SchedulerSettings(_Section):
+class SchedulerSettings(_Section, frozen=True):
     max_concurrency: int = 512
     per_device_concurrency: int = 1
     jitter: float = 0.0
 
 
-class Settings(_Section):
+class CollectSettings(_Section, frozen=True):
+    """Remote collectors: what a server tells them, and how a collector daemon spools."""
+
+    refresh: float = 60.0  # server: seconds between a remote collector's config fetches
+    spool_max: int = 100_000  # collector: results kept on disk while the server is away
+    batch_size: int = 500  # collector: results per POST
+    flush_interval: float = 1.0  # collector: seconds between deliveries
+
+
+class EsmondSettings(_Section, frozen=True):
+    """The esmond-compatible archive API (``/esmond/perfsonar/archive/``) and API tokens."""
+
+    enabled: bool = True
+    store: str = "embedded"  # metadata and tokens: "embedded" (SQLite in data_dir) or "postgres"
+    dsn: str = ""  # PostgreSQL connection string, when store is "postgres"
+
+
+class Settings(_Section, frozen=True):
     """The whole configuration. ``collectors: None`` means "watch this machine" defaults."""
 
     data_dir: str = "var"
@@ -105,7 +131,9 @@ class Settings(_Section):
     inventory: InventorySettings = msgspec.field(default_factory=InventorySettings)
     scheduler: SchedulerSettings = msgspec.field(default_factory=SchedulerSettings)
     collectors: list[CollectorSettings] | None = None
+    collect: CollectSettings = msgspec.field(default_factory=CollectSettings)
     engines: list[EngineSettings] = msgspec.field(default_factory=_default_engines)
+    esmond: EsmondSettings = msgspec.field(default_factory=EsmondSettings)
 
 
 class Locator:
@@ -151,10 +179,10 @@ def load_settings(
     if text is not None and text.strip():
         raw, lines = _parse_yaml(text, source)
     origins: dict[str, str] = {}
-    for name, value in sorted((env or {}).items()):
+    for name, text_value in sorted((env or {}).items()):
         if name.startswith(ENV_PREFIX) and name != ENV_PREFIX + "CONFIG":
             path = name[len(ENV_PREFIX):].lower().replace("__", ".")
-            _assign(raw, path, _scalar(value))
+            _assign(raw, path, _scalar(text_value))
             origins[path] = f"environment variable {name}"
     for path, value in (overrides or {}).items():
         if value is not None:
@@ -187,7 +215,8 @@ def _parse_yaml(text: str, source: str | None) -> tuple[dict[str, Any], dict[str
     if not isinstance(data, dict):
         raise ConfigError("the top level must be a mapping of sections", file=source, line=1)
     lines: dict[str, int] = {}
-    _record_lines(node, "", lines)
+    if node is not None:
+        _record_lines(node, "", lines)
     return data, lines
 
 

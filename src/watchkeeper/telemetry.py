@@ -41,9 +41,10 @@ class SelfMetrics:
             ["engine", "outcome"], registry=reg)
         self.engine_errors = Counter(
             "watchkeeper_engine_errors", "Task failures, by engine.", ["engine"], registry=reg)
-        self.http_requests = Counter(
-            "watchkeeper_http_requests", "REST requests served, by route and status.",
-            ["route", "status"], registry=reg)
+        self.engine_latency = Histogram(
+            "watchkeeper_engine_batch_seconds", "Time an engine took over one batch, by engine.",
+            ["engine"], buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0),
+            registry=reg)
 
     def exposition(self) -> bytes:
         """The Prometheus text exposition of every metric."""

@@ -107,9 +107,16 @@ def test_up_watches_this_machine_and_stops_cleanly(start: object) -> None:
                            timeout=30, check=True)
     assert "localhost/system/cpu.percent" in human.stdout
 
+    assert httpx.get(f"{stack.url}/api/v1/alarms").json() == []  # all checks are OK
+    alarms = subprocess.run([*WATCHKEEPER, "alarms", "--server", stack.url], capture_output=True,
+                            text=True, timeout=30, check=True)
+    assert "0 alarms" in alarms.stdout
+
     metrics = httpx.get(f"{stack.url}/metrics").text
     assert "watchkeeper_points_ingested_total" in metrics
     assert 'watchkeeper_polls_total{plugin="system",status="ok"}' in metrics
+    assert 'watchkeeper_engine_queue_depth{engine="alarms"}' in metrics
+    assert "watchkeeper_scheduler_lateness_seconds_bucket" in metrics
 
     before = httpx.get(f"{stack.url}/api/v1/query",
                        params={"series": "localhost/system/cpu.percent", "since": "1h"}).json()

@@ -58,9 +58,14 @@ class Processes:
         self.procs: list[subprocess.Popen[str]] = []
         self.config = tmp_path / "server.yaml"
         self.config.write_text(SERVER_CONFIG)
+        # The results endpoint needs a write token, as any write does.
+        created = subprocess.run([*WATCHKEEPER, "token", "create", "--user", "collector",
+                                  "--write", "--data", str(tmp_path / "var")], cwd=REPO,
+                                 capture_output=True, text=True, timeout=60, check=True)
+        self.token = created.stdout.split()[-1]
 
     def spawn(self, *args: str) -> subprocess.Popen[str]:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "WK_TEST_TOKEN": "t0ken"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "WK_TEST_TOKEN": self.token}
         proc = subprocess.Popen([*WATCHKEEPER, *args], cwd=REPO, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, env=env)
         self.procs.append(proc)

@@ -1,8 +1,9 @@
 """Token authentication of the archive's routes, as esmond (Django REST framework) does it.
 
-It guards the esmond routes and the native archive routes (``/api/v1/write``,
-``/api/v1/series``, ``/api/v1/query``); health, metrics and the routes of other
-subsystems (which have their own ``authorize`` hooks) pass through untouched.
+It guards the esmond routes, the native archive routes (``/api/v1/write``,
+``/api/v1/series``, ``/api/v1/query``), remote collectors' config and results
+(``/api/v1/collect/``), alarm actions and the event importer; health, metrics and the
+inventory read routes pass through untouched.
 
 ``Authorization: Token <key>`` (keyword in any case). Reads (GET, HEAD, OPTIONS) are
 public unless ``public_reads`` is off; every other method needs a token with the write
@@ -37,7 +38,8 @@ NO_PERMISSION: Final = "You do not have permission to perform this action."
 _CACHE_SECONDS: Final = 10.0
 _CACHE_SIZE: Final = 10_000
 PROTECTED: Final = ("/esmond/perfsonar/", "/perfsonar/", "/api/v1/write", "/api/v1/series",
-                    "/api/v1/query")
+                    "/api/v1/query", "/api/v1/collect/", "/api/v1/alarms",
+                    "/api/v1/events/")
 """Path prefixes the middleware guards."""
 
 

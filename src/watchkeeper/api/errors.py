@@ -9,7 +9,14 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from watchkeeper.errors import AuthError, InvalidData, SeriesNotFound, WatchkeeperError
+from watchkeeper.errors import (
+    AuthError,
+    Conflict,
+    InvalidData,
+    NotFound,
+    SeriesNotFound,
+    WatchkeeperError,
+)
 from watchkeeper.wire import ErrorBody
 
 log = logging.getLogger(__name__)
@@ -23,8 +30,10 @@ def error_response(status: int, detail: str) -> Response:
 
 
 async def domain_error(request: Request, exc: Exception) -> Response:
-    if isinstance(exc, SeriesNotFound):
+    if isinstance(exc, SeriesNotFound | NotFound | LookupError):
         return error_response(404, str(exc))
+    if isinstance(exc, Conflict):
+        return error_response(409, str(exc))
     if isinstance(exc, InvalidData):
         return error_response(400, str(exc))
     if isinstance(exc, AuthError):

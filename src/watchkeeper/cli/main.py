@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from watchkeeper._version import __version__
-from watchkeeper.cli import data, run
+from watchkeeper.cli import archive, collect, data, engine, inventory, run, token
 from watchkeeper.errors import ClientError, WatchkeeperError
 
 
@@ -20,7 +20,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"watchkeeper {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run.add_commands(commands)
+    collect.add_commands(commands)
+    engine.add_commands(commands)
     data.add_commands(commands)
+    inventory.add_commands(commands)
+    archive.add_commands(commands)
+    token.add_commands(commands)
     return parser
 
 

@@ -8,18 +8,19 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from watchkeeper.collect.scheduler import Job
 
 from watchkeeper import plugins
 from watchkeeper.archive import Archive
 from watchkeeper.clock import Clock
 from watchkeeper.collect import Collector
+from watchkeeper.collect.scheduler import Job
 from watchkeeper.errors import InventoryError, PipelineError, PluginError
 from watchkeeper.inventory import StaticInventory
 from watchkeeper.model import Device
 from watchkeeper.pipeline import TASKS, Bus, Engine, EngineDefinition, Pipeline, Services
 from watchkeeper.pipeline.engine import DeadLetter
 from watchkeeper.pipeline.tasks import TaskRegistry
+from watchkeeper.runtime.engines import engine_services
 from watchkeeper.settings import (
     CollectorSettings,
     EngineSettings,
@@ -96,10 +97,20 @@ def build_bus(settings: Settings, locator: Locator) -> Bus:
     return bus
 
 
-def build_jobs(settings: Settings, locator: Locator, inventory: StaticInventory) -> list[Job]:
-    """One Job per (collector, device), with options validated against each plugin."""
+@dataclass(frozen=True)
+class BoundCollector:
+    """A configured collector, built once; its jobs are derived from the devices (again
+    whenever the inventory changes)."""
+
+    spec: CollectorSettings
+    collector: Collector
+    path: str  # where it is configured, for errors: collectors[N]
+
+
+def build_collectors(settings: Settings, locator: Locator) -> list[BoundCollector]:
+    """Every configured collector, loaded and with options validated against its plugin."""
     specs = settings.collectors if settings.collectors is not None else self_watch(settings)
-    jobs: list[Job] = []
+    bound: list[BoundCollector] = []
     names: set[str] = set()
     for index, spec in enumerate(specs):
         path = f"collectors[{index}]"
@@ -112,19 +123,34 @@ def build_jobs(settings: Settings, locator: Locator, inventory: StaticInventory)
         if spec.interval <= 0 or spec.timeout <= 0:
             raise locator.error(f"{path}.interval", "interval and timeout must be positive",
                                 spec.interval)
+        bound.append(BoundCollector(spec=spec, collector=cls(options, name=spec.name),
+                                    path=path))
+    return bound
+
+
+def plan_jobs(bound: list[BoundCollector], locator: Locator,
+              inventory: StaticInventory) -> list[Job]:
+    """One Job per (collector, selected device); a selector naming no device is an error."""
+    jobs: list[Job] = []
+    for item in bound:
         try:
-            devices = inventory.select(spec.devices)
+            devices = inventory.select(item.spec.devices)
         except InventoryError as exc:
-            raise locator.error(f"{path}.devices", str(exc), spec.devices) from None
-        collector: Collector = cls(options, name=spec.name)
-        jobs.extend(Job(collector=collector, spec=job, timeout=spec.timeout)
-                    for job in collector.jobs(devices, (spec.interval,)))
+            raise locator.error(f"{item.path}.devices", str(exc), item.spec.devices) from None
+        jobs.extend(Job(collector=item.collector, spec=job, timeout=item.spec.timeout)
+                    for job in item.collector.jobs(devices, (item.spec.interval,)))
     return jobs
+
+
+def build_jobs(settings: Settings, locator: Locator, inventory: StaticInventory) -> list[Job]:
+    """One Job per (collector, device), with options validated against each plugin."""
+    return plan_jobs(build_collectors(settings, locator), locator, inventory)
 
 
 def build_engines(settings: Settings, locator: Locator, services: Services,
                   registry: TaskRegistry = TASKS) -> list[Engine]:
     dead_letters: deque[DeadLetter] = deque(maxlen=10_000)
+    services = engine_services(settings, services)
     return [
         _engine(spec, f"engines[{index}]", locator, services, registry=registry,
                 dead_letters=dead_letters)
@@ -159,8 +185,10 @@ def _engine(spec: EngineSettings, path: str, locator: Locator, services: Service
     if event_task is None and batch_task is None and beat_task is None:
         raise locator.error(path, "an engine needs `engine`, `event_processing` or "
                                   "`beat_processing`")
-    if spec.workers < 1:
-        raise locator.error(f"{path}.workers", "must be at least 1", spec.workers)
+    for key in ("workers", "partitions", "attempts"):
+        value = getattr(spec, key)
+        if value is not None and value < 1:
+            raise locator.error(f"{path}.{key}", "must be at least 1", value)
     if spec.engine:
         options = convert_options(spec.options, definition.options, locator, f"{path}.options")
         ctx: dict[str, Any] = {}
@@ -170,7 +198,9 @@ def _engine(spec: EngineSettings, path: str, locator: Locator, services: Service
         name=spec.name, services=services, event_task=event_task, beat_task=beat_task,
         batch_task=batch_task, next_engines=tuple(spec.next), workers=spec.workers,
         beat_interval=spec.beat_interval or definition.beat_interval, options=options, ctx=ctx,
-        dead_letters=dead_letters,
+        dead_letters=dead_letters, commit_task=definition.commit_task,
+        ordered=definition.partitioned, max_attempts=spec.attempts,
+        partitions=spec.partitions or (spec.workers if definition.partitioned else 1),
     )
 
 

@@ -6,27 +6,38 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
+from functools import partial
 from typing import Literal
 
 import uvicorn
-from watchkeeper.collect.scheduler import Scheduler
+from starlette.routing import BaseRoute
 
 from watchkeeper.api import create_app
+from watchkeeper.api.alarms import alarm_routes, event_routes
 from watchkeeper.clock import Clock, SystemClock
+from watchkeeper.collect.scheduler import Job, Scheduler
 from watchkeeper.errors import ConfigError, InventoryError
-from watchkeeper.inventory import StaticInventory
-from watchkeeper.pipeline import Services
+from watchkeeper.inventory import DeviceLookup, InventoryManager, StaticInventory
+from watchkeeper.model import Device
+from watchkeeper.pipeline import Pipeline, Services
+from watchkeeper.pipeline.bus.local import LocalBus
+from watchkeeper.pipeline.engines.alarms import Alarms
 from watchkeeper.runtime.assemble import (
+    BoundCollector,
     build_archive,
     build_bus,
+    build_collectors,
     build_engines,
-    build_jobs,
     build_pipeline,
     devices_from,
+    plan_jobs,
 )
 from watchkeeper.runtime.bridge import outcome_sink
+from watchkeeper.runtime.collect import server_routes
+from watchkeeper.runtime.esmond import build_esmond
+from watchkeeper.runtime.inventory import JobReconciler, build_inventory
 from watchkeeper.settings import Locator, Settings, parse_listen
 from watchkeeper.telemetry import SelfMetrics
 
@@ -47,7 +58,10 @@ def bind(listen: str) -> socket.socket:
     """Bind the API socket now, so a taken port is a clear error before anything starts."""
     host, port = parse_listen(listen)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says TCP;
+    # with 0, Nagle's algorithm holds each response's body behind the client's delayed ACK
+    # (about 40 ms per request on Linux).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -80,31 +94,39 @@ async def run(
         inventory = StaticInventory(devices_from(settings))
     except InventoryError as exc:
         raise locator.error("inventory.devices", str(exc)) from None
+    live_inventory = build_inventory(settings, locator, clock=clock)
     archive = build_archive(settings, locator, clock=clock, metrics=metrics)
-    jobs = build_jobs(settings, locator, inventory) if role == "up" else []
+    esmond = build_esmond(settings, locator, archive=archive, clock=clock)
+    collectors = build_collectors(settings, locator) if role == "up" else []
+    jobs = plan_jobs(collectors, locator, inventory)
     if role == "up":
         bus = build_bus(settings, locator)
-        services = Services(clock=clock, metrics=metrics, sink=archive)
+        services = Services(clock=clock, metrics=metrics, sink=archive,
+                            lookup=DeviceLookup(live_inventory))
         pipeline = build_pipeline(build_engines(settings, locator, services), bus, locator)
+    # Remote collectors' config and results endpoints (results: pipeline in `up`, archive else).
+    collect_routes = server_routes(settings, locator, archive=archive,
+                                   publish=pipeline.publish if role == "up" else None)
     sock = bind(settings.server.listen)
     async with AsyncExitStack() as stack:
         stack.callback(sock.close)
         await archive.start(stack)
+        await esmond.start(stack)
+        await live_inventory.start(stack)
         if role == "up":
             await bus.start(stack)
             await pipeline.start(stack)
-            scheduler = Scheduler(
-                clock=clock, metrics=metrics, sink=outcome_sink(pipeline.publish),
-                max_concurrency=settings.scheduler.max_concurrency,
-                per_device_concurrency=settings.scheduler.per_device_concurrency,
-                jitter=settings.scheduler.jitter,
-            )
-            scheduler.reconcile(jobs)
-            metrics.scheduled_jobs.set(len(jobs))
-            polling = asyncio.create_task(scheduler.run(), name="scheduler")
-            stack.push_async_callback(_close_collectors, jobs)
-            stack.push_async_callback(_cancel, polling)
-        app = create_app(archive, metrics=metrics, max_body_bytes=settings.server.max_body_bytes)
+            if isinstance(bus, LocalBus):  # an AMQP queue's depth is the broker's to report
+                for name in pipeline.engines:
+                    metrics.queue_depth.labels(name).set_function(partial(bus.depth, name))
+            await _start_polling(stack, settings, clock=clock, metrics=metrics,
+                                 pipeline=pipeline, collectors=collectors, jobs=jobs,
+                                 inventory=live_inventory, base=inventory.devices())
+        routes = [*collect_routes, *(_pipeline_routes(settings, pipeline) if role == "up" else [])]
+        app = create_app(archive, metrics=metrics, max_body_bytes=settings.server.max_body_bytes,
+                         inventory=live_inventory, extra_routes=routes,
+                         esmond=esmond.esmond, tokens=esmond.tokens,
+                         public_reads=settings.server.public_reads)
         config = uvicorn.Config(app, log_level=_uvicorn_level(settings.log_level),
                                 access_log=False, lifespan="off")
         server = _ApiServer(config)
@@ -122,6 +144,35 @@ async def run(
         log.info("shutting down")
 
 
+async def _start_polling(stack: AsyncExitStack, settings: Settings, *, clock: Clock,
+                         metrics: SelfMetrics, pipeline: Pipeline,
+                         collectors: Sequence[BoundCollector], jobs: Sequence[Job],
+                         inventory: InventoryManager, base: Sequence[Device]) -> None:
+    """Start the scheduler on the jobs, feeding the pipeline; jobs then follow the inventory."""
+    scheduler = Scheduler(
+        clock=clock, metrics=metrics, sink=outcome_sink(pipeline.publish),
+        max_concurrency=settings.scheduler.max_concurrency,
+        per_device_concurrency=settings.scheduler.per_device_concurrency,
+        jitter=settings.scheduler.jitter,
+    )
+    scheduler.reconcile(jobs)
+    polling = asyncio.create_task(scheduler.run(), name="scheduler")
+    stack.push_async_callback(_close_collectors, collectors)
+    stack.push_async_callback(_cancel, polling)
+    # Devices appear and go without a restart.
+    await JobReconciler(inventory, scheduler, collectors, base=base, clock=clock).start(stack)
+
+
+def _pipeline_routes(settings: Settings, pipeline: Pipeline) -> list[BaseRoute]:
+    """The Canopsis importer, and the alarms API over the first alarms engine of the chain."""
+    routes = event_routes(pipeline.publish)
+    for spec in settings.engines:
+        if spec.engine == "alarms":
+            routes += alarm_routes(Alarms(pipeline.engines[spec.name], pipeline.send))
+            break
+    return routes
+
+
 async def _stop_server(server: uvicorn.Server, serving: asyncio.Task[None]) -> None:
     server.should_exit = True
     with contextlib.suppress(asyncio.CancelledError):
@@ -134,7 +185,7 @@ async def _cancel(task: asyncio.Task[None]) -> None:
         await task
 
 
-async def _close_collectors(jobs: list[object]) -> None:
+async def _close_collectors(jobs: Sequence[object]) -> None:
     seen: set[int] = set()
     for job in jobs:
         collector = getattr(job, "collector", None)

@@ -13,6 +13,7 @@ import pytest
 from watchkeeper.api import create_app
 from watchkeeper.api.alarms import alarm_routes, event_routes
 from watchkeeper.archive.backends.memory import MemoryArchive
+from watchkeeper.archive.tokens import SqliteTokenStore
 from watchkeeper.client import AsyncClient, HTTPStatusError
 from watchkeeper.clock import FakeClock
 from watchkeeper.pipeline import Services
@@ -114,3 +115,25 @@ async def test_the_python_client_reads_and_acts(http: tuple[httpx.AsyncClient, L
     assert (await client.alarm(alarm.id)).snoozed
     with pytest.raises(HTTPStatusError, match="no alarm"):
         await client.alarm("resource/nope/x")
+
+
+@pytest.mark.parametrize(
+    "url", ["/api/v1/alarms/resource/web1/http/ack", "/api/v1/events/canopsis",
+            "/api/v1/collect/results", "/api/v1/write"])
+async def test_writes_need_a_write_token(tmp_path: Path, url: str) -> None:
+    metrics = SelfMetrics()
+    async with AsyncExitStack() as stack:
+        archive = MemoryArchive(data_dir=tmp_path, options=MemoryArchive.Options(),
+                                clock=FakeClock(), metrics=metrics)
+        tokens = SqliteTokenStore(tmp_path)
+        await tokens.start(stack)
+        reader = await tokens.create("reader", write=False, now=0)
+        app = create_app(archive, metrics=metrics, tokens=tokens)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://wk") as client:
+            anonymous = await client.post(url, content="{}")
+            assert anonymous.status_code == 401
+            assert anonymous.json()["detail"] == "Authentication credentials were not provided."
+            read_only = await client.post(url, content="{}",
+                                          headers={"Authorization": f"Token {reader}"})
+            assert read_only.status_code == 403

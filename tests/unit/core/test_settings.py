@@ -29,7 +29,7 @@ def test_defaults_without_any_source() -> None:
     assert settings.data_dir == "var"
     assert settings.archive.backend == "embedded"
     assert settings.collectors is None
-    assert [e.engine for e in settings.engines] == ["archive_writer"]
+    assert [e.engine for e in settings.engines] == ["archive_writer", "alarms"]
     assert settings.inventory.devices[0].address == "127.0.0.1"
 
 

@@ -14,7 +14,7 @@ def test_config_check_ok(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     path = tmp_path / "wk.yaml"
     path.write_text("collectors:\n  - name: cpu\n    plugin: system\n")
     assert main(["config", "check", str(path)]) == 0
-    assert "ok (1 devices, 1 collectors, 1 jobs, 1 engines)" in capsys.readouterr().out
+    assert "ok (1 devices, 1 collectors, 1 jobs, 2 engines)" in capsys.readouterr().out
 
 
 def test_config_check_reports_the_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
