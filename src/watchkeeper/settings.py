@@ -197,12 +197,16 @@ def load_settings(
     return settings, locator
 
 
-def _parse_yaml(text: str, source: str | None) -> tuple[dict[str, Any], dict[str, int]]:
+def read_yaml(text: str, source: str | None) -> tuple[Any, dict[str, int]]:
+    """Parse YAML and note the line of every key and list item (``a.b[2].c`` → line).
+
+    Errors are :class:`ConfigError` naming the file and line; an empty document is ``None``.
+    """
     try:
         loader = yaml.SafeLoader(text)
         try:
             node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else {}
+            data = loader.construct_document(node) if node is not None else None
         finally:
             loader.dispose()
     except yaml.YAMLError as exc:
@@ -210,13 +214,18 @@ def _parse_yaml(text: str, source: str | None) -> tuple[dict[str, Any], dict[str
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"invalid YAML: {problem}", file=source, line=line) from None
+    lines: dict[str, int] = {}
+    if node is not None:
+        _record_lines(node, "", lines)
+    return data, lines
+
+
+def _parse_yaml(text: str, source: str | None) -> tuple[dict[str, Any], dict[str, int]]:
+    data, lines = read_yaml(text, source)
     if data is None:
         return {}, {}
     if not isinstance(data, dict):
         raise ConfigError("the top level must be a mapping of sections", file=source, line=1)
-    lines: dict[str, int] = {}
-    if node is not None:
-        _record_lines(node, "", lines)
     return data, lines
 
 

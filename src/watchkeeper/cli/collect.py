@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from watchkeeper.cli.run import _plugins_from_cwd, _setup_logging, settings_from_args
+from watchkeeper.cli.run import (
+    _plugins_from_cwd,
+    _setup_logging,
+    settings_from_args,
+    stop_on_signals,
+)
 from watchkeeper.model import Status
 
 _STYLES = {Status.OK: "green", Status.PARTIAL: "yellow", Status.WARNING: "yellow",
@@ -72,17 +76,7 @@ def _remote(args: argparse.Namespace) -> int:
 
 
 async def _daemon(body: Any) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    main_task = asyncio.current_task()
-
-    def on_signal() -> None:
-        if stop.is_set() and main_task is not None:
-            main_task.cancel()  # a second Ctrl-C stops without waiting
-        stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
+    stop = stop_on_signals()
     print("watchkeeper collect: running; Ctrl-C stops", flush=True)
     await body(stop)
     print("watchkeeper collect stopped", flush=True)

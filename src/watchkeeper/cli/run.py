@@ -68,7 +68,8 @@ def _run_role(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _main(settings: Settings, locator: Locator, role: Role) -> None:
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM; a second signal cancels the running task at once."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     main_task = asyncio.current_task()
@@ -80,6 +81,11 @@ async def _main(settings: Settings, locator: Locator, role: Role) -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
+    return stop
+
+
+async def _main(settings: Settings, locator: Locator, role: Role) -> None:
+    stop = stop_on_signals()
 
     def ready(url: str) -> None:
         what = "collectors, engines, archive and API" if role == "up" else "archive and API"

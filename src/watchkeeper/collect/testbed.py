@@ -37,12 +37,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import msgspec
-import yaml
 
 from watchkeeper.collect.abc import INTERVALS_KEY
 from watchkeeper.collect.credentials import SECRET_KEYS, is_reference
 from watchkeeper.errors import ConfigError
 from watchkeeper.model import Device
+from watchkeeper.settings import read_yaml
 
 INVENTORY_KEY = "inventory"
 """``device.connections["inventory"]``: what the file says that Device has no field for."""
@@ -185,30 +185,9 @@ def _check_secrets(fields: Mapping[str, Any], path: str, where: _Lines) -> None:
 
 
 def _load(text: str, source: str | None) -> tuple[Any, dict[str, int]]:
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text) if node is not None else None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(f"invalid YAML: {getattr(exc, 'problem', None) or exc}", file=source,
-                          line=mark.line + 1 if mark is not None else None) from None
-    if data is None or node is None:
+    data, lines = read_yaml(text, source)
+    if data is None:
         return {}, {}
     if not isinstance(data, dict):
         raise ConfigError("the top level must be a mapping with `devices`", file=source, line=1)
-    lines: dict[str, int] = {}
-    _record(node, "", lines)
     return data, lines
-
-
-def _record(node: yaml.Node, path: str, lines: dict[str, int]) -> None:
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            child = f"{path}.{key_node.value}" if path else str(key_node.value)
-            lines[child] = key_node.start_mark.line + 1
-            _record(value_node, child, lines)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            child = f"{path}[{index}]"
-            lines[child] = item.start_mark.line + 1
-            _record(item, child, lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from watchkeeper import plugins
 from watchkeeper.archive import Archive
 from watchkeeper.clock import Clock
 from watchkeeper.collect import Collector
-from watchkeeper.collect.scheduler import Job
+from watchkeeper.collect.scheduler import Job, PollOutcome, Scheduler
 from watchkeeper.errors import InventoryError, PipelineError, PluginError
 from watchkeeper.inventory import StaticInventory
 from watchkeeper.model import Device
@@ -222,3 +223,14 @@ class Plan:
     jobs: list[Job]
     bus: Bus | None = None
     pipeline: Pipeline | None = None
+
+
+def build_scheduler(settings: Settings, *, clock: Clock, metrics: SelfMetrics,
+                    sink: Callable[[PollOutcome], Awaitable[None]]) -> Scheduler:
+    """The collectors' scheduler with the configured limits."""
+    return Scheduler(
+        clock=clock, metrics=metrics, sink=sink,
+        max_concurrency=settings.scheduler.max_concurrency,
+        per_device_concurrency=settings.scheduler.per_device_concurrency,
+        jitter=settings.scheduler.jitter,
+    )

@@ -32,7 +32,6 @@ from watchkeeper.collect.credentials import resolve_credential
 from watchkeeper.collect.manager import Manager
 from watchkeeper.collect.remote import RemoteCollector, RemoteServer, Spool
 from watchkeeper.collect.remote.convert import config_to_wire, result_from_wire
-from watchkeeper.collect.scheduler import Scheduler
 from watchkeeper.collect.testbed import parse_testbed
 from watchkeeper.errors import ConfigError
 from watchkeeper.model import Device, Event, MeasurementSink, Status
@@ -42,6 +41,7 @@ from watchkeeper.runtime.assemble import (
     build_bus,
     build_engines,
     build_pipeline,
+    build_scheduler,
     devices_from,
     self_watch,
 )
@@ -130,12 +130,8 @@ async def run_local(settings: Settings, locator: Locator, *, stop: asyncio.Event
         await archive.start(stack)
         await bus.start(stack)
         await pipeline.start(stack)
-        scheduler = Scheduler(
-            clock=clock, metrics=metrics, sink=outcome_sink(pipeline.publish),
-            max_concurrency=settings.scheduler.max_concurrency,
-            per_device_concurrency=settings.scheduler.per_device_concurrency,
-            jitter=settings.scheduler.jitter,
-        )
+        scheduler = build_scheduler(settings, clock=clock, metrics=metrics,
+                                    sink=outcome_sink(pipeline.publish))
         scheduler.reconcile(jobs)
         polling = asyncio.create_task(scheduler.run(), name="scheduler")
         stack.push_async_callback(close_collectors, pool.collectors())

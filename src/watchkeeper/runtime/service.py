@@ -17,7 +17,7 @@ from starlette.routing import BaseRoute
 from watchkeeper.api import create_app
 from watchkeeper.api.alarms import alarm_routes, event_routes
 from watchkeeper.clock import Clock, SystemClock
-from watchkeeper.collect.scheduler import Job, Scheduler
+from watchkeeper.collect.scheduler import Job
 from watchkeeper.errors import ConfigError, InventoryError
 from watchkeeper.inventory import DeviceLookup, InventoryManager, StaticInventory
 from watchkeeper.model import Device
@@ -31,6 +31,7 @@ from watchkeeper.runtime.assemble import (
     build_collectors,
     build_engines,
     build_pipeline,
+    build_scheduler,
     devices_from,
     plan_jobs,
 )
@@ -149,12 +150,8 @@ async def _start_polling(stack: AsyncExitStack, settings: Settings, *, clock: Cl
                          collectors: Sequence[BoundCollector], jobs: Sequence[Job],
                          inventory: InventoryManager, base: Sequence[Device]) -> None:
     """Start the scheduler on the jobs, feeding the pipeline; jobs then follow the inventory."""
-    scheduler = Scheduler(
-        clock=clock, metrics=metrics, sink=outcome_sink(pipeline.publish),
-        max_concurrency=settings.scheduler.max_concurrency,
-        per_device_concurrency=settings.scheduler.per_device_concurrency,
-        jitter=settings.scheduler.jitter,
-    )
+    scheduler = build_scheduler(settings, clock=clock, metrics=metrics,
+                                sink=outcome_sink(pipeline.publish))
     scheduler.reconcile(jobs)
     polling = asyncio.create_task(scheduler.run(), name="scheduler")
     stack.push_async_callback(_close_collectors, collectors)
