@@ -184,5 +184,7 @@ engines:
             await bus.delete_queues()
     assert codes == [0, 0], (alarms_log.read_text(), threshold_log.read_text())
     assert "exited with -9; restarting" in alarms_log.read_text()
-    # the dead worker held batches: they came again, to the worker that took over
-    assert "redelivered" in alarms_log.read_text()
+    # Whether the victim held unacknowledged batches at the instant of the kill depends on
+    # the machine's load (the threshold stage may be the slower one), so redelivery itself
+    # is asserted by the bus contract suite; here what matters is that nothing was lost
+    # and the state equals an uninterrupted run, checked above.
