@@ -58,6 +58,9 @@ def _setup_logging(level: str) -> None:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    if level.lower() != "debug":
+        # httpx logs every request at info: the http collector's polls would flood the log.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def _run_role(args: argparse.Namespace) -> int:
