@@ -107,10 +107,12 @@ def test_up_watches_this_machine_and_stops_cleanly(start: object) -> None:
                            timeout=30, check=True)
     assert "localhost/system/cpu.percent" in human.stdout
 
-    assert httpx.get(f"{stack.url}/api/v1/alarms").json() == []  # all checks are OK
+    # The alarms engine runs by default; on a busy machine the CPU check may well warn.
+    listed = httpx.get(f"{stack.url}/api/v1/alarms").json()
+    assert all(a["component"] == "localhost" for a in listed)
     alarms = subprocess.run([*WATCHKEEPER, "alarms", "--server", stack.url], capture_output=True,
                             text=True, timeout=30, check=True)
-    assert "0 alarms" in alarms.stdout
+    assert f"{len(listed)} alarms" in alarms.stdout
 
     metrics = httpx.get(f"{stack.url}/metrics").text
     assert "watchkeeper_points_ingested_total" in metrics
