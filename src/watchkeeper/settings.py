@@ -63,6 +63,11 @@ class InventorySettings(_Section, frozen=True):
     # Model collectors by name, each with its raw options (validated against the plugin's
     # Options at start-up); `plugin:` picks the plugin when the name is not one.
     collectors: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+    # Notifications from RabbitMQ (the scaled deployment): JSON notifications (an object or
+    # an array per message) read from `notifications_queue` at `notifications_url`
+    # (amqp://...); none when the URL is unset.
+    notifications_url: str | None = None
+    notifications_queue: str = "watchkeeper.inventory"
 
 
 class CollectorSettings(_Section, frozen=True):

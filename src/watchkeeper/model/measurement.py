@@ -23,7 +23,8 @@ _LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
-class SeriesKey(msgspec.Struct, frozen=True, kw_only=True, order=True, gc=False):
+class SeriesKey(msgspec.Struct, frozen=True, kw_only=True, order=True, gc=False,
+                cache_hash=True):
     """The identity of a series."""
 
     subject: str

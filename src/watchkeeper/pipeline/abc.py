@@ -35,6 +35,9 @@ INGRESS = "ingress"
 """The queue name of events from outside sources (Canopsis connectors), fed to the roots."""
 Lookup = Callable[[str], Mapping[str, str]]
 """Attributes of a component (site, role, tags...) by its name; empty when unknown."""
+Notify = Callable[[Sequence[Mapping[str, Any]]], Awaitable[None]]
+"""Hands the inventory a batch of notifications as plain mappings (``publisher_id``,
+``event_type``, ``payload``, optionally ``priority``, ``timestamp``, ``message_id``)."""
 
 
 class NoOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -77,7 +80,8 @@ class Services:
 
     ``sink``: where measurements go (the archive). ``lookup``: inventory attributes of a
     component, so the pipeline never imports the inventory. ``data_dir``: where engines
-    may keep durable state.
+    may keep durable state. ``notify``: tells the inventory what happened (plain data,
+    see :data:`Notify`), for the ``inventory_notify`` engine.
     """
 
     clock: Clock
@@ -85,6 +89,7 @@ class Services:
     sink: MeasurementSink | None = None
     lookup: Lookup | None = None
     data_dir: Path | None = None
+    notify: Notify | None = None
 
 
 class Bus(ABC):

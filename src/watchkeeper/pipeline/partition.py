@@ -29,6 +29,21 @@ class EntityIds:
             entity = self._memo[key] = event.entity_id
         return entity
 
+    def of_batch(self, events: Sequence[Event]) -> list[str]:
+        """``[self(e) for e in events]``, without a Python call per event."""
+        memo = self._memo
+        out: list[str] = []
+        append = out.append
+        for event in events:
+            key = (event.source_type, event.component, event.resource)
+            entity = memo.get(key)
+            if entity is None:
+                if len(memo) >= self._limit:
+                    memo.clear()
+                entity = memo[key] = event.entity_id
+            append(entity)
+        return out
+
 
 def partition_of(entity_id: str, partitions: int) -> int:
     """A stable partition number in ``range(partitions)``; crc32 is the same in every process."""

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from watchkeeper.clock import Clock, SystemClock
 from watchkeeper.errors import PipelineError
@@ -28,6 +29,9 @@ from watchkeeper.pipeline.abc import Lookup
 from watchkeeper.pipeline.engines import archive_writer
 from watchkeeper.settings import Locator, Settings
 from watchkeeper.telemetry import SelfMetrics
+
+if TYPE_CHECKING:
+    from watchkeeper.runtime.inventory import AmqpNotifyPublisher
 
 log = logging.getLogger("watchkeeper.engine")
 
@@ -74,6 +78,18 @@ def engine_services(settings: Settings, services: Services) -> Services:
     return services
 
 
+def inventory_publisher(settings: Settings, name: str) -> AmqpNotifyPublisher | None:
+    """Where an ``inventory_notify`` engine in this process sends notifications: the
+    inventory's RabbitMQ queue, when one is configured (the inventory runs elsewhere)."""
+    from watchkeeper.runtime.inventory import AmqpNotifyPublisher
+
+    url = settings.inventory.notifications_url
+    spec = next(e for e in settings.engines if e.name == name)
+    if not url or spec.engine != "inventory_notify":
+        return None
+    return AmqpNotifyPublisher(url=url, queue=settings.inventory.notifications_queue)
+
+
 async def run_engine(
     settings: Settings,
     locator: Locator,
@@ -101,7 +117,8 @@ async def run_engine(
         prefer(*worker)
     clock = clock or SystemClock()
     metrics = SelfMetrics()
-    services = Services(clock=clock, metrics=metrics)
+    notify = inventory_publisher(settings, name)
+    services = Services(clock=clock, metrics=metrics, notify=notify)
     engines = build_engines(settings, locator, services)
     needs_archive = engines[index].commit_task is archive_writer.flush
     archive = build_archive(settings, locator, clock=clock, metrics=metrics) \
@@ -116,6 +133,8 @@ async def run_engine(
     async with AsyncExitStack() as stack:
         if archive is not None:
             await archive.start(stack)
+        if notify is not None:
+            await notify.start(stack)
         await bus.start(stack)
         await pipeline.start(stack)
         tune_gc()

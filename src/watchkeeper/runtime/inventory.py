@@ -6,6 +6,13 @@ scheduler's job set following the inventory.
 * :class:`JobReconciler` re-derives the collectors' jobs from the latest snapshots whenever
   a model's version changes and hands the whole set to ``scheduler.reconcile``: devices
   (or interfaces) that appear get jobs, those that disappear lose them, without a restart.
+* :func:`pipeline_notify` is what the pipeline's ``inventory_notify`` engine calls
+  (``Services.notify``): plain mappings in, :class:`Notification` batches to the manager.
+* :class:`AmqpNotifications` reads JSON notifications from a RabbitMQ queue
+  (``inventory.notifications_url``/``notifications_queue``, the scaled deployment) and
+  applies each message's batch with ``manager.notify_many`` before acknowledging it;
+  :class:`AmqpNotifyPublisher` is the other end, ``Services.notify`` in a separate
+  ``watchkeeper engine`` process.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from typing import Any, Protocol
 
@@ -24,9 +31,10 @@ from watchkeeper.clock import Clock
 from watchkeeper.collect.scheduler import Job
 from watchkeeper.errors import ConfigError, PluginError, WatchkeeperError
 from watchkeeper.inventory import InventoryManager, ModelCollector, Snapshot, devices_of
-from watchkeeper.inventory.abc import CollectorOptions
+from watchkeeper.inventory.abc import CollectorOptions, Notification
 from watchkeeper.inventory.builtin.static import StaticModelCollector
 from watchkeeper.model import Device
+from watchkeeper.pipeline.abc import Notify
 from watchkeeper.runtime.assemble import BoundCollector, convert_options
 from watchkeeper.settings import Locator, Settings
 
@@ -58,6 +66,137 @@ def build_inventory(settings: Settings, locator: Locator, *, clock: Clock) -> In
         options = convert_options(raw, cls.Options, locator, path)
         collectors.append(cls(options, name=name))
     return InventoryManager(collectors, clock=clock)
+
+
+def notifications(items: Iterable[Mapping[str, Any]]) -> list[Notification]:
+    """Plain mappings (from the pipeline or a queue) as notifications; one that is not a
+    valid notification is logged and left out, the others go on."""
+    out: list[Notification] = []
+    for item in items:
+        try:
+            out.append(msgspec.convert(item, Notification))
+        except msgspec.ValidationError as exc:
+            log.warning("invalid inventory notification left out: %s", exc)
+    return out
+
+
+def pipeline_notify(manager: InventoryManager) -> Notify:
+    """``Services.notify`` over ``manager``: each batch is applied as one (one version per
+    model for the whole batch)."""
+
+    async def notify(items: Sequence[Mapping[str, Any]]) -> None:
+        batch = notifications(items)
+        if batch:
+            await manager.notify_many(batch)
+
+    return notify
+
+
+class AmqpNotifications:
+    """Consumes ``queue`` (durable) at ``url``: each message is one JSON notification or an
+    array of them, applied as one batch, then acknowledged. A message that is not JSON is
+    rejected (not requeued); invalid notifications in it are logged and left out."""
+
+    def __init__(self, manager: InventoryManager, *, url: str,
+                 queue: str = "watchkeeper.inventory", prefetch: int = 100,
+                 connect_timeout: float = 10.0) -> None:
+        self._manager = manager
+        self.url = url
+        self.queue = queue
+        self._prefetch = prefetch
+        self._connect_timeout = connect_timeout
+        self.applied = 0  # messages applied (for tests and logs)
+        self.rejected = 0
+
+    async def start(self, exit_stack: AsyncExitStack) -> None:
+        """Connect and start consuming; stop and disconnect when the stack unwinds."""
+        from watchkeeper.pipeline.bus.amqp import redact
+
+        try:
+            import aio_pika
+        except ImportError:
+            raise ConfigError("inventory notifications from RabbitMQ need aio-pika: "
+                              "pip install 'watchkeeper[amqp]'",
+                              key="inventory.notifications_url") from None
+        try:
+            connection = await aio_pika.connect_robust(
+                self.url, timeout=self._connect_timeout,
+                client_properties={"connection_name": "watchkeeper inventory"})
+        except (OSError, TimeoutError, aio_pika.exceptions.AMQPError) as exc:
+            raise ConfigError(f"cannot connect to the AMQP broker at {redact(self.url)}: "
+                              f"{exc!r}", key="inventory.notifications_url") from None
+        exit_stack.push_async_callback(connection.close)
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=self._prefetch)
+        queue = await channel.declare_queue(self.queue, durable=True)
+        tag = await queue.consume(self._on_message)
+
+        async def cancel() -> None:
+            with contextlib.suppress(Exception):
+                await queue.cancel(tag)
+
+        exit_stack.push_async_callback(cancel)
+        log.info("inventory notifications from %s queue %s", redact(self.url), self.queue)
+
+    async def _on_message(self, message: Any) -> None:
+        try:
+            items = msgspec.json.decode(message.body)
+        except msgspec.DecodeError as exc:
+            log.warning("inventory queue %s: a message that is not JSON rejected: %s",
+                        self.queue, exc)
+            self.rejected += 1
+            await message.reject(requeue=False)
+            return
+        batch = notifications(items if isinstance(items, list) else [items])
+        if batch:
+            await self._manager.notify_many(batch)
+        self.applied += 1
+        await message.ack()
+
+
+class AmqpNotifyPublisher:
+    """``Services.notify`` for an engine process without the inventory: each batch goes to
+    ``queue`` as one persistent JSON message (confirmed by the broker), for
+    :class:`AmqpNotifications` in the process that runs the inventory."""
+
+    def __init__(self, *, url: str, queue: str = "watchkeeper.inventory",
+                 connect_timeout: float = 10.0) -> None:
+        self.url = url
+        self.queue = queue
+        self._connect_timeout = connect_timeout
+        self._channel: Any = None
+        self._persistent: Any = None
+
+    async def start(self, exit_stack: AsyncExitStack) -> None:
+        from watchkeeper.pipeline.bus.amqp import redact
+
+        try:
+            import aio_pika
+        except ImportError:
+            raise ConfigError("inventory notifications over RabbitMQ need aio-pika: "
+                              "pip install 'watchkeeper[amqp]'",
+                              key="inventory.notifications_url") from None
+        try:
+            connection = await aio_pika.connect_robust(
+                self.url, timeout=self._connect_timeout,
+                client_properties={"connection_name": "watchkeeper inventory notify"})
+        except (OSError, TimeoutError, aio_pika.exceptions.AMQPError) as exc:
+            raise ConfigError(f"cannot connect to the AMQP broker at {redact(self.url)}: "
+                              f"{exc!r}", key="inventory.notifications_url") from None
+        exit_stack.push_async_callback(connection.close)
+        self._channel = await connection.channel(publisher_confirms=True)
+        await self._channel.declare_queue(self.queue, durable=True)
+        self._persistent = aio_pika.DeliveryMode.PERSISTENT
+
+    async def __call__(self, items: Sequence[Mapping[str, Any]]) -> None:
+        if self._channel is None:
+            raise WatchkeeperError("the inventory notification publisher is not started")
+        import aio_pika
+
+        message = aio_pika.Message(body=msgspec.json.encode(list(items)),
+                                   content_type="application/json",
+                                   delivery_mode=self._persistent)
+        await self._channel.default_exchange.publish(message, routing_key=self.queue)
 
 
 class JobSink(Protocol):

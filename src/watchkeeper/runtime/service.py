@@ -38,7 +38,12 @@ from watchkeeper.runtime.assemble import (
 from watchkeeper.runtime.bridge import outcome_sink
 from watchkeeper.runtime.collect import server_routes
 from watchkeeper.runtime.esmond import build_esmond
-from watchkeeper.runtime.inventory import JobReconciler, build_inventory
+from watchkeeper.runtime.inventory import (
+    AmqpNotifications,
+    JobReconciler,
+    build_inventory,
+    pipeline_notify,
+)
 from watchkeeper.settings import Locator, Settings, parse_listen
 from watchkeeper.telemetry import SelfMetrics
 
@@ -103,7 +108,8 @@ async def run(
     if role == "up":
         bus = build_bus(settings, locator)
         services = Services(clock=clock, metrics=metrics, sink=archive,
-                            lookup=DeviceLookup(live_inventory))
+                            lookup=DeviceLookup(live_inventory),
+                            notify=pipeline_notify(live_inventory))
         pipeline = build_pipeline(build_engines(settings, locator, services), bus, locator)
     # Remote collectors' config and results endpoints (results: pipeline in `up`, archive else).
     collect_routes = server_routes(settings, locator, archive=archive,
@@ -114,6 +120,9 @@ async def run(
         await archive.start(stack)
         await esmond.start(stack)
         await live_inventory.start(stack)
+        if settings.inventory.notifications_url:  # the scaled deployment's notifications
+            await AmqpNotifications(live_inventory, url=settings.inventory.notifications_url,
+                                    queue=settings.inventory.notifications_queue).start(stack)
         if role == "up":
             await bus.start(stack)
             await pipeline.start(stack)

@@ -63,8 +63,10 @@ def _state(engine: Engine) -> _State:
 
 def filter_batch_sync(state: _State, batch: list[Event]) -> list[Event]:
     options = state.options
-    remember = state.seen.add
     throttle = options.throttle
+    if throttle is None and state.seen.add_all([event.id for event in batch]):
+        return list(batch)  # the common case: nothing seen before, nothing to throttle
+    remember = state.seen.add
     out: list[Event] = []
     for event in batch:
         if not remember(event.id):

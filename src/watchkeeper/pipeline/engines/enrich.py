@@ -101,8 +101,29 @@ def enrich_event(engine: Engine, event: Event) -> Event:
 
 
 async def enrich_batch(engine: Engine, batch: list[Event]) -> list[Event]:
+    """:func:`enrich_event` over a batch, with the common case inlined: an event with no
+    attributes and no tags of its own simply takes its component's addition."""
     state = _state(engine)
-    return batch if state is None else [_enrich(state, e) for e in batch]
+    if state is None:
+        return batch
+    cache = state.cache
+    addition = state.addition
+    replace = msgspec.structs.replace
+    out: list[Event] = []
+    append = out.append
+    for event in batch:
+        found = cache.get(event.component)
+        if found is None:
+            found = addition(event.component)
+        if found is _NOTHING:
+            append(event)
+        elif event.attrs or event.tags:
+            append(_enrich(state, event))
+        elif found.attrs or found.tags:
+            append(replace(event, attrs=found.attrs, tags=found.tags))
+        else:
+            append(event)
+    return out
 
 
 def forget(engine: Engine) -> None:

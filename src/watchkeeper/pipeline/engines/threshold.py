@@ -96,10 +96,12 @@ class _State:
     def __init__(self, options: ThresholdOptions) -> None:
         self.options = options
         self.series: dict[SeriesKey, _Series] = {}
+        self.suffixes: dict[tuple[_Series, int], str] = {}  # see evaluate_batch
 
     def add(self, key: SeriesKey) -> _Series:
         if len(self.series) >= self.options.max_series:
             self.series.clear()  # bounded; levels restart from OK, rules are re-matched
+            self.suffixes.clear()
         found = next((r for r in self.options.rules if r.matches(key)), None)
         made = self.series[key] = _Series(found)
         return made
@@ -215,8 +217,61 @@ def nagios_alert(spec: str, value: float) -> bool:
 
 
 async def evaluate_batch(engine: Engine, batch: list[Event]) -> list[Event]:
+    """:func:`evaluate` over a batch, with the common case inlined: an event carrying one
+    measurement of a series some rule matched (its reason's suffix is made once per
+    series and level)."""
     state = _state(engine)
-    return [_evaluate(state, e) if e.measurements else e for e in batch]
+    known = state.series
+    combine_max = state.options.combine == "max"
+    suffixes = state.suffixes
+    replace = msgspec.structs.replace
+    out: list[Event] = []
+    append = out.append
+    for event in batch:
+        measurements = event.measurements
+        if len(measurements) != 1:
+            append(_evaluate(state, event) if measurements else event)
+            continue
+        m = measurements[0]
+        value = m.value
+        if value is None:
+            append(event)  # nothing to evaluate
+            continue
+        series = known.get(m.key)
+        if series is None or series.limits is None:
+            append(_evaluate(state, event))
+            continue
+        limits = series.limits
+        sign, warn, crit, hysteresis = limits
+        x = sign * value
+        raw = CRITICAL if x >= crit else WARNING if x >= warn else 0
+        held = series.level
+        level = series.level = (raw if held <= raw or not hysteresis
+                                else _level(limits, value, held))
+        new = (level if level > event.state else event.state) if combine_max else level
+        kind = event.event_type
+        if kind in _METRIC_TYPES:
+            kind = "check"
+        elif new == event.state:
+            append(event)
+            continue
+        if level:
+            suffix = suffixes.get((series, level))
+            if suffix is None:
+                suffix = suffixes[(series, level)] = _suffix(series, level)
+            output = f"{m.key.metric}={value:g}{suffix}"
+        else:
+            output = event.output
+        append(replace(event, state=new, event_type=kind, output=output))
+    return out
+
+
+def _suffix(series: _Series, level: int) -> str:
+    """The end of a reason written by :func:`_reasons` for a rule's series at ``level``."""
+    rule = series.rule
+    assert rule is not None
+    limit = rule.critical if level == CRITICAL else rule.warning
+    return f" ({_LEVEL_NAMES[level]}: {rule.direction} {limit:g})"
 
 
 ENGINE = EngineDefinition(

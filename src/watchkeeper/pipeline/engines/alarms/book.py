@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from watchkeeper.model import Event
+from watchkeeper.pipeline.engines.alarms.impact import Causes, Lookup
 from watchkeeper.pipeline.engines.alarms.model import (
     ACTIONS,
     CHECK_TYPES,
@@ -49,8 +50,10 @@ class AlarmBook:
     """Alarm state for the partitions this worker handles."""
 
     def __init__(self, options: AlarmOptions, store: AlarmStore, *, partitions: int = 1,
-                 durable: bool = False, source: str = "alarms") -> None:
+                 durable: bool = False, source: str = "alarms",
+                 lookup: Lookup | None = None) -> None:
         self.options = options
+        self.lookup = lookup if options.impact else None  # the inventory, for impact
         self.store = store
         self.partitions = max(1, partitions)
         self.durable = durable
@@ -91,6 +94,10 @@ class AlarmBook:
 
     def apply_batch(self, batch: Iterable[Event]) -> list[Event]:
         """Apply events in order; return the ``alarm`` events describing new steps."""
+        events = batch if isinstance(batch, list) else list(batch)
+        fresh = self._apply_fresh(events)
+        if fresh is not None:
+            return fresh
         opts = self.options
         durable = self.durable
         ids = self._ids
@@ -99,7 +106,8 @@ class AlarmBook:
         out: list[Event] = []
         steps: list[Step] = []
         duplicates = self.duplicates
-        for event in batch:
+        causes = self._causes()
+        for event in events:
             entity_id = ids(event)
             p = partition_of(entity_id, partitions) if partitions > 1 else 0
             part = parts.get(p)
@@ -120,18 +128,90 @@ class AlarmBook:
                 if durable:
                     part.dirty[entity_id] = track
                 continue
-            closed = apply(track, event, opts, steps)
-            if durable:
-                part.dirty[entity_id] = track
-            if closed is not None:
-                self._closed(part, closed)
-            if steps:
-                self._describe(track, closed, steps, out)
-                steps.clear()
+            self._apply_one(part, track, event, entity_id=entity_id, steps=steps, out=out,
+                            causes=causes)
         if self.duplicates > duplicates:
             log.warning("alarms %s: %d events skipped, already applied (redelivered)",
                         self.source, self.duplicates - duplicates)
         return out
+
+    def _apply_one(self, part: _Partition, track: Track, event: Event, *, entity_id: str,
+                   steps: list[Step], out: list[Event], causes: Causes) -> None:
+        """Apply an event that may log steps to its entity's track."""
+        opts = self.options
+        closed = apply(track, event, opts, steps)
+        if self.durable:
+            part.dirty[entity_id] = track
+        if closed is not None:
+            self._closed(part, closed)
+        if steps:
+            causes.changed(track, event.timestamp, opts, steps)
+            self._describe(track, closed, steps, out)
+            steps.clear()
+
+    def _apply_fresh(self, batch: list[Event]) -> list[Event] | None:
+        """The fast path of :meth:`apply_batch`: one partition, and every id in the batch
+        new (no redelivery), so ``seen`` takes them all at once; None otherwise, with
+        nothing done but loading the partition."""
+        if self.partitions != 1 or not batch:
+            return None
+        part = self._current(0)
+        ids = [event.id for event in batch]
+        if not part.seen.add_all(ids):
+            return None
+        return self._apply_new(part, batch, ids)
+
+    def _apply_new(self, part: _Partition, batch: list[Event], ids: list[str]) -> list[Event]:
+        """Apply a batch to one partition whose ``seen`` already took every id of it: the
+        same as the loop of :meth:`apply_batch`, with the common case (a check that
+        changes nothing but counters, as :func:`_unchanged`) inlined. If an event fails,
+        the ids of the events after it are forgotten again, as if added one at a time."""
+        durable = self.durable
+        tracks = part.tracks
+        dirty = part.dirty
+        out: list[Event] = []
+        steps: list[Step] = []
+        quiet = self.options.default_ttl is None  # no TTL from the options
+        causes = self._causes()
+        index = -1
+        try:
+            if durable:
+                part.new_ids.extend(ids)
+            entities = self._ids.of_batch(batch)
+            for index, event in enumerate(batch):
+                kind = event.event_type
+                if kind != "check" and kind not in CHECK_TYPES and kind not in ACTIONS:
+                    continue
+                entity_id = entities[index]
+                track = tracks.get(entity_id)
+                if track is None:
+                    track = tracks[entity_id] = new_track(event, entity_id)
+                elif (kind == "check" and quiet and event.state == track.state
+                      and not track.soft_count and track.ttl is None and event.ttl is None):
+                    alarm = track.alarm
+                    t = event.timestamp
+                    if alarm is None or t < alarm.due:
+                        if alarm is not None:
+                            alarm.events += 1
+                        track.events += 1
+                        if t > track.last_seen:  # noqa: PLR1730 - max() is a call, this is not
+                            track.last_seen = t
+                        if durable:
+                            dirty[entity_id] = track
+                        continue
+                self._apply_one(part, track, event, entity_id=entity_id, steps=steps,
+                                out=out, causes=causes)
+        except BaseException:
+            self._forget(part, ids[index + 1:])
+            raise
+        return out
+
+    def _forget(self, part: _Partition, ids: list[str]) -> None:
+        """Undo adding ``ids`` (the last ones added) to the partition's seen ids."""
+        for key in ids:
+            part.seen.discard(key)
+        if ids and self.durable:
+            del part.new_ids[-len(ids):]
 
     def expire(self, now: float) -> list[Event]:
         """Time-driven changes due by ``now`` (no data, ack expiry, resolution...).
@@ -146,6 +226,7 @@ class AlarmBook:
         steps: list[Step] = []
         if self.durable:
             self.load_all()
+        causes = self._causes()
         for p in list(self._parts):
             part = self._current(p)
             for entity_id, track in part.tracks.items():
@@ -154,12 +235,27 @@ class AlarmBook:
                 closed = expire(track, now, opts, steps)
                 if closed is not None:
                     self._closed(part, closed)
+                causes.mark(track, None, opts, steps)  # an upstream alarm opened since
                 if steps:
                     if self.durable:
                         part.dirty[entity_id] = track
                     self._describe(track, closed, steps, out)
                     steps.clear()
         return out
+
+    def _causes(self) -> Causes:
+        """Impact along the topology over the partitions in memory (inert without a lookup)."""
+        parts = self._parts
+
+        def track(entity_id: str) -> Track | None:
+            part = parts.get(self.partition_of(entity_id))
+            return None if part is None else part.tracks.get(entity_id)
+
+        def everything() -> Iterable[Track]:
+            for part in list(parts.values()):
+                yield from part.tracks.values()
+
+        return Causes(self.lookup, track, everything)
 
     def _closed(self, part: _Partition, alarm: Alarm) -> None:
         if self.durable:

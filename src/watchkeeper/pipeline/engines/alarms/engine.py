@@ -36,7 +36,8 @@ def book(engine: Engine) -> AlarmBook:
     else:
         store = MemoryStore(options.keep_resolved)
     made = AlarmBook(options, store, partitions=engine.partitions,
-                     durable=options.store == "sqlite", source=engine.name)
+                     durable=options.store == "sqlite", source=engine.name,
+                     lookup=engine.services.lookup)
     engine.state["book"] = made
     return made
 

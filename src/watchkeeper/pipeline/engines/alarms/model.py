@@ -20,6 +20,10 @@ Rules, with Canopsis' shipped defaults made explicit here (never only in a datab
   ``NO_DATA`` (4), entered at ``last_seen + ttl``.
 - acknowledgements may expire; snoozes end; both are steps. Past ``hard_limit`` steps
   only cancel/uncancel/resolve are still logged; other changes are counted.
+- impact along the topology (``impact``, on by default): when an alarm logs a step while
+  a device upstream of its component (the inventory's ``upstream`` attribute) has an
+  open non-OK alarm, it is marked ``caused_by`` that alarm's entity id, with an
+  ``impact`` step; the mark stays for the alarm's life.
 
 Every time-driven transition is logged at the time it became due, not at the time it
 was noticed, so the log does not depend on when beats ran.
@@ -72,6 +76,7 @@ class AlarmOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     path: str = "alarms"
     fsync: bool = False
     keep_resolved: int = 10_000
+    impact: bool = True
 
     def __post_init__(self) -> None:
         for name in ("hard_after", "flap_changes", "hard_limit", "dedup_window"):
@@ -116,6 +121,7 @@ class Alarm(msgspec.Struct, kw_only=True):
     events: int = 0
     unlogged: int = 0
     due: float = math.inf  # when something next changes by itself (see _next_due)
+    caused_by: str | None = None  # the upstream alarm's entity id (impact)
     steps: list[Step] = msgspec.field(default_factory=list)
 
 
@@ -324,6 +330,13 @@ def _log(alarm: Alarm, step: Step, opts: AlarmOptions, out: list[Step]) -> None:
         return
     steps.append(step)
     out.append(step)
+
+
+def mark_caused_by(alarm: Alarm, cause: str, t: float, opts: AlarmOptions,
+                   out: list[Step]) -> None:
+    """Mark ``alarm`` as a consequence of the alarm of entity ``cause`` (an ``impact`` step)."""
+    alarm.caused_by = cause
+    _log(alarm, Step(type="impact", t=t, message=cause), opts, out)
 
 
 class _Act(msgspec.Struct, frozen=True):

@@ -56,6 +56,7 @@ class AlarmView(msgspec.Struct, frozen=True, kw_only=True):
     resolved: float | None
     events: int
     last_change: float
+    caused_by: str | None = None  # the upstream alarm's entity id (impact)
     steps: tuple[Step, ...] = ()
 
 
@@ -69,7 +70,7 @@ def view(alarm: Alarm, track: Track | None, *, now: float, steps: bool) -> Alarm
         snooze_until=alarm.snooze_until, canceled=alarm.canceled, ticket=alarm.ticket,
         resolved=alarm.resolved, events=alarm.events,
         last_change=alarm.steps[-1].t if alarm.steps else alarm.opened,
-        steps=tuple(alarm.steps) if steps else (),
+        caused_by=alarm.caused_by, steps=tuple(alarm.steps) if steps else (),
     )
 
 
