@@ -22,7 +22,7 @@ loopback, in temporary directories):
    loaded in time order: one series' raw points over the whole range (p50, p99 of
    ``--queries`` random series), and hourly avg/min/max of all of them (median and
    worst of ``--aggregates`` runs). watchkeeper answers the second through
-   ``Archive.rollup`` behind a benchmark route (``/bench/rollup``), VictoriaMetrics
+   ``GET /api/v1/rollup`` (``Archive.rollup``), VictoriaMetrics
    with ``avg_over_time``/``min_over_time``/``max_over_time`` over ``[1h]`` (three
    requests), InfluxDB with one ``GROUP BY time(1h), *`` query.
 3. bytes on disk per point after everything (watchkeeper after its closing
@@ -269,9 +269,6 @@ class Ours:
 def serve(args: argparse.Namespace) -> None:
     """The server process: the archive behind the REST API, until SIGTERM."""
     import uvicorn
-    from starlette.requests import Request
-    from starlette.responses import Response
-    from starlette.routing import Route
 
     from watchkeeper.api import create_app
     from watchkeeper.archive.backends.embedded import EmbeddedArchive
@@ -291,20 +288,7 @@ def serve(args: argparse.Namespace) -> None:
                                           clock=SystemClock(), metrics=metrics)
             await archive.start(stack)
 
-            async def rollup(request: Request) -> Response:
-                from watchkeeper.model import SeriesKey  # noqa: F401 - keys come from listing
-                params = request.query_params
-                metas, _ = await archive.list_series(prefix=params["prefix"])
-                aggs = params.get("aggs", "avg").split(",")
-                rolled = await archive.rollup(
-                    [m.key for m in metas], start=float(params["start"]),
-                    end=float(params["end"]), step=float(params["step"]), aggs=aggs)
-                body = {"series": [{"series": str(r.key), "ts": r.ts.tolist(),
-                                    **{a: r.values[a].tolist() for a in aggs}} for r in rolled]}
-                return Response(msgspec.json.encode(body), media_type="application/json")
-
-            app = create_app(archive, metrics=metrics, max_body_bytes=512 * 1024 * 1024,
-                             extra_routes=[Route("/bench/rollup", rollup)])
+            app = create_app(archive, metrics=metrics, max_body_bytes=512 * 1024 * 1024)
             config = uvicorn.Config(app, host="127.0.0.1", port=args.port, loop="none",
                                     http="httptools", log_level="warning", access_log=False,
                                     lifespan="off")
@@ -502,9 +486,9 @@ def time_the_queries(args: argparse.Namespace, results: dict[str, Any], ours: Ou
             assert got == rounds, (got, rounds, r.url)
 
     def ours_agg(check: bool) -> None:
-        r = ours.http.get("/bench/rollup", params={"prefix": "qdev", "start": start,
-                                                    "end": end, "step": 3600,
-                                                    "aggs": "avg,min,max"})
+        r = ours.http.get("/api/v1/rollup", params={"prefix": "qdev", "start": start,
+                                                      "end": end, "step": 3600,
+                                                      "aggs": "avg,min,max"})
         r.raise_for_status()
         if check:
             assert len(r.json()["series"]) == qw.n_series

@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--series", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=60)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--chunk-points", type=int, default=240)
+    parser.add_argument("--chunk-points", type=int, default=EmbeddedOptions().chunk_points)
     parser.add_argument("--synchronous", choices=["full", "normal"], default="full")
     parser.add_argument("--max-log-points", type=int, default=EmbeddedOptions().max_log_points)
     parser.add_argument("--reads", type=int, default=300, help="timed one-day reads")

@@ -288,6 +288,7 @@ class AlarmInfo(msgspec.Struct, frozen=True, kw_only=True):
     resolved: float | None = None
     events: int = 0
     last_change: float = 0.0
+    caused_by: str | None = None  # the upstream alarm's entity id (impact along the topology)
     steps: list[AlarmStep] = msgspec.field(default_factory=list)
 
 
@@ -296,3 +297,24 @@ class ActionAccepted(msgspec.Struct, frozen=True, kw_only=True):
 
     accepted: int
     ids: list[str]
+
+
+class RollupSeries(msgspec.Struct, frozen=True, kw_only=True):
+    """One series of a rollup: ``values[agg][i]`` belongs to the bucket starting at
+    ``ts[i]`` (seconds); buckets without points are left out."""
+
+    series: str
+    unit: str
+    ts: list[float]
+    values: dict[str, list[float | None]]
+
+
+class RollupResult(msgspec.Struct, frozen=True, kw_only=True):
+    """``GET /api/v1/rollup``: every float series under ``prefix``, in key order."""
+
+    prefix: str
+    start: float
+    end: float
+    step: float
+    aggs: list[str]
+    series: list[RollupSeries]

@@ -994,6 +994,115 @@ async def test_embedded_refuses_a_newer_schema(tmp_path: Path) -> None:
         assert await everything(archive, CPU) == [(T0, 1.0)]
 
 
+def _downgrade_chunks(path: Path, version: int) -> None:
+    """Give a file the chunks layout of schema versions 1 and 2 (a WITHOUT ROWID table);
+    version 1 files also had no summaries."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.executescript("""
+            BEGIN;
+            CREATE TABLE chunks_old (
+                series_id INTEGER NOT NULL, start_ts INTEGER NOT NULL,
+                end_ts INTEGER NOT NULL, n INTEGER NOT NULL, blob BLOB NOT NULL,
+                PRIMARY KEY (series_id, start_ts)
+            ) WITHOUT ROWID;
+            INSERT INTO chunks_old SELECT series_id, start_ts, end_ts, n, blob FROM chunks;
+            DROP TABLE chunks;
+            ALTER TABLE chunks_old RENAME TO chunks;
+            COMMIT;
+        """)
+        if version == 1:
+            conn.execute("DROP TABLE summaries")
+        conn.execute(f"PRAGMA user_version = {version}")
+    finally:
+        conn.close()
+
+
+def _chunks_layout(path: Path) -> tuple[int, str, list[str]]:
+    conn = sqlite3.connect(path)
+    try:
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        (sql,) = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'chunks'").fetchone()
+        indexes = [row[0] for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'chunks'")]
+    finally:
+        conn.close()
+    return version, sql, indexes
+
+
+@pytest.mark.parametrize("version", [1, 2])
+async def test_embedded_upgrades_older_files(tmp_path: Path, version: int) -> None:
+    """Files of schema versions 1 and 2 open: a read-only instance reads the old layout
+    as it is, the writer moves the chunks into the rowid table, and nothing is lost."""
+    keys = [SeriesKey.make("r", "p", f"m{i}") for i in range(3)]
+    points = {key: [(T0 + 10.0 * i, float(i * (k + 1))) for i in range(95)]
+              for k, key in enumerate(keys)}
+    async with embedded(tmp_path, chunk_points=20) as archive:
+        await archive.write([m for key in keys for m in floats(key, *points[key])])
+    before = table_counts(tmp_path)
+    assert before["chunks"] > len(keys)
+    _downgrade_chunks(tmp_path / DB_NAME, version)
+    assert "WITHOUT ROWID" in _chunks_layout(tmp_path / DB_NAME)[1]
+
+    async with embedded(tmp_path, chunk_points=20) as writer:
+        version_now, sql, indexes = _chunks_layout(tmp_path / DB_NAME)
+        assert version_now == 3
+        assert "WITHOUT ROWID" not in sql.upper()
+        assert indexes == ["chunks_by_series"]
+        assert table_counts(tmp_path) == before
+        for key in keys:
+            assert await everything(writer, key) == points[key]
+        await rollups_agree(writer, keys, T0, T0 + 950, 60, ("avg", "min", "max", "count"))
+        more = [(T0 + 10.0 * i, -1.0) for i in range(90, 130)]  # replaces 5, adds 35
+        await writer.write(floats(keys[0], *more))
+        points[keys[0]] = points[keys[0]][:90] + more
+    async with embedded(tmp_path, chunk_points=20) as reopened:
+        for key in keys:
+            assert await everything(reopened, key) == points[key]
+    assert table_counts(tmp_path)["overlapping"] == 0
+
+
+async def test_embedded_keeps_partial_chunks_apart_from_full_ones(tmp_path: Path) -> None:
+    """Full chunks are appended in id order; partial ones (replaced by the next flush of
+    their series) get negative ids, so their holes do not fragment the full chunks."""
+    keys = [SeriesKey.make("r", "p", f"m{i}") for i in range(3)]
+    for lo in range(0, 105, 15):  # closing compacts the partial heads each time
+        async with embedded(tmp_path, chunk_points=20) as archive:
+            await archive.write([m for key in keys for m in floats(
+                key, *[(T0 + 10.0 * i, float(i)) for i in range(lo, lo + 15)])])
+    async with embedded(tmp_path, chunk_points=20) as archive:
+        for key in keys:
+            assert await everything(archive, key) == [(T0 + 10.0 * i, float(i))
+                                                      for i in range(105)]
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    try:
+        rows = conn.execute("SELECT id, n FROM chunks ORDER BY id").fetchall()
+    finally:
+        conn.close()
+    assert [n for _, n in rows if n < 20] == [5, 5, 5]  # the tails: 105 = 5 x 20 + 5
+    assert all(i < 0 for i, n in rows if n < 20)
+    assert all(i > 0 for i, n in rows if n == 20)
+    assert len(rows) == 3 * 6
+
+
+async def test_embedded_reader_reads_the_old_chunks_layout(tmp_path: Path) -> None:
+    """A read-only connection (it never upgrades) reads version 2 chunks as they are."""
+    from watchkeeper.archive.backends._store import Store
+
+    async with embedded(tmp_path, chunk_points=20) as archive:
+        await archive.write(floats(CPU, *[(T0 + 10.0 * i, float(i)) for i in range(50)]))
+    _downgrade_chunks(tmp_path / DB_NAME, 2)
+    store = Store.open(tmp_path / DB_NAME, writer=False)
+    try:
+        (row,) = [r for r in store.all_series() if r.key == CPU]
+        chunks = store.chunks(row.sid, int(T0 * 1000), int((T0 + 1000) * 1000))
+        assert sum(chunk.n for chunk in chunks) == 50
+        assert store.last_chunk(row.sid) == chunks[-1]
+    finally:
+        store.close()
+
+
 async def test_embedded_refuses_to_start_on_a_corrupt_log(tmp_path: Path) -> None:
     """A log row that cannot be read stops the start instead of dropping acknowledged data."""
     async with embedded(tmp_path) as archive:

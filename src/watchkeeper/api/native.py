@@ -17,6 +17,7 @@ from starlette.routing import Route
 from watchkeeper._version import __version__
 from watchkeeper.archive import Archive, Columns, SeriesMeta
 from watchkeeper.archive.query import query
+from watchkeeper.archive.rollup import AGGREGATIONS, step_ms
 from watchkeeper.errors import InvalidData
 from watchkeeper.model import Measurement, SeriesKey
 from watchkeeper.wire import (
@@ -24,6 +25,8 @@ from watchkeeper.wire import (
     DeleteResult,
     Health,
     QueryResult,
+    RollupResult,
+    RollupSeries,
     SeriesInfo,
     SeriesList,
     WriteBatch,
@@ -162,6 +165,7 @@ class NativeApi:
             Route("/api/v1/series", self.list_series, methods=["GET"]),
             Route("/api/v1/series", self.delete, methods=["DELETE"]),
             Route("/api/v1/query", self.query, methods=["GET"]),
+            Route("/api/v1/rollup", self.rollup, methods=["GET"]),
             Route("/api/v1/write", self.write, methods=["POST"]),
         ]
 
@@ -189,6 +193,40 @@ class NativeApi:
         unit = metas[0].unit if metas and metas[0].key == key else ""
         return _json(QueryResult(series=str(key), unit=unit, start=out.start, end=out.end,
                                  step=out.step, agg=out.agg, points=out.points))
+
+    async def rollup(self, request: Request) -> Response:
+        """Every float series under ``prefix`` (histograms are left out), aggregated."""
+        params = request.query_params
+        if "start" not in params:
+            raise InvalidData("is required", field="start")
+        step = _float_param(request, "step")
+        if step is None:
+            raise InvalidData("is required", field="step")
+        step_ms(step)  # InvalidData naming "step" outside 1 ms to 1e12 s
+        aggs = [a.strip() for a in params.get("aggs", "avg").split(",") if a.strip()]
+        if not aggs:
+            raise InvalidData("name at least one aggregation", field="aggs")
+        for agg in aggs:
+            if agg not in AGGREGATIONS:
+                raise InvalidData(f"must be one of {', '.join(AGGREGATIONS)}", field="aggs",
+                                  value=agg)
+        if len(set(aggs)) != len(aggs):
+            raise InvalidData("names an aggregation twice", field="aggs", value=params["aggs"])
+        start, end = _range(request, self._now())
+        if end < start:
+            raise InvalidData("must not be before start", field="end", value=params.get("end"))
+        prefix = params.get("prefix", "")
+        metas, _ = await self._archive.list_series(prefix=prefix)
+        metas = [m for m in metas if m.kind == "float"]
+        rolled = await self._archive.rollup([m.key for m in metas], start=start, end=end,
+                                            step=step, aggs=aggs)
+        series = [
+            RollupSeries(series=str(meta.key), unit=meta.unit, ts=r.ts.tolist(),
+                         values={agg: r.values[agg].tolist() for agg in aggs})
+            for meta, r in zip(metas, rolled, strict=True)
+        ]
+        return _json(RollupResult(prefix=prefix, start=start, end=end, step=step, aggs=aggs,
+                                  series=series))
 
     async def write(self, request: Request) -> Response:
         body = await request.body()

@@ -1,17 +1,23 @@
 """Chunk encoding: a run of one series' points as one compact, self-describing blob.
 
 The scheme follows Gorilla (timestamps as delta-of-delta, values relative to the
-previous value) but works on numpy arrays and lets zstd do the bit packing:
+previous value) but works on numpy arrays: integers are bit-packed at the width the
+largest of a chunk needs, float bits byte-shuffled, and zstd goes over the whole:
 
-* timestamps become int64 milliseconds; the first value and first delta are stored
-  as they are, then the delta-of-deltas, zig-zagged, narrowed to the smallest
-  unsigned width that holds them and byte-shuffled (a regular 10 s series is all zeros);
+* timestamps become int64 milliseconds, stored one of two ways, chosen per chunk:
+
+  - ``DOD``: the first value and first delta as they are, then the delta-of-deltas,
+    zig-zagged and bit-packed (a regular 10 s series is all zeros: 0 bits);
+  - ``GRID``: an origin and a step, then each timestamp's distance from
+    ``origin + i * step``, zig-zagged and bit-packed. A poller's timestamps
+    are a grid give or take its jitter: the distance is the jitter (±20 ms: 6 bits),
+    where a delta-of-delta is the difference of three jitters (7-8 bits);
 * values are stored one of two ways, chosen per chunk:
 
   - ``DECIMAL`` when every value is exactly ``integer / 10**k`` (counters, gauges
     rounded to a few decimals): the integers' deltas, or delta-of-deltas when those
-    are smaller (steady counters), zig-zagged, narrowed and shuffled. This is what
-    brings real data to 1-4 bytes per point;
+    are smaller (steady counters), zig-zagged and bit-packed. This is what brings
+    real data to 1-4 bytes per point;
   - ``XOR`` otherwise: each value's bits XOR the previous value's bits as uint64, then
     the eight byte planes are transposed (byte-shuffled) so zstd sees the runs of equal
     sign and exponent bytes. Exact for every bit pattern (NaN payloads, inf, -0.0);
@@ -20,8 +26,12 @@ previous value) but works on numpy arrays and lets zstd do the bit packing:
   values (``{bucket: count}`` dicts, or any JSON values); the reader says which.
 
 Blob layout: ``version:u8 | encoding:u8 | zstd(count:u32 | timestamps | values)``,
-little-endian. Decoding refuses versions it does not know, so a later format can be
-added beside this one.
+little-endian. Version 1 has only ``DOD`` timestamps (``first:i8 | delta:i8 |
+width:u8 | ...``) and stores integers byte-shuffled in 1, 2, 4 or 8 bytes (``width`` in
+bytes); version 2 adds a time mode byte (``first or origin:i8 | delta or step:i8 |
+mode:u8 | bits:u8 | ...``) and bit-packs (widths in bits, 0-64), which takes counters
+of ~21 bits from 4 bytes to 2.7. Both are read; new chunks are version 2. Decoding
+refuses versions it does not know, so a later format can be added beside these.
 
 :func:`encode_float_chunks` encodes many chunks in one call: the transforms run once
 over all rows, leaving only slicing and zstd per chunk. Compaction of thousands of
@@ -51,19 +61,23 @@ UInt64Array = npt.NDArray[np.uint64]
 Float64Array = npt.NDArray[np.float64]
 Index = npt.NDArray[np.intp]
 
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
+_READABLE: Final = frozenset({1, 2})
 MAX_SECONDS: Final = 2**53 / 1000  # milliseconds stay exact integers in a double
 ZSTD_LEVEL: Final = 3
 
 _HEADER = struct.Struct("<BB")
 _COUNT = struct.Struct("<I")
-_TS_HEAD = struct.Struct("<qqB")  # first ts, first delta, width of the delta-of-deltas
+_TS_HEAD_V1 = struct.Struct("<qqB")  # first ts, first delta, width of the delta-of-deltas
+_TS_HEAD = struct.Struct("<qqBB")  # first ts, first delta or step, TimeMode, width
 _DEC_HEAD = struct.Struct("<BBqqB")  # k, order, first integer, first delta, width
 _MAX_EXACT: Final = float(2**53)  # integers beyond this are not exact in a double
 _MAX_DECIMALS: Final = 15
 _SCALES = np.array([10.0**k for k in range(_MAX_DECIMALS + 1)])  # decoding divides by these
 _WIDTHS = np.array([1, 2, 4, 8])
 _WIDTH_LIMITS = np.array([2**8, 2**16, 2**32], dtype=np.uint64)
+_POWERS = np.array([2**k for k in range(64)], dtype=np.uint64)
+_SHIFTS = np.arange(64, dtype=np.uint64)
 _PROBE: Final = 8  # values per chunk tried against every k before the full check
 HISTOGRAMS: Final[Any] = list[dict[str, int]]
 """The type to decode histogram chunks as (see :func:`decode_objects_ms`)."""
@@ -77,6 +91,13 @@ class Encoding(IntEnum):
     XOR = 0
     DECIMAL = 1
     OBJECTS = 2
+
+
+class TimeMode(IntEnum):
+    """How the timestamps of a chunk are stored (version 2 chunks)."""
+
+    DOD = 0
+    GRID = 1
 
 
 class _Zstd(threading.local):
@@ -164,14 +185,14 @@ def encode_float_chunks(ts: Int64Array, values: Float64Array, bounds: npt.ArrayL
 
 def decode_floats_ms(blob: bytes) -> tuple[Int64Array, Float64Array]:
     """Decode a float chunk to ``(int64 ms, values)``."""
-    encoding, n, body = _unpack(blob)
+    version, encoding, n, body = _unpack(blob)
     if encoding == Encoding.OBJECTS:
         raise ArchiveError("chunk holds objects, not floats")
     try:
-        ts, pos = _decode_ts(body, n)
+        ts, pos = _decode_ts(body, n, version)
         if encoding == Encoding.XOR:
             return ts, _decode_xor(body, pos, n)
-        return ts, _decode_decimal(body, pos, n)
+        return ts, _decode_decimal(body, pos, n, version)
     except (struct.error, ValueError, IndexError) as exc:
         raise ArchiveError(f"corrupt chunk: {exc}") from exc
 
@@ -191,11 +212,11 @@ def decode_objects_ms(blob: bytes, values_type: Any = HISTOGRAMS) -> tuple[Int64
     ``values_type`` is what the values must be: :data:`HISTOGRAMS` (the default) or
     :data:`JSON_VALUES` for object chunks.
     """
-    encoding, n, body = _unpack(blob)
+    version, encoding, n, body = _unpack(blob)
     if encoding != Encoding.OBJECTS:
         raise ArchiveError("chunk holds floats, not objects")
     try:
-        ts, pos = _decode_ts(body, n)
+        ts, pos = _decode_ts(body, n, version)
         objects: list[Any] = msgspec.msgpack.decode(body[pos:], type=values_type)
     except (struct.error, ValueError, msgspec.DecodeError) as exc:
         raise ArchiveError(f"corrupt chunk: {exc}") from exc
@@ -212,16 +233,16 @@ def _pack(encoding: Encoding, n: int, *parts: bytes) -> bytes:
     return _HEADER.pack(FORMAT_VERSION, encoding) + _zstd.compressor.compress(body)
 
 
-def _unpack(blob: bytes) -> tuple[Encoding, int, memoryview]:
+def _unpack(blob: bytes) -> tuple[int, Encoding, int, memoryview]:
     if len(blob) < _HEADER.size:
         raise ArchiveError("corrupt chunk: shorter than its header")
     version, encoding = _HEADER.unpack_from(blob)
-    if version != FORMAT_VERSION:
+    if version not in _READABLE:
         raise ArchiveError(f"chunk format version {version} is not supported")
     try:
         body = memoryview(_zstd.decompressor.decompress(blob[_HEADER.size :]))
         (n,) = _COUNT.unpack_from(body)
-        return Encoding(encoding), n, body[_COUNT.size :]
+        return version, Encoding(encoding), n, body[_COUNT.size :]
     except (zstandard.ZstdError, struct.error, ValueError) as exc:
         raise ArchiveError(f"corrupt chunk: {exc}") from exc
 
@@ -277,21 +298,59 @@ class _Planes:
         # Byte plane i holds byte i of every value: similar bytes end up adjacent.
         return part.view(np.uint8).reshape(-1, width).T.tobytes()
 
+    def packed(self, lo: int, hi: int, bits: int) -> bytes:
+        """The low ``bits`` bits of each value, one after another (least significant first)."""
+        part = self._values[lo:hi]
+        if not bits or not len(part):
+            return b""
+        if bits == 8:
+            return part.astype(np.uint8).tobytes()
+        planes = ((part[:, None] >> _SHIFTS[:bits]) & np.uint64(1)).astype(np.uint8)
+        return np.packbits(planes.ravel(), bitorder="little").tobytes()
+
 
 def _ts_sections(ts: Int64Array, chunks: _Chunks) -> list[bytes]:
     deltas = _diff(ts)
     dods = _zigzag(_diff(deltas))
     lo = chunks.tail(2)
-    widths = _widths(chunks.reduce(np.maximum, dods, lo, np.uint64(0)))
+    widths = _bits(chunks.reduce(np.maximum, dods, lo, np.uint64(0)))
     firsts = _at(ts, chunks.starts, chunks.counts >= 1)
     first_deltas = _at(deltas, chunks.starts + 1, chunks.counts >= 2)
-    planes = _Planes(dods)
-    return [
-        _TS_HEAD.pack(first, delta, width) + planes.shuffled(start, end, width)
-        for first, delta, width, start, end in zip(
-            firsts, first_deltas, widths.tolist(), lo.tolist(), chunks.ends.tolist(), strict=True
-        )
-    ]
+    # The grid: from the first timestamp to the last in equal steps (rounded to the ms).
+    some = chunks.counts > 0
+    lasts = np.zeros(len(chunks.counts), dtype=np.int64)
+    lasts[some] = ts[chunks.ends[some] - 1]
+    gaps = np.maximum(chunks.counts - 1, 1)
+    with np.errstate(over="ignore"):  # wraps like the decoder; then the grid loses anyway
+        spans = lasts - np.array(firsts, dtype=np.int64)
+        steps = np.where(chunks.counts > 1, np.floor_divide(2 * spans + gaps, 2 * gaps), 0)
+        rows = np.arange(len(ts), dtype=np.int64) - np.repeat(chunks.starts, chunks.counts)
+        grid = np.repeat(np.array(firsts, dtype=np.int64), chunks.counts) + rows * np.repeat(
+            steps, chunks.counts)
+        raw = ts - grid
+        # Centre the grid on the points (not on the first one): offsets of ±jitter.
+        low = chunks.reduce(np.minimum, raw, chunks.starts, np.int64(0))
+        high = chunks.reduce(np.maximum, raw, chunks.starts, np.int64(0))
+        centre = low + (high - low) // 2
+        origins = (np.array(firsts, dtype=np.int64) + centre).tolist()
+        off = _zigzag(raw - np.repeat(centre, chunks.counts))
+    lo_grid = chunks.starts
+    grid_widths = _bits(chunks.reduce(np.maximum, off, lo_grid, np.uint64(0)))
+    # Fewer bits per point wins; at equal widths, the smaller numbers (zstd's choice).
+    use_grid = (grid_widths < widths) | (
+        (grid_widths == widths) & (chunks.mean(off, lo_grid) < chunks.mean(dods, lo)))
+    planes, grid_planes = _Planes(dods), _Planes(off)
+    out = []
+    for i, (first, end) in enumerate(zip(firsts, chunks.ends.tolist(), strict=True)):
+        if use_grid[i]:
+            width = int(grid_widths[i])
+            out.append(_TS_HEAD.pack(origins[i], int(steps[i]), TimeMode.GRID, width)
+                       + grid_planes.packed(int(lo_grid[i]), end, width))
+        else:
+            width = int(widths[i])
+            out.append(_TS_HEAD.pack(first, first_deltas[i], TimeMode.DOD, width)
+                       + planes.packed(int(lo[i]), end, width))
+    return out
 
 
 def _value_sections(values: Float64Array, chunks: _Chunks) -> list[tuple[Encoding, bytes]]:
@@ -306,7 +365,7 @@ def _value_sections(values: Float64Array, chunks: _Chunks) -> list[tuple[Encodin
     lo1, lo2 = chunks.tail(1), chunks.tail(2)
     max1 = chunks.reduce(np.maximum, z1, lo1, np.uint64(0))
     max2 = chunks.reduce(np.maximum, z2, lo2, np.uint64(0))
-    w1, w2 = _widths(max1), _widths(max2)
+    w1, w2 = _bits(max1), _bits(max2)
     # Gauges pack best as deltas, steady counters as delta-of-deltas: keep the smaller.
     order2 = (w2 < w1) | ((w2 == w1) & (chunks.mean(z2, lo2) < chunks.mean(z1, lo1)))
     bits = values.view(np.uint64)
@@ -324,10 +383,10 @@ def _value_sections(values: Float64Array, chunks: _Chunks) -> list[tuple[Encodin
             out.append((Encoding.XOR, planes_xor.shuffled(start, end, 8)))
         elif order2[i]:
             head = _DEC_HEAD.pack(k, 2, firsts[i], first_deltas[i], int(w2[i]))
-            out.append((Encoding.DECIMAL, head + planes2.shuffled(int(lo2[i]), end, int(w2[i]))))
+            out.append((Encoding.DECIMAL, head + planes2.packed(int(lo2[i]), end, int(w2[i]))))
         else:
             head = _DEC_HEAD.pack(k, 1, firsts[i], 0, int(w1[i]))
-            out.append((Encoding.DECIMAL, head + planes1.shuffled(int(lo1[i]), end, int(w1[i]))))
+            out.append((Encoding.DECIMAL, head + planes1.packed(int(lo1[i]), end, int(w1[i]))))
     return out
 
 
@@ -390,6 +449,12 @@ def _unzigzag(z: UInt64Array) -> Int64Array:
     return ((z >> np.uint64(1)) ^ (np.uint64(0) - (z & np.uint64(1)))).view(np.int64)
 
 
+def _bits(top: UInt64Array) -> npt.NDArray[np.int64]:
+    """How many bits each value needs (0 for 0)."""
+    bits: npt.NDArray[np.int64] = np.searchsorted(_POWERS, top, side="right")
+    return bits
+
+
 def _widths(top: UInt64Array) -> npt.NDArray[np.int64]:
     """The narrowest of 1, 2, 4, 8 bytes that holds each value."""
     widths: npt.NDArray[np.int64] = _WIDTHS[np.searchsorted(_WIDTH_LIMITS, top, side="right")]
@@ -407,17 +472,51 @@ def _at(arr: Int64Array, index: Index, valid: npt.NDArray[np.bool_]) -> list[int
 # -- decoding -----------------------------------------------------------------------------
 
 
+def _unpack_bits(body: memoryview, pos: int, count: int, bits: int) -> UInt64Array:
+    """Inverse of :meth:`_Planes.packed`."""
+    if not bits or not count:
+        return np.zeros(count, dtype=np.uint64)
+    if bits > 64:
+        raise ValueError(f"{bits} bits per value")
+    raw = np.frombuffer(body, dtype=np.uint8, count=_packed_size(count, bits), offset=pos)
+    if bits == 8:
+        return raw.astype(np.uint64)
+    planes = np.unpackbits(raw, count=count * bits, bitorder="little").reshape(count, bits)
+    out: UInt64Array = (planes.astype(np.uint64) << _SHIFTS[:bits]).sum(axis=1, dtype=np.uint64)
+    return out
+
+
+def _packed_size(count: int, bits: int) -> int:
+    return (count * bits + 7) // 8
+
+
 def _unpack_uints(body: memoryview, pos: int, count: int, width: int) -> UInt64Array:
     planes = np.frombuffer(body, dtype=np.uint8, count=count * width, offset=pos)
     narrow = planes.reshape(width, count).T.copy().view(f"<u{width}").reshape(count)
     return narrow.astype(np.uint64)
 
 
-def _decode_ts(body: memoryview, n: int) -> tuple[Int64Array, int]:
-    first, delta, width = _TS_HEAD.unpack_from(body, 0)
+def _decode_ts(body: memoryview, n: int, version: int) -> tuple[Int64Array, int]:
+    if version == 1:
+        first, delta, width = _TS_HEAD_V1.unpack_from(body, 0)
+        mode, pos = TimeMode.DOD, _TS_HEAD_V1.size
+    else:
+        first, delta, mode, width = _TS_HEAD.unpack_from(body, 0)
+        pos = _TS_HEAD.size
+    if mode == TimeMode.GRID:  # ``first`` is the grid's origin, ``delta`` its step
+        off = _unzigzag(_unpack_bits(body, pos, n, width))
+        with np.errstate(over="ignore"):
+            out: Int64Array = np.arange(n, dtype=np.int64) * np.int64(delta) + np.int64(first)
+            out += off
+        return out, pos + _packed_size(n, width)
+    if mode != TimeMode.DOD:
+        raise ValueError(f"unknown timestamp mode {mode}")
     dods = max(n - 2, 0)
-    zigzagged = _unpack_uints(body, _TS_HEAD.size, dods, width)
-    return _undiff(first, delta, _unzigzag(zigzagged), n), _TS_HEAD.size + dods * width
+    if version == 1:
+        zigzagged = _unpack_uints(body, pos, dods, width)
+        return _undiff(first, delta, _unzigzag(zigzagged), n), pos + dods * width
+    zigzagged = _unpack_bits(body, pos, dods, width)
+    return _undiff(first, delta, _unzigzag(zigzagged), n), pos + _packed_size(dods, width)
 
 
 def _undiff(first: int, delta: int, dods: Int64Array, n: int) -> Int64Array:
@@ -445,10 +544,11 @@ def _decode_xor(body: memoryview, pos: int, n: int) -> Float64Array:
     return np.bitwise_xor.accumulate(xored).view(np.float64)
 
 
-def _decode_decimal(body: memoryview, pos: int, n: int) -> Float64Array:
+def _decode_decimal(body: memoryview, pos: int, n: int, version: int) -> Float64Array:
     k, order, first, delta, width = _DEC_HEAD.unpack_from(body, pos)
     pos += _DEC_HEAD.size
-    diffs = _unzigzag(_unpack_uints(body, pos, max(n - order, 0), width))
+    unpack = _unpack_uints if version == 1 else _unpack_bits  # byte widths, bit widths
+    diffs = _unzigzag(unpack(body, pos, max(n - order, 0), width))
     ints = _cumulate(first, diffs, n) if order == 1 else _undiff(first, delta, diffs, n)
     values: Float64Array = ints.astype(np.float64) / _SCALES[k]
     return values

@@ -21,6 +21,7 @@ from watchkeeper.wire import (
     ErrorBody,
     Health,
     QueryResult,
+    RollupResult,
     SeriesList,
     WirePoint,
     WriteBatch,
@@ -43,6 +44,11 @@ def _decode(response: httpx.Response, model: type[T]) -> T:
 
 def _query_params(series: str, **optional: object) -> dict[str, Any]:
     return {"series": series, **{k: v for k, v in optional.items() if v is not None}}
+
+
+def _rollup_params(prefix: str, start: str | float, end: str | float, step: float,
+                   aggs: Sequence[str]) -> dict[str, Any]:
+    return {"prefix": prefix, "start": start, "end": end, "step": step, "aggs": ",".join(aggs)}
 
 
 def _batch(points: Sequence[tuple[str, float, float | dict[str, int]]],
@@ -100,6 +106,12 @@ class Client:
               step: float | None = None, agg: str | None = None) -> QueryResult:
         params = _query_params(series, start=start, end=end, since=since, step=step, agg=agg)
         return _decode(self._send("GET", "/api/v1/query", params=params), QueryResult)
+
+    def rollup(self, prefix: str = "", *, start: str | float, end: str | float = "now",
+               step: float, aggs: Sequence[str] = ("avg",)) -> RollupResult:
+        """Every float series whose key starts with ``prefix``, in ``step``-second buckets."""
+        params = _rollup_params(prefix, start, end, step, aggs)
+        return _decode(self._send("GET", "/api/v1/rollup", params=params), RollupResult)
 
     def write(self, points: Sequence[tuple[str, float, float | dict[str, int]]],
               units: Mapping[str, str] | None = None) -> WriteResult:
@@ -164,6 +176,11 @@ class AsyncClient:
                     step: float | None = None, agg: str | None = None) -> QueryResult:
         params = _query_params(series, start=start, end=end, since=since, step=step, agg=agg)
         return _decode(await self._send("GET", "/api/v1/query", params=params), QueryResult)
+
+    async def rollup(self, prefix: str = "", *, start: str | float, end: str | float = "now",
+                     step: float, aggs: Sequence[str] = ("avg",)) -> RollupResult:
+        params = _rollup_params(prefix, start, end, step, aggs)
+        return _decode(await self._send("GET", "/api/v1/rollup", params=params), RollupResult)
 
     async def write(self, points: Sequence[tuple[str, float, float | dict[str, int]]],
                     units: Mapping[str, str] | None = None) -> WriteResult:

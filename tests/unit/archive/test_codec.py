@@ -241,3 +241,111 @@ def test_millisecond_conversions_are_exact() -> None:
     seconds = np.array([T0 + 0.001, T0 + 0.999, -0.001, 0.0, 9e12 + 0.123])
 
     assert codec.from_millis(codec.to_millis(seconds)).tolist() == seconds.tolist()
+
+
+# -- format version 2: grid timestamps, bit widths; version 1 still read -------------------
+
+V1_TS = T0 + np.arange(6) * 10 + np.array([0, 0.013, -0.007, 0.02, 0, 0.001])
+V1_BLOBS = {  # written by the version 1 encoder (byte widths, delta-of-delta times only)
+    "decimal": (
+        ("010128b52ffd20313d0100f8060000000068e5cf8b0100001d270001415e5d2a0201a113000132"
+        "9532c8310200e0900bd401"),
+        [50.25, 50.5, 49.75, 50.0, 51.0, 50.75],
+    ),
+    "counter": (
+        ("010128b52ffd2040c50100f402060000000068e5cf8b0100001d270001415e5d2a000140420f00"
+        "04406020c09042e3a1c6d00f16072d030000000000020080bd16d401"),
+        [1e6, 1.5e6, 2.25e6, 2.5e6, 4e6, 4.125e6],
+    ),
+    "xor": (
+        ("010028b52ffd2049490200060000000068e5cf8b0100001d2700000000000001415e5d2a9ab52f"
+        "eded0099a9300d0d00992eb7bebe00992ab3303000993ea79999009950c9aaaa00b9034afa0a1c"
+        "3fbefe3fc0c0"),
+        [0.1, -2.5e-300, math.inf, 3.3333, -0.0, 7.0],
+    ),
+}
+V1_OBJECTS = ("010228b52ffd2023190100030000000068e5cf8b0100001d2700000000000001419381a13102"
+              "8082a13501a13703")
+
+
+@pytest.mark.parametrize("name", V1_BLOBS)
+def test_version_1_chunks_are_still_read(name: str) -> None:
+    blob, values = V1_BLOBS[name]
+
+    ts, decoded = codec.decode_floats(bytes.fromhex(blob))
+
+    assert codec.to_millis(ts).tolist() == codec.to_millis(V1_TS).tolist()
+    assert bits(decoded) == bits(values)
+
+
+def test_version_1_object_chunks_are_still_read() -> None:
+    ts, objects = codec.decode_objects(bytes.fromhex(V1_OBJECTS))
+
+    assert codec.to_millis(ts).tolist() == codec.to_millis(V1_TS[:3]).tolist()
+    assert objects == [{"1": 2}, {}, {"5": 1, "7": 3}]
+
+
+def _time_mode(blob: bytes) -> codec.TimeMode:
+    body = zstandard.ZstdDecompressor().decompress(blob[2:])
+    return codec.TimeMode(body[4 + 16])
+
+
+@pytest.mark.parametrize(
+    ("ts", "mode"),
+    [
+        pytest.param(regular(240, jitter_ms=20), codec.TimeMode.GRID, id="poller-jitter"),
+        pytest.param(T0 + np.cumsum(RNG.integers(1, 100_000, 240)) / 1000, codec.TimeMode.DOD,
+                     id="random-gaps"),
+        pytest.param(T0 + 0.5 * np.arange(240) ** 2, codec.TimeMode.DOD, id="steady-slowdown"),
+    ],
+)
+def test_timestamps_take_the_form_that_fits(ts: npt.NDArray[np.float64],
+                                            mode: codec.TimeMode) -> None:
+    blob = codec.encode_floats(ts, gauge(len(ts)))
+
+    assert _time_mode(blob) == mode
+    decoded, _ = codec.decode_floats(blob)
+    assert codec.to_millis(decoded).tolist() == codec.to_millis(ts).tolist()
+
+
+def test_grid_timestamps_cost_the_jitter_only() -> None:
+    """±20 ms around a 10 s grid: 6 bits a point (delta-of-deltas would need 8)."""
+    blob = codec.encode_floats(regular(480, jitter_ms=20), np.zeros(480))
+
+    assert len(blob) <= 480 * 6 / 8 + 60
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 7, 8, 9, 21, 31, 32, 33, 52, 53, 63, 64])
+def test_every_bit_width_round_trips(width: int) -> None:
+    """Integer deltas of any size, at the largest and smallest values of that width."""
+    top = 2 ** (width - 1)  # zig-zagged deltas of up to ±top need ``width`` bits
+    deltas = RNG.integers(-top, top, 100, dtype=np.int64, endpoint=False)
+    deltas[:2] = (-top, top - 1)
+    ms = np.cumsum(deltas)  # wraps in int64 like the codec
+    blob = codec.encode_floats_ms(np.arange(100, dtype=np.int64), ms.astype(np.float64))
+    decoded_ts, decoded = codec.decode_floats_ms(blob)
+
+    assert decoded_ts.tolist() == list(range(100))
+    assert bits(decoded) == bits(ms.astype(np.float64))
+    wide = np.arange(100, dtype=np.int64) * 0 + np.cumsum(deltas)
+    back, _ = codec.decode_floats_ms(codec.encode_floats_ms(np.sort(wide), np.zeros(100)))
+    assert back.tolist() == np.sort(wide).tolist()
+
+
+def _v2_body(ts_head: bytes) -> bytes:
+    return _reframe(GOOD, struct.pack("<I", 3) + ts_head + b"\x00" * 8)
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [
+        pytest.param(_v2_body(struct.pack("<qqBB", 0, 10, 0, 65)), id="dod-too-wide"),
+        pytest.param(_v2_body(struct.pack("<qqBB", 0, 10, 1, 99)), id="grid-too-wide"),
+        pytest.param(_v2_body(struct.pack("<qqBB", 0, 10, 7, 1)), id="unknown-time-mode"),
+        pytest.param(_v2_body(struct.pack("<qqBB", 0, 10, 1, 64)), id="grid-short"),
+    ],
+)
+def test_corrupt_version_2_chunks_raise_archive_error(blob: bytes) -> None:
+    assert blob[0] == 2
+    with pytest.raises(ArchiveError, match="chunk"):
+        codec.decode_floats(blob)

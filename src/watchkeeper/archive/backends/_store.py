@@ -23,7 +23,7 @@ from watchkeeper.archive.backends._rollups import SummaryRow
 from watchkeeper.errors import ArchiveError
 from watchkeeper.model import SeriesKey
 
-SCHEMA_VERSION: Final = 2  # 2: summaries
+SCHEMA_VERSION: Final = 3  # 2: summaries; 3: chunks in a rowid table
 PAGE_SIZE: Final = 16384
 _BUSY_TIMEOUT_S: Final = 30.0
 _MAX_CODE_POINT: Final = 0x10FFFF
@@ -44,13 +44,13 @@ CREATE TABLE IF NOT EXISTS series (
 )""",
     """
 CREATE TABLE IF NOT EXISTS chunks (
+    id        INTEGER PRIMARY KEY,   -- in insertion order: see _CHUNKS_INDEX
     series_id INTEGER NOT NULL,
     start_ts  INTEGER NOT NULL,      -- first point; chunks of a series never overlap
     end_ts    INTEGER NOT NULL,      -- last point
     n         INTEGER NOT NULL,
-    blob      BLOB NOT NULL,         -- watchkeeper.archive.codec
-    PRIMARY KEY (series_id, start_ts)
-) WITHOUT ROWID""",
+    blob      BLOB NOT NULL          -- watchkeeper.archive.codec
+)""",
     """
 CREATE TABLE IF NOT EXISTS ingest_log (
     seq  INTEGER PRIMARY KEY,
@@ -69,6 +69,32 @@ CREATE TABLE IF NOT EXISTS summaries (
 # Version 1 files had no summaries: their chunks get rows that say "read the chunk".
 _UPGRADE_1 = ("INSERT OR IGNORE INTO summaries SELECT series_id, start_ts, end_ts, n, x''"
               " FROM chunks")
+# A compaction inserts one chunk for each of many series. Keyed by (series_id, start_ts)
+# those rows land all over a WITHOUT ROWID B-tree, whose pages split and stay ~80 % full
+# (about 0.75 byte per point of slack for day-long series). A rowid table appends them
+# at its end, where SQLite fills each page before starting the next; the index that
+# finds them takes ~20 bytes a chunk. Partial chunks go to the other end (see
+# replace_chunks): appended among full ones, their replacement left holes that cost
+# more than the WITHOUT ROWID slack (4.49 against 4.30 bytes per point, 480-point chunks).
+_CHUNKS_INDEX = ("CREATE UNIQUE INDEX IF NOT EXISTS chunks_by_series"
+                 " ON chunks (series_id, start_ts)")
+# Versions 1 and 2 kept the chunks in a WITHOUT ROWID table: copy them over, in time
+# order like a compaction would have written them. Every query reads either layout.
+_UPGRADE_2 = (
+    """
+CREATE TABLE chunks_v3 (
+    id        INTEGER PRIMARY KEY,
+    series_id INTEGER NOT NULL,
+    start_ts  INTEGER NOT NULL,
+    end_ts    INTEGER NOT NULL,
+    n         INTEGER NOT NULL,
+    blob      BLOB NOT NULL
+)""",
+    ("INSERT INTO chunks_v3 (series_id, start_ts, end_ts, n, blob)"
+     " SELECT series_id, start_ts, end_ts, n, blob FROM chunks ORDER BY start_ts, series_id"),
+    "DROP TABLE chunks",
+    "ALTER TABLE chunks_v3 RENAME TO chunks",
+)
 
 # Prefix listings are index range scans; without an upper bound they run to the end.
 _LIST_FROM = "SELECT {} FROM series WHERE key >= ? ORDER BY key LIMIT ? OFFSET ?"
@@ -117,7 +143,8 @@ class Store:
     def _prepare_writer(self, synchronous: Synchronous) -> None:
         # Only a new file takes it. With 4 KB pages a WITHOUT ROWID row keeps at most
         # ~1 KB in its page and a 240-point chunk often spills into an overflow page:
-        # 12 bytes per point on disk for a 3.7 byte payload; 16 KB pages give 4.3.
+        # 12 bytes per point on disk for a 3.7 byte payload; 16 KB pages gave 4.3.
+        # (Chunks are in a rowid table now, where a row stays in its page up to ~16 KB.)
         self._conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
         # Also new files only: lets close() give the pages the ingest log freed back.
         self._conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
@@ -132,6 +159,10 @@ class Store:
                 self._conn.execute(statement)
             if version == 1:
                 self._conn.execute(_UPGRADE_1)
+            if self._chunks_without_rowid():  # version 1 or 2
+                for statement in _UPGRADE_2:
+                    self._conn.execute(statement)
+            self._conn.execute(_CHUNKS_INDEX)
             if version < SCHEMA_VERSION:
                 self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -142,6 +173,13 @@ class Store:
                 f"{self.path} has schema version {version}; this watchkeeper reads up to "
                 f"{SCHEMA_VERSION}: upgrade watchkeeper"
             )
+
+    def _chunks_without_rowid(self) -> bool:
+        """Whether the chunks table has the layout of versions 1 and 2."""
+        row = self._conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'chunks'"
+        ).fetchone()
+        return row is not None and "WITHOUT ROWID" in row[0].upper()
 
     def _user_version(self) -> int:
         (version,) = self._conn.execute("PRAGMA user_version").fetchone()
@@ -266,16 +304,35 @@ class Store:
         return first, last
 
     def replace_chunks(
-        self, deleted: Sequence[tuple[int, int]], inserted: Sequence[ChunkRow]
+        self, deleted: Sequence[tuple[int, int]], inserted: Sequence[ChunkRow],
+        chunk_points: int,
     ) -> None:
-        """Delete ``(sid, start_ms)`` chunks, then insert new ones (with their summaries)."""
+        """Delete ``(sid, start_ms)`` chunks, then insert new ones (with their summaries).
+
+        Full chunks (``chunk_points`` points or more) are appended after every other
+        row; partial ones, which the next flush of their series replaces, are put
+        before every other row (negative ids), so the holes they leave empty whole
+        pages at the front, which SQLite reuses, instead of pages among full chunks.
+        The ids of one call ascend: inserted in descending order, rows left every
+        page half full (10,000 partial chunks: 21 MB of pages against 11).
+        """
         self._conn.executemany("DELETE FROM chunks WHERE series_id = ? AND start_ts = ?", deleted)
         self._conn.executemany("DELETE FROM summaries WHERE series_id = ? AND start_ts = ?",
                                deleted)
+        full = [row[:5] for row in inserted if row.n >= chunk_points]
+        partial = [row[:5] for row in inserted if row.n < chunk_points]
         self._conn.executemany(
             "INSERT INTO chunks (series_id, start_ts, end_ts, n, blob) VALUES (?, ?, ?, ?, ?)",
-            (row[:5] for row in inserted),
+            full,
         )
+        if partial:
+            (lowest,) = self._conn.execute("SELECT min(coalesce(min(id), 0), 0) FROM chunks"
+                                           ).fetchone()
+            self._conn.executemany(
+                "INSERT INTO chunks (id, series_id, start_ts, end_ts, n, blob)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                ((lowest - len(partial) + i, *row) for i, row in enumerate(partial)),
+            )
         self._conn.executemany(
             "INSERT INTO summaries (series_id, start_ts, end_ts, n, blob) VALUES (?, ?, ?, ?, ?)",
             ((row.sid, row.start_ms, row.end_ms, row.n, row.summary) for row in inserted),

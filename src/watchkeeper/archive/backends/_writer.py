@@ -186,7 +186,7 @@ class Writer:
         if not plan.inserted and not plan.deleted and not self._log:
             return
         with self.store.transaction():
-            self.store.replace_chunks(plan.deleted, plan.inserted)
+            self.store.replace_chunks(plan.deleted, plan.inserted, self.chunk_points)
             self.store.set_ranges(plan.ranges)
             self.store.trim_log(trim_before)
         for head in self.heads.values():
@@ -280,7 +280,7 @@ class Writer:
             return 0
         plan.inserted.extend(kept.rows())
         with self.store.transaction():
-            self.store.replace_chunks(plan.deleted, plan.inserted)
+            self.store.replace_chunks(plan.deleted, plan.inserted, self.chunk_points)
             first, last = self.store.chunk_range(sid)
             self.store.set_ranges([(first, last, sid)])
         self.catalog.set_range(sid, first, last)

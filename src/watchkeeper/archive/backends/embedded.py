@@ -66,7 +66,7 @@ _T = TypeVar("_T")
 class EmbeddedOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Options of the embedded archive (``archive.options`` in the settings)."""
 
-    chunk_points: Annotated[int, msgspec.Meta(ge=2, le=100_000)] = 240
+    chunk_points: Annotated[int, msgspec.Meta(ge=2, le=100_000)] = 480
     """Points per chunk; a series' head is compacted once it holds this many."""
     max_log_points: Annotated[int, msgspec.Meta(ge=1)] = 4_000_000
     """Compact every head once the ingest log keeps more points than this."""
