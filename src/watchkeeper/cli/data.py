@@ -11,6 +11,7 @@ from typing import Any
 from watchkeeper.cli.render import FORMATS, table
 from watchkeeper.client import Client
 from watchkeeper.client._native import DEFAULT_URL
+from watchkeeper.wire import AlarmInfo
 
 
 def add_commands(commands: Any) -> None:
@@ -101,8 +102,7 @@ def _alarms(args: argparse.Namespace) -> int:
             alarm = client.alarm(args.key)
             steps = [[_when(s.t), s.type, s.author, s.val, s.message] for s in alarm.steps]
             table(["time (UTC)", "step", "author", "value", "message"], steps,
-                  fmt=args.format, title=f"{alarm.entity_id}: {alarm.state_name}, "
-                                         f"{alarm.status_name}")
+                  fmt=args.format, title=_alarm_title(alarm))
             return 0
         body: dict[str, object] = {"author": args.author, "message": args.message}
         if args.duration is not None:
@@ -110,3 +110,8 @@ def _alarms(args: argparse.Namespace) -> int:
         sent = client.act(args.key, args.action, **body)
         print(f"{args.action} sent for {args.key} (event {sent.ids[0]})")
     return 0
+
+
+def _alarm_title(alarm: AlarmInfo) -> str:
+    title = f"{alarm.entity_id}: {alarm.state_name}, {alarm.status_name}"
+    return f"{title} (caused by {alarm.caused_by})" if alarm.caused_by else title

@@ -34,3 +34,18 @@ def test_table_formats(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "1.5" in out
     assert "ts" in out
+
+
+def test_alarm_title_names_the_cause() -> None:
+    from watchkeeper.cli.data import _alarm_title
+    from watchkeeper.wire import AlarmInfo
+
+    alarm = AlarmInfo(id="a", entity_id="resource/web1/http", component="web1",
+                      resource="http", opened=0.0, state=3, state_name="critical", status=1,
+                      status_name="ongoing", caused_by="component/core1")
+    assert _alarm_title(alarm) == ("resource/web1/http: critical, ongoing "
+                                   "(caused by component/core1)")
+    plain = AlarmInfo(id="b", entity_id="component/core1", component="core1", resource="",
+                      opened=0.0, state=3, state_name="critical", status=1,
+                      status_name="ongoing")
+    assert _alarm_title(plain) == "component/core1: critical, ongoing"
