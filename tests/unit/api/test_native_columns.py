@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,23 +13,13 @@ import pytest
 
 from watchkeeper.api import create_app
 from watchkeeper.archive.backends.memory import MemoryArchive
-from watchkeeper.clock import FakeClock
 from watchkeeper.model import SeriesKey
-from watchkeeper.telemetry import SelfMetrics
 from watchkeeper.wire import COLUMNS_CONTENT_TYPE, WirePoint, WriteColumns
 
 NOW = 1_700_000_000.0
 CPU = "r1/system/cpu.percent"
 RTT = 'r1/ping/rtt{target="db1"}'
 
-
-@pytest.fixture
-async def archive(tmp_path: Path) -> AsyncIterator[MemoryArchive]:
-    async with AsyncExitStack() as stack:
-        store = MemoryArchive(data_dir=tmp_path, options=MemoryArchive.Options(),
-                              clock=FakeClock(), metrics=SelfMetrics())
-        await store.start(stack)
-        yield store
 
 
 @pytest.fixture

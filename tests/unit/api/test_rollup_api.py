@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
-from pathlib import Path
 
 import httpx
 import msgspec
@@ -15,21 +13,11 @@ from tests.support.server import serve_in_thread
 from watchkeeper.api import create_app
 from watchkeeper.archive.backends.memory import MemoryArchive
 from watchkeeper.client import AsyncClient, Client, HTTPStatusError
-from watchkeeper.clock import FakeClock
-from watchkeeper.telemetry import SelfMetrics
 from watchkeeper.wire import RollupResult
 
 T0 = 1_699_999_200.0  # a whole hour
 HOUR = 3600.0
 
-
-@pytest.fixture
-async def archive(tmp_path: Path) -> AsyncIterator[MemoryArchive]:
-    async with AsyncExitStack() as stack:
-        store = MemoryArchive(data_dir=tmp_path, options=MemoryArchive.Options(),
-                              clock=FakeClock(), metrics=SelfMetrics())
-        await store.start(stack)
-        yield store
 
 
 @pytest.fixture
