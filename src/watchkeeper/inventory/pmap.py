@@ -5,10 +5,13 @@ the path from the root to one leaf (three 32-slot lists and one dict of a few en
 100,000 keys), so old versions stay valid and cost nothing to keep while a new one is
 made. Taking a snapshot is keeping a reference.
 
-Many updates at once (a full build, one notification touching several keys) go through
-:meth:`PMap.mutate`: a :class:`Transient` copies each branch or leaf the first time it
-touches it and then changes its own copies in place, so a batch costs one copy per touched
-node instead of one path copy per key.
+Many updates at once (one notification touching several keys, a batch of them) go
+through :meth:`PMap.update`: one pass that hashes each key once, groups the keys by the
+branch slot they fall in and copies each touched branch or leaf exactly once, so a batch
+costs one copy per touched node instead of one path copy per key (the root, shared by
+every key, is copied once). :meth:`PMap.mutate` gives a :class:`Transient` draft for
+callers that interleave reads and writes: it copies each node the first time it touches
+it and then changes its own copies in place.
 
 Nothing here is ever mutated once reachable from a :class:`PMap`; branches are lists only
 because a transient must fill its own copies in place.
@@ -31,7 +34,6 @@ _MAX_SHIFT = 60  # past 64 hash bits every key collides: leaves then just grow
 # inserts rarely split them). Small leaves keep each update's copy (and the old version's
 # release) cheap; bigger ones would build a little faster.
 _BULK_LEAF = 16
-_FEW = 4  # up to this many keys an update copies paths; more go through one draft
 
 # A trie node is a leaf (dict key -> value) or a branch (list of _WIDTH children).
 _Node = dict[Any, Any] | list[Any]
@@ -126,19 +128,23 @@ class PMap(Generic[K, V]):
     def set(self, key: K, value: V) -> PMap[K, V]:
         """A map with ``key`` set: copies the root-to-leaf path, shares everything else."""
         h = hash(key)
-        path: list[tuple[list[Any], int]] = []
+        branches: list[list[Any]] = []
         node = self._root
         shift = 0
         while type(node) is list:
-            slot = (h >> shift) & _MASK
-            path.append((node, slot))
-            node = node[slot]
+            branches.append(node)
+            node = node[(h >> shift) & _MASK]
             shift += _BITS
         leaf = cast(dict[Any, Any], node).copy()
         size = self._len + (key not in leaf)
         leaf[key] = value
         new: _Node = _grow(leaf, shift) if len(leaf) > _LEAF_MAX else leaf
-        return PMap(_rebuild_path(path, new), size)
+        while branches:
+            shift -= _BITS
+            copy = branches.pop().copy()
+            copy[(h >> shift) & _MASK] = new
+            new = copy
+        return PMap(new, size)
 
     def remove(self, key: K) -> PMap[K, V]:
         """A map without ``key`` (the same map when it is absent)."""
@@ -158,7 +164,11 @@ class PMap(Generic[K, V]):
         return PMap(_rebuild_path(path, leaf), self._len - 1)
 
     def update(self, items: Iterable[tuple[K, V]] = (), removed: Iterable[K] = ()) -> PMap[K, V]:
-        """A map with ``items`` set and ``removed`` keys gone."""
+        """A map with ``items`` set and ``removed`` keys gone (a removal wins over a set).
+
+        One pass over the trie: each touched branch or leaf is copied once, however many
+        of the keys land under it, and every key is hashed once.
+        """
         items = items if isinstance(items, list) else list(items)
         removed = removed if isinstance(removed, list) else list(removed)
         root = self._root
@@ -168,19 +178,18 @@ class PMap(Generic[K, V]):
             for key in removed:
                 flat.pop(key, None)
             return PMap(_grow(flat, 0), len(flat))
-        if len(items) + len(removed) <= _FEW:  # a notification's few keys: path copies
-            result = self
-            for key, value in items:
-                result = result.set(key, value)
-            for key in removed:
-                result = result.remove(key)
-            return result
-        transient = self.mutate()
-        for key, value in items:
-            transient[key] = value
-        for key in removed:
-            transient.discard(key)
-        return transient.finish()
+        if not removed:
+            if not items:
+                return self
+            if len(items) == 1:
+                key, value = items[0]
+                return self.set(key, value)
+        elif not items and len(removed) == 1:
+            return self.remove(removed[0])
+        entries = [(hash(key), key, value) for key, value in items]
+        entries += [(hash(key), key, _GONE) for key in removed]
+        size = [self._len]
+        return PMap(_update(root, entries, 0, size), size[0])
 
     def mutate(self) -> Transient[K, V]:
         """A mutable draft of this map; ``finish()`` it to get the new map."""
@@ -302,6 +311,50 @@ def _assemble(leaves: list[dict[Any, Any]], offset: int, stride: int, depth: int
         return leaves[offset]
     return [_assemble(leaves, offset + stride * child, stride * _WIDTH, depth - 1)
             for child in range(_WIDTH)]
+
+
+_GONE: Any = object()  # an entry of _update that removes its key
+
+
+def _update(node: _Node, entries: list[tuple[int, Any, Any]], shift: int,
+            size: list[int]) -> _Node:
+    """A copy of ``node`` (shared by published maps: never changed) with ``entries``
+    (hash, key, value or _GONE) applied in order; ``size[0]`` follows the key count.
+
+    Each touched branch and leaf is copied exactly once; untouched children are shared.
+    """
+    if type(node) is list:
+        copy = node.copy()
+        if len(entries) == 1:
+            slot = (entries[0][0] >> shift) & _MASK
+            copy[slot] = _update(node[slot], entries, shift + _BITS, size)
+            return copy
+        groups: dict[int, list[tuple[int, Any, Any]]] = {}
+        for entry in entries:
+            slot = (entry[0] >> shift) & _MASK
+            group = groups.get(slot)
+            if group is None:
+                groups[slot] = [entry]
+            else:
+                group.append(entry)
+        for slot, group in groups.items():
+            copy[slot] = _update(node[slot], group, shift + _BITS, size)
+        return copy
+    leaf = cast(dict[Any, Any], node).copy()
+    count = size[0]
+    for _, key, value in entries:
+        if value is _GONE:
+            if key in leaf:
+                del leaf[key]
+                count -= 1
+        else:
+            if key not in leaf:
+                count += 1
+            leaf[key] = value
+    size[0] = count
+    if len(leaf) > _LEAF_MAX and shift <= _MAX_SHIFT:
+        return _grow(leaf, shift)
+    return leaf
 
 
 def _rebuild_path(path: list[tuple[list[Any], int]], node: _Node) -> _Node:

@@ -102,3 +102,73 @@ def test_changed_keys_between_independent_builds() -> None:
     assert sorted(changed_keys(small, a)) == list(range(10, 5000))
     assert a != b.set(7, 8)
     assert (a == {}) is False
+
+
+def _leaf_nodes(node: object) -> list[int]:
+    """Ids of every branch and leaf of a trie."""
+    found = [id(node)]
+    if type(node) is list:
+        for child in node:
+            found += _leaf_nodes(child)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("base_size", "items", "removed"),
+    [
+        (0, [], []),  # nothing on nothing
+        (10, [("k1", -1)], []),  # small map (one dict): one set
+        (10, [], ["k1", "absent"]),  # small map: removals, one absent
+        (5000, [], []),  # nothing to do: the same map
+        (5000, [("k7", -7)], []),  # one set: a path copy
+        (5000, [("new", 1)], []),  # one insert
+        (5000, [], ["k7"]),  # one removal
+        (5000, [], ["absent"]),  # one absent removal
+        (5000, [("k1", -1), ("k2", -2), ("new", 3)], ["k4", "absent"]),  # a few of each
+        (5000, [("k1", -1), ("k1", -2)], []),  # the same key twice: the last wins
+        (5000, [("k1", -1)], ["k1"]),  # set and removed: the removal wins
+        (5000, [("new", 1)], ["new"]),  # inserted and removed: absent
+        (5000, [(f"n{i}", i) for i in range(3000)], [f"k{i}" for i in range(0, 5000, 3)]),
+        (100_000, [(f"k{i}", -i) for i in range(0, 100_000, 7)], [f"k{i}" for i in range(50)]),
+    ],
+)
+def test_update_table(base_size: int, items: list[tuple[str, int]], removed: list[str]) -> None:
+    """update() against a dict, with the old version untouched and untouched nodes shared."""
+    flat = {f"k{i}": i for i in range(base_size)}
+    base = PMap.of(flat)
+    before = dict(base.items())
+    result = base.update(items, removed)
+    expected = dict(flat)
+    expected.update(items)
+    for key in removed:
+        expected.pop(key, None)
+    assert dict(result.items()) == expected
+    assert len(result) == len(expected)
+    assert dict(base.items()) == before  # the old version is untouched
+    assert set(changed_keys(base, result)) == {k for k in expected.keys() | flat.keys()
+                                               if expected.get(k, "-") != flat.get(k, "-")}
+    if not items and not removed and type(base.trie) is list:
+        assert result is base
+    if type(base.trie) is list and len(items) + len(removed) < 10:
+        # Only the touched paths are new: everything else is the base's own nodes.
+        shared = set(_leaf_nodes(base.trie))
+        fresh = [n for n in _leaf_nodes(result.trie) if n not in shared]
+        assert len(fresh) <= 4 * (len(items) + len(removed))
+
+
+def test_update_splits_overfull_leaves() -> None:
+    """A bulk insert landing many keys in one leaf splits it like single sets would."""
+    keys = [Collide(str(i)) for i in range(3)]
+    base = PMap.of({f"k{i}": i for i in range(2000)})
+    grown = base.update([(f"x{i}", i) for i in range(500)] + [(k, k.name) for k in keys])
+    assert len(grown) == 2503
+    assert all(grown[f"x{i}"] == i for i in range(500))
+    assert all(grown[k] == k.name for k in keys)
+    assert all(len(leaf) <= 32 for leaf in _leaves_of(grown.trie))
+
+
+def _leaves_of(node: object) -> list[dict[object, object]]:
+    if type(node) is list:
+        return [leaf for child in node for leaf in _leaves_of(child)]
+    assert isinstance(node, dict)
+    return [node]
