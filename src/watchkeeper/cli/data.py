@@ -23,14 +23,14 @@ def add_commands(commands: Any) -> None:
     query.add_argument("--end", help="end time (default now)")
     query.add_argument("--step", type=float, help="aggregate into buckets of STEP seconds")
     query.add_argument("--agg", help="aggregation for --step: avg min max sum count first last")
-    _common(query)
+    common_options(query)
     query.set_defaults(handler=_query)
 
     series = commands.add_parser("series", help="list series",
                                  description="List the series in the archive.")
     series.add_argument("prefix", nargs="?", default="", help="only series starting with this")
     series.add_argument("--limit", type=int)
-    _common(series)
+    common_options(series)
     series.set_defaults(handler=_series)
 
     alarms = commands.add_parser("alarms", help="list, show and act on alarms",
@@ -45,17 +45,19 @@ def add_commands(commands: Any) -> None:
     alarms.add_argument("--author", default=os.environ.get("USER", "cli"))
     alarms.add_argument("--message", "-m", default="")
     alarms.add_argument("--duration", type=float, help="seconds, for snooze")
-    _common(alarms)
+    common_options(alarms)
     alarms.set_defaults(handler=_alarms)
 
 
-def _common(cmd: argparse.ArgumentParser) -> None:
+def common_options(cmd: argparse.ArgumentParser) -> None:
+    """``--server`` and ``--format``, shared by every command that reads the API."""
     cmd.add_argument("--server", default=os.environ.get("WATCHKEEPER_URL", DEFAULT_URL),
                      help="watchkeeper API URL (default $WATCHKEEPER_URL or %(default)s)")
     cmd.add_argument("--format", "-f", choices=FORMATS, default="human")
 
 
-def _when(ts: float | None) -> str:
+def when(ts: float | None) -> str:
+    """An epoch timestamp as UTC text for tables."""
     if ts is None:
         return ""
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
@@ -68,7 +70,7 @@ def _query(args: argparse.Namespace) -> int:
                               agg=args.agg)
     value_header = f"value ({result.unit})" if result.unit else "value"
     if args.format == "human":
-        rows: list[list[object]] = [[_when(ts), v] for ts, v in result.points]
+        rows: list[list[object]] = [[when(ts), v] for ts, v in result.points]
         table(["time (UTC)", value_header], rows, fmt="human",
               title=f"{result.series} ({len(result.points)} points)")
     else:
@@ -79,7 +81,7 @@ def _query(args: argparse.Namespace) -> int:
 def _series(args: argparse.Namespace) -> int:
     with Client(args.server) as client:
         listing = client.list_series(args.prefix, limit=args.limit)
-    rows = [[s.series, s.unit, s.kind, _when(s.last_ts)] for s in listing.series]
+    rows = [[s.series, s.unit, s.kind, when(s.last_ts)] for s in listing.series]
     table(["series", "unit", "kind", "last (UTC)"], rows, fmt=args.format,
           title=f"{listing.total} series")
     return 0
@@ -91,7 +93,7 @@ def _alarms(args: argparse.Namespace) -> int:
             found = client.alarms(status=args.status, resolved=args.resolved)
             rows: list[list[object]] = [
                 [a.entity_id, a.state_name, a.status_name, "yes" if a.ack else "",
-                 _when(a.opened), _when(a.last_change)] for a in found]
+                 when(a.opened), when(a.last_change)] for a in found]
             table(["entity", "state", "status", "acked", "opened (UTC)", "changed (UTC)"],
                   rows, fmt=args.format, title=f"{len(found)} alarms")
             return 0
@@ -100,7 +102,7 @@ def _alarms(args: argparse.Namespace) -> int:
             return 2
         if args.action == "show":
             alarm = client.alarm(args.key)
-            steps = [[_when(s.t), s.type, s.author, s.val, s.message] for s in alarm.steps]
+            steps = [[when(s.t), s.type, s.author, s.val, s.message] for s in alarm.steps]
             table(["time (UTC)", "step", "author", "value", "message"], steps,
                   fmt=args.format, title=_alarm_title(alarm))
             return 0

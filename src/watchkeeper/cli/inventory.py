@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
-from watchkeeper.cli.render import FORMATS, table
-from watchkeeper.client._inventory import DEFAULT_URL, InventoryClient
+from watchkeeper.cli.data import common_options, when
+from watchkeeper.cli.render import table
+from watchkeeper.client._inventory import InventoryClient
 from watchkeeper.wire import InventoryCollector, InventoryNode, InventoryRelation
 
 
@@ -30,7 +29,7 @@ def add_commands(commands: Any) -> None:
     show.add_argument("--label", action="append", default=[],
                       help="only nodes with this label (repeatable: all of them)")
     show.add_argument("--relations", action="store_true", help="print relations, not nodes")
-    _common(show)
+    common_options(show)
     show.set_defaults(handler=_show)
 
     diff = sub.add_parser("diff", help="what changed between two versions",
@@ -40,25 +39,13 @@ def add_commands(commands: Any) -> None:
     diff.add_argument("collector")
     diff.add_argument("versions", help="A..B, or A")
     diff.add_argument("to", nargs="?", help="B (default latest)")
-    _common(diff)
+    common_options(diff)
     diff.set_defaults(handler=_diff)
-
-
-def _common(cmd: argparse.ArgumentParser) -> None:
-    cmd.add_argument("--server", default=os.environ.get("WATCHKEEPER_URL", DEFAULT_URL),
-                     help="watchkeeper API URL (default $WATCHKEEPER_URL or %(default)s)")
-    cmd.add_argument("--format", "-f", choices=FORMATS, default="human")
-
-
-def _when(ts: float | None) -> str:
-    if ts is None:
-        return ""
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _freshness(c: InventoryCollector) -> str:
     if c.stale_since is not None:
-        return f"STALE since {_when(c.stale_since)}: {c.stale_reason}"
+        return f"STALE since {when(c.stale_since)}: {c.stale_reason}"
     return "fresh" if c.synced_at is not None else "not built yet"
 
 
@@ -77,7 +64,7 @@ def _show(args: argparse.Namespace) -> int:
         if args.collector is None:
             listing = client.collectors().collectors
             rows: list[list[object]] = [
-                [c.name, c.version, c.nodes, c.relations, _when(c.synced_at), _freshness(c)]
+                [c.name, c.version, c.nodes, c.relations, when(c.synced_at), _freshness(c)]
                 for c in listing]
             table(["collector", "version", "nodes", "relations", "synced (UTC)", "state"],
                   rows, fmt=args.format, title=f"{len(listing)} model collectors")
