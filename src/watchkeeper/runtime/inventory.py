@@ -110,21 +110,8 @@ class AmqpNotifications:
 
     async def start(self, exit_stack: AsyncExitStack) -> None:
         """Connect and start consuming; stop and disconnect when the stack unwinds."""
-        from watchkeeper.pipeline.bus.amqp import redact
-
-        try:
-            import aio_pika
-        except ImportError:
-            raise ConfigError("inventory notifications from RabbitMQ need aio-pika: "
-                              "pip install 'watchkeeper[amqp]'",
-                              key="inventory.notifications_url") from None
-        try:
-            connection = await aio_pika.connect_robust(
-                self.url, timeout=self._connect_timeout,
-                client_properties={"connection_name": "watchkeeper inventory"})
-        except (OSError, TimeoutError, aio_pika.exceptions.AMQPError) as exc:
-            raise ConfigError(f"cannot connect to the AMQP broker at {redact(self.url)}: "
-                              f"{exc!r}", key="inventory.notifications_url") from None
+        connection = await _connect(self.url, connect_timeout=self._connect_timeout,
+                                    name="watchkeeper inventory")
         exit_stack.push_async_callback(connection.close)
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=self._prefetch)
@@ -136,6 +123,8 @@ class AmqpNotifications:
                 await queue.cancel(tag)
 
         exit_stack.push_async_callback(cancel)
+        from watchkeeper.pipeline.bus.amqp import redact
+
         log.info("inventory notifications from %s queue %s", redact(self.url), self.queue)
 
     async def _on_message(self, message: Any) -> None:
@@ -168,25 +157,14 @@ class AmqpNotifyPublisher:
         self._persistent: Any = None
 
     async def start(self, exit_stack: AsyncExitStack) -> None:
-        from watchkeeper.pipeline.bus.amqp import redact
-
-        try:
-            import aio_pika
-        except ImportError:
-            raise ConfigError("inventory notifications over RabbitMQ need aio-pika: "
-                              "pip install 'watchkeeper[amqp]'",
-                              key="inventory.notifications_url") from None
-        try:
-            connection = await aio_pika.connect_robust(
-                self.url, timeout=self._connect_timeout,
-                client_properties={"connection_name": "watchkeeper inventory notify"})
-        except (OSError, TimeoutError, aio_pika.exceptions.AMQPError) as exc:
-            raise ConfigError(f"cannot connect to the AMQP broker at {redact(self.url)}: "
-                              f"{exc!r}", key="inventory.notifications_url") from None
+        connection = await _connect(self.url, connect_timeout=self._connect_timeout,
+                                    name="watchkeeper inventory notify")
         exit_stack.push_async_callback(connection.close)
         self._channel = await connection.channel(publisher_confirms=True)
         await self._channel.declare_queue(self.queue, durable=True)
-        self._persistent = aio_pika.DeliveryMode.PERSISTENT
+        from aio_pika import DeliveryMode  # importable: _connect checked it
+
+        self._persistent = DeliveryMode.PERSISTENT
 
     async def __call__(self, items: Sequence[Mapping[str, Any]]) -> None:
         if self._channel is None:
@@ -294,3 +272,21 @@ async def _cancel(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def _connect(url: str, *, connect_timeout: float, name: str) -> Any:
+    """A robust connection to the notifications broker; errors name the setting."""
+    from watchkeeper.pipeline.bus.amqp import redact
+
+    try:
+        import aio_pika
+    except ImportError:
+        raise ConfigError("inventory notifications over RabbitMQ need aio-pika: "
+                          "pip install 'watchkeeper[amqp]'",
+                          key="inventory.notifications_url") from None
+    try:
+        return await aio_pika.connect_robust(url, timeout=connect_timeout,
+                                             client_properties={"connection_name": name})
+    except (OSError, TimeoutError, aio_pika.exceptions.AMQPError) as exc:
+        raise ConfigError(f"cannot connect to the AMQP broker at {redact(url)}: {exc!r}",
+                          key="inventory.notifications_url") from None

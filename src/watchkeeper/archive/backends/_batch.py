@@ -28,7 +28,8 @@ import zstandard
 
 from watchkeeper.archive.abc import KINDS, Columns, Kind
 from watchkeeper.archive.backends._catalog import KIND_CODES, Catalog, NewSeries
-from watchkeeper.archive.backends._points import object_array
+from watchkeeper.archive.backends._head import latest
+from watchkeeper.archive.backends._points import empty_values, object_array
 from watchkeeper.archive.codec import MAX_SECONDS, to_millis
 from watchkeeper.errors import ArchiveError, InvalidData
 from watchkeeper.model import Measurement, SeriesKey
@@ -421,3 +422,17 @@ class _Zstd(threading.local):
 
 
 _zstd = _Zstd()
+
+
+def logged_points(kind: Kind, sid: int, batches: list[Batch]) -> tuple[Int64Array, Values]:
+    """One series' points in log batches (in seq order): sorted, the latest per timestamp."""
+    ts_parts, value_parts = [], []
+    for batch in batches:
+        sids, ts, values = batch.column(kind)
+        mine = sids == sid
+        if mine.any():
+            ts_parts.append(ts[mine])
+            value_parts.append(values[mine])
+    if not ts_parts:
+        return np.empty(0, dtype=np.int64), empty_values(kind)
+    return latest(np.concatenate(ts_parts), np.concatenate(value_parts))

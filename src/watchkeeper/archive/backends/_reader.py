@@ -15,19 +15,16 @@ import numpy as np
 import numpy.typing as npt
 
 from watchkeeper.archive.abc import (
-    Kind,
     Points,
     Rollup,
     SeriesMeta,
     check_rollup,
     rollup_points,
 )
-from watchkeeper.archive.backends._batch import Batch, decode_batch
+from watchkeeper.archive.backends._batch import Batch, decode_batch, logged_points
 from watchkeeper.archive.backends._catalog import NO_FIRST, NO_LAST
-from watchkeeper.archive.backends._head import latest
 from watchkeeper.archive.backends._points import (
     decode_chunks,
-    empty_values,
     overlay,
     to_points,
     window_ms,
@@ -61,7 +58,7 @@ class Reader:
         # Decoding happens after the snapshot ends, so it never holds the writer back.
         batches = [decode_batch(blob) for _, blob in logged]
         ts, values = decode_chunks(row.kind, (chunk.blob for chunk in chunks))
-        ts, values = overlay(ts, values, *_logged_points(row.kind, row.sid, batches))
+        ts, values = overlay(ts, values, *logged_points(row.kind, row.sid, batches))
         return to_points(row.kind, ts, values, start, end)
 
     def rollup(self, keys: Sequence[SeriesKey], start: float, end: float, step: float,
@@ -90,7 +87,7 @@ class Reader:
                     return self.store.chunk_range(sid)[1]
 
                 def pending(sid: int) -> tuple[Int64Array, Values]:
-                    return _logged_points("float", sid, batches)
+                    return logged_points("float", sid, batches)
 
                 rolled = plan.run(summaries, self.store.chunk_blob, pending, chunks_end)
             else:
@@ -111,19 +108,6 @@ class Reader:
         ranges = _LogRanges([decode_batch(blob) for _, blob in logged])
         return [ranges.meta(row) for row in rows], total
 
-
-def _logged_points(kind: Kind, sid: int, batches: list[Batch]) -> tuple[Int64Array, Values]:
-    """One series' points in the log, sorted by time, the latest write per timestamp."""
-    ts_parts, value_parts = [], []
-    for batch in batches:
-        sids, ts, values = batch.column(kind)
-        mine = sids == sid
-        if mine.any():
-            ts_parts.append(ts[mine])
-            value_parts.append(values[mine])
-    if not ts_parts:
-        return np.empty(0, dtype=np.int64), empty_values(kind)
-    return latest(np.concatenate(ts_parts), np.concatenate(value_parts))
 
 
 class _LogRanges:

@@ -64,15 +64,15 @@ from watchkeeper.archive.backends._batch import (
     columnize_columns,
     decode_batch,
     encode_batch,
+    logged_points,
 )
 from watchkeeper.archive.backends._catalog import NO_FIRST, NO_LAST, Catalog, NewSeries
 from watchkeeper.archive.backends._chunks import ChunkRow, Flush, Tail, old_range
-from watchkeeper.archive.backends._head import Grouped, Head, latest
+from watchkeeper.archive.backends._head import Grouped, Head
 from watchkeeper.archive.backends._pgpool import Connection, Pool
 from watchkeeper.archive.backends._pgstore import PgStore
 from watchkeeper.archive.backends._points import (
     decode_chunks,
-    empty_values,
     overlay,
     to_points,
     window_ms,
@@ -256,7 +256,7 @@ class PostgresArchive(Archive):
                     conn, sid, shard=shard, lo=lo, hi=hi, mine=list(own))
         ts, values = decode_chunks(kind, blobs)
         batches = [own[seq].batch if blob is None else decode_batch(blob) for seq, blob in logged]
-        ts, values = overlay(ts, values, *_logged_points(kind, sid, batches))
+        ts, values = overlay(ts, values, *logged_points(kind, sid, batches))
         return to_points(kind, ts, values, start, end)
 
     async def list_series(
@@ -461,19 +461,6 @@ def _ranges(grouped: list[Grouped]) -> tuple[list[int], list[int], list[int]]:
         lasts.extend(g.ts[g.bounds[1:] - 1].tolist())
     return sids, firsts, lasts
 
-
-def _logged_points(kind: Kind, sid: int, batches: list[Batch]) -> tuple[Int64Array, Values]:
-    """One series' points in log rows (in seq order): sorted, the latest per timestamp."""
-    ts_parts, value_parts = [], []
-    for batch in batches:
-        sids, ts, values = batch.column(kind)
-        mine = sids == sid
-        if mine.any():
-            ts_parts.append(ts[mine])
-            value_parts.append(values[mine])
-    if not ts_parts:
-        return np.empty(0, dtype=np.int64), empty_values(kind)
-    return latest(np.concatenate(ts_parts), np.concatenate(value_parts))
 
 
 def _widened(rows: list[SeriesRow], batches: list[Batch]) -> list[SeriesMeta]:
