@@ -35,25 +35,25 @@ def diff(before: Graph, after: Graph) -> GraphDiff:
     appeared: list[Node] = []
     disappeared: list[Node] = []
     changed: list[tuple[Node, Node]] = []
-    for key in sorted(changed_keys(before.node_map, after.node_map)):
-        old, new = before.node(key), after.node(key)
+    was: dict[str, Relation] = {}  # relations of the changed entries, by key, before
+    now: dict[str, Relation] = {}
+    old_entries, new_entries = before.entry_map, after.entry_map
+    for key in sorted(changed_keys(old_entries, new_entries)):
+        old, new = old_entries.get(key), new_entries.get(key)
         if old is None and new is not None:
-            appeared.append(new)
+            appeared.append(new.node)
         elif new is None and old is not None:
-            disappeared.append(old)
-        elif old is not None and new is not None:
-            changed.append((old, new))
-    rel_appeared: list[Relation] = []
-    rel_disappeared: list[Relation] = []
-    rel_changed: list[tuple[Relation, Relation]] = []
-    for key in sorted(changed_keys(before.relation_map, after.relation_map)):
-        was, now = before.relation_map.get(key), after.relation_map.get(key)
-        if was is None and now is not None:
-            rel_appeared.append(now)
-        elif now is None and was is not None:
-            rel_disappeared.append(was)
-        elif was is not None and now is not None:
-            rel_changed.append((was, now))
+            disappeared.append(old.node)
+        elif old is not None and new is not None and old.node != new.node:
+            changed.append((old.node, new.node))
+        # A relation changes both its ends' entries: reading it at its source is enough.
+        if old is not None and old.rels is not (new.rels if new is not None else None):
+            was.update((k, r) for k, r in old.rels.items() if r.source == key)
+        if new is not None and new.rels is not (old.rels if old is not None else None):
+            now.update((k, r) for k, r in new.rels.items() if r.source == key)
+    rel_appeared = [now[k] for k in sorted(now.keys() - was.keys())]
+    rel_disappeared = [was[k] for k in sorted(was.keys() - now.keys())]
+    rel_changed = [(was[k], now[k]) for k in sorted(was.keys() & now.keys()) if was[k] != now[k]]
     return GraphDiff(
         from_version=before.version, to_version=after.version,
         appeared=tuple(appeared), disappeared=tuple(disappeared), changed=tuple(changed),

@@ -5,6 +5,12 @@ A :class:`Graph` never changes. :meth:`Graph.edit` opens a :class:`GraphEdit` dr
 part with the old one (see :mod:`watchkeeper.inventory.pmap`), so keeping a snapshot is
 keeping a reference and one change costs a few microseconds whatever the size.
 
+Storage is one persistent map, node id -> :class:`Entry`: the node and every relation
+touching it (each relation sits in both ends' entries, the same object). One map and not
+three (nodes, relations, adjacency) because each copied trie path costs a cache miss per
+sibling it references: a link coming up now copies two paths instead of four, and
+reading a relation is one lookup.
+
 Node kinds and relation kinds are open strings; the built-in ones are constants below.
 Node ids are ``kind/part[/part...]`` with each part URL-quoted (:func:`node_id`), so a
 name containing ``/`` can never collide with another node's id.
@@ -90,38 +96,32 @@ class Relation(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         return relation_key(self.source, self.kind, self.target)
 
 
-# A node's relation keys: while few, one string of keys joined by _LIST (strings are no
-# work for the garbage collector, where tuples of 100,000 nodes would be until it has
-# looked at each once); past _SMALL a PMap (a site with 50,000 devices must not copy
-# 50,000 keys per change).
-Keys = str | PMap[RelKey, None]
-_LIST = "\x01"
-_NO_KEYS = ""
+# An entry's relations: while few, a plain dict (holding only strings and untracked
+# structs, the garbage collector never looks at it); past _SMALL a PMap, so a site with
+# 50,000 devices does not copy 50,000 relations per change. Both are never changed once
+# published, and both answer get/items/values/len.
+Rels = dict[RelKey, Relation] | PMap[RelKey, Relation]
 _SMALL = 32
+_NO_RELS: dict[RelKey, Relation] = {}
+_NO_ATTRS: dict[str, Any] = {}  # shared by every node and relation without attributes
 
 
-def _key_list(keys: Keys) -> list[RelKey] | PMap[RelKey, None]:
-    if type(keys) is str:
-        return keys.split(_LIST) if keys else []
-    return keys  # type: ignore[return-value]
+class Entry(msgspec.Struct, frozen=True, gc=False):
+    """A node and the relations touching it, either direction (the map's value)."""
+
+    node: Node
+    rels: Rels
 
 
 class Graph:
     """An immutable graph of :class:`Node` and :class:`Relation`; readers share it freely."""
 
-    __slots__ = ("_adj", "_nodes", "_relations", "version")
+    __slots__ = ("_entries", "_relation_count", "version")
 
-    def __init__(
-        self,
-        nodes: PMap[str, Node] | None = None,
-        relations: PMap[RelKey, Relation] | None = None,
-        adjacency: PMap[str, Keys] | None = None,
-        version: int = 0,
-    ) -> None:
-        self._nodes: PMap[str, Node] = nodes if nodes is not None else PMap()
-        self._relations: PMap[RelKey, Relation] = relations if relations is not None else PMap()
-        # node id -> keys of every relation touching it, either direction (for cascades).
-        self._adj: PMap[str, Keys] = adjacency if adjacency is not None else PMap()
+    def __init__(self, entries: PMap[str, Entry] | None = None, relation_count: int = 0,
+                 version: int = 0) -> None:
+        self._entries: PMap[str, Entry] = entries if entries is not None else PMap()
+        self._relation_count = relation_count
         self.version = version
 
     @classmethod
@@ -139,43 +139,46 @@ class Graph:
 
     def with_version(self, version: int) -> Graph:
         """The same content under another version number (shares everything)."""
-        return Graph(self._nodes, self._relations, self._adj, version)
+        return Graph(self._entries, self._relation_count, version)
 
     # ------------------------------------------------------------- reading
 
     def node(self, node_id: str) -> Node | None:
-        return self._nodes.get(node_id)
+        entry = self._entries.get(node_id)
+        return None if entry is None else entry.node
 
     def __contains__(self, node_id: object) -> bool:
-        return node_id in self._nodes
+        return node_id in self._entries
 
     def nodes(self, kind: str | None = None, label: str | None = None) -> Iterator[Node]:
         """Every node, optionally only of one kind and/or carrying one label."""
-        for node in self._nodes.values():
+        for entry in self._entries.values():
+            node = entry.node
             if (kind is None or node.kind == kind) and (label is None or label in node.labels):
                 yield node
 
     def relations(self, kind: str | None = None) -> Iterator[Relation]:
-        for relation in self._relations.values():
-            if kind is None or relation.kind == kind:
-                yield relation
+        """Every relation once (from its source's entry)."""
+        for entry in self._entries.values():
+            source = entry.node.id
+            for relation in entry.rels.values():
+                if relation.source == source and (kind is None or relation.kind == kind):
+                    yield relation
 
     def relation(self, source: str, kind: str, target: str) -> Relation | None:
-        return self._relations.get(relation_key(source, kind, target))
+        entry = self._entries.get(source)
+        return None if entry is None else entry.rels.get(relation_key(source, kind, target))
 
     def relations_of(self, node_id: str, kind: str | None = None,
                      direction: Direction = "out") -> list[Relation]:
         """Relations leaving (``out``), entering (``in``) or touching (``both``) a node."""
-        found: list[Relation] = []
-        relations = self._relations
-        for key in _key_list(self._adj.get(node_id, _NO_KEYS)):  # type: ignore[arg-type]
-            relation = relations[key]
-            if kind is not None and relation.kind != kind:
-                continue
-            if (direction == "both" or (direction == "out" and relation.source == node_id)
-                    or (direction == "in" and relation.target == node_id)):
-                found.append(relation)
-        return found
+        entry = self._entries.get(node_id)
+        if entry is None:
+            return []
+        return [relation for relation in entry.rels.values()
+                if (kind is None or relation.kind == kind)
+                and (direction == "both" or (direction == "out" and relation.source == node_id)
+                     or (direction == "in" and relation.target == node_id))]
 
     def neighbours(self, node_id: str, kind: str | None = None,
                    direction: Direction = "out") -> list[Node]:
@@ -183,35 +186,31 @@ class Graph:
         ends = []
         for relation in self.relations_of(node_id, kind, direction):
             other = relation.target if relation.source == node_id else relation.source
-            node = self._nodes.get(other)
+            node = self.node(other)
             if node is not None:
                 ends.append(node)
         return ends
 
     @property
-    def node_map(self) -> PMap[str, Node]:
-        """The nodes by id, as the persistent map itself (for diffs and bulk reads)."""
-        return self._nodes
-
-    @property
-    def relation_map(self) -> PMap[RelKey, Relation]:
-        return self._relations
+    def entry_map(self) -> PMap[str, Entry]:
+        """The entries by node id, as the persistent map itself (for diffs and bulk reads)."""
+        return self._entries
 
     @property
     def node_count(self) -> int:
-        return len(self._nodes)
+        return len(self._entries)
 
     @property
     def relation_count(self) -> int:
-        return len(self._relations)
+        return self._relation_count
 
-    def roots(self) -> tuple[Any, Any, Any]:
-        """The tries' roots (see :mod:`watchkeeper.inventory.release`)."""
-        return (self._nodes.trie, self._relations.trie, self._adj.trie)
+    def roots(self) -> tuple[Any, ...]:
+        """The trie's root (see :mod:`watchkeeper.inventory.release`)."""
+        return (self._entries.trie,)
 
     def same_content(self, other: Graph) -> bool:
         """True when both hold equal nodes and relations (cheap when they share structure)."""
-        return self._nodes == other._nodes and self._relations == other._relations
+        return self._entries == other._entries
 
     def __repr__(self) -> str:
         return (f"Graph(version={self.version}, nodes={self.node_count}, "
@@ -224,38 +223,44 @@ class GraphEdit:
     Edits are idempotent where they can be (putting an equal node, removing a missing
     one, relating twice), so replaying a notification on a model that already reflects
     it changes nothing. The draft keeps its changes in plain dicts over the base graph;
-    ``commit`` folds them in (a build from scratch becomes one bulk construction).
+    ``commit`` folds them in (a build from scratch becomes one bulk construction) and the
+    draft goes on from the committed graph.
 
     :meth:`savepoint` and :meth:`rollback` undo part of a draft, so many notifications can
     share one draft (and one commit) while each stays all-or-nothing.
     """
 
-    __slots__ = ("_adj_delta", "_base", "_changed", "_dropped", "_empty", "_journal",
-                 "_nodes", "_relations")
+    __slots__ = ("_base", "_changed", "_count", "_dropped", "_empty", "_journal", "_nodes",
+                 "_rels", "_seen")
 
     def __init__(self, base: Graph) -> None:
-        self._base = base
-        self._empty = not base._nodes  # a build from scratch: no base lookups at all
-        # Changed nodes and relations; None marks a removal.
-        self._nodes: dict[str, Node | None] = {}
-        self._relations: dict[RelKey, Relation | None] = {}
-        # Pending adjacency changes per node: key -> True (added) or False (removed).
-        self._adj_delta: dict[str, dict[RelKey, bool]] = {}
-        self._changed = False
-        self._dropped = False  # any node or relation removed (else commits take a fast path)
+        self._start(base)
         # (dict, key, previous value) for every write since the first savepoint.
         self._journal: list[tuple[dict[Any, Any], Any, Any]] | None = None
 
-    def savepoint(self) -> tuple[int, bool, bool]:
+    def _start(self, base: Graph) -> None:
+        self._base = base
+        self._empty = not base._entries  # a build from scratch: no base lookups at all
+        self._nodes: dict[str, Node | None] = {}  # changed nodes; None marks a removal
+        # Changed relations per node (both ends): key -> relation, or None when removed.
+        self._rels: dict[str, dict[RelKey, Relation | None]] = {}
+        # The base's entries read so far: each trie walk happens once per draft, not at
+        # every read and again at commit.
+        self._seen: dict[str, Entry | None] = {}
+        self._count = base._relation_count
+        self._changed = False
+        self._dropped = False  # any node or relation removed (else commits take a fast path)
+
+    def savepoint(self) -> tuple[int, bool, bool, int]:
         """A mark to :meth:`rollback` to; the draft journals its writes from now on."""
         if self._journal is None:
             self._journal = []
-        return len(self._journal), self._changed, self._dropped
+        return len(self._journal), self._changed, self._dropped, self._count
 
-    def rollback(self, mark: tuple[int, bool, bool]) -> None:
+    def rollback(self, mark: tuple[int, bool, bool, int]) -> None:
         """Undo every edit since ``mark``."""
         journal = self._journal
-        size, self._changed, self._dropped = mark
+        size, self._changed, self._dropped, self._count = mark
         assert journal is not None, "rollback() without savepoint()"
         while len(journal) > size:
             where, key, old = journal.pop()
@@ -274,21 +279,36 @@ class GraphEdit:
         if self._empty:
             return self._nodes.get(node_id)
         node: Node | None = self._nodes.get(node_id, _UNTOUCHED)
-        return self._base._nodes.get(node_id) if node is _UNTOUCHED else node
+        if node is _UNTOUCHED:
+            entry = self._entry(node_id)
+            return None if entry is None else entry.node
+        return node
+
+    def _entry(self, node_id: str) -> Entry | None:
+        """The base's entry for a node (None when the base has no such node)."""
+        entry: Entry | None = self._seen.get(node_id, _UNTOUCHED)
+        if entry is _UNTOUCHED:
+            entry = self._seen[node_id] = self._base._entries.get(node_id)
+        return entry
 
     def __contains__(self, node_id: object) -> bool:
         if self._empty:
             return self._nodes.get(node_id) is not None  # type: ignore[call-overload]
         node = self._nodes.get(node_id, _UNTOUCHED)  # type: ignore[call-overload]
-        return node_id in self._base._nodes if node is _UNTOUCHED else node is not None
+        if node is _UNTOUCHED:
+            return self._entry(node_id) is not None  # type: ignore[arg-type]
+        return node is not None
 
-    def _relation(self, key: RelKey) -> Relation | None:
+    def _relation(self, key: RelKey, source: str) -> Relation | None:
+        changes = self._rels.get(source)
+        if changes is not None:
+            relation: Relation | None = changes.get(key, _UNTOUCHED)
+            if relation is not _UNTOUCHED:
+                return relation
         if self._empty:
-            return self._relations.get(key)
-        relation: Relation | None = self._relations.get(key, _UNTOUCHED)
-        if relation is _UNTOUCHED:
-            return self._base._relations.get(key)
-        return relation
+            return None
+        entry = self._entry(source)
+        return None if entry is None else entry.rels.get(key)
 
     def put(self, node: Node) -> Node:
         """Add ``node`` or replace the node with its id (relations are kept)."""
@@ -306,7 +326,7 @@ class GraphEdit:
         """Put a node of ``kind`` whose id is built from ``parts`` (the last is its name)."""
         return self.put(Node(id=node_id(kind, *parts), kind=kind,
                              name=parts[-1] if name is None else name,
-                             attrs=dict(attrs) if attrs else {},
+                             attrs=dict(attrs) if attrs else _NO_ATTRS,
                              labels=frozenset(labels) if labels else _NO_LABELS))
 
     def update(self, node_id: str, *, attrs: Mapping[str, Any] | None = None,
@@ -335,8 +355,8 @@ class GraphEdit:
         """Remove a node and every relation touching it; False when there was none."""
         if node_id not in self:
             return False
-        for key in list(self._keys_of(node_id)):
-            self._drop_relation(key)
+        for relation in self.relations_of(node_id):
+            self._drop(relation.key, relation.source, relation.target)
         self._write(self._nodes, node_id, None)
         self._changed = self._dropped = True
         return True
@@ -351,32 +371,32 @@ class GraphEdit:
         elif not (source in self and target in self):
             self._missing_end(source, kind, target)
         key = f"{source}{_SEP}{kind}{_SEP}{target}"
-        if key.count(_SEP) != 2 or _LIST in key:
-            raise InventoryError(f"ids and relation kinds cannot contain \\x00 or \\x01: "
-                                 f"{key!r}")
+        if key.count(_SEP) != 2:
+            raise InventoryError(f"ids and relation kinds cannot contain \\x00: {key!r}")
         relation = Relation(source=source, kind=kind, target=target,
-                            attrs=dict(attrs) if attrs else {})
-        old = self._relations.get(key) if self._empty else self._relation(key)
-        if self._journal is not None:  # journaled: the general (slower) path
-            if old is None:
-                self._adj_change(source, key, added=True)
-                self._adj_change(target, key, added=True)
-            if old is None or old != relation:
-                self._write(self._relations, key, relation)
-                self._changed = True
-            return relation
+                            attrs=dict(attrs) if attrs else _NO_ATTRS)
+        old = self._relation(key, source)
+        if old is not None and old == relation:
+            return old
         if old is None:
-            delta = self._adj_delta
-            for end in (source, target):
-                changes = delta.get(end)
-                if changes is None:
-                    delta[end] = {key: True}
-                else:
-                    changes[key] = True
-        if old is None or old != relation:
-            self._relations[key] = relation
-            self._changed = True
+            self._count += 1
+        self._changed = True
+        if self._journal is not None:
+            self._set(source, key, relation)
+            if target != source:
+                self._set(target, key, relation)
+        else:  # unjournaled: straight into the dicts (the bulk of a build)
+            self._put_relation(source, key, relation)
+            if target != source:
+                self._put_relation(target, key, relation)
         return relation
+
+    def _put_relation(self, node: str, key: RelKey, relation: Relation) -> None:
+        changes = self._rels.get(node)
+        if changes is None:
+            self._rels[node] = {key: relation}
+        else:
+            changes[key] = relation
 
     def _missing_end(self, source: str, kind: str, target: str) -> None:
         missing = target if source in self else source
@@ -385,100 +405,105 @@ class GraphEdit:
 
     def unrelate(self, source: str, kind: str, target: str) -> bool:
         key = relation_key(source, kind, target)
-        if self._relation(key) is None:
+        if self._relation(key, source) is None:
             return False
-        self._drop_relation(key)
+        self._drop(key, source, target)
         return True
 
     def relations_of(self, node_id: str) -> list[Relation]:
         """Every relation touching a node, as this draft has it."""
-        found = []
-        for key in self._keys_of(node_id):
-            relation = self._relation(key)
-            if relation is not None:
-                found.append(relation)
+        entry = None if self._empty else self._entry(node_id)
+        base: Rels = _NO_RELS if entry is None else entry.rels
+        changes = self._rels.get(node_id)
+        if not changes:
+            return list(base.values())
+        found = [r for k, r in base.items() if k not in changes]
+        found += [r for r in changes.values() if r is not None]
         return found
 
-    def _drop_relation(self, key: RelKey) -> None:
-        source, _, target = split_key(key)
-        self._write(self._relations, key, None)
-        self._adj_change(source, key, added=False)
-        self._adj_change(target, key, added=False)
+    def _drop(self, key: RelKey, source: str, target: str) -> None:
+        self._set(source, key, None)
+        if target != source:
+            self._set(target, key, None)
+        self._count -= 1
         self._changed = self._dropped = True
 
-    def _adj_change(self, node: str, key: RelKey, *, added: bool) -> None:
-        delta = self._adj_delta.get(node)
-        if delta is None:
-            delta = {}
-            self._write(self._adj_delta, node, delta)
-        self._write(delta, key, added)
-
-    def _keys_of(self, node_id: str) -> Iterator[RelKey]:
-        delta = self._adj_delta.get(node_id, {})
-        base = _key_list(self._base._adj.get(node_id, _NO_KEYS))  # type: ignore[arg-type]
-        for key in base:
-            if delta.get(key, True):
-                yield key
-        for key, added in delta.items():
-            if added and key not in base:
-                yield key
+    def _set(self, node: str, key: RelKey, relation: Relation | None) -> None:
+        changes = self._rels.get(node)
+        if changes is None:
+            changes = {}
+            self._write(self._rels, node, changes)
+        self._write(changes, key, relation)
 
     def commit(self) -> Graph:
-        """The new graph, version + 1; the base graph itself when nothing changed."""
+        """The new graph, version + 1 (the base graph itself when nothing changed).
+
+        The draft carries on from the new graph: later edits make the version after it.
+        """
         if not self._changed:
             return self._base
         base = self._base
         if self._empty and not self._dropped:
-            # A build from scratch: every change is an addition, so the drafts' dicts
-            # become the maps directly.
-            return Graph(PMap.of(self._nodes), PMap.of(self._relations),  # type: ignore[arg-type]
-                         PMap.of({node: _keys(list(delta))
-                                  for node, delta in self._adj_delta.items()}),
-                         base.version + 1)
-        adj = base._adj
-        if self._adj_delta:
-            adj_set: list[tuple[str, Keys]] = []
-            adj_gone: list[str] = []
-            for node, delta in self._adj_delta.items():
-                old = _NO_KEYS if self._empty else adj.get(node, _NO_KEYS)
-                keys = _apply(old, delta)  # type: ignore[arg-type]
-                if keys:
-                    adj_set.append((node, keys))
-                else:
-                    adj_gone.append(node)
-            adj = adj.update(adj_set, adj_gone)
-        return Graph(_fold(base._nodes, self._nodes), _fold(base._relations, self._relations),
-                     adj, base.version + 1)
+            # A build from scratch: every change is an addition, so the draft's dicts
+            # become the entries directly.
+            rels = self._rels
+            graph = Graph(PMap.of({
+                node_id: Entry(node, _frozen(rels.get(node_id, _NO_RELS)))  # type: ignore[arg-type]
+                for node_id, node in self._nodes.items()
+            }), self._count, base.version + 1)
+        else:
+            graph = Graph(self._fold(), self._count, base.version + 1)
+        self._start(graph)
+        if self._journal is not None:
+            self._journal = []
+        return graph
+
+    def _fold(self) -> PMap[str, Entry]:
+        entries = self._base._entries
+        changed: list[tuple[str, Entry]] = []
+        gone: list[str] = []
+        nodes, rels, empty, seen = self._nodes, self._rels, self._empty, self._seen
+        for node_id in (nodes.keys() | rels.keys()) if rels else nodes:
+            old = None if empty else seen.get(node_id, _UNTOUCHED)
+            if old is _UNTOUCHED:
+                old = entries.get(node_id)
+            node = nodes.get(node_id, _UNTOUCHED)
+            if node is None:
+                if old is not None:
+                    gone.append(node_id)
+                continue
+            if node is _UNTOUCHED:
+                if old is None:
+                    continue  # relations changed on a node added and removed in this draft
+                node = old.node
+            before = _NO_RELS if old is None else old.rels
+            changes = rels.get(node_id)
+            after = _apply(before, changes) if changes else before
+            if old is None or node is not old.node or after is not before:
+                changed.append((node_id, Entry(node, after)))
+        return entries.update(changed, gone)
 
 
 _UNTOUCHED: Any = object()
 _NO_LABELS: frozenset[str] = frozenset()
 
 
-def _keys(keys: list[RelKey]) -> Keys:
-    if len(keys) <= _SMALL:
-        return _LIST.join(keys)
-    return PMap.from_items((k, None) for k in keys)
+def _frozen(rels: dict[RelKey, Relation]) -> Rels:
+    """A draft's relation dict as an entry's (the dict itself while small)."""
+    return rels if len(rels) <= _SMALL else PMap.of(rels)
 
 
-def _apply(keys: Keys, delta: dict[RelKey, bool]) -> Keys:
-    """A node's relation keys after a draft's additions and removals."""
-    if type(keys) is str:
-        if not keys:
-            fresh = [k for k, present in delta.items() if present]
-        else:
-            had = keys.split(_LIST)
-            fresh = [k for k in had if delta.get(k, True)]
-            fresh += [k for k, present in delta.items() if present and k not in had]
-        return _keys(fresh)
-    assert isinstance(keys, PMap)
-    return keys.update([(k, None) for k, present in delta.items() if present],
-                       [k for k, present in delta.items() if not present])
-
-
-def _fold(base: PMap[Any, Any], changes: dict[Any, Any]) -> PMap[Any, Any]:
-    """``base`` with a draft's changes (None values are removals) applied."""
-    if not changes:
-        return base
-    return base.update([(k, v) for k, v in changes.items() if v is not None],
-                       [k for k, v in changes.items() if v is None])
+def _apply(rels: Rels, changes: dict[RelKey, Relation | None]) -> Rels:
+    """An entry's relations after a draft's additions (relations) and removals (None)."""
+    if type(rels) is dict:
+        new = dict(rels)
+        for key, relation in changes.items():
+            if relation is None:
+                new.pop(key, None)
+            else:
+                new[key] = relation
+        return _frozen(new) if new else _NO_RELS
+    assert isinstance(rels, PMap)
+    big = rels.update([(k, r) for k, r in changes.items() if r is not None],
+                      [k for k, r in changes.items() if r is None])
+    return dict(big.items()) if len(big) <= _SMALL // 2 else big

@@ -6,10 +6,10 @@ the path from the root to one leaf (three 32-slot lists and one dict of a few en
 made. Taking a snapshot is keeping a reference.
 
 Many updates at once (one notification touching several keys, a batch of them) go
-through :meth:`PMap.update`: one pass that hashes each key once, groups the keys by the
-branch slot they fall in and copies each touched branch or leaf exactly once, so a batch
-costs one copy per touched node instead of one path copy per key (the root, shared by
-every key, is copied once). :meth:`PMap.mutate` gives a :class:`Transient` draft for
+through :meth:`PMap.update`: it copies each touched branch or leaf the first time a key
+reaches it and changes its own copies in place after that, so a batch costs one copy per
+touched node instead of one path copy per key (the root, shared by every key, is copied
+once). :meth:`PMap.mutate` gives a :class:`Transient` draft for
 callers that interleave reads and writes: it copies each node the first time it touches
 it and then changes its own copies in place.
 
@@ -166,8 +166,7 @@ class PMap(Generic[K, V]):
     def update(self, items: Iterable[tuple[K, V]] = (), removed: Iterable[K] = ()) -> PMap[K, V]:
         """A map with ``items`` set and ``removed`` keys gone (a removal wins over a set).
 
-        One pass over the trie: each touched branch or leaf is copied once, however many
-        of the keys land under it, and every key is hashed once.
+        Each touched branch or leaf is copied once, however many of the keys land under it.
         """
         items = items if isinstance(items, list) else list(items)
         removed = removed if isinstance(removed, list) else list(removed)
@@ -186,10 +185,7 @@ class PMap(Generic[K, V]):
                 return self.set(key, value)
         elif not items and len(removed) == 1:
             return self.remove(removed[0])
-        entries = [(hash(key), key, value) for key, value in items]
-        entries += [(hash(key), key, _GONE) for key in removed]
-        size = [self._len]
-        return PMap(_update(root, entries, 0, size), size[0])
+        return PMap(*_update(cast(list[Any], root), items, removed, self._len))
 
     def mutate(self) -> Transient[K, V]:
         """A mutable draft of this map; ``finish()`` it to get the new map."""
@@ -313,48 +309,60 @@ def _assemble(leaves: list[dict[Any, Any]], offset: int, stride: int, depth: int
             for child in range(_WIDTH)]
 
 
-_GONE: Any = object()  # an entry of _update that removes its key
+def _update(root: list[Any], items: list[tuple[Any, Any]], removed: list[Any],
+            size: int) -> tuple[_Node, int]:
+    """A copy of the trie under ``root`` (shared by published maps: never changed) with
+    ``items`` set and then ``removed`` deleted, and the new key count.
 
-
-def _update(node: _Node, entries: list[tuple[int, Any, Any]], shift: int,
-            size: list[int]) -> _Node:
-    """A copy of ``node`` (shared by published maps: never changed) with ``entries``
-    (hash, key, value or _GONE) applied in order; ``size[0]`` follows the key count.
-
-    Each touched branch and leaf is copied exactly once; untouched children are shared.
+    Each touched branch and leaf is copied the first time a key reaches it and changed in
+    place after that (``owned`` remembers the copies by id; they stay alive, so no id is
+    reused while it matters), so a batch costs one copy per touched node.
     """
-    if type(node) is list:
-        copy = node.copy()
-        if len(entries) == 1:
-            slot = (entries[0][0] >> shift) & _MASK
-            copy[slot] = _update(node[slot], entries, shift + _BITS, size)
-            return copy
-        groups: dict[int, list[tuple[int, Any, Any]]] = {}
-        for entry in entries:
-            slot = (entry[0] >> shift) & _MASK
-            group = groups.get(slot)
-            if group is None:
-                groups[slot] = [entry]
-            else:
-                group.append(entry)
-        for slot, group in groups.items():
-            copy[slot] = _update(node[slot], group, shift + _BITS, size)
-        return copy
-    leaf = cast(dict[Any, Any], node).copy()
-    count = size[0]
-    for _, key, value in entries:
-        if value is _GONE:
-            if key in leaf:
-                del leaf[key]
-                count -= 1
-        else:
-            if key not in leaf:
-                count += 1
-            leaf[key] = value
-    size[0] = count
-    if len(leaf) > _LEAF_MAX and shift <= _MAX_SHIFT:
-        return _grow(leaf, shift)
-    return leaf
+    root = root.copy()
+    owned = {id(root)}
+    for key, value in items:
+        h = hash(key)
+        branch = root
+        shift = 0
+        while True:
+            slot = (h >> shift) & _MASK
+            child = branch[slot]
+            if id(child) not in owned:
+                child = branch[slot] = child.copy()
+                owned.add(id(child))
+            shift += _BITS
+            if type(child) is dict:
+                break
+            branch = child
+        if key in child:
+            child[key] = value
+            continue
+        size += 1
+        child[key] = value
+        if len(child) > _LEAF_MAX and shift <= _MAX_SHIFT:
+            grown = branch[slot] = _grow(child, shift)
+            owned.add(id(grown))  # its leaves are new too, but copying one again is harmless
+    for key in removed:
+        h = hash(key)
+        branch = root
+        shift = 0
+        while True:
+            slot = (h >> shift) & _MASK
+            child = branch[slot]
+            if type(child) is dict:
+                break
+            if id(child) not in owned:
+                child = branch[slot] = child.copy()
+                owned.add(id(child))
+            branch = child
+            shift += _BITS
+        if key in child:
+            if id(child) not in owned:
+                child = branch[slot] = child.copy()
+                owned.add(id(child))
+            del child[key]
+            size -= 1
+    return root, size
 
 
 def _rebuild_path(path: list[tuple[list[Any], int]], node: _Node) -> _Node:
