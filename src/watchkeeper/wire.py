@@ -151,11 +151,23 @@ class InventoryCollectors(msgspec.Struct, frozen=True, kw_only=True):
 
 class InventoryGraph(msgspec.Struct, frozen=True, kw_only=True):
     """``GET /api/v1/inventory/{collector}``: the nodes passing the filters and the relations
-    between them (``collector`` counts the whole model)."""
+    between them (``collector`` counts the whole model).
+
+    One page: the nodes ``offset`` to ``offset + limit`` of the ``total`` passing the
+    filters, by id, and the relations leaving them whose target passes the filters too
+    (``total_relations`` in all pages), all from model ``version``; ask for the next pages
+    with ``version`` set to it for a consistent whole. Servers before paging sent every
+    node and none of these fields (``total`` is then None).
+    """
 
     collector: InventoryCollector
     nodes: list[InventoryNode]
     relations: list[InventoryRelation]
+    version: int | None = None
+    total: int | None = None
+    total_relations: int | None = None
+    offset: int = 0
+    limit: int | None = None
 
 
 class InventoryNodeChange(msgspec.Struct, frozen=True, kw_only=True):

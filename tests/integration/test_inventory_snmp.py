@@ -9,14 +9,26 @@ import re
 import shutil
 import subprocess
 
+import msgspec
 import pytest
 
 from watchkeeper.clock import SystemClock
+from watchkeeper.collect.builtin.snmp import SnmpCollector as SnmpPoller
+from watchkeeper.collect.builtin.snmp import SnmpOptions as SnmpPollOptions
+from watchkeeper.collect.scheduler import PollOutcome
+from watchkeeper.collect.testing import poll_once
 from watchkeeper.inventory import Graph, InventoryManager
 from watchkeeper.inventory.abc import BuildContext
 from watchkeeper.inventory.builtin._snmpwalk import SnmpTarget
 from watchkeeper.inventory.builtin.snmp import SnmpModelCollector, SnmpOptions
 from watchkeeper.inventory.graph import HAS_INTERFACE
+from watchkeeper.model import Device, Event
+from watchkeeper.pipeline import Services
+from watchkeeper.runtime.assemble import build_engines
+from watchkeeper.runtime.bridge import outcome_event
+from watchkeeper.runtime.inventory import pipeline_notify
+from watchkeeper.settings import load_settings
+from watchkeeper.telemetry import SelfMetrics
 
 pytestmark = [pytest.mark.external_service, pytest.mark.timeout(60)]
 
@@ -78,3 +90,55 @@ async def test_an_agent_that_does_not_answer_leaves_the_model_stale() -> None:
     assert snapshot.stale
     assert "silent (127.0.0.1:16161)" in (snapshot.stale_reason or "")
     assert snapshot.graph.node_count == 0  # never a model with only the agent that answered
+
+
+CHAIN = """\
+engines:
+  - name: to-inventory
+    engine: inventory_notify
+    options: {event_types: ['inventory\\.', 'check$']}
+"""
+
+
+async def test_the_pipeline_keeps_the_snmp_model_fresh() -> None:
+    """Events through inventory_notify reach the snmp model: an interface going down, and
+    watchkeeper's own snmp checks marking the agent silent, then answering again."""
+    clock = SystemClock()
+    collector = SnmpModelCollector(SnmpOptions(targets=(V2C,)), name="lab-snmp")
+    manager = InventoryManager([collector], clock=clock)
+    live = manager.get("lab-snmp")
+    assert await live.rebuild()
+    port = live.latest().graph.neighbours("device/agent", HAS_INTERFACE)[0]
+    settings, locator = load_settings(CHAIN, source="wk.yaml")
+    services = Services(clock=clock, metrics=SelfMetrics(), notify=pipeline_notify(manager))
+    (engine,) = build_engines(settings, locator, services)
+    assert engine.batch_task is not None
+
+    down = Event(event_type="inventory.interface.down", component="agent",
+                 resource=port.name, timestamp=clock.time())
+    await engine.batch_task(engine, [down])
+    after = live.latest().graph.node(port.id)
+    assert after is not None
+    assert after.attrs["oper_status"] == "down"
+
+    agent = Device(name="agent", address=AGENT[0],
+                   connections={"snmp": {"port": AGENT[1], "community": "wrong",
+                                         "request_timeout": 0.3, "retries": 0}})
+    polls = SnmpPoller(SnmpPollOptions(interfaces=True), name="snmp")
+    try:
+        silent = await poll_once(polls, agent, timeout=3)
+        answered = await poll_once(polls, msgspec.structs.replace(
+            agent, connections={"snmp": {"port": AGENT[1]}}), timeout=10)
+    finally:
+        await polls.aclose()
+    for result, reachable in ((silent, False), (answered, True)):
+        outcome = PollOutcome(plugin="snmp", job_id="snmp:agent", device=agent,
+                              scheduled=clock.time(), started=clock.time(),
+                              finished=clock.time(), result=result)
+        await engine.batch_task(engine, [outcome_event(outcome)])
+        node = live.latest().graph.node("device/agent")
+        assert node is not None
+        assert ("unreachable" not in node.attrs) is reachable, (result.check.summary, node)
+        if not reachable:
+            assert node.attrs["unreachable"].startswith("no SNMP answer from 127.0.0.1:16161")
+    assert live.stats().notification_errors == 0

@@ -3,14 +3,19 @@
 * ``GET /api/v1/inventory``: every model collector, its version and freshness.
 * ``GET /api/v1/inventory/{collector}?kind=device&label=core``: the nodes passing every
   filter (``kind`` and ``label`` may repeat: any of the kinds, all of the labels) and the
-  relations between them.
+  relations between them, a page at a time: ``limit`` nodes (default 1,000, at most
+  10,000) from ``offset`` (default 0) in id order, the relations leaving them, and the
+  totals; ``version`` (default the latest) pins the pages after the first to the
+  version the first came from, while it is kept.
 * ``GET /api/v1/inventory/{collector}/versions/{a}..{b}``: what changed from version ``a``
   to ``b`` (``latest`` names the current one).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import msgspec
 from starlette.exceptions import HTTPException
@@ -18,7 +23,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from watchkeeper.inventory import InventoryManager, LiveModel, Node, Relation, UnknownCollector
+from watchkeeper.errors import InvalidData
+from watchkeeper.inventory import (
+    Graph,
+    InventoryManager,
+    LiveModel,
+    Node,
+    Relation,
+    UnknownCollector,
+)
 from watchkeeper.inventory.live import VersionGone
 from watchkeeper.wire import (
     InventoryCollector,
@@ -32,6 +45,20 @@ from watchkeeper.wire import (
 )
 
 JSON = "application/json"
+DEFAULT_LIMIT = 1_000  # nodes per page when the request gives no limit
+MAX_LIMIT = 10_000
+_SELECTIONS = 8  # filtered, sorted node lists kept for the next pages' requests
+
+
+@dataclass(frozen=True, slots=True)
+class _Selection:
+    """The ids of one version's nodes passing one filter, sorted, and the relations
+    between them. Only ids (strings) are kept, never the graph: an old model must not be
+    held here and then freed in one long cascade on the event loop."""
+
+    ids: list[str]
+    kept: frozenset[str] | None  # the same ids when filtered; None: every node
+    relations: int
 
 
 def _json(payload: object) -> Response:
@@ -62,6 +89,8 @@ class InventoryApi:
 
     def __init__(self, manager: InventoryManager) -> None:
         self._manager = manager
+        self._selections: OrderedDict[tuple[str, int, frozenset[str], frozenset[str]],
+                                      _Selection] = OrderedDict()
 
     def routes(self) -> Sequence[Route]:
         return [
@@ -82,22 +111,59 @@ class InventoryApi:
 
     async def graph(self, request: Request) -> Response:
         model = self._model(request)
-        snapshot = model.latest()  # one snapshot: nodes and relations from the same version
-        kinds = set(request.query_params.getlist("kind"))
-        labels = set(request.query_params.getlist("label"))
-        graph = snapshot.graph
-        nodes = [n for n in graph.nodes()
-                 if (not kinds or n.kind in kinds) and labels <= n.labels]
-        if kinds or labels:
-            kept = {n.id for n in nodes}
-            relations = [r for n in nodes for r in graph.relations_of(n.id) if r.target in kept]
-        else:
-            relations = list(graph.relations())
-        nodes.sort(key=lambda n: n.id)
+        params = request.query_params
+        limit = _whole(params.get("limit"), "limit", DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
+        offset = _whole(params.get("offset"), "offset", 0, low=0)
+        graph = self._version(model, params.get("version"))  # nodes and relations of one
+        selection = self._select(model.name, graph, frozenset(params.getlist("kind")),
+                                 frozenset(params.getlist("label")))
+        page = [node for node in map(graph.node, selection.ids[offset:offset + limit])
+                if node is not None]
+        kept = selection.kept
+        relations = [r for n in page for r in graph.relations_of(n.id)
+                     if kept is None or r.target in kept]
         relations.sort(key=lambda r: r.key)
         return _json(InventoryGraph(collector=summary(model),
-                                    nodes=[wire_node(n) for n in nodes],
-                                    relations=[wire_relation(r) for r in relations]))
+                                    nodes=[wire_node(n) for n in page],
+                                    relations=[wire_relation(r) for r in relations],
+                                    version=graph.version, total=len(selection.ids),
+                                    total_relations=selection.relations, offset=offset,
+                                    limit=limit))
+
+    def _version(self, model: LiveModel, raw: str | None) -> Graph:
+        latest = model.latest().graph
+        if raw is None or raw in ("", "latest"):
+            return latest
+        version = _whole(raw, "version", 0, low=0)
+        if version == latest.version:
+            return latest
+        try:
+            return model.graph(version)
+        except VersionGone as exc:
+            raise HTTPException(404, str(exc)) from None
+
+    def _select(self, collector: str, graph: Graph, kinds: frozenset[str],
+                labels: frozenset[str]) -> _Selection:
+        """The filtered node ids in order, kept for a few (collector, version, filter)s so
+        that walking the pages of a big model does not filter and sort it once per page.
+        A model's versions only ever grow, so (collector, version) names one graph."""
+        key = (collector, graph.version, kinds, labels)
+        found = self._selections.get(key)
+        if found is not None:
+            self._selections.move_to_end(key)
+            return found
+        if kinds or labels:
+            ids = sorted(n.id for n in graph.nodes()
+                         if (not kinds or n.kind in kinds) and labels <= n.labels)
+            kept = frozenset(ids)
+            relations = sum(1 for i in ids for r in graph.relations_of(i) if r.target in kept)
+            found = _Selection(ids, kept, relations)
+        else:
+            found = _Selection(sorted(n.id for n in graph.nodes()), None, graph.relation_count)
+        self._selections[key] = found
+        while len(self._selections) > _SELECTIONS:
+            self._selections.popitem(last=False)
+        return found
 
     async def diff(self, request: Request) -> Response:
         model = self._model(request)
@@ -131,3 +197,16 @@ def _version(text: str, latest: int) -> int | None:
     if text == "latest":
         return latest
     return int(text) if text.isdigit() else None
+
+
+def _whole(raw: str | None, name: str, default: int, *, low: int,
+           high: int | None = None) -> int:
+    """A whole-number query parameter; 400 naming it and the value when out of range."""
+    if raw is None or raw == "":
+        return default
+    value = int(raw) if raw.isdigit() and raw.isascii() else None
+    if value is None or value < low or (high is not None and value > high):
+        bounds = f"from {low} to {high}" if high is not None else f"of at least {low}"
+        raise InvalidData(f"expected a whole number {bounds}, not {raw!r}", field=name,
+                          value=raw)
+    return value

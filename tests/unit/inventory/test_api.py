@@ -6,7 +6,10 @@ import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
+import httpx
+import msgspec
 import pytest
 
 from tests.support.server import serve_in_thread
@@ -20,6 +23,7 @@ from watchkeeper.errors import HTTPStatusError
 from watchkeeper.inventory import InventoryManager
 from watchkeeper.inventory.builtin.static import DeviceEntry, StaticModelCollector, StaticOptions
 from watchkeeper.telemetry import SelfMetrics
+from watchkeeper.wire import InventoryGraph
 
 
 @pytest.fixture
@@ -118,3 +122,124 @@ def test_cli_show_and_diff(url: str, manager: InventoryManager,
     assert "version 1 -> 2, 3 changes" in capsys.readouterr().out
     assert main(["inventory", "show", "nope", "--server", url]) == 1
     assert "no model collector 'nope'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------- paging
+
+
+@pytest.fixture
+async def big(clock: FakeClock) -> InventoryManager:
+    """30 devices with their eth0: 60 nodes, 30 relations; 2 versions of history."""
+    inventory = InventoryManager([FakeSource("big", source=[f"d{i:02}" for i in range(30)])],
+                                 clock=clock, history=2)
+    assert await inventory.get("big").rebuild()
+    return inventory
+
+
+@pytest.fixture
+def big_url(big: InventoryManager, tmp_path: Path) -> Iterator[str]:
+    archive = MemoryArchive(data_dir=tmp_path, options=MemoryArchive.Options(),
+                            clock=FakeClock(), metrics=SelfMetrics())
+    app = create_app(archive, metrics=archive.metrics, inventory=big)
+    with serve_in_thread(app) as base:
+        yield base
+
+
+def test_a_small_model_is_one_page_with_its_totals(client: InventoryClient) -> None:
+    page = client.graph_page("static")
+    assert [n.id for n in page.nodes] == [
+        "device/core1", "device/edge1", "interface/core1/eth0", "site/par1"]
+    assert (page.version, page.total, page.total_relations, page.offset, page.limit) == (
+        1, 4, 2, 0, 1000)
+    assert msgspec.structs.replace(page, limit=None) == client.graph("static")
+    devices = client.graph_page("static", kinds=["device", "site"])
+    assert (devices.total, devices.total_relations) == (3, 1)
+
+
+def test_pages_in_id_order_add_up_to_the_model(big_url: str) -> None:
+    with InventoryClient(big_url) as client:
+        whole = client.graph_page("big", limit=10_000)
+        assert whole.total == 60
+        assert whole.total_relations == len(whole.relations) == 30
+        ids = [n.id for n in whole.nodes]
+        assert ids == sorted(ids)
+        nodes, relations = [], []
+        for offset in range(0, 60, 7):
+            page = client.graph_page("big", limit=7, offset=offset)
+            assert (page.total, page.offset, page.limit) == (60, offset, 7)
+            assert {r.source for r in page.relations} <= {n.id for n in page.nodes}
+            nodes += page.nodes
+            relations += page.relations
+        assert nodes == whole.nodes
+        assert relations == whole.relations  # each relation once, with its source's page
+        assert client.graph_page("big", limit=7, offset=60).nodes == []
+        assert client.graph("big", page_size=7) == msgspec.structs.replace(
+            whole, limit=None)
+        interfaces = client.graph_page("big", kinds=["interface"], limit=5, offset=25)
+        assert [n.name for n in interfaces.nodes] == ["eth0"] * 5
+        assert (interfaces.total, interfaces.total_relations, interfaces.relations) == (30, 0, [])
+
+
+async def test_later_pages_stay_on_the_first_pages_version(big_url: str,
+                                                           big: InventoryManager) -> None:
+    with InventoryClient(big_url) as client:
+        first = client.graph_page("big", limit=10)
+        await big.notify(created("a0"))  # sorts first: would shift every later page
+        second = client.graph_page("big", limit=10, offset=10, version=first.version)
+        assert second.version == first.version
+        assert second.total == 60
+        assert second.nodes[0].id == "device/d10"
+        assert client.graph_page("big", limit=10).total == 62
+        await big.notify(created("a1"))
+        await big.notify(created("a2"))  # only 2 versions are kept
+        with pytest.raises(HTTPStatusError, match="is not kept") as gone:
+            client.graph_page("big", offset=10, version=first.version)
+        assert gone.value.status == 404
+
+
+async def test_following_pages_starts_again_when_its_version_goes(
+        big_url: str, big: InventoryManager) -> None:
+    class Racing(InventoryClient):
+        """Changes the model three times after the first page of the first walk."""
+
+        calls = 0
+
+        def graph_page(self, *args: Any, **kwargs: Any) -> InventoryGraph:
+            Racing.calls += 1
+            page = super().graph_page(*args, **kwargs)
+            if Racing.calls == 1:
+                for name in ("a1", "a2", "a3"):
+                    big.deliver(created(name))
+            return page
+
+    with Racing(big_url) as client:
+        graph = client.graph("big", page_size=25)
+    assert graph.total == len(graph.nodes) == 66
+    assert graph.version == big.get("big").latest().version
+    assert Racing.calls == 1 + 1 + 3  # first walk: page 1, then 404; second walk: 3 pages
+
+
+@pytest.mark.parametrize(("query", "detail"), [
+    ("limit=0", "limit: expected a whole number from 1 to 10000, not '0'"),
+    ("limit=abc", "limit: expected a whole number from 1 to 10000, not 'abc'"),
+    ("limit=10001", "limit: expected a whole number from 1 to 10000, not '10001'"),
+    ("limit=2.5", "limit: expected a whole number from 1 to 10000, not '2.5'"),
+    ("offset=-1", "offset: expected a whole number of at least 0, not '-1'"),
+    ("version=v2", "version: expected a whole number of at least 0, not 'v2'"),
+])
+def test_bad_paging_parameters_are_400_naming_them(url: str, query: str, detail: str) -> None:
+    response = httpx.get(f"{url}/api/v1/inventory/static?{query}")
+    assert response.status_code == 400
+    assert response.json() == {"detail": detail}
+
+
+def test_cli_show_follows_the_pages(big_url: str, monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("watchkeeper.client._inventory.PAGE", 7)
+    assert main(["inventory", "show", "big", "--server", big_url, "-f", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 60
+    assert [r["id"] for r in rows] == sorted(r["id"] for r in rows)
+    assert main(["inventory", "show", "big", "--relations", "--server", big_url,
+                 "-f", "json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 30

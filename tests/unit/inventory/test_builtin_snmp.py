@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import msgspec
 import pytest
 
-from watchkeeper.inventory import Graph
+from tests.unit.inventory.fakes import until
+from watchkeeper.clock import FakeClock
+from watchkeeper.inventory import Graph, InventoryManager, Notification
 from watchkeeper.inventory.builtin._snmpwalk import Oid, SnmpTarget
 from watchkeeper.inventory.builtin.snmp import (
     AgentData,
+    SnmpModelCollector,
     SnmpOptions,
     agent_graph,
     interfaces,
@@ -119,3 +123,186 @@ def test_options() -> None:
     with pytest.raises(msgspec.ValidationError, match=r"Invalid enum value '1' - at"):
         msgspec.convert({"targets": [{"device": "a", "address": "h", "version": "1"}]},
                         SnmpOptions)
+
+
+# ------------------------------------------------------------- notifications between builds
+
+
+class TableSnmp(SnmpModelCollector):
+    """The snmp collector over walked tables instead of agents; walks may wait on ``gate``."""
+
+    def __init__(self, *agents: AgentData, lldp: bool = True) -> None:
+        super().__init__(SnmpOptions(targets=tuple(a.target for a in agents), lldp=lldp),
+                         name="lab-snmp")
+        self.agents = {a.target.device: a for a in agents}
+        self.gate: asyncio.Event | None = None
+        self.walking = asyncio.Event()
+
+    async def _walk(self, target: SnmpTarget) -> AgentData:
+        self.walking.set()
+        if self.gate is not None:
+            await self.gate.wait()
+        return self.agents[target.device]
+
+
+async def built(*agents: AgentData) -> tuple[InventoryManager, TableSnmp]:
+    collector = TableSnmp(*agents)
+    manager = InventoryManager([collector], clock=FakeClock(1000.0))
+    assert await manager.get("lab-snmp").rebuild()
+    return manager, collector
+
+
+def note(event_type: str, publisher: str = "snmp-trap.sw1", timestamp: float | None = None,
+         **payload: Any) -> Notification:
+    return Notification(publisher_id=publisher, event_type=event_type, payload=payload,
+                        timestamp=timestamp)
+
+
+def graph_of(manager: InventoryManager) -> Graph:
+    return manager.get("lab-snmp").latest().graph
+
+
+def attrs_of(manager: InventoryManager, node: str) -> dict[str, Any]:
+    found = graph_of(manager).node(node)
+    assert found is not None, node
+    return dict(found.attrs)
+
+
+GI1 = "interface/sw1/Gi0%2F1"
+GI2 = "interface/sw1/GigabitEthernet0%2F2"
+
+
+@pytest.mark.parametrize(("event_type", "payload", "status"), [
+    ("linkDown", {"device": "sw1", "ifIndex": "1"}, "down"),
+    ("IF-MIB::linkDown", {"device": "sw1", "ifindex": 1, "ifOperStatus": 7},
+     "lowerLayerDown"),
+    (".1.3.6.1.6.3.1.1.5.3", {"device": "sw1", "ifName": "Gi0/1"}, "down"),
+    ("interface.down", {"component": "sw1", "resource": "Gi0/1", "state": 2}, "down"),
+    ("interface.down", {"device": "sw1", "ifname": "GigabitEthernet0/1"}, "down"),  # descr
+])
+async def test_link_down_in_every_accepted_shape(event_type: str, payload: dict[str, Any],
+                                                 status: str) -> None:
+    manager, _ = await built(SW1)
+    before = graph_of(manager).version
+    assert manager.deliver(note(event_type, **payload)) == 1
+    assert attrs_of(manager, GI1)["oper_status"] == status
+    version = graph_of(manager).version
+    assert version == before + 1
+    assert manager.deliver(note(event_type, **payload)) == 1  # replayed: nothing changes
+    assert graph_of(manager).version == version
+
+
+async def test_link_up_sets_admin_status_too_and_pipeline_publishers_pass() -> None:
+    manager, _ = await built(SW1)
+    up = note("interface.up", publisher="pipeline.to-inventory", component="sw1",
+              resource="GigabitEthernet0/2", admin_status="up")
+    assert manager.deliver(up) == 1
+    assert attrs_of(manager, GI2)["oper_status"] == "up"
+    assert attrs_of(manager, GI2)["admin_status"] == "up"
+    assert manager.deliver(note("linkUp", device="sw1", ifIndex=2, ifAdminStatus=2)) == 1
+    assert attrs_of(manager, GI2)["admin_status"] == "down"
+
+
+async def test_notifications_for_other_models_or_publishers_change_nothing() -> None:
+    manager, _ = await built(SW1)
+    version = graph_of(manager).version
+    assert manager.deliver(note("linkDown", device="elsewhere", ifIndex=1)) == 1
+    assert manager.deliver(note("linkDown", device="sw1", ifIndex=99)) == 1
+    assert manager.deliver(note("linkDown", publisher="cmdb.x", device="sw1", ifIndex=1)) == 0
+    assert manager.deliver(note("interface.downs", device="sw1", ifIndex=1)) == 0
+    assert graph_of(manager).version == version
+
+
+@pytest.mark.parametrize(("payload", "field"), [
+    ({"ifIndex": 1}, "'device' is missing (or 'component')"),
+    ({"device": "sw1"}, "'ifname' is missing"),
+    ({"device": "sw1", "ifIndex": "one"}, "'ifIndex' must be a whole number"),
+    ({"device": "sw1", "ifIndex": 1, "ifOperStatus": 9}, "'ifOperStatus' must be an IF-MIB"),
+    ({"device": ["sw1"], "ifIndex": 1}, "'device' must be text"),
+])
+async def test_bad_payloads_fail_naming_the_field(payload: dict[str, Any], field: str,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    manager, _ = await built(SW1)
+    version = graph_of(manager).version
+    assert manager.deliver(note("linkDown", **payload)) == 0
+    assert graph_of(manager).version == version
+    assert manager.get("lab-snmp").stats().notification_errors == 1
+    assert f"payload field {field}" in caplog.text
+
+
+async def test_snmp_checks_mark_a_silent_agent_and_clear_it() -> None:
+    manager, _ = await built(SW1)
+    version = graph_of(manager).version
+    silent = note("check", publisher="pipeline.to-inventory", timestamp=1500.0,
+                  component="sw1", resource="snmp", state=2, status="CRITICAL",
+                  output="no SNMP answer from 10.0.0.1:161")
+    assert manager.deliver(silent) == 1
+    assert attrs_of(manager, "device/sw1")["unreachable"] == "no SNMP answer from 10.0.0.1:161"
+    assert attrs_of(manager, "device/sw1")["unreachable_since"] == 1500.0
+    later = msgspec.structs.replace(silent, timestamp=1800.0)
+    assert manager.deliver(later) == 1
+    assert attrs_of(manager, "device/sw1")["unreachable_since"] == 1500.0  # the first time
+    assert graph_of(manager).version == version + 1
+    other = note("check", publisher="pipeline.to-inventory", component="sw1",
+                 resource="system", state=0, output="cpu 3.0%, memory 20.0%")
+    assert manager.deliver(other) == 0  # not an snmp check: not routed
+    answered = note("check", publisher="pipeline.to-inventory", component="sw1",
+                    resource="snmp", state=1, output="10.0.0.1:161: 42 values; Gi0/2 is down")
+    assert manager.deliver(answered) == 1
+    assert "unreachable" not in attrs_of(manager, "device/sw1")
+    assert graph_of(manager).version == version + 2
+    assert manager.deliver(answered) == 1
+    assert graph_of(manager).version == version + 2
+
+
+async def test_lldp_neighbours_come_and_go() -> None:
+    manager, _ = await built(SW1)
+    added = note("lldp.neighbour.added", device="sw1", port="GigabitEthernet0/2",
+                 remote_device="edge7", remote_port="eth1")
+    assert manager.deliver(added) == 1
+    graph = graph_of(manager)
+    assert [n.id for n in graph.neighbours(GI2, LINKS_TO)] == [
+        "interface/aa%3Abb%3Acc%3Add%3Aee%3Aff/aa%3Abb%3Acc%3Add%3Aee%3A01", "interface/edge7/eth1"]
+    assert [n.id for n in graph.neighbours("interface/edge7/eth1", LINKS_TO)] == [GI2]
+    assert attrs_of(manager, "device/edge7") == {"discovered_by": "lldp"}
+    version = graph.version
+    assert manager.deliver(added) == 1
+    assert graph_of(manager).version == version
+    removed = msgspec.structs.replace(added, event_type="lldp.neighbor.removed")
+    assert manager.deliver(removed) == 1
+    graph = graph_of(manager)
+    assert graph.node("interface/edge7/eth1") is None  # LLDP was its only reason to be here
+    assert graph.node("device/edge7") is None
+    assert len(graph.neighbours(GI2, LINKS_TO)) == 1
+    assert manager.deliver(removed) == 1
+    assert graph_of(manager).version == version + 1
+    # core1 came by LLDP and keeps its port while another link holds... until it goes too.
+    gone = note("lldp.neighbour.removed", device="sw1", ifindex=1, remote_device="core1",
+                remote_port="xe-0/0/0")
+    assert manager.deliver(gone) == 1
+    assert graph_of(manager).node("device/core1") is None
+    assert manager.deliver(note("lldp.neighbour.added", device="sw1", port="Gi0/1",
+                                remote_device="x")) == 0  # no remote_port: an error
+
+
+async def test_a_link_change_during_a_rebuild_survives_it() -> None:
+    """The build read the port as up; the trap saying it went down lands after the swap."""
+    manager, collector = await built(SW1)
+    live = manager.get("lab-snmp")
+    collector.gate = asyncio.Event()
+    collector.walking.clear()
+    rebuild = asyncio.create_task(live.rebuild())
+    await until(collector.walking.is_set)
+    assert manager.deliver(note("linkDown", device="sw1", ifIndex=1)) == 1
+    assert attrs_of(manager, GI1)["oper_status"] == "down"  # applied at once
+    collector.gate.set()
+    assert await rebuild
+    assert attrs_of(manager, GI1)["oper_status"] == "down"  # and replayed onto the build
+    assert not live.latest().stale
+
+
+def test_publishers_option_is_a_regex() -> None:
+    with pytest.raises(msgspec.ValidationError, match="`publishers` is not a valid regex"):
+        msgspec.convert({"publishers": "("}, SnmpOptions)
+    collector = SnmpModelCollector(SnmpOptions(lldp=False, publishers=r"traps\."), name="s")
+    assert [e.publisher_id for e in collector.endpoints()] == [r"traps\."] * 3

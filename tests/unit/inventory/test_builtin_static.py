@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.unit.inventory.fakes import until
 from watchkeeper.clock import FakeClock
 from watchkeeper.errors import InventoryError
-from watchkeeper.inventory import Graph, InventoryManager, node_id
+from watchkeeper.inventory import Graph, InventoryManager, Node, Notification, node_id
 from watchkeeper.inventory.abc import BuildContext
 from watchkeeper.inventory.builtin.static import (
     DeviceEntry,
@@ -134,3 +138,114 @@ async def test_a_broken_edit_keeps_the_last_good_model(tmp_path: Path, clock: Fa
     assert await live.rebuild()
     assert [n.name for n in live.latest().graph.nodes("device")] == ["a"]
     assert not live.latest().stale
+
+
+# ------------------------------------------------------------- pushed attribute changes
+
+
+def pushed(payload: dict[str, Any], publisher: str = "operator.alice") -> Notification:
+    return Notification(publisher_id=publisher, event_type="node.updated", payload=payload)
+
+
+def rewrite(path: Path, text: str) -> None:
+    """Write ``text`` and make sure the mtime moves (same-second writes)."""
+    stat = path.stat()
+    path.write_text(text)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+
+
+async def static_model(tmp_path: Path, clock: FakeClock) -> tuple[InventoryManager, Path]:
+    path = tmp_path / "inventory.yaml"
+    path.write_text(FILE)
+    manager = InventoryManager([collector(path)], clock=clock)
+    assert await manager.get("static").rebuild()
+    return manager, path
+
+
+def node_of(manager: InventoryManager, ident: str) -> Node:
+    node = manager.get("static").latest().graph.node(ident)
+    assert node is not None, ident
+    return node
+
+
+async def test_pushed_attrs_and_labels_outlive_rebuilds(tmp_path: Path, clock: FakeClock) -> None:
+    manager, _ = await static_model(tmp_path, clock)
+    live = manager.get("static")
+    change = pushed({"id": "device/core1", "attrs": {"role": "spine", "groups": None,
+                                                     "rack": "r12"},
+                     "labels": ["core", "maintenance"]})
+    assert manager.deliver(change) == 1
+    core = node_of(manager, "device/core1")
+    assert core.attrs["role"] == "spine"
+    assert core.attrs["rack"] == "r12"
+    assert "groups" not in core.attrs
+    assert core.labels == {"core", "maintenance"}
+    version = live.latest().version
+    assert manager.deliver(change) == 1
+    assert live.latest().version == version  # idempotent
+    assert await live.rebuild()  # the file did not change: the push stays
+    assert live.latest().version == version
+    assert node_of(manager, "device/core1").attrs["rack"] == "r12"
+    through_pipeline = Notification(publisher_id="pipeline.tell", event_type="node.updated",
+                                    payload={"id": "site/par1", "attrs": {"city": "Paris 12"},
+                                             "component": "cmdb", "resource": "", "tags": []})
+    assert manager.deliver(through_pipeline) == 1
+    assert node_of(manager, "site/par1").attrs == {"city": "Paris 12"}
+    assert manager.deliver(pushed({"id": "device/ghost", "attrs": {"a": 1}})) == 1  # not ours
+    assert manager.deliver(pushed({"id": "device/core1", "attrs": {"a": 1}},
+                                  publisher="someone")) == 0  # not a publisher we take
+
+
+async def test_a_file_edit_of_the_node_wins_over_a_push(tmp_path: Path, clock: FakeClock) -> None:
+    manager, path = await static_model(tmp_path, clock)
+    live = manager.get("static")
+    assert manager.deliver(pushed({"id": "device/core1", "attrs": {"role": "spine"}})) == 1
+    assert manager.deliver(pushed({"id": "device/edge1", "attrs": {"rack": "r1"}})) == 1
+    rewrite(path, FILE.replace("role: core", "role: border"))
+    assert await live.rebuild()
+    assert node_of(manager, "device/core1").attrs["role"] == "border"  # redeclared: file wins
+    assert node_of(manager, "device/edge1").attrs["rack"] == "r1"  # untouched in the file
+    assert await live.rebuild()
+    assert node_of(manager, "device/core1").attrs["role"] == "border"
+
+
+async def test_a_push_during_a_rebuild_that_reads_an_edit_survives(
+        tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    manager, path = await static_model(tmp_path, clock)
+    live = manager.get("static")
+    static = live.collector
+    assert isinstance(static, StaticModelCollector)
+    gate, reading = threading.Event(), threading.Event()
+    load = static._load
+
+    def slow_load(previous: Any) -> Any:
+        loaded = load(previous)
+        reading.set()
+        gate.wait(5)
+        return loaded
+
+    monkeypatch.setattr(static, "_load", slow_load)
+    rewrite(path, FILE.replace("role: core", "role: border"))
+    rebuild = asyncio.create_task(live.rebuild())
+    await until(reading.is_set)
+    assert manager.deliver(pushed({"id": "device/core1", "attrs": {"role": "spine"}})) == 1
+    gate.set()
+    assert await rebuild
+    assert node_of(manager, "device/core1").attrs["role"] == "spine"  # replayed at the swap
+    monkeypatch.undo()
+    assert await live.rebuild()  # and kept by the next build
+    assert node_of(manager, "device/core1").attrs["role"] == "spine"
+
+
+@pytest.mark.parametrize(("payload", "message"), [
+    ({"attrs": {"a": 1}}, "payload field 'id' is missing"),
+    ({"id": "device/core1"}, "payload field 'attrs' is missing (give 'attrs' and/or 'labels')"),
+    ({"id": "device/core1", "attrs": [1]}, "payload field 'attrs' must be an object"),
+    ({"id": "device/core1", "labels": "core"}, "payload field 'labels' must be a list"),
+])
+async def test_bad_pushes_name_the_field(tmp_path: Path, clock: FakeClock, payload: dict[str, Any],
+                                         message: str, caplog: pytest.LogCaptureFixture) -> None:
+    manager, _ = await static_model(tmp_path, clock)
+    assert manager.deliver(pushed(payload)) == 0
+    assert message in caplog.text
+    assert manager.get("static").stats().notification_errors == 1

@@ -7,6 +7,30 @@ previous model stays, marked stale), never a model with that agent's part missin
 agents that fail independently into separate collectors.
 
 Turning walked values into a model (:func:`agent_graph`) is pure and tested from tables.
+
+Between builds it applies these notifications (publisher matching ``publishers``; payload
+fields are looked up in the order given; a device or interface the model does not have
+is left alone, the next build brings it):
+
+* interface status: ``interface.up``/``interface.down`` (the pipeline's inventory_notify
+  for the events ``inventory.interface.up|down``), or the traps ``linkUp``/``linkDown``
+  (also ``IF-MIB::linkUp`` and the numeric ``1.3.6.1.6.3.1.1.5.4``/``.3``). Payload:
+  ``device`` or ``component``; ``ifname``, ``interface``, ``ifName``, ``ifDescr`` or
+  ``resource`` (an interface's name or its ``descr``), or ``ifindex``
+  (``ifIndex``); optional ``oper_status``/``ifOperStatus`` and ``admin_status``/
+  ``ifAdminStatus`` (IF-MIB numbers or names). Sets the interface's ``oper_status`` (the
+  payload's, else ``up``/``down`` from the event) and ``admin_status`` when given.
+* agent reachability, from watchkeeper's own ``snmp`` check events (``check``, passed on
+  by an inventory_notify engine whose ``event_types`` include ``check$``): output ``no
+  SNMP answer from ...`` marks the device ``unreachable`` (the output) and
+  ``unreachable_since`` (the event's time); an answering poll (``host:port: N values``)
+  clears both.
+* LLDP neighbours: ``lldp.neighbour.added``/``lldp.neighbour.removed`` with ``device``,
+  ``port`` (the local interface, or ``ifindex``), ``remote_device`` and ``remote_port``:
+  adds or removes the ``links_to`` pair (and the neighbour's device and port when LLDP
+  was the only reason they were in the model). LLDP-MIB's own trap
+  (``lldpRemTablesChange``) only carries counters, so this comes from an operator or a
+  system that knows which neighbour changed.
 """
 
 from __future__ import annotations
@@ -15,7 +39,22 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from watchkeeper.inventory.abc import BuildContext, CollectorOptions, ModelCollector
+from watchkeeper.inventory.abc import (
+    BuildContext,
+    CollectorOptions,
+    ModelCollector,
+    Notification,
+    NotificationEndpoint,
+)
+from watchkeeper.inventory.builtin._notify import (
+    DEFAULT_PUBLISHERS,
+    BadNotification,
+    check_publishers,
+    device_interface,
+    optional_text,
+    text,
+    whole_number,
+)
 from watchkeeper.inventory.builtin._snmpwalk import Oid, SnmpTarget, Walker
 from watchkeeper.inventory.graph import (
     DEVICE,
@@ -45,7 +84,16 @@ LLDP_REM = (1, 0, 8802, 1, 1, 2, 1, 4, 1, 1)  # lldpRemTable, index (timeMark, p
 
 _STATUS = {1: "up", 2: "down", 3: "testing", 4: "unknown", 5: "dormant", 6: "notPresent",
            7: "lowerLayerDown"}
+_STATUS_NAMES = frozenset(_STATUS.values())
 _MAC_SUBTYPE = {"chassis": 4, "port": 3}  # LLDP id subtypes carrying a MAC address
+
+# Interface status events: ours (inventory.interface.up|down through inventory_notify), the
+# standard traps by name (snmptrapd prints IF-MIB::linkUp) and by OID (linkDown .3, linkUp .4).
+LINK_EVENTS = (r"(?:interface\.(?:up|down)|(?:IF-MIB::)?link(?:Up|Down)"
+               r"|\.?1\.3\.6\.1\.6\.3\.1\.1\.5\.[34])$")
+# What watchkeeper's snmp collector says in a check's output (collect/builtin/snmp.py).
+NO_ANSWER = r"no SNMP answer from "
+ANSWERED = r"[^\s;]+:\d+: \d+ values(?:;|$)"
 
 
 class SnmpOptions(CollectorOptions, frozen=True, kw_only=True):
@@ -53,9 +101,11 @@ class SnmpOptions(CollectorOptions, frozen=True, kw_only=True):
     timeout: float = 120.0
     targets: tuple[SnmpTarget, ...] = ()
     lldp: bool = True
+    publishers: str = DEFAULT_PUBLISHERS  # regex: who may send notifications
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_publishers(self.publishers)
         names = [t.device for t in self.targets]
         if len(set(names)) != len(names):
             raise ValueError("two `targets` describe the same device")
@@ -103,6 +153,112 @@ class SnmpModelCollector(ModelCollector):
         return AgentData(target=target, system=system,
                          interfaces=dict(zip(IF_COLUMNS, columns, strict=True)),
                          lldp_local=local, lldp_remote=remote)
+
+    def endpoints(self) -> list[NotificationEndpoint]:
+        publishers = self.options.publishers
+        found = [
+            NotificationEndpoint(handler=link_status, publisher_id=publishers,
+                                 event_type=LINK_EVENTS),
+            NotificationEndpoint(handler=agent_silent, publisher_id=publishers,
+                                 event_type=r"check$", payload={"output": NO_ANSWER}),
+            NotificationEndpoint(handler=agent_answered, publisher_id=publishers,
+                                 event_type=r"check$", payload={"output": ANSWERED}),
+        ]
+        if self.options.lldp:
+            found.append(NotificationEndpoint(
+                handler=lldp_neighbour, publisher_id=publishers,
+                event_type=r"lldp\.neighbou?r\.(?:added|removed)$"))
+        return found
+
+
+# ----------------------------------------------------------------- notification handlers
+
+
+def link_status(edit: GraphEdit, n: Notification) -> None:
+    """``interface.up|down`` or ``linkUp|linkDown``: the interface's oper (and admin) status."""
+    device = text(n, "device", "component")
+    name = optional_text(n, "ifname", "interface", "ifName", "ifDescr", "resource")
+    index = whole_number(n, "ifindex", "ifIndex")
+    if name is None and index is None:
+        raise BadNotification(n, "ifname", "is missing (or 'interface', 'resource', "
+                                           "'ifindex')")
+    up = n.event_type.endswith(("up", "Up", ".4"))
+    attrs = {"oper_status": _status(n, "oper_status", "ifOperStatus") or
+             ("up" if up else "down")}
+    admin = _status(n, "admin_status", "ifAdminStatus")
+    if admin is not None:
+        attrs["admin_status"] = admin
+    port = device_interface(edit, device, name=name, index=index)
+    if port is not None:
+        edit.update(port.id, attrs=attrs)
+
+
+def agent_silent(edit: GraphEdit, n: Notification) -> None:
+    """An snmp check found the agent silent: mark its device ``unreachable`` (first time)."""
+    device = node_id(DEVICE, text(n, "device", "component"))
+    output = text(n, "output")
+    node = edit.node(device)
+    if node is None or "unreachable" in node.attrs:
+        return  # not ours, or already marked (keeps the first time)
+    attrs: dict[str, Any] = {"unreachable": output}
+    if n.timestamp is not None:
+        attrs["unreachable_since"] = n.timestamp
+    edit.update(device, attrs=attrs)
+
+
+def agent_answered(edit: GraphEdit, n: Notification) -> None:
+    """An snmp check got answers: the device is reachable again."""
+    device = node_id(DEVICE, text(n, "device", "component"))
+    edit.update(device, attrs={"unreachable": None, "unreachable_since": None})
+
+
+def lldp_neighbour(edit: GraphEdit, n: Notification) -> None:
+    """``lldp.neighbour.added|removed``: the links_to pair between a port and its neighbour."""
+    device = text(n, "device", "component")
+    port = optional_text(n, "port", "interface", "ifname")
+    index = whole_number(n, "ifindex", "ifIndex")
+    if port is None and index is None:
+        raise BadNotification(n, "port", "is missing (or 'interface', 'ifname', 'ifindex')")
+    peer = text(n, "remote_device")
+    peer_port_name = text(n, "remote_port")
+    local = device_interface(edit, device, name=port, index=index)
+    if local is None:
+        return
+    peer_id, peer_port = node_id(DEVICE, peer), node_id(INTERFACE, peer, peer_port_name)
+    if n.event_type.endswith("added"):
+        if peer_id not in edit:
+            edit.add(DEVICE, peer, attrs={"discovered_by": "lldp"})
+        if peer_port not in edit:
+            edit.add(INTERFACE, peer, peer_port_name, attrs={"discovered_by": "lldp"})
+            edit.relate(peer_id, HAS_INTERFACE, peer_port)
+        edit.relate(local.id, LINKS_TO, peer_port, {"protocol": "lldp"})
+        edit.relate(peer_port, LINKS_TO, local.id, {"protocol": "lldp"})
+        return
+    edit.unrelate(local.id, LINKS_TO, peer_port)
+    edit.unrelate(peer_port, LINKS_TO, local.id)
+    # What LLDP alone put in the model goes with its last link, as a rebuild would do.
+    node = edit.node(peer_port)
+    if (node is not None and node.attrs.get("discovered_by") == "lldp"
+            and not any(r.kind == LINKS_TO for r in edit.relations_of(peer_port))):
+        edit.remove(peer_port)
+    owner = edit.node(peer_id)
+    if (owner is not None and owner.attrs.get("discovered_by") == "lldp"
+            and not any(r.kind == HAS_INTERFACE for r in edit.relations_of(peer_id))):
+        edit.remove(peer_id)
+
+
+def _status(n: Notification, *names: str) -> str | None:
+    """An IF-MIB status from the payload, by number (1 up, 2 down...) or by name."""
+    value = optional_text(n, *names)
+    if value is None:
+        return None
+    if value.isdigit() and int(value) in _STATUS:
+        return _STATUS[int(value)]
+    if value in _STATUS_NAMES:
+        return value
+    field = next(name for name in names if n.payload.get(name) not in (None, ""))
+    raise BadNotification(n, field, f"must be an IF-MIB status (1-7 or up, down, ...), "
+                                    f"not {value!r}")
 
 
 def agent_graph(edit: GraphEdit, agent: AgentData) -> None:

@@ -21,11 +21,21 @@ The file, reloaded whenever its modification time or size changes::
 
 Each ``period`` (10 s by default) the build only looks at the file's mtime; when nothing
 changed it returns the previous model unchanged, which costs nothing downstream.
+
+Between builds an operator (or a CMDB) may push attribute and label changes: a
+``node.updated`` notification (the event ``inventory.node.updated`` through the pipeline's
+inventory_notify engine, or straight to the notifications queue; publisher matching
+``publishers``) with ``id`` (a node of this model, ``device/core1``) and ``attrs`` (merged;
+``null`` removes one) and/or ``labels`` (replace the node's labels: a device's tags). A
+pushed change outlives rebuilds: it stays until watchkeeper restarts or a file edit
+changes that node's declaration (then the file wins). Ids the model does not have are
+left alone; nodes and relations are only ever added or removed by the file.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +43,20 @@ from typing import Any
 import msgspec
 
 from watchkeeper.errors import InventoryError
-from watchkeeper.inventory.abc import BuildContext, CollectorOptions, ModelCollector
+from watchkeeper.inventory.abc import (
+    BuildContext,
+    CollectorOptions,
+    ModelCollector,
+    Notification,
+    NotificationEndpoint,
+)
+from watchkeeper.inventory.builtin._notify import (
+    DEFAULT_PUBLISHERS,
+    BadNotification,
+    check_publishers,
+    mapping,
+    text,
+)
 from watchkeeper.inventory.graph import (
     DEPENDS_ON,
     DEVICE,
@@ -107,12 +130,26 @@ class StaticOptions(CollectorOptions, frozen=True, kw_only=True):
     timeout: float = 60.0
     file: str | None = None
     devices: tuple[DeviceEntry, ...] = ()  # the settings' inventory.devices, given by the runtime
+    publishers: str = DEFAULT_PUBLISHERS  # regex: who may push node.updated notifications
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_publishers(self.publishers)
 
 
 @dataclass(frozen=True, slots=True)
 class _Loaded:
     stamp: tuple[int, int] | None  # the file's (mtime_ns, size) when read
     graph: Graph
+
+
+@dataclass(slots=True)
+class _Pushed:
+    """What node.updated notifications set on one node (None in attrs: removed)."""
+
+    attrs: dict[str, Any]
+    labels: frozenset[str] | None
+    seq: int  # when it was last pushed (a counter), to tell pushes during a build apart
 
 
 class StaticModelCollector(ModelCollector):
@@ -124,11 +161,63 @@ class StaticModelCollector(ModelCollector):
     def __init__(self, options: StaticOptions, *, name: str) -> None:
         super().__init__(options, name=name)
         self._loaded: _Loaded | None = None
+        self._pushed: dict[str, _Pushed] = {}
+        self._seq = itertools.count(1)
+        self._last_seq = 0
 
     async def build(self, ctx: BuildContext) -> Graph:
+        before = self._last_seq  # pushes after this arrived during the build: they stay
         loaded = await asyncio.to_thread(self._load, self._loaded)
-        self._loaded = loaded
-        return loaded.graph
+        previous, self._loaded = self._loaded, loaded
+        if previous is not None and loaded is not previous:
+            self._forget_redeclared(previous.graph, loaded.graph, before)
+        return self._with_pushed(loaded.graph)
+
+    def endpoints(self) -> list[NotificationEndpoint]:
+        return [NotificationEndpoint(handler=self._node_updated,
+                                     publisher_id=self.options.publishers,
+                                     event_type=r"node\.updated$")]
+
+    def _node_updated(self, edit: GraphEdit, n: Notification) -> None:
+        """``node.updated``: merge ``attrs`` and/or replace ``labels`` of node ``id``."""
+        target = text(n, "id")
+        attrs = mapping(n, "attrs")
+        raw_labels = n.payload.get("labels")
+        labels: frozenset[str] | None = None
+        if raw_labels is not None:
+            if isinstance(raw_labels, str) or not isinstance(raw_labels, list | tuple) or \
+                    not all(isinstance(label, str) for label in raw_labels):
+                raise BadNotification(n, "labels", "must be a list of strings")
+            labels = frozenset(raw_labels)
+        if attrs is None and labels is None:
+            raise BadNotification(n, "attrs", "is missing (give 'attrs' and/or 'labels')")
+        if edit.update(target, attrs=attrs, labels=labels) is None:
+            return  # no such node in this model
+        seq = self._last_seq = next(self._seq)
+        pushed = self._pushed.get(target)
+        if pushed is None:
+            self._pushed[target] = _Pushed(dict(attrs or {}), labels, seq)
+        else:
+            pushed.attrs.update(attrs or {})
+            if labels is not None:
+                pushed.labels = labels
+            pushed.seq = seq
+
+    def _forget_redeclared(self, old: Graph, new: Graph, before: int) -> None:
+        """The file changed: pushes to nodes it now declares differently (or not at all)
+        give way to it, unless they came during this build."""
+        for target, pushed in list(self._pushed.items()):
+            node = new.node(target)
+            if pushed.seq <= before and (node is None or node != old.node(target)):
+                del self._pushed[target]
+
+    def _with_pushed(self, graph: Graph) -> Graph:
+        if not self._pushed:
+            return graph
+        edit = graph.edit()
+        for target, pushed in self._pushed.items():
+            edit.update(target, attrs=pushed.attrs, labels=pushed.labels)
+        return edit.commit()
 
     def _load(self, previous: _Loaded | None) -> _Loaded:
         path = self.options.file

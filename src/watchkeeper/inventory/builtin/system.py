@@ -4,6 +4,20 @@ Reading the host (:func:`read_host`, psutil) is kept apart from turning what was
 a model (:func:`system_graph`, pure), so the model is tested from plain values. Only stable
 facts become attributes (no counters, no CPU times), so a rebuild on an idle host changes
 nothing and bumps no version.
+
+Between builds it applies these notifications (publisher matching ``publishers``; the
+payload's ``device``, else ``component``, must be this host's ``device``, else the
+notification is not for this model and changes nothing). watchkeeper itself emits none of
+them: they come from an operator or a host hook (a NetworkManager dispatcher script, a
+systemd unit's ExecStartPost...) through the pipeline's inventory_notify engine (events
+``inventory.interface.up`` ...) or the notifications queue.
+
+* ``interface.up``/``interface.down`` with ``ifname`` (or ``interface``, ``resource``):
+  the interface's ``up``. An interface the model does not have is left alone.
+* ``process.started`` with ``pid`` and ``name`` (optional ``username``, ``ppid``,
+  ``create_time``): the process node, ``runs_on`` this host.
+* ``process.exited`` with ``pid``: the process node goes (with its relations), and its pid
+  leaves the ``pids`` of the services it provided.
 """
 
 from __future__ import annotations
@@ -16,7 +30,21 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped]  # psutil ships no stubs
 
-from watchkeeper.inventory.abc import BuildContext, CollectorOptions, ModelCollector
+from watchkeeper.inventory.abc import (
+    BuildContext,
+    CollectorOptions,
+    ModelCollector,
+    Notification,
+    NotificationEndpoint,
+)
+from watchkeeper.inventory.builtin._notify import (
+    DEFAULT_PUBLISHERS,
+    BadNotification,
+    check_publishers,
+    optional_text,
+    text,
+    whole_number,
+)
 from watchkeeper.inventory.graph import (
     DEVICE,
     HAS_INTERFACE,
@@ -26,6 +54,7 @@ from watchkeeper.inventory.graph import (
     RUNS_ON,
     SERVICE,
     Graph,
+    GraphEdit,
     node_id,
 )
 
@@ -39,6 +68,11 @@ class SystemOptions(CollectorOptions, frozen=True, kw_only=True):
     processes: bool = True
     # Unconnected UDP sockets on ephemeral ports are clients (resolvers...), not services.
     skip_ephemeral_udp: bool = True
+    publishers: str = DEFAULT_PUBLISHERS  # regex: who may send notifications
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_publishers(self.publishers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +102,79 @@ class SystemModelCollector(ModelCollector):
     async def build(self, ctx: BuildContext) -> Graph:
         facts = await asyncio.to_thread(read_host, self.options)
         return system_graph(self.options.device, facts)
+
+    def endpoints(self) -> list[NotificationEndpoint]:
+        publishers = self.options.publishers
+        found = []
+        if self.options.interfaces:
+            found.append(NotificationEndpoint(handler=self._interface, publisher_id=publishers,
+                                              event_type=r"interface\.(?:up|down)$"))
+        if self.options.processes:
+            found += [
+                NotificationEndpoint(handler=self._started, publisher_id=publishers,
+                                     event_type=r"process\.started$"),
+                NotificationEndpoint(handler=self._exited, publisher_id=publishers,
+                                     event_type=r"process\.exited$"),
+            ]
+        return found
+
+    def _ours(self, n: Notification) -> bool:
+        return text(n, "device", "component") == self.options.device
+
+    def _interface(self, edit: GraphEdit, n: Notification) -> None:
+        name = text(n, "ifname", "interface", "resource")
+        if self._ours(n):
+            edit.update(node_id(INTERFACE, self.options.device, name),
+                        attrs={"up": n.event_type.endswith("up")})
+
+    def _started(self, edit: GraphEdit, n: Notification) -> None:
+        pid = _pid(n)
+        name = text(n, "name")
+        attrs: dict[str, Any] = {"pid": pid, "name": name}
+        username = optional_text(n, "username")
+        if username is not None:
+            attrs["username"] = username
+        ppid = whole_number(n, "ppid")
+        if ppid is not None:
+            attrs["ppid"] = ppid
+        created = n.payload.get("create_time")
+        if created is not None:
+            if isinstance(created, bool) or not isinstance(created, int | float):
+                raise BadNotification(n, "create_time", f"must be epoch seconds, "
+                                                        f"not {created!r}")
+            attrs["create_time"] = created
+        if not self._ours(n):
+            return
+        host = node_id(DEVICE, self.options.device)
+        if host not in edit:
+            return
+        proc = node_id(PROCESS, self.options.device, str(pid))
+        old = edit.node(proc)
+        if old is not None and old.name == name:
+            edit.update(proc, attrs=attrs)  # what the build knew more stays
+        else:
+            edit.add(PROCESS, self.options.device, str(pid), name=name, attrs=attrs)
+        edit.relate(proc, RUNS_ON, host)
+
+    def _exited(self, edit: GraphEdit, n: Notification) -> None:
+        pid = _pid(n)
+        if not self._ours(n):
+            return
+        proc = node_id(PROCESS, self.options.device, str(pid))
+        for relation in edit.relations_of(proc):
+            if relation.kind == PROVIDED_BY and relation.target == proc:
+                service = edit.node(relation.source)
+                if service is not None:
+                    pids = [p for p in service.attrs.get("pids", ()) if p != pid]
+                    edit.update(service.id, attrs={"pids": pids})
+        edit.remove(proc)
+
+
+def _pid(n: Notification) -> int:
+    pid = whole_number(n, "pid")
+    if pid is None:
+        raise BadNotification(n, "pid", "is missing")
+    return pid
 
 
 def read_host(options: SystemOptions) -> HostFacts:
