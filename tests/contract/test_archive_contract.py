@@ -477,6 +477,92 @@ async def test_rollup_refuses_what_it_cannot_do(archive: Archive) -> None:
     assert await archive.rollup([], start=T0, end=T0 + 1, step=3600) == []
 
 
+# Ranges (seconds from midnight) and steps the summary path must get right: whole hours,
+# partial hours at either or both ends, a range inside one hour, an end exactly on an
+# hour (that point opens the next bucket), the whole of time, wider steps.
+SUMMARY_RANGES = [
+    (0, 2 * 86400 - 0.001, 3600),
+    (1234.5, 86400 + 77.25, 3600),
+    (1800, 3600 * 30, 3600),
+    (3600 * 5, 3600 * 7, 3600),
+    (3600 * 5 + 1, 3600 * 5 + 1799, 3600),
+    (-math.inf, math.inf, 3600),
+    (555, 2 * 86400 - 3, 7200),
+    (-3600, 3 * 86400, 86400),
+]
+
+
+async def summary_rollups_agree(archive: Archive, keys: list[SeriesKey], day: float) -> None:
+    for start, end, step in SUMMARY_RANGES:
+        await rollups_agree(archive, keys, day + start, day + end, step,
+                            ("avg", "min", "max", "sum", "count"))
+
+
+async def test_rollups_from_summaries_match_the_points(
+    backend: Backend, open_archive: OpenArchive
+) -> None:
+    """Hour-multiple rollups (what stored summaries answer) equal bucketize over the
+    points through the life of the data: unflushed points, compacted chunks, points
+    rewritten inside summarised chunks, points after the chunks, deletes cutting
+    chunks, NaN and infinities, a key asked for twice."""
+    options = {"chunk_points": 60} if backend.durable else {}
+    day = T0 - T0 % 86400
+    steady = SeriesKey.make("s", "p", "steady")  # 10-s points: summarised chunks
+    odd = SeriesKey.make("s", "p", "odd")  # NaN and infinities
+    sparse = SeriesKey.make("s", "p", "sparse")  # chunks too sparse for a summary
+    keys = [steady, odd, sparse]
+    rng = np.random.default_rng(11)
+    ts = day + np.arange(0, 2 * 86400, 10.0) + rng.integers(0, 10_000, 17280) / 1000
+    values = np.round(rng.normal(50, 10, len(ts)), 2)
+    special = values.copy()
+    special[[700, 3001, 9000]] = [math.nan, math.inf, -math.inf]  # in different hours
+    async with AsyncExitStack() as stack:
+        archive = await stack.enter_async_context(open_archive(**options))
+
+        async def reopen() -> Archive:
+            """Close and open again (closing compacts): the points move into chunks."""
+            if not backend.durable:
+                return archive
+            await stack.aclose()
+            return await stack.enter_async_context(open_archive(**options))
+
+        for lo in range(0, len(ts), 1000):
+            await archive.write([
+                *floats(steady, *zip(ts[lo:lo + 1000].tolist(), values[lo:lo + 1000].tolist(),
+                                     strict=True)),
+                *floats(odd, *zip(ts[lo:lo + 1000].tolist(), special[lo:lo + 1000].tolist(),
+                                  strict=True)),
+            ])
+        await archive.write(floats(sparse, *[(day + 5000.0 * i, float(i)) for i in range(30)]))
+        await summary_rollups_agree(archive, keys, day)
+        archive = await reopen()
+        await summary_rollups_agree(archive, keys, day)
+        # Rewrite points inside summarised chunks (the same times, new values), add some
+        # between them: while unflushed they reach back into the chunks.
+        rewritten = [(float(t), -5.0) for t in ts[2000:2400:7]]
+        between = [(float(t) + 0.5, 1e6) for t in ts[5000:5100:3]]
+        await archive.write(floats(steady, *rewritten, *between))
+        await archive.write(floats(steady, *rewritten[:3]))  # duplicates of the same points
+        await summary_rollups_agree(archive, keys, day)
+        await archive.write(floats(odd, (day + 2 * 86400 + 30, 2.0)))  # after the chunks
+        await summary_rollups_agree(archive, keys, day)
+        archive = await reopen()
+        await summary_rollups_agree(archive, keys, day)
+        assert await archive.delete(steady, day + 5000.5, day + 9000.25) > 0  # cuts chunks
+        assert await archive.delete(odd, day + 36000.1, day + 36000.9) == 0
+        assert await archive.delete(odd, day + 40000, day + 40100) > 0  # inside one chunk
+        assert await archive.delete(sparse, day + 9999, day + 20001) == 3
+        await summary_rollups_agree(archive, keys, day)
+        a, b, a2 = await archive.rollup([steady, odd, steady], start=day + 100,
+                                        end=day + 86400, step=3600, aggs=("avg", "count"))
+        assert (a.key, b.key, a2.key) == (steady, odd, steady)
+        assert a.ts.tolist() == a2.ts.tolist()
+        assert bits(a.values["avg"]) == bits(a2.values["avg"])
+        assert bits(a.values["count"]) == bits(a2.values["count"])
+        archive = await reopen()
+        await summary_rollups_agree(archive, keys, day)
+
+
 async def test_columns_with_a_series_token(archive: Archive) -> None:
     """A token names its series list: batches reusing it land in the same series, and a
     list holding a histogram series still refuses numbers for it."""

@@ -155,3 +155,114 @@ async def test_a_corrupt_log_row_stops_the_start(pg_schema: str) -> None:
     with psycopg.connect(PG_DSN, autocommit=True) as conn:
         (rows,) = conn.execute(f"SELECT count(*) FROM {pg_schema}.ingest_log").fetchone() or (0,)
     assert rows == 1
+
+
+def _count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record every chunk a rollup decodes, from its summary path or by reading points."""
+    from watchkeeper.archive.backends import _points, _rollups
+
+    decoded: list[int] = []
+    real = _rollups.decode_floats_ms
+
+    def counting(blob: bytes) -> Any:
+        decoded.append(len(blob))
+        return real(blob)
+
+    monkeypatch.setattr(_rollups, "decode_floats_ms", counting)
+    monkeypatch.setattr(_points, "decode_floats_ms", counting)
+    return decoded
+
+
+async def _write_hours(archive: PostgresArchive, keys: list[SeriesKey], day: float,
+                       hours: range) -> None:
+    for hour in hours:
+        await archive.write([
+            Measurement(key=key, ts=day + hour * 3600 + 10.0 * i, value=float(i % 50) + k)
+            for k, key in enumerate(keys) for i in range(360)])
+
+
+async def test_hourly_rollups_read_summaries_not_points(
+    pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An hour-aligned rollup decodes no chunk: stored summaries answer it, in every
+    instance, with another instance's unflushed points added from the log; the edges of
+    an unaligned one decode only the chunks there."""
+    from tests.contract.test_archive_contract import rollups_agree
+
+    decoded = _count_decodes(monkeypatch)
+    day = T0 - T0 % 86400
+    keys = [SeriesKey.make("r", "p", f"m{i}") for i in range(3)]
+    async with postgres(pg_schema, chunk_points=60) as archive:
+        await _write_hours(archive, keys, day, range(48))
+    async with postgres(pg_schema, chunk_points=60) as a, \
+            postgres(pg_schema, chunk_points=60) as b:
+        await b.write([Measurement(key=keys[0], ts=day + 48 * 3600 + 5.0 * i, value=-1.0)
+                       for i in range(20)])  # in b's log, after the chunks
+        for archive in (a, b):
+            for start, end in ((day, day + 86400 - 0.001), (day, day + 49 * 3600)):
+                decoded.clear()
+                rolled = await archive.rollup(keys, start=start, end=end, step=3600,
+                                              aggs=("avg", "min", "max", "count"))
+                assert decoded == []
+                whole = end > day + 86400
+                assert [len(r.ts) for r in rolled] == [49, 48, 48] if whole else [24] * 3
+                await rollups_agree(archive, keys, start, end, 3600, ("avg", "min", "max"))
+            decoded.clear()
+            await archive.rollup(keys, start=day + 1800, end=day + 86400 + 1, step=3600)
+            assert len(decoded) == 3 * (3 + 1)  # 10-min chunks in the partial hours
+            await rollups_agree(archive, keys, day + 1800, day + 86400 + 1, 3600, ("avg",))
+    async with postgres(pg_schema, chunk_points=60) as archive:  # blobs fetched: only those
+        for start, end in ((day + 1800, day + 86400 + 1), (day + 7200, day + 7300)):
+            await _fetches_what_the_plan_needs(archive, keys, start, end)
+
+
+async def _fetches_what_the_plan_needs(archive: PostgresArchive, keys: list[SeriesKey],
+                                       start: float, end: float) -> None:
+    from watchkeeper.archive.backends._points import window_ms
+    from watchkeeper.archive.backends._rollups import RollupPlan
+
+    sids = [archive._catalog.ids[key] for key in keys]
+    plan = RollupPlan(keys, sids, *window_ms(start, end), 3_600_000, ("avg",))
+    async with archive._connection() as conn:
+        rows, blobs = await archive._store.summaries(conn, sids, plan.lo, plan.hi, plan.full)
+    assert rows
+    assert set(blobs) == {(row.sid, row.start_ms) for row in rows if plan.needs_chunk(row)}
+
+
+async def test_a_version_1_schema_gets_summaries(
+    pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A schema of version 1 (chunks without summaries) is upgraded at start: its old
+    chunks are rolled up from their points, the chunks written since from summaries."""
+    from tests.contract.test_archive_contract import rollups_agree
+
+    day = T0 - T0 % 86400
+    keys = [SeriesKey.make("r", "p", f"m{i}") for i in range(2)]
+    async with postgres(pg_schema, chunk_points=60) as archive:
+        await _write_hours(archive, keys, day, range(6))
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f"ALTER TABLE {pg_schema}.chunks DROP COLUMN summary")
+        conn.execute(f"UPDATE {pg_schema}.meta SET value = '1' WHERE key = 'schema_version'")
+
+    decoded = _count_decodes(monkeypatch)
+    async with postgres(pg_schema, chunk_points=60) as archive, \
+            postgres(pg_schema, chunk_points=60) as second:  # finds it upgraded
+        await rollups_agree(archive, keys, day, day + 6 * 3600, 3600, ("avg", "max", "count"))
+        await _write_hours(archive, keys, day, range(6, 12))
+        await _write_hours(second, keys, day, range(12, 14))
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        version, summarised, bare = conn.execute(
+            f"SELECT (SELECT value FROM {pg_schema}.meta WHERE key = 'schema_version'),"
+            f" count(*) FILTER (WHERE summary IS NOT NULL),"
+            f" count(*) FILTER (WHERE summary IS NULL) FROM {pg_schema}.chunks").fetchone() or ()
+    assert (version, summarised, bare) == ("2", 2 * 8 * 6, 2 * 6 * 6)
+    async with postgres(pg_schema, chunk_points=60) as archive:
+        decoded.clear()
+        await archive.rollup(keys, start=day + 6 * 3600, end=day + 14 * 3600 - 0.001,
+                             step=3600)
+        assert decoded == []
+        decoded.clear()
+        await archive.rollup(keys, start=day, end=day + 6 * 3600 - 0.001, step=3600)
+        assert len(decoded) == 2 * 6 * 6  # the old chunks
+        for start, end in ((day, day + 14 * 3600), (day + 100, day + 9 * 3600 + 5)):
+            await rollups_agree(archive, keys, start, end, 3600, ("avg", "min", "sum", "count"))

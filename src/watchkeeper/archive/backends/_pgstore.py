@@ -9,7 +9,9 @@ Tables (in the archive's schema):
 * ``meta``: ``schema_version`` and ``shards``;
 * ``series``: one row per series, ``key`` in the C collation so listings sort by code
   point as Python does; ``first_ts``/``last_ts`` cover the chunks (the log may widen them);
-* ``chunks``: codec blobs of one series each, never overlapping, keyed by start;
+* ``chunks``: codec blobs of one series each, never overlapping, keyed by start; a
+  float chunk's ``summary`` (its hourly rollup, :mod:`._rollups`) is in the same row, so
+  it is written and deleted with the chunk (NULL or empty: none, read the chunk);
 * ``ingest_log``: one row per acknowledged write *and shard* (``series id % shards``),
   tagged with the writing instance, written with binary COPY.
 """
@@ -26,11 +28,12 @@ from psycopg import sql
 from watchkeeper.archive.backends._catalog import NewSeries
 from watchkeeper.archive.backends._chunks import ChunkRow
 from watchkeeper.archive.backends._pgpool import Connection
+from watchkeeper.archive.backends._rollups import SummaryRow
 from watchkeeper.archive.backends._store import SeriesRow
 from watchkeeper.errors import ArchiveError
 from watchkeeper.model import SeriesKey
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2  # 2: chunks.summary
 
 _DDL = (
     "CREATE SCHEMA IF NOT EXISTS {s}",
@@ -52,6 +55,7 @@ _DDL = (
         end_ts    bigint NOT NULL,
         n         integer NOT NULL,
         blob      bytea NOT NULL,
+        summary   bytea,
         PRIMARY KEY (series_id, start_ts))""",
     """CREATE TABLE IF NOT EXISTS {s}.ingest_log (
         seq    bigint PRIMARY KEY,
@@ -66,6 +70,10 @@ _DDL = (
     "CREATE SEQUENCE IF NOT EXISTS {s}.log_seq",
 )
 
+# Version 1 had no summaries: its chunks (NULL summary) are read from their points.
+_UPGRADE_1 = "ALTER TABLE {s}.chunks ADD COLUMN IF NOT EXISTS summary bytea"
+_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '60s'"  # the upgrade waits for running compactions
+
 _SERIES_COLUMNS = "id, subject, plugin, metric, labels, unit, kind, first_ts, last_ts"
 # Only the last chunk starting at or before lo can reach into [lo, hi]: seek to it.
 _CHUNKS_IN = """
@@ -73,6 +81,24 @@ _CHUNKS_IN = """
     WHERE series_id = %(sid)s AND start_ts <= %(hi)s AND end_ts >= %(lo)s
       AND start_ts >= coalesce((SELECT start_ts FROM {s}.chunks WHERE series_id = %(sid)s
                                 AND start_ts <= %(lo)s ORDER BY start_ts DESC LIMIT 1), %(lo)s)"""
+# The summaries of many series' chunks in [lo, hi] (the same seek per series), each with
+# its chunk's blob where the rollup needs points (see RollupPlan.needs_chunk): no
+# summary, or reaching out of the whole hours [full_lo, full_hi).
+_SUMMARIES_IN = """
+    SELECT c.series_id, c.start_ts, c.end_ts, c.n, coalesce(c.summary, ''::bytea),
+           CASE WHEN coalesce(length(c.summary), 0) = 0 OR c.start_ts < %(full_lo)s
+                     OR c.end_ts >= %(full_hi)s THEN c.blob END
+    FROM unnest(%(sids)s::int[]) AS u(sid) CROSS JOIN LATERAL (
+        SELECT * FROM {s}.chunks k
+        WHERE k.series_id = u.sid AND k.start_ts <= %(hi)s AND k.end_ts >= %(lo)s
+          AND k.start_ts >= coalesce((SELECT start_ts FROM {s}.chunks WHERE series_id = u.sid
+                                      AND start_ts <= %(lo)s ORDER BY start_ts DESC LIMIT 1),
+                                     %(lo)s)) AS c"""
+# The last point in each series' chunks: the end of its last chunk (they never overlap).
+_CHUNKS_END = """
+    SELECT u.sid, (SELECT end_ts FROM {s}.chunks WHERE series_id = u.sid
+                   ORDER BY start_ts DESC LIMIT 1)
+    FROM unnest(%s::int[]) AS u(sid)"""
 
 
 class PgStore:
@@ -106,15 +132,38 @@ class PgStore:
                                " ('shards', %s)"),
                         (str(SCHEMA_VERSION), str(shards)),
                     )
-        cur = await conn.execute(self.q("SELECT key, value FROM {s}.meta"))
-        meta = dict(await cur.fetchall())
+        meta = await self._meta(conn)
         version = int(meta["schema_version"])
         if version > SCHEMA_VERSION:
             raise ArchiveError(
                 f"PostgreSQL schema {self.schema} has version {version}; this watchkeeper reads"
                 f" up to {SCHEMA_VERSION}: upgrade watchkeeper"
             )
+        if version < SCHEMA_VERSION:
+            await self._upgrade(conn)
         return int(meta["shards"])
+
+    async def _meta(self, conn: Connection) -> dict[str, str]:
+        cur = await conn.execute(self.q("SELECT key, value FROM {s}.meta"))
+        return dict(await cur.fetchall())
+
+    async def _upgrade(self, conn: Connection) -> None:
+        """Bring an older schema to this version, once (under the creation lock).
+
+        Version 1 to 2 adds ``chunks.summary``, a change of the catalog only (no row is
+        rewritten); it waits for the transactions using the table, compactions of other
+        processes included, and gives up (an error at start) after ``lock_timeout``.
+        Processes of the old version that keep running write chunks without summaries,
+        which reads take from their points.
+        """
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s), -1)", (self.schema,))
+            if int((await self._meta(conn))["schema_version"]) >= SCHEMA_VERSION:
+                return  # another instance upgraded it meanwhile
+            await conn.execute(_LOCK_TIMEOUT)
+            await conn.execute(self.q(_UPGRADE_1))
+            await conn.execute(self.q("UPDATE {s}.meta SET value = %s"
+                                      " WHERE key = 'schema_version'"), (str(SCHEMA_VERSION),))
 
     async def _has_meta(self, conn: Connection) -> bool:
         cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL",
@@ -307,11 +356,33 @@ class PgStore:
             )
         if inserted:
             async with conn.cursor() as cur, cur.copy(self.q(
-                "COPY {s}.chunks (series_id, start_ts, end_ts, n, blob) FROM STDIN (FORMAT BINARY)"
+                "COPY {s}.chunks (series_id, start_ts, end_ts, n, blob, summary)"
+                " FROM STDIN (FORMAT BINARY)"
             )) as copy:
-                copy.set_types(["int4", "int8", "int8", "int4", "bytea"])
+                copy.set_types(["int4", "int8", "int8", "int4", "bytea", "bytea"])
                 for row in inserted:
-                    await copy.write_row(row[:5])  # summaries are not stored here (yet)
+                    await copy.write_row((*row[:5], row.summary or None))
+
+    async def summaries(
+        self, conn: Connection, sids: Sequence[int], lo: int, hi: int, full: tuple[int, int]
+    ) -> tuple[list[SummaryRow], dict[tuple[int, int], bytes]]:
+        """The summary rows of the series' chunks reaching into ``[lo, hi]``, and the blobs
+        of those chunks that are not summarised or reach out of the whole hours ``full``
+        (``[full_lo, full_hi)``), by ``(sid, start_ms)``."""
+        cur = await conn.execute(self.q(_SUMMARIES_IN), {
+            "sids": list(sids), "lo": lo, "hi": hi, "full_lo": full[0], "full_hi": full[1]})
+        rows: list[SummaryRow] = []
+        blobs: dict[tuple[int, int], bytes] = {}
+        for sid, start, end, n, summary, blob in await cur.fetchall():
+            rows.append(SummaryRow(sid, start, end, n, bytes(summary)))
+            if blob is not None:
+                blobs[sid, start] = bytes(blob)
+        return rows, blobs
+
+    async def chunks_end(self, conn: Connection, sids: Sequence[int]) -> dict[int, int]:
+        """The time of the last point in each series' chunks (series without: absent)."""
+        cur = await conn.execute(self.q(_CHUNKS_END), (list(sids),))
+        return {sid: end for sid, end in await cur.fetchall() if end is not None}
 
     async def stats(self, conn: Connection) -> dict[str, int]:
         """Sizes of the tables (with indexes and TOAST) and row counts, for benchmarks."""

@@ -113,6 +113,13 @@ class RollupPlan:
         full_hi = (self.hi + 1) // SUMMARY_STEP_MS * SUMMARY_STEP_MS
         return full_lo, max(full_lo, full_hi)
 
+    def needs_chunk(self, row: SummaryRow) -> bool:
+        """Whether :meth:`run` reads the chunk of ``row``: it has no summary, or it
+        reaches into a partial hour at an edge of the range (a backend may fetch
+        exactly these chunks with the summaries; see :attr:`full`)."""
+        full_lo, full_hi = self.full
+        return not (row.blob and full_lo <= row.start_ms and row.end_ms < full_hi)
+
     def run(
         self,
         rows: Sequence[SummaryRow],
@@ -129,7 +136,11 @@ class RollupPlan:
         in its chunks (None without chunks).
         """
         full_lo, full_hi = self.full
-        position = {sid: i for i, sid in enumerate(self.sids)}
+        position: dict[int, int] = {}  # a series asked for twice is rolled up once
+        for i, sid in enumerate(self.sids):
+            position.setdefault(sid, i)
+        if len(position) < len(self.sids):  # and its rows may have been fetched twice
+            rows = list({(row.sid, row.start_ms): row for row in rows}.values())
         row_group = np.fromiter((position[row.sid] for row in rows), dtype=np.int64,
                                 count=len(rows))
         owner, stored = decode_summaries([row.blob for row in rows])
@@ -138,7 +149,7 @@ class RollupPlan:
         raw: list[tuple[int, Int64Array, Float64Array]] = []
         for i, row in enumerate(rows):
             if row.blob and full_lo <= row.start_ms and row.end_ms < full_hi:
-                continue  # the usual case: the summary holds all of it
+                continue  # the usual case: the summary holds all of it (see needs_chunk)
             ts, values = decode_floats_ms(chunk_blob(row.sid, row.start_ms))
             keep = (ts >= self.lo) & (ts <= self.hi)
             if row.blob:  # the summary gave the whole hours already
@@ -146,6 +157,8 @@ class RollupPlan:
             raw.append((int(row_group[i]), ts[keep], values[keep]))
         fallback = set()
         for g, sid in enumerate(self.sids):
+            if position[sid] != g:
+                continue
             ts, values = pending(sid)
             if not len(ts):
                 continue
@@ -160,13 +173,16 @@ class RollupPlan:
             groups = np.concatenate([np.full(len(ts), g, np.int64) for g, ts, _ in raw])
             ts = np.concatenate([ts for _, ts, _ in raw])
             values = np.concatenate([v for _, _, v in raw])
-            order = np.lexsort((ts, groups))  # raw parts of a series are disjoint, unsorted
-            parts.append(summarize_groups(groups[order], ts[order], values[order],
-                                          SUMMARY_STEP_MS))
-        return self._finish(parts, fallback)
+            same = groups[1:] == groups[:-1]
+            if not bool(((groups[1:] > groups[:-1]) | (same & (ts[1:] > ts[:-1]))).all()):
+                # Raw parts of a series are disjoint, but may come in any order.
+                order = np.lexsort((ts, groups))
+                groups, ts, values = groups[order], ts[order], values[order]
+            parts.append(summarize_groups(groups, ts, values, SUMMARY_STEP_MS))
+        return self._finish(parts, fallback, position)
 
-    def _finish(self, parts: list[tuple[Int64Array, Summary]],
-                fallback: set[int]) -> list[Rollup | None]:
+    def _finish(self, parts: list[tuple[Int64Array, Summary]], fallback: set[int],
+                position: dict[int, int]) -> list[Rollup | None]:
         if parts:
             groups = np.concatenate([g for g, _ in parts])
             joined = Summary(*(np.concatenate([getattr(s, f) for _, s in parts])
@@ -176,7 +192,10 @@ class RollupPlan:
             groups, merged = np.empty(0, np.int64), empty_summary()
         bounds = np.searchsorted(groups, np.arange(len(self.keys) + 1))
         out: list[Rollup | None] = []
-        for g, key in enumerate(self.keys):
+        for g, (key, sid) in enumerate(zip(self.keys, self.sids, strict=True)):
+            if position[sid] != g:
+                out.append(out[position[sid]])
+                continue
             if g in fallback:
                 out.append(None)
                 continue

@@ -29,6 +29,12 @@ chunks in sequence order. Rows this instance wrote come from memory, others' are
 decoded. ``delete()`` compacts the shard and rewrites the chunks in the same locked
 transaction, so no log row can bring deleted points back.
 
+**Rollups** use stored summaries as the embedded archive does (:mod:`._rollups`): every
+float chunk row carries the hourly summary of its points, so a rollup with an
+hour-multiple step reads, in one snapshot, the summaries of all its series (with the
+blobs of just the chunks they cannot answer for: the partial hours at the edges, chunks
+without a summary) and the log rows of their shards.
+
 Sequence numbers come from a PostgreSQL sequence when the write starts, so for the
 same series and timestamp a write that started after another was acknowledged wins;
 two truly concurrent writes of the same point may end either way.
@@ -56,7 +62,17 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError("the PostgreSQL archive needs psycopg 3: install watchkeeper[postgres]"
                       ) from exc
 
-from watchkeeper.archive.abc import KINDS, Archive, Columns, Kind, Points, SeriesMeta
+from watchkeeper.archive.abc import (
+    KINDS,
+    Archive,
+    Columns,
+    Kind,
+    Points,
+    Rollup,
+    SeriesMeta,
+    check_rollup,
+    rollup_points,
+)
 from watchkeeper.archive.backends._batch import (
     Batch,
     Column,
@@ -68,7 +84,7 @@ from watchkeeper.archive.backends._batch import (
 )
 from watchkeeper.archive.backends._catalog import NO_FIRST, NO_LAST, Catalog, NewSeries
 from watchkeeper.archive.backends._chunks import ChunkRow, Flush, Tail, old_range
-from watchkeeper.archive.backends._head import Grouped, Head
+from watchkeeper.archive.backends._head import Grouped, Head, latest
 from watchkeeper.archive.backends._pgpool import Connection, Pool
 from watchkeeper.archive.backends._pgstore import PgStore
 from watchkeeper.archive.backends._points import (
@@ -77,6 +93,7 @@ from watchkeeper.archive.backends._points import (
     to_points,
     window_ms,
 )
+from watchkeeper.archive.backends._rollups import RollupPlan
 from watchkeeper.archive.backends._store import SeriesRow, prefix_upper
 from watchkeeper.clock import Clock
 from watchkeeper.errors import ArchiveError, ConfigError, InvalidData, SeriesNotFound
@@ -258,6 +275,58 @@ class PostgresArchive(Archive):
         batches = [own[seq].batch if blob is None else decode_batch(blob) for seq, blob in logged]
         ts, values = overlay(ts, values, *logged_points(kind, sid, batches))
         return to_points(kind, ts, values, start, end)
+
+    async def rollup(
+        self,
+        keys: Sequence[SeriesKey],
+        *,
+        start: float,
+        end: float,
+        step: float,
+        aggs: Sequence[str] = ("avg",),
+    ) -> list[Rollup]:
+        """Rollups from the chunks' stored summaries (see :mod:`._rollups`), points where
+        needed: as the embedded archive, in one snapshot of chunks and log."""
+        step_ms = check_rollup(step, aggs)
+        lo, hi = window_ms(start, end)
+        with _errors():
+            series = [await self._series(key) for key in keys]
+            for key, (_, kind) in zip(keys, series, strict=True):
+                if kind != "float":
+                    raise InvalidData(f"series {key} holds {kind} points, not numbers",
+                                      field="series", value=str(key))
+            rolled: list[Rollup | None] = [None] * len(keys)
+            if RollupPlan.applies(step_ms, aggs) and keys:
+                rolled = await self._rollup_summaries(RollupPlan(
+                    keys, [sid for sid, _ in series], lo, hi, step_ms, aggs))
+            return [r if r is not None else
+                    rollup_points(key, await self.read(key, start, end), start=start, end=end,
+                                  step=step, aggs=aggs)
+                    for key, r in zip(keys, rolled, strict=True)]
+
+    async def _rollup_summaries(self, plan: RollupPlan) -> list[Rollup | None]:
+        """:meth:`RollupPlan.run` over one snapshot: the summaries with the chunks they
+        cannot answer for (one statement), where each series' chunks end, and the log."""
+        unique = list(dict.fromkeys(plan.sids))
+        shards = sorted({sid % self._shards for sid in unique})
+        # Taken before the snapshot: a row compacted since is in the chunks it sees.
+        own = {seq: mine for shard in shards for seq, mine in self._own[shard].items()}
+        async with self._connection() as conn, self._store.snapshot(conn):
+            rows, blobs = await self._store.summaries(conn, unique, plan.lo, plan.hi,
+                                                      plan.full)
+            ends = await self._store.chunks_end(conn, unique)
+            logged = await self._store.log_rows(conn, shards, list(own))
+        pending = _Pending([own[seq].batch if blob is None else decode_batch(blob)
+                            for seq, _, blob in logged], unique)
+
+        def chunk_blob(sid: int, start_ms: int) -> bytes:
+            try:
+                return blobs[sid, start_ms]
+            except KeyError:
+                raise ArchiveError(f"chunk ({sid}, {start_ms}) was not fetched with its"
+                                   " summary") from None
+
+        return plan.run(rows, chunk_blob, pending.points, ends.get)
 
     async def list_series(
         self, *, prefix: str = "", limit: int | None = None, offset: int = 0
@@ -461,6 +530,32 @@ def _ranges(grouped: list[Grouped]) -> tuple[list[int], list[int], list[int]]:
         lasts.extend(g.ts[g.bounds[1:] - 1].tolist())
     return sids, firsts, lasts
 
+
+
+class _Pending:
+    """The float points of some series in log batches (in seq order), by series."""
+
+    def __init__(self, batches: list[Batch], sids: Sequence[int]) -> None:
+        wanted = np.zeros(max(sids, default=-1) + 1, dtype=np.bool_)
+        wanted[list(sids)] = True
+        parts = []
+        for batch in batches:
+            column = batch.column("float")
+            ids = column.sids
+            keep = ids < len(wanted)
+            keep[keep] = wanted[ids[keep]]
+            if keep.any():
+                parts.append((ids[keep], column.ts[keep], column.values[keep]))
+        ids = np.concatenate([np.empty(0, np.int32), *(p[0] for p in parts)])
+        order = np.argsort(ids, kind="stable")  # keeps log order within a series
+        self._sids = ids[order]
+        self._ts = np.concatenate([np.empty(0, np.int64), *(p[1] for p in parts)])[order]
+        self._values = np.concatenate([np.empty(0), *(p[2] for p in parts)])[order]
+
+    def points(self, sid: int) -> tuple[Int64Array, Values]:
+        """One series' points, sorted by time, the latest write per timestamp."""
+        lo, hi = np.searchsorted(self._sids, [sid, sid + 1]).tolist()
+        return latest(self._ts[lo:hi], self._values[lo:hi])
 
 
 def _widened(rows: list[SeriesRow], batches: list[Batch]) -> list[SeriesMeta]:
