@@ -10,9 +10,10 @@ NaN sum, average, minimum and maximum.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Final, Literal, NamedTuple, get_args
+from typing import Any, Final, Literal, NamedTuple, TypeVar, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -26,8 +27,23 @@ Float64Array = npt.NDArray[np.float64]
 _MIN_STEP: Final = 0.001
 _MAX_STEP: Final = 1e12
 _Reducer = Callable[[Float64Array, npt.NDArray[np.intp]], Float64Array]
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
+
+def _ieee(fn: _F) -> _F:
+    """Run ``fn`` with NumPy's invalid-value warning off: +inf and -inf in one bucket sum
+    to NaN, which is the IEEE answer for that bucket, not something to warn about."""
+
+    @functools.wraps(fn)
+    def quiet(*args: Any, **kwargs: Any) -> Any:
+        with np.errstate(invalid="ignore"):
+            return fn(*args, **kwargs)
+
+    return quiet  # type: ignore[return-value]
+
+
+@_ieee
 def bucketize(
     ts: npt.ArrayLike,
     values: npt.ArrayLike,
@@ -177,6 +193,7 @@ class Summary(NamedTuple):
                        self.max[keep])
 
 
+@_ieee
 def summarize(ts_ms: npt.ArrayLike, values: npt.ArrayLike, step_ms: int) -> Summary:
     """The summary of points (``ts_ms`` ascending int64 milliseconds) in ``step_ms`` buckets."""
     ts = np.asarray(ts_ms, dtype=np.int64)
@@ -195,6 +212,7 @@ def summarize(ts_ms: npt.ArrayLike, values: npt.ArrayLike, step_ms: int) -> Summ
     )
 
 
+@_ieee
 def merge_summaries(parts: Sequence[Summary], step_ms: int | None = None) -> Summary:
     """One summary of the union of disjoint parts; with ``step_ms`` (a multiple of the
     parts' step), regrouped into those wider buckets."""
@@ -220,6 +238,7 @@ def merge_summaries(parts: Sequence[Summary], step_ms: int | None = None) -> Sum
     )
 
 
+@_ieee
 def aggregate(summary: Summary, agg: str) -> Float64Array:
     """One of :data:`SUMMARY_AGGS` per bucket (InvalidData for others)."""
     if agg == "avg":
@@ -243,6 +262,7 @@ def empty_summary() -> Summary:
     return Summary(ints, ints, floats, floats, floats)
 
 
+@_ieee
 def summarize_groups(groups: npt.ArrayLike, ts_ms: npt.ArrayLike, values: npt.ArrayLike,
                      step_ms: int) -> tuple[npt.NDArray[np.int64], Summary]:
     """:func:`summarize` for many runs at once: points of run ``groups[i]`` (runs may be

@@ -10,9 +10,12 @@ import pytest
 
 from watchkeeper.archive.rollup import (
     AGGREGATIONS,
+    aggregate,
     bucketize,
     bucketize_histograms,
     merge_histograms,
+    merge_summaries,
+    summarize,
 )
 from watchkeeper.errors import InvalidData
 
@@ -145,3 +148,14 @@ def test_bucketize_histograms(
 def test_bucketize_histograms_refuses_mismatched_lengths() -> None:
     with pytest.raises(InvalidData, match="2 timestamps but 1 histograms"):
         bucketize_histograms([T0, T0 + 1], [{}], start=T0, end=T0 + 1, step=10)
+
+
+def test_plus_and_minus_infinity_in_one_bucket_sum_to_nan_quietly() -> None:
+    """IEEE's answer, and no RuntimeWarning (the suite turns warnings into errors)."""
+    ts = np.array([T0, T0 + 1, T0 + 2], dtype=np.float64)
+    values = np.array([math.inf, -math.inf, 1.0])
+    _, sums = bucketize(ts, values, start=T0, end=T0 + 10, step=10, agg="sum")
+    assert math.isnan(sums[0])
+    summary = summarize((ts * 1000).astype(np.int64), values, 10_000)
+    assert math.isnan(summary.sum[0])
+    assert math.isnan(aggregate(merge_summaries([summary, summary]), "avg")[0])
