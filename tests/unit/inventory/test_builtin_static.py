@@ -249,3 +249,56 @@ async def test_bad_pushes_name_the_field(tmp_path: Path, clock: FakeClock, paylo
     assert manager.deliver(pushed(payload)) == 0
     assert message in caplog.text
     assert manager.get("static").stats().notification_errors == 1
+
+
+TESTBED = """\
+credentials:
+  lab-snmp: {community: env:WK_SNMP_COMMUNITY}
+defaults:
+  groups: [lab]
+  connections: {snmp: {port: 161}}
+devices:
+  core1:
+    addresses: [192.0.2.1, "2001:db8::1"]
+    tags: [core]
+    groups: [site-a]
+    intervals: {if-traffic: 300}
+    site: par1
+    connections:
+      snmp: {credentials: lab-snmp, version: 2c}
+  edge1:
+    address: 192.0.2.2
+    groups: [lab]
+  bare1:
+"""
+
+
+async def test_a_collect_testbed_file_is_a_model_too(tmp_path: Path, clock: FakeClock) -> None:
+    """The file `watchkeeper collect` reads (credentials, defaults, devices by name,
+    several addresses) builds the same devices into the live model."""
+    path = tmp_path / "testbed.yaml"
+    path.write_text(TESTBED)
+    graph = await collector(path).build(ctx(clock))
+    core = graph.node(node_id("device", "core1"))
+    assert core is not None
+    assert core.attrs["address"] == "192.0.2.1"
+    assert core.attrs["addresses"] == ["192.0.2.1", "2001:db8::1"]
+    assert core.attrs["groups"] == ["lab", "site-a"]
+    assert core.attrs["intervals"] == {"if-traffic": 300}
+    assert core.attrs["connections"]["snmp"] == {"port": 161, "credentials": "lab-snmp",
+                                                 "version": "2c"}
+    assert core.labels == frozenset({"core"})
+    assert graph.relation(core.id, IN_SITE, node_id("site", "par1")) is not None
+    edge = graph.node(node_id("device", "edge1"))
+    assert edge is not None
+    assert edge.attrs["groups"] == ["lab"]  # joined, not repeated
+    assert edge.attrs["connections"] == {"snmp": {"port": 161}}
+    assert graph.node(node_id("device", "bare1")) is not None
+    assert "env:WK_SNMP_COMMUNITY" not in repr(list(graph.nodes()))  # credentials stay out
+
+
+async def test_a_device_list_entry_needs_a_name(tmp_path: Path, clock: FakeClock) -> None:
+    path = tmp_path / "testbed.yaml"
+    path.write_text("devices:\n  - {address: 192.0.2.9}\n")
+    with pytest.raises(InventoryError, match=r"devices\[0\]: a device needs a name"):
+        await collector(path).build(ctx(clock))

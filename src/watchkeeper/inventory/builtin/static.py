@@ -84,13 +84,19 @@ class InterfaceEntry(_Entry, frozen=True, kw_only=True):
 
 
 class DeviceEntry(_Entry, frozen=True, kw_only=True):
-    """A device: the settings' device fields plus topology."""
+    """A device: the settings' device fields plus topology.
 
-    name: str
+    The testbed's keys are accepted too (``addresses``, ``intervals``), so one file serves
+    ``watchkeeper collect`` and the live model; in a mapping of devices the key is the name.
+    """
+
+    name: str = ""
     address: str = ""
+    addresses: list[str] = msgspec.field(default_factory=list)
     tags: list[str] = msgspec.field(default_factory=list)
     groups: list[str] = msgspec.field(default_factory=list)
     interval: float | None = None
+    intervals: dict[str, float] = msgspec.field(default_factory=dict)
     connections: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     site: str | None = None
     role: str | None = None
@@ -120,9 +126,46 @@ class ServiceEntry(_Entry, frozen=True, kw_only=True):
 
 class StaticFile(_Entry, frozen=True, kw_only=True):
     sites: list[SiteEntry] = msgspec.field(default_factory=list)
-    devices: list[DeviceEntry] = msgspec.field(default_factory=list)
+    devices: list[DeviceEntry] | dict[str, DeviceEntry | None] = msgspec.field(
+        default_factory=list)
     links: list[LinkEntry] = msgspec.field(default_factory=list)
     services: list[ServiceEntry] = msgspec.field(default_factory=list)
+    # The testbed's: how to reach devices (references only; never in the model) and what
+    # every device gets (lists joined, the rest filled in where a device says nothing).
+    credentials: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+    defaults: DeviceEntry | None = None
+
+    def device_list(self) -> list[DeviceEntry]:
+        """The devices with their names filled in and the defaults merged under them."""
+        if isinstance(self.devices, dict):
+            named = [msgspec.structs.replace(entry or DeviceEntry(), name=key)
+                     for key, entry in self.devices.items()]
+        else:
+            named = list(self.devices)
+        for index, device in enumerate(named):
+            if not device.name:
+                raise InventoryError(f"devices[{index}]: a device needs a name")
+        if self.defaults is None:
+            return named
+        return [_with_defaults(device, self.defaults) for device in named]
+
+
+def _with_defaults(device: DeviceEntry, defaults: DeviceEntry) -> DeviceEntry:
+    merged: dict[str, Any] = {}
+    for field in msgspec.structs.fields(DeviceEntry):
+        mine, default = getattr(device, field.name), getattr(defaults, field.name)
+        if field.name == "name" or not default:
+            continue
+        if isinstance(mine, list):
+            merged[field.name] = [*default, *(x for x in mine if x not in default)]
+        elif field.name == "connections":  # per protocol, as the testbed merges them
+            merged[field.name] = {protocol: {**default.get(protocol, {}), **mine.get(protocol, {})}
+                                  for protocol in {**default, **mine}}
+        elif isinstance(mine, dict):
+            merged[field.name] = {**default, **mine}
+        elif not mine:
+            merged[field.name] = default
+    return msgspec.structs.replace(device, **merged) if merged else device
 
 
 class StaticOptions(CollectorOptions, frozen=True, kw_only=True):
@@ -258,7 +301,7 @@ def static_graph(settings_devices: tuple[DeviceEntry, ...], file: StaticFile) ->
     edit = Graph().edit()
     for site in file.sites:
         edit.add(SITE, site.name, attrs=site.attrs, labels=site.labels)
-    devices = [*settings_devices, *file.devices]
+    devices = [*settings_devices, *file.device_list()]
     for device in devices:
         if node_id(DEVICE, device.name) in edit:
             raise InventoryError(f"device {device.name!r} is declared twice")
@@ -280,9 +323,12 @@ def static_graph(settings_devices: tuple[DeviceEntry, ...], file: StaticFile) ->
 
 
 def _add_device(edit: GraphEdit, device: DeviceEntry) -> None:
-    attrs: dict[str, Any] = {"address": device.address, **device.attrs}
-    optional = {"groups": device.groups, "interval": device.interval,
-                "connections": device.connections, "site": device.site, "role": device.role}
+    address = device.address or (device.addresses[0] if device.addresses else "")
+    attrs: dict[str, Any] = {"address": address, **device.attrs}
+    optional = {"addresses": device.addresses if len(device.addresses) > 1 else None,
+                "groups": device.groups, "interval": device.interval,
+                "intervals": device.intervals, "connections": device.connections,
+                "site": device.site, "role": device.role}
     attrs.update({k: v for k, v in optional.items() if v})
     node = edit.add(DEVICE, device.name, attrs=attrs, labels=device.tags)
     if device.site:
