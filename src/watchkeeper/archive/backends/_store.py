@@ -8,6 +8,7 @@ at compaction; until then the writer's memory (and the ingest log) know better.
 
 from __future__ import annotations
 
+import bisect
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -25,6 +26,8 @@ from watchkeeper.model import SeriesKey
 
 SCHEMA_VERSION: Final = 3  # 2: summaries; 3: chunks in a rowid table
 PAGE_SIZE: Final = 16384
+_CELL_OVERHEAD: Final = 32  # a chunk row's bytes besides its blob, with the cell pointer
+_PAGE_ROOM: Final = PAGE_SIZE - 8 - 48  # a leaf page less its header and some slack
 _BUSY_TIMEOUT_S: Final = 30.0
 _MAX_CODE_POINT: Final = 0x10FFFF
 
@@ -103,6 +106,32 @@ _COUNT_FROM = "SELECT count(*) FROM series WHERE key >= ?"
 _COUNT_BETWEEN = "SELECT count(*) FROM series WHERE key >= ? AND key < ?"
 
 Synchronous = Literal["full", "normal"]
+
+
+def page_order(rows: Sequence[ChunkRow]) -> list[ChunkRow]:
+    """``rows`` in an order that fills the pages they are appended to.
+
+    SQLite appends a row to the last page if it fits and starts a new page if not: the
+    page keeps the gap, up to a whole row (0.1-0.3 byte per point when chunks of
+    different series differ in size, noise against gauges). Rows are sorted into pages
+    by best fit decreasing (largest first, each into the fullest page it fits), and
+    those pages' rows follow one another (1,000 chunks of the peer benchmark: 463 bytes
+    of gap per page against 1,258).
+    """
+    rooms: list[tuple[int, int]] = []  # (room left, page), ascending
+    pages: list[list[ChunkRow]] = []
+    for row in sorted(rows, key=lambda row: -len(row.blob)):
+        size = len(row.blob) + _CELL_OVERHEAD
+        at = bisect.bisect_left(rooms, (size, -1))
+        if at == len(rooms):  # fits in no page so far
+            pages.append([])
+            room, page = _PAGE_ROOM, len(pages) - 1
+        else:
+            room, page = rooms.pop(at)
+        pages[page].append(row)
+        if room - size > 0:
+            bisect.insort(rooms, (room - size, page))
+    return [row for page in pages for row in page]
 
 
 class SeriesRow(NamedTuple):
@@ -314,12 +343,14 @@ class Store:
         before every other row (negative ids), so the holes they leave empty whole
         pages at the front, which SQLite reuses, instead of pages among full chunks.
         The ids of one call ascend: inserted in descending order, rows left every
-        page half full (10,000 partial chunks: 21 MB of pages against 11).
+        page half full (10,000 partial chunks: 21 MB of pages against 11). Full chunks
+        go in :func:`page_order`.
         """
         self._conn.executemany("DELETE FROM chunks WHERE series_id = ? AND start_ts = ?", deleted)
         self._conn.executemany("DELETE FROM summaries WHERE series_id = ? AND start_ts = ?",
                                deleted)
-        full = [row[:5] for row in inserted if row.n >= chunk_points]
+        full = [row[:5] for row in page_order([row for row in inserted
+                                                if row.n >= chunk_points])]
         partial = [row[:5] for row in inserted if row.n < chunk_points]
         self._conn.executemany(
             "INSERT INTO chunks (series_id, start_ts, end_ts, n, blob) VALUES (?, ?, ?, ?, ?)",
