@@ -268,7 +268,7 @@ def decode_objects_ms(blob: bytes, values_type: Any = HISTOGRAMS) -> tuple[Int64
     try:
         ts, pos = _decode_ts(body, n, version)
         objects: list[Any] = msgspec.msgpack.decode(body[pos:], type=values_type)
-    except (struct.error, ValueError, msgspec.DecodeError) as exc:
+    except (struct.error, ValueError, IndexError, msgspec.DecodeError) as exc:
         raise ArchiveError(f"corrupt chunk: {exc}") from exc
     if len(objects) != n:
         raise ArchiveError(f"corrupt chunk: {n} timestamps but {len(objects)} objects")
@@ -305,7 +305,7 @@ def _unpack(blob: bytes) -> tuple[int, Encoding, int, memoryview]:
             return version, Encoding(encoding), n, body[_COUNT.size :]
         n, pos = read_varint(body, 0)
         return version, Encoding(encoding), n, body[pos:]
-    except (zstandard.ZstdError, struct.error, ValueError) as exc:
+    except (zstandard.ZstdError, struct.error, ValueError, IndexError) as exc:
         raise ArchiveError(f"corrupt chunk: {exc}") from exc
 
 
@@ -540,6 +540,8 @@ def _decode_decimal(body: memoryview, pos: int, n: int, version: int) -> Float64
         k, order, width = body[pos], body[pos + 1], body[pos + 2]
         first, pos = read_signed_varint(body, pos + 3)
         delta, pos = read_signed_varint(body, pos)
+    if order not in (1, 2):
+        raise ArchiveError(f"corrupt chunk: decimal order {order} (expected 1 or 2)")
     count = max(n - order, 0)
     if version == 1:  # byte widths
         diffs = unzigzag(unpack_byte_planes(body, pos, count, width))

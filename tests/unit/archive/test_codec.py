@@ -555,10 +555,10 @@ def test_counter_deltas_are_centred() -> None:
     assert bits(codec.decode_floats_ms(blob)[1]) == bits(values)
 
 
-def _v3_body(width: int, exceptions: bytes, packed: bytes) -> bytes:
+def _v3_body(width: int, exceptions: bytes, packed: bytes, order: int = 1) -> bytes:
     """A raw version 3 DECIMAL chunk of 4 points: grid times, deltas of ``width`` bits."""
     ts_head = bytes([codec.TimeMode.GRID, 0, 0, 20])  # mode, width, origin 0, step 10
-    values_head = bytes([0, 1, width, 0, 0])  # k, order, width, first 0, centre 0
+    values_head = bytes([0, order, width, 0, 0])  # k, order, width, first 0, centre 0
     return bytes([3, Encoding.DECIMAL | 0x80, 4]) + ts_head + values_head + exceptions + packed
 
 
@@ -573,6 +573,9 @@ def _v3_body(width: int, exceptions: bytes, packed: bytes) -> bytes:
                      id="exception-past-the-end"),
         pytest.param(_v3_body(1 | 0x80, bytes([2, 3]), b"\x00"), "", id="truncated"),
         pytest.param(_v3_body(1, b"", b"\x00")[:9] + b"\xff" * 12, "varint", id="endless-varint"),
+        pytest.param(_v3_body(1, b"", b"\x00", order=250), "decimal order 250",
+                     id="bad-decimal-order"),
+        pytest.param(bytes([3, Encoding.DECIMAL | 0x80, 0x80]), "", id="cut-inside-the-count"),
     ],
 )
 def test_corrupt_version_3_chunks_raise_archive_error(blob: bytes, error: str) -> None:
