@@ -23,11 +23,14 @@ _PERIOD = 0.05  # seconds between the releaser's looks at its queue
 _pending: deque[Graph] = deque()
 _started = threading.Lock()
 _thread: threading.Thread | None = None
+_idle = threading.Event()  # set while nothing is queued or being dropped
+_idle.set()
 
 
 def release(graph: Graph) -> None:
     """Drop ``graph`` (the caller's last use of it) from the background releaser."""
     global _thread  # noqa: PLW0603 - one releaser per process, started on first use
+    _idle.clear()
     _pending.append(graph)
     if _thread is None:
         with _started:
@@ -49,8 +52,18 @@ def drop(graph: Graph) -> None:
         del node
 
 
+def wait_idle(timeout: float | None = None) -> bool:
+    """Wait until every released model has been dropped (benchmarks and tests use it to
+    keep the releaser's work out of what they time); False on timeout."""
+    return _idle.wait(timeout)
+
+
 def _run() -> None:
     while True:
         while _pending:
             drop(_pending.popleft())
+        if not _pending:  # a release() between the loop's check and here clears it again
+            _idle.set()
+            if _pending:
+                _idle.clear()
         time.sleep(_PERIOD)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 from watchkeeper.inventory import Graph
-from watchkeeper.inventory.release import _pending, drop, release
+from watchkeeper.inventory.release import _pending, drop, release, wait_idle
 
 
 def big(count: int) -> Graph:
@@ -33,8 +31,6 @@ def test_dropping_an_old_version_leaves_newer_ones_whole() -> None:
 
 def test_the_releaser_runs_in_the_background() -> None:
     release(big(2000))
-    deadline = time.monotonic() + 5
-    while _pending and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert wait_idle(timeout=5)
     assert not _pending
 
