@@ -41,8 +41,8 @@ from watchkeeper.inventory import (
     Notification,
     NotificationEndpoint,
     node_id,
+    release,
 )
-from watchkeeper.inventory import release
 from watchkeeper.inventory.graph import DEPENDS_ON, HAS_INTERFACE, IN_SITE, LINKS_TO
 
 
