@@ -8,6 +8,7 @@ the plugin that measured it, the metric, and optional labels. Its text form is
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -52,29 +53,12 @@ class SeriesKey(msgspec.Struct, frozen=True, kw_only=True, order=True, gc=False,
 
     @classmethod
     def parse(cls, text: str) -> SeriesKey:
-        """Read the text form back; raises :class:`InvalidData` naming what is wrong."""
-        head, brace, rest = text.partition("{")
-        parts = head.split("/")
-        if len(parts) != 3:
-            raise InvalidData("expected subject/plugin/metric[{labels}]", field="series",
-                              value=text)
-        labels: dict[str, str] = {}
-        if brace:
-            if not rest.endswith("}"):
-                raise InvalidData("labels must end with '}'", field="series", value=text)
-            body = rest[:-1]
-            pos = 0
-            while pos < len(body):
-                match = _LABEL.match(body, pos)
-                if not match:
-                    raise InvalidData(f"bad label at {body[pos:]!r}", field="series", value=text)
-                labels[match.group(1)] = _unescape(match.group(2))
-                pos = match.end()
-                if pos < len(body):
-                    if body[pos] != ",":
-                        raise InvalidData("labels are separated by ','", field="series", value=text)
-                    pos += 1
-        return cls.make(parts[0], parts[1], parts[2], labels)
+        """Read the text form back; raises :class:`InvalidData` naming what is wrong.
+
+        Keys are immutable, so the answers for recent texts are remembered: a poller or
+        a bulk write names the same series over and over.
+        """
+        return _parse_key(text)
 
     def __str__(self) -> str:
         base = f"{self.subject}/{self.plugin}/{self.metric}"
@@ -82,6 +66,32 @@ class SeriesKey(msgspec.Struct, frozen=True, kw_only=True, order=True, gc=False,
             return base
         inner = ",".join(f'{k}="{_escape(v)}"' for k, v in self.labels)
         return f"{base}{{{inner}}}"
+
+
+@functools.lru_cache(maxsize=65_536)
+def _parse_key(text: str) -> SeriesKey:
+    head, brace, rest = text.partition("{")
+    parts = head.split("/")
+    if len(parts) != 3:
+        raise InvalidData("expected subject/plugin/metric[{labels}]", field="series",
+                          value=text)
+    labels: dict[str, str] = {}
+    if brace:
+        if not rest.endswith("}"):
+            raise InvalidData("labels must end with '}'", field="series", value=text)
+        body = rest[:-1]
+        pos = 0
+        while pos < len(body):
+            match = _LABEL.match(body, pos)
+            if not match:
+                raise InvalidData(f"bad label at {body[pos:]!r}", field="series", value=text)
+            labels[match.group(1)] = _unescape(match.group(2))
+            pos = match.end()
+            if pos < len(body):
+                if body[pos] != ",":
+                    raise InvalidData("labels are separated by ','", field="series", value=text)
+                pos += 1
+    return SeriesKey.make(parts[0], parts[1], parts[2], labels)
 
 
 def _escape(value: str) -> str:

@@ -46,6 +46,14 @@ def test_bad_series_keys_say_why(text: str, fragment: str) -> None:
         SeriesKey.parse(text)
 
 
+def test_parsed_keys_are_remembered_and_bad_texts_still_refused() -> None:
+    text = 'r1/snmp/if.in{if="ge-0/0/1"}'
+    assert SeriesKey.parse(text) is SeriesKey.parse(text)
+    for _ in range(2):  # a refusal is not remembered as an answer
+        with pytest.raises(InvalidData, match="expected subject/plugin/metric"):
+            SeriesKey.parse("no-slashes")
+
+
 def test_label_names_must_be_identifiers() -> None:
     with pytest.raises(InvalidData, match="identifiers"):
         SeriesKey.make("d", "p", "m", {"1bad": "x"})
