@@ -263,6 +263,8 @@ async def test_impossible_timestamps_are_refused(archive: Archive, bad_ts: float
                      id="count-negative"),
         pytest.param(Measurement(key=LOAD, ts=T0, histogram={"a": 2**64}), "histogram",
                      id="count-too-large"),
+        pytest.param(Measurement(key=LOAD, ts=T0, histogram={"a": 1, "b": True}), "histogram",
+                     id="count-a-boolean"),
         pytest.param(Measurement(key=LOAD, ts=T0, obj={"a": object()}), "obj",
                      id="obj-not-json"),
         pytest.param(Measurement(key=LOAD, ts=T0, obj=[2**64]), "obj", id="obj-int-too-large"),
