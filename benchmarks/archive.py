@@ -63,6 +63,7 @@ import httpx
 import msgspec
 import numpy as np
 import numpy.typing as npt
+import psutil
 
 from watchkeeper.wire import COLUMNS_CONTENT_TYPE, WirePoint, WriteBatch, WriteColumns
 
@@ -342,6 +343,20 @@ def load(encode: Callable[[Round], bytes], send: Callable[[bytes], None],
         send(encode(r))
 
 
+def settle(pids: list[int], *, idle_percent: float = 3.0, timeout: float = 120.0) -> float:
+    """Wait until every process of ``pids`` uses under ``idle_percent`` of a CPU over one
+    second (at most ``timeout`` seconds); how long it took."""
+    procs = [psutil.Process(pid) for pid in pids]
+    began = time.perf_counter()
+    while time.perf_counter() - began < timeout:
+        for proc in procs:
+            proc.cpu_percent(None)
+        time.sleep(1.0)
+        if all(proc.cpu_percent(None) < idle_percent for proc in procs):
+            break
+    return time.perf_counter() - began
+
+
 def percentiles(samples: list[float]) -> tuple[float, float]:
     cuts = statistics.quantiles(samples, n=100, method="inclusive")
     return cuts[49], cuts[98]
@@ -500,7 +515,11 @@ def time_the_queries(args: argparse.Namespace, results: dict[str, Any], ours: Ou
             one[peer.name], agg[peer.name] = _vm_queries(peer, qw, start, end, rounds)
         else:
             one[peer.name], agg[peer.name] = _influx_queries(peer, qw, start, end, rounds)
+    pids = [ours.pid, *(peer.pid for peer in peers)]
     for name, query_one in one.items():
+        # The servers loaded the query data just before: whichever is timed first would
+        # share the CPUs with the others' background compaction. Wait until they rest.
+        settle(pids)
         print(f"querying {name}", file=sys.stderr)
         samples = time_queries(query_one, args.queries, seed=5, n=qw.n_series)
         p50, p99 = percentiles(samples)
