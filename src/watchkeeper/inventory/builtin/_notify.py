@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from watchkeeper.errors import InventoryError
-from watchkeeper.inventory.abc import Notification
+from watchkeeper.inventory.abc import CollectorOptions, Notification
 from watchkeeper.inventory.graph import DEVICE, HAS_INTERFACE, INTERFACE, GraphEdit, Node, node_id
 
 # Who may tell the built-in collectors about changes, unless their `publishers` option says
@@ -30,12 +30,17 @@ class BadNotification(InventoryError, ValueError):
                          f"payload field {field!r} {problem}")
 
 
-def check_publishers(pattern: str) -> None:
-    """ValueError (a config error naming the option) when ``pattern`` is no regex."""
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"`publishers` is not a valid regex: {exc}") from None
+class NotifiedOptions(CollectorOptions, frozen=True, kw_only=True):
+    """Options of a model collector that takes notifications: who may send them."""
+
+    publishers: str = DEFAULT_PUBLISHERS  # a regex on the publisher id
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        try:
+            re.compile(self.publishers)
+        except re.error as exc:  # a config error naming the option
+            raise ValueError(f"`publishers` is not a valid regex: {exc}") from None
 
 
 def text(notification: Notification, *names: str) -> str:

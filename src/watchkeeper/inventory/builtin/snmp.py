@@ -41,15 +41,13 @@ from typing import Any
 
 from watchkeeper.inventory.abc import (
     BuildContext,
-    CollectorOptions,
     ModelCollector,
     Notification,
     NotificationEndpoint,
 )
 from watchkeeper.inventory.builtin._notify import (
-    DEFAULT_PUBLISHERS,
     BadNotification,
-    check_publishers,
+    NotifiedOptions,
     device_interface,
     optional_text,
     text,
@@ -96,16 +94,14 @@ NO_ANSWER = r"no SNMP answer from "
 ANSWERED = r"[^\s;]+:\d+: \d+ values(?:;|$)"
 
 
-class SnmpOptions(CollectorOptions, frozen=True, kw_only=True):
+class SnmpOptions(NotifiedOptions, frozen=True, kw_only=True):
     period: float = 900.0
     timeout: float = 120.0
     targets: tuple[SnmpTarget, ...] = ()
     lldp: bool = True
-    publishers: str = DEFAULT_PUBLISHERS  # regex: who may send notifications
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_publishers(self.publishers)
         names = [t.device for t in self.targets]
         if len(set(names)) != len(names):
             raise ValueError("two `targets` describe the same device")

@@ -45,15 +45,13 @@ import msgspec
 from watchkeeper.errors import InventoryError
 from watchkeeper.inventory.abc import (
     BuildContext,
-    CollectorOptions,
     ModelCollector,
     Notification,
     NotificationEndpoint,
 )
 from watchkeeper.inventory.builtin._notify import (
-    DEFAULT_PUBLISHERS,
     BadNotification,
-    check_publishers,
+    NotifiedOptions,
     mapping,
     text,
 )
@@ -168,16 +166,11 @@ def _with_defaults(device: DeviceEntry, defaults: DeviceEntry) -> DeviceEntry:
     return msgspec.structs.replace(device, **merged) if merged else device
 
 
-class StaticOptions(CollectorOptions, frozen=True, kw_only=True):
+class StaticOptions(NotifiedOptions, frozen=True, kw_only=True):
     period: float = 10.0  # how often the file is checked for changes
     timeout: float = 60.0
     file: str | None = None
     devices: tuple[DeviceEntry, ...] = ()  # the settings' inventory.devices, given by the runtime
-    publishers: str = DEFAULT_PUBLISHERS  # regex: who may push node.updated notifications
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_publishers(self.publishers)
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,15 +32,13 @@ import psutil  # type: ignore[import-untyped]  # psutil ships no stubs
 
 from watchkeeper.inventory.abc import (
     BuildContext,
-    CollectorOptions,
     ModelCollector,
     Notification,
     NotificationEndpoint,
 )
 from watchkeeper.inventory.builtin._notify import (
-    DEFAULT_PUBLISHERS,
     BadNotification,
-    check_publishers,
+    NotifiedOptions,
     optional_text,
     text,
     whole_number,
@@ -59,7 +57,7 @@ from watchkeeper.inventory.graph import (
 )
 
 
-class SystemOptions(CollectorOptions, frozen=True, kw_only=True):
+class SystemOptions(NotifiedOptions, frozen=True, kw_only=True):
     period: float = 300.0
     timeout: float = 60.0
     device: str = "localhost"  # the device node this host becomes (matches settings devices)
@@ -68,11 +66,6 @@ class SystemOptions(CollectorOptions, frozen=True, kw_only=True):
     processes: bool = True
     # Unconnected UDP sockets on ephemeral ports are clients (resolvers...), not services.
     skip_ephemeral_udp: bool = True
-    publishers: str = DEFAULT_PUBLISHERS  # regex: who may send notifications
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_publishers(self.publishers)
 
 
 @dataclass(frozen=True, slots=True)
