@@ -146,23 +146,7 @@ class LiveModel:
 
     def apply(self, endpoint: NotificationEndpoint, notification: Notification) -> bool:
         """Apply one notification now (and keep it for replay if a build runs)."""
-        if self._buffer is not None:
-            if len(self._buffer) < self._replay_limit:
-                self._buffer.append((endpoint, notification))
-            else:
-                self._overflowed = True
-        self._notes += 1
-        current = self._snapshot.graph
-        edit = current.edit()
-        try:
-            endpoint.handler(edit, notification)
-        except Exception as exc:  # noqa: BLE001 - one bad notification must not stop others
-            self._handler_failed(notification, exc)
-            return False
-        graph = edit.commit()
-        if graph is not current:
-            self._publish(graph)
-        return True
+        return self.apply_many(((endpoint, notification),)) == 1
 
     def apply_many(self, batch: Sequence[Routed]) -> int:
         """Apply notifications in order, published as one new version; each one is
