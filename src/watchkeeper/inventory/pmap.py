@@ -9,12 +9,10 @@ Many updates at once (one notification touching several keys, a batch of them) g
 through :meth:`PMap.update`: it copies each touched branch or leaf the first time a key
 reaches it and changes its own copies in place after that, so a batch costs one copy per
 touched node instead of one path copy per key (the root, shared by every key, is copied
-once). :meth:`PMap.mutate` gives a :class:`Transient` draft for
-callers that interleave reads and writes: it copies each node the first time it touches
-it and then changes its own copies in place.
+once).
 
 Nothing here is ever mutated once reachable from a :class:`PMap`; branches are lists only
-because a transient must fill its own copies in place.
+because an update fills its own fresh copies in place.
 """
 
 from __future__ import annotations
@@ -40,7 +38,7 @@ _Node = dict[Any, Any] | list[Any]
 
 
 class PMap(Generic[K, V]):
-    """An immutable mapping; :meth:`set`, :meth:`remove` and :meth:`mutate` make new ones."""
+    """An immutable mapping; :meth:`set`, :meth:`remove` and :meth:`update` make new ones."""
 
     __slots__ = ("_len", "_root")
 
@@ -186,100 +184,6 @@ class PMap(Generic[K, V]):
         elif not items and len(removed) == 1:
             return self.remove(removed[0])
         return PMap(*_update(cast(list[Any], root), items, removed, self._len))
-
-    def mutate(self) -> Transient[K, V]:
-        """A mutable draft of this map; ``finish()`` it to get the new map."""
-        return Transient(self)
-
-
-class Transient(Generic[K, V]):
-    """A draft of a :class:`PMap`: copies a node when it first touches it, then edits in place.
-
-    Not thread-safe and single-use: after :meth:`finish` it must not be touched again.
-    """
-
-    __slots__ = ("_len", "_owned", "_root")
-
-    def __init__(self, base: PMap[K, V]) -> None:
-        self._root: _Node = base._root
-        self._len = base._len
-        # Nodes this draft made; anything else is shared with published maps.
-        self._owned: dict[int, _Node] = {}
-
-    def _leaf(self, h: int) -> tuple[dict[Any, Any], list[Any] | None, int, int]:
-        """The owned leaf for hash ``h``, its owned parent, the slot in it and the shift."""
-        owned = self._owned
-        node = self._root
-        if id(node) not in owned:
-            node = self._root = node.copy()
-            owned[id(node)] = node  # keeping it alive keeps its id unique
-        parent: list[Any] | None = None
-        slot = 0
-        shift = 0
-        while type(node) is list:
-            parent, slot = node, (h >> shift) & _MASK
-            node = parent[slot]
-            if id(node) not in owned:
-                node = parent[slot] = node.copy()
-                owned[id(node)] = node
-            shift += _BITS
-        return cast(dict[Any, Any], node), parent, slot, shift
-
-    def get(self, key: K, default: V | None = None) -> V | None:
-        node = self._root
-        h = hash(key)
-        while type(node) is list:
-            node = node[h & _MASK]
-            h >>= _BITS
-        return cast(dict[K, V], node).get(key, default)
-
-    def __contains__(self, key: object) -> bool:
-        node = self._root
-        h = hash(key)
-        while type(node) is list:
-            node = node[h & _MASK]
-            h >>= _BITS
-        return key in node
-
-    def __len__(self) -> int:
-        return self._len
-
-    def __setitem__(self, key: K, value: V) -> None:
-        h = hash(key)
-        leaf, parent, slot, shift = self._leaf(h)
-        if key not in leaf:
-            self._len += 1
-        leaf[key] = value
-        if len(leaf) > _LEAF_MAX and shift <= _MAX_SHIFT:
-            branch = self._split(leaf, shift)
-            if parent is None:
-                self._root = branch
-            else:
-                parent[slot] = branch
-
-    def __delitem__(self, key: K) -> None:
-        leaf, _, _, _ = self._leaf(hash(key))
-        del leaf[key]  # KeyError when absent, like a dict
-        self._len -= 1
-
-    def discard(self, key: K) -> None:
-        if key in self:
-            del self[key]
-
-    def _split(self, leaf: dict[Any, Any], shift: int) -> list[Any]:
-        children: list[dict[Any, Any]] = [{} for _ in range(_WIDTH)]
-        for key, value in leaf.items():
-            children[(hash(key) >> shift) & _MASK][key] = value
-        for child in children:
-            self._owned[id(child)] = child
-        branch: list[Any] = list(children)
-        self._owned[id(branch)] = branch
-        return branch
-
-    def finish(self) -> PMap[K, V]:
-        """The new map. The draft is spent: its nodes now belong to the map."""
-        self._owned = {}
-        return PMap(self._root, self._len)
 
 
 def _grow(flat: dict[Any, Any], shift: int) -> _Node:

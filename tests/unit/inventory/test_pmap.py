@@ -45,25 +45,6 @@ def test_behaves_like_a_dict_under_random_edits() -> None:
         assert all(version[k] == v for k, v in expected.items())
 
 
-def test_transient_edits_in_place_then_publishes() -> None:
-    """A draft sees its own edits; the base map stays as it was."""
-    base = PMap.from_items((i, str(i)) for i in range(100))
-    draft = base.mutate()
-    draft[1000] = "new"
-    del draft[5]
-    draft.discard(6)
-    draft.discard(12345)
-    assert draft.get(1000) == "new"
-    assert 5 not in draft
-    result = draft.finish()
-    assert len(result) == 99
-    assert result.get(5) is None
-    assert result[1000] == "new"
-    assert len(base) == 100
-    assert base[5] == "5"
-    assert 1000 not in base
-
-
 def test_missing_keys() -> None:
     empty: PMap[str, int] = PMap()
     assert empty.get("x") is None
@@ -71,9 +52,6 @@ def test_missing_keys() -> None:
     assert empty.remove("x") is empty
     with pytest.raises(KeyError):
         empty["x"]
-    draft = empty.mutate()
-    with pytest.raises(KeyError):
-        del draft["x"]
 
 
 def test_colliding_hashes_still_work() -> None:
