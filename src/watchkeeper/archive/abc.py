@@ -224,12 +224,17 @@ class Archive(ABC):
                 for key in keys]
 
 
+def require_numbers(key: SeriesKey, kind: Kind) -> None:
+    """InvalidData unless series ``key`` (of ``kind``) holds numbers: only they roll up."""
+    if kind != "float":
+        raise InvalidData(f"series {key} holds {kind} points, not numbers", field="series",
+                          value=str(key))
+
+
 def rollup_points(key: SeriesKey, points: Points, *, start: float, end: float, step: float,
                   aggs: Sequence[str]) -> Rollup:
     """The rollup of one series from its points (InvalidData unless they are numbers)."""
-    if points.kind != "float":
-        raise InvalidData(f"series {key} holds {points.kind} points, not numbers",
-                          field="series", value=str(key))
+    require_numbers(key, points.kind)
     values = {}
     ts = np.empty(0)
     for agg in aggs:

@@ -19,6 +19,7 @@ from watchkeeper.archive.abc import (
     Rollup,
     SeriesMeta,
     check_rollup,
+    require_numbers,
     rollup_points,
 )
 from watchkeeper.archive.backends._batch import Batch, decode_batch, logged_points
@@ -31,7 +32,7 @@ from watchkeeper.archive.backends._points import (
 )
 from watchkeeper.archive.backends._rollups import RollupPlan
 from watchkeeper.archive.backends._store import SeriesRow, Store
-from watchkeeper.errors import InvalidData, SeriesNotFound
+from watchkeeper.errors import SeriesNotFound
 from watchkeeper.model import SeriesKey
 
 Int64Array = npt.NDArray[np.int64]
@@ -75,9 +76,7 @@ class Reader:
             if rows is not None and all(row is not None for row in rows):
                 series = [row for row in rows if row is not None]
                 for key, row in zip(keys, series, strict=True):
-                    if row.kind != "float":
-                        raise InvalidData(f"series {key} holds {row.kind} points, not numbers",
-                                          field="series", value=str(key))
+                    require_numbers(key, row.kind)
                 sids = [row.sid for row in series]
                 plan = RollupPlan(keys, sids, lo, hi, step_ms, aggs)
                 summaries = [s for sid in sids for s in self.store.summaries(sid, lo, hi)]

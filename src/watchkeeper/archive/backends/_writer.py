@@ -37,6 +37,7 @@ from watchkeeper.archive.abc import (
     Rollup,
     SeriesMeta,
     check_rollup,
+    require_numbers,
     rollup_points,
 )
 from watchkeeper.archive.backends._batch import (
@@ -57,7 +58,7 @@ from watchkeeper.archive.backends._points import (
 )
 from watchkeeper.archive.backends._rollups import RollupPlan
 from watchkeeper.archive.backends._store import Store
-from watchkeeper.errors import ArchiveError, InvalidData, SeriesNotFound
+from watchkeeper.errors import ArchiveError, SeriesNotFound
 from watchkeeper.model import Measurement, SeriesKey
 
 log = logging.getLogger(__name__)
@@ -230,9 +231,7 @@ class Writer:
         step_ms = check_rollup(step, aggs)
         sids = [self._sid(key) for key in keys]
         for key, sid in zip(keys, sids, strict=True):
-            if self.catalog.kind(sid) != "float":
-                raise InvalidData(f"series {key} holds {self.catalog.kind(sid)} points, not"
-                                  " numbers", field="series", value=str(key))
+            require_numbers(key, self.catalog.kind(sid))
         lo, hi = window_ms(start, end)
         plan = RollupPlan(keys, sids, lo, hi, step_ms, aggs)
         if not RollupPlan.applies(step_ms, aggs):

@@ -71,6 +71,7 @@ from watchkeeper.archive.abc import (
     Rollup,
     SeriesMeta,
     check_rollup,
+    require_numbers,
     rollup_points,
 )
 from watchkeeper.archive.backends._batch import (
@@ -292,9 +293,7 @@ class PostgresArchive(Archive):
         with _errors():
             series = [await self._series(key) for key in keys]
             for key, (_, kind) in zip(keys, series, strict=True):
-                if kind != "float":
-                    raise InvalidData(f"series {key} holds {kind} points, not numbers",
-                                      field="series", value=str(key))
+                require_numbers(key, kind)
             rolled: list[Rollup | None] = [None] * len(keys)
             if RollupPlan.applies(step_ms, aggs) and keys:
                 rolled = await self._rollup_summaries(RollupPlan(
