@@ -162,14 +162,19 @@ def _count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     from watchkeeper.archive.backends import _points, _rollups
 
     decoded: list[int] = []
-    real = _rollups.decode_floats_ms
+    real, real_many = _rollups.decode_floats_ms, _points.decode_floats_many
 
     def counting(blob: bytes) -> Any:
         decoded.append(len(blob))
         return real(blob)
 
+    def counting_many(blobs: Any) -> Any:
+        blobs = list(blobs)
+        decoded.extend(len(blob) for blob in blobs)
+        return real_many(blobs)
+
     monkeypatch.setattr(_rollups, "decode_floats_ms", counting)
-    monkeypatch.setattr(_points, "decode_floats_ms", counting)
+    monkeypatch.setattr(_points, "decode_floats_many", counting_many)
     return decoded
 
 

@@ -28,6 +28,7 @@ that is :mod:`watchkeeper.archive.codec`, which builds on this module.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import struct
 from typing import Any, Final
@@ -39,7 +40,7 @@ Int64Array = npt.NDArray[np.int64]
 UInt64Array = npt.NDArray[np.uint64]
 Index = npt.NDArray[np.intp]
 
-_PATCHED: Final = 0x80  # version 3, in a width byte: exceptions follow the head
+PATCHED: Final = 0x80  # version 3, in a width byte: exceptions follow the head
 _BYTE = struct.Struct("<B")
 _VARINT_BYTES: Final = 10  # of a 64-bit value, 7 bits a byte
 _LENGTHS: Final = 65  # bit lengths 0 to 64
@@ -48,6 +49,7 @@ _WIDTHS = np.array([1, 2, 4, 8])
 _WIDTH_LIMITS = np.array([2**8, 2**16, 2**32], dtype=np.uint64)
 _POWERS = np.array([2**k for k in range(64)], dtype=np.uint64)
 _SHIFTS = np.arange(64, dtype=np.uint64)
+_ONE: Final = np.uint64(1)
 
 
 # -- integer helpers ----------------------------------------------------------------------
@@ -68,7 +70,11 @@ def zigzag(x: Int64Array) -> UInt64Array:
 
 
 def unzigzag(z: UInt64Array) -> Int64Array:
-    return ((z >> np.uint64(1)) ^ (np.uint64(0) - (z & np.uint64(1)))).view(np.int64)
+    signs = (z & _ONE).view(np.int64)
+    np.negative(signs, out=signs)  # 0 or -1: all bits set
+    out = (z >> _ONE).view(np.int64)
+    out ^= signs
+    return out
 
 
 def bit_lengths(top: UInt64Array) -> npt.NDArray[np.int64]:
@@ -107,15 +113,13 @@ def varint(value: int) -> bytes:
 def read_varint(body: memoryview, pos: int) -> tuple[int, int]:
     """An unsigned varint at ``pos``, and where it ends."""
     value = shift = 0
-    while True:
-        if shift >= 7 * _VARINT_BYTES:
-            raise ValueError("varint too long")
-        byte = body[pos]  # IndexError past the end
+    for at in range(pos, pos + _VARINT_BYTES):  # a loop of few steps: chunk heads are hot
+        byte = body[at]  # IndexError past the end
         value |= (byte & 0x7F) << shift
-        pos += 1
+        if byte < 0x80:
+            return value, at + 1
         shift += 7
-        if not byte & 0x80:
-            return value, pos
+    raise ValueError("varint too long")
 
 
 def read_signed_varint(body: memoryview, pos: int) -> tuple[int, int]:
@@ -316,7 +320,7 @@ class Fit:
                 for i, main, extra in zip(batch.tolist(), _pack_matrix(z, width), extras,
                                           strict=True):
                     if extra:
-                        heads[i] |= _PATCHED
+                        heads[i] |= PATCHED
                         out[i] = extra[0] + main + extra[1]
                     else:
                         out[i] = main
@@ -347,14 +351,14 @@ def _exceptions(z: UInt64Array, width: int) -> list[tuple[bytes, bytes] | None]:
     rows, where = np.nonzero(high)
     if not len(rows):
         return out
-    position_bits = _position_bits(z.shape[1])
+    where_bits = position_bits(z.shape[1])
     highs = high[rows, where]
     cuts: list[int] = [0, *(np.flatnonzero(np.diff(rows)) + 1).tolist(), len(rows)]
     row_list: list[int] = rows.tolist()
     for lo, hi in itertools.pairwise(cuts):
         high_bits = int(bit_lengths(highs[lo:hi].max()))
         out[row_list[lo]] = (varint(hi - lo) + _BYTE.pack(high_bits),
-                             _pack_few(where[lo:hi], position_bits)
+                             _pack_few(where[lo:hi], where_bits)
                              + _pack_few(highs[lo:hi], high_bits))
     return out
 
@@ -369,7 +373,8 @@ def _pack_few(values: npt.NDArray[Any], bits: int) -> bytes:
     return packed.to_bytes(packed_size(len(values), bits), "little")
 
 
-def _position_bits(count: int) -> int:
+def position_bits(count: int) -> int:
+    """The bits of each exception's position in a patched stream of ``count`` values."""
     return max(count - 1, 0).bit_length()
 
 
@@ -410,9 +415,38 @@ def unpack_bits(body: memoryview, pos: int, count: int, bits: int) -> UInt64Arra
         return np.zeros(count, dtype=np.uint64)
     if bits > 64:
         raise ValueError(f"{bits} bits per value")
-    raw = np.frombuffer(body, dtype=np.uint8, count=packed_size(count, bits), offset=pos)
+    size = packed_size(count, bits)
     if bits == 8:
-        return raw.astype(np.uint64)
+        return np.frombuffer(body, dtype=np.uint8, count=size, offset=pos).astype(np.uint64)
+    if bits > GATHER_BITS:
+        return _unpack_wide(body, pos, count, bits)
+    # Value i starts at bit i * bits: load the 8 bytes from its first byte as one
+    # little-endian word, then shift and mask; 8 bytes of padding keep the loads inside.
+    padded = np.zeros(size + 8, dtype=np.uint8)
+    padded[:size] = np.frombuffer(body, dtype=np.uint8, count=size, offset=pos)
+    index, shifts = _gather(count, bits)
+    out: UInt64Array = padded.take(index).view("<u8").reshape(count)
+    out >>= shifts
+    out &= np.uint64((1 << bits) - 1)
+    return out
+
+
+GATHER_BITS: Final = 57  # a value of more bits may start late in a byte: 7 + 58 > 64
+
+
+@functools.lru_cache(maxsize=256)
+def _gather(count: int, bits: int) -> tuple[Index, UInt64Array]:
+    """The byte positions of the 8-byte loads and the shift of each value (read-only)."""
+    starts = np.arange(count, dtype=np.int64) * bits
+    index = ((starts >> 3)[:, None] + np.arange(8)).astype(np.intp).reshape(-1)
+    shifts = (starts & 7).astype(np.uint64)
+    index.flags.writeable = shifts.flags.writeable = False
+    return index, shifts
+
+
+def _unpack_wide(body: memoryview, pos: int, count: int, bits: int) -> UInt64Array:
+    """:func:`unpack_bits` through bit planes, for widths an 8-byte load cannot hold."""
+    raw = np.frombuffer(body, dtype=np.uint8, count=packed_size(count, bits), offset=pos)
     planes = np.zeros((count, 64), dtype=np.uint8)
     planes[:, :bits] = np.unpackbits(raw, count=count * bits, bitorder="little").reshape(
         count, bits)
@@ -427,9 +461,9 @@ def packed_size(count: int, bits: int) -> int:
 def unpack_stream(body: memoryview, pos: int, count: int, width: int,
                    version: int) -> tuple[UInt64Array, int]:
     """A bit-packed stream of ``count`` values after a head ending in ``width``; the end."""
-    if version < 3 or not width & _PATCHED:
+    if version < 3 or not width & PATCHED:
         return unpack_bits(body, pos, count, width), pos + packed_size(count, width)
-    width &= ~_PATCHED
+    width &= ~PATCHED
     exceptions, pos = read_varint(body, pos)
     high_bits = body[pos]
     pos += 1
@@ -437,9 +471,9 @@ def unpack_stream(body: memoryview, pos: int, count: int, width: int,
         raise ValueError(f"{exceptions} exceptions of {width} + {high_bits} bits")
     out = unpack_bits(body, pos, count, width)
     pos += packed_size(count, width)
-    position_bits = _position_bits(count)
-    where = unpack_bits(body, pos, exceptions, position_bits).astype(np.intp)
-    pos += packed_size(exceptions, position_bits)
+    where_bits = position_bits(count)
+    where = unpack_bits(body, pos, exceptions, where_bits).astype(np.intp)
+    pos += packed_size(exceptions, where_bits)
     highs = unpack_bits(body, pos, exceptions, high_bits)
     if (where >= count).any():
         raise ValueError("exception beyond the values")

@@ -115,7 +115,8 @@ _RAW: Final = 0x80  # version 3, in the encoding byte: the body is not compresse
 _BYTE = struct.Struct("<B")
 _MAX_EXACT: Final = float(2**53)  # integers beyond this are not exact in a double
 _MAX_DECIMALS: Final = 15
-_SCALES = np.array([10.0**k for k in range(_MAX_DECIMALS + 1)])  # decoding divides by these
+# Decoding divides a DECIMAL chunk's integers by its scale.
+DECIMAL_SCALES: Final = np.array([10.0**k for k in range(_MAX_DECIMALS + 1)])
 _PROBE: Final = 8  # values per chunk tried against every k before the full check
 HISTOGRAMS: Final[Any] = list[dict[str, int]]
 """The type to decode histogram chunks as (see :func:`decode_objects_ms`)."""
@@ -233,7 +234,7 @@ def encode_float_chunks(ts: Int64Array, values: Float64Array, bounds: npt.ArrayL
 
 def decode_floats_ms(blob: bytes) -> tuple[Int64Array, Float64Array]:
     """Decode a float chunk to ``(int64 ms, values)``."""
-    version, encoding, n, body = _unpack(blob)
+    version, encoding, n, body = unpack_chunk(blob)
     if encoding == Encoding.OBJECTS:
         raise ArchiveError("chunk holds objects, not floats")
     try:
@@ -262,7 +263,7 @@ def decode_objects_ms(blob: bytes, values_type: Any = HISTOGRAMS) -> tuple[Int64
     ``values_type`` is what the values must be: :data:`HISTOGRAMS` (the default) or
     :data:`JSON_VALUES` for object chunks.
     """
-    version, encoding, n, body = _unpack(blob)
+    version, encoding, n, body = unpack_chunk(blob)
     if encoding != Encoding.OBJECTS:
         raise ArchiveError("chunk holds floats, not objects")
     try:
@@ -288,7 +289,8 @@ def _pack(encoding: Encoding, n: int, *parts: bytes, compress: bool = True) -> b
     return _HEADER.pack(FORMAT_VERSION, encoding) + compressed
 
 
-def _unpack(blob: bytes) -> tuple[int, Encoding, int, memoryview]:
+def unpack_chunk(blob: bytes) -> tuple[int, Encoding, int, memoryview]:
+    """A chunk's version, encoding, point count and body (after the count; unzipped)."""
     if len(blob) < _HEADER.size:
         raise ArchiveError("corrupt chunk: shorter than its header")
     version, encoding = _HEADER.unpack_from(blob)
@@ -356,7 +358,7 @@ def _value_sections(values: Float64Array, chunks: Chunks) -> list[tuple[Encoding
     decimal = ks >= 0
     rows = np.repeat(decimal, chunks.counts)
     ints = np.zeros(len(values), dtype=np.int64)
-    scales = np.repeat(_SCALES[np.maximum(ks, 0)], chunks.counts)
+    scales = np.repeat(DECIMAL_SCALES[np.maximum(ks, 0)], chunks.counts)
     ints[rows] = np.rint(values[rows] * scales[rows]).astype(np.int64)
     deltas = diff(ints)
     lo1, lo2 = chunks.tail(1), chunks.tail(2)
@@ -436,11 +438,11 @@ def _decimal_exponents(values: Float64Array, chunks: Chunks) -> Int64Array:
         # Try every k on a few values of each chunk at once, then confirm on all values.
         offsets = np.minimum(np.arange(_PROBE), chunks.counts[eligible, None] - 1)
         probe = values[chunks.starts[eligible, None] + offsets]
-        passing = np.all(_exact(probe[:, :, None], _SCALES), axis=1)
+        passing = np.all(_exact(probe[:, :, None], DECIMAL_SCALES), axis=1)
         candidate = np.where(passing.any(axis=1), passing.argmax(axis=1), -1)
         ks[np.flatnonzero(eligible)] = candidate
         tried = ks >= 0
-        scales = np.repeat(np.where(tried, _SCALES[np.maximum(ks, 0)], 1.0), chunks.counts)
+        scales = np.repeat(np.where(tried, DECIMAL_SCALES[np.maximum(ks, 0)], 1.0), chunks.counts)
         exact = _exact(values, scales).astype(np.uint8)
         confirmed = chunks.reduce(np.minimum, exact, chunks.starts, np.uint8(1)) == 1
         for i in np.flatnonzero(tried & ~confirmed).tolist():  # rare: a larger k may still fit
@@ -451,7 +453,7 @@ def _decimal_exponents(values: Float64Array, chunks: Chunks) -> Int64Array:
 
 def _smallest_exponent(values: Float64Array, first: int) -> int:
     for k in range(first, _MAX_DECIMALS + 1):
-        if _exact(values, _SCALES[k]).all():
+        if _exact(values, DECIMAL_SCALES[k]).all():
             return k
     return -1
 
@@ -478,9 +480,9 @@ def _decode_ts(body: memoryview, n: int, version: int) -> tuple[Int64Array, int]
         delta, pos = read_signed_varint(body, pos)
     if mode == TimeMode.GRID:  # ``first`` is the grid's origin, ``delta`` its step
         zigzagged, end = unpack_stream(body, pos, n, width, version)
-        with np.errstate(over="ignore"):
-            out: Int64Array = np.arange(n, dtype=np.int64) * np.int64(delta) + np.int64(first)
-            out += unzigzag(zigzagged)
+        # Integer arrays wrap silently (as the encoder's did); only scalars would warn.
+        out: Int64Array = np.arange(n, dtype=np.int64) * np.int64(delta) + np.int64(first)
+        out += unzigzag(zigzagged)
         return out, end
     if mode != TimeMode.DOD:
         raise ValueError(f"unknown timestamp mode {mode}")
@@ -548,11 +550,10 @@ def _decode_decimal(body: memoryview, pos: int, n: int, version: int) -> Float64
     else:
         diffs = unzigzag(unpack_stream(body, pos, count, width, version)[0])
     if order == 1:
-        if version >= 3:  # deltas around a centre (``delta``)
-            with np.errstate(over="ignore"):
-                diffs += np.int64(delta)
+        if version >= 3:  # deltas around a centre (``delta``); arrays wrap without warning
+            diffs += np.int64(delta)
         ints = _cumulate(first, diffs, n)
     else:
         ints = _undiff(first, delta, diffs, n)
-    values: Float64Array = ints.astype(np.float64) / _SCALES[k]
+    values: Float64Array = ints.astype(np.float64) / DECIMAL_SCALES[k]
     return values
