@@ -51,6 +51,7 @@ class Points:
     values: npt.NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
     histograms: tuple[dict[str, int], ...] = ()
     objects: tuple[Any, ...] = ()
+    unit: str = ""  # the series' unit, so a query needs no second lookup to label them
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-import msgspec
+import numpy as np
+import numpy.typing as npt
 
 from watchkeeper.archive.abc import Archive, Points
 from watchkeeper.archive.rollup import AGGREGATIONS, bucketize, bucketize_histograms
@@ -14,15 +16,27 @@ from watchkeeper.model import SeriesKey
 Value = float | dict[str, int] | Any | None  # a number, a histogram or an object
 
 
-class QueryOutput(msgspec.Struct, frozen=True, kw_only=True):
-    """Points of one series: raw, or one per ``step`` bucket aggregated by ``agg``."""
+@dataclass(frozen=True)
+class QueryOutput:
+    """Points of one series: raw, or one per ``step`` bucket aggregated by ``agg``.
+
+    Numbers stay arrays (``values`` beside ``ts``), so an API can encode them without
+    a Python object per point; histograms and objects are a list, one per timestamp.
+    """
 
     key: SeriesKey
+    unit: str
     start: float
     end: float
     step: float | None
     agg: str | None
-    points: list[tuple[float, Value]]
+    ts: npt.NDArray[np.float64]
+    values: npt.NDArray[np.float64] | list[Value]
+
+    def rows(self) -> list[tuple[float, Value]]:
+        """The points as ``(ts, value)`` pairs."""
+        values = self.values.tolist() if isinstance(self.values, np.ndarray) else self.values
+        return list(zip(self.ts.tolist(), values, strict=True))
 
 
 async def query(
@@ -45,25 +59,25 @@ async def query(
     if step and points.kind == "object":
         raise InvalidData(f"series {key} holds objects, which have no rollups", field="step",
                           value=step)
-    rows = _rollup(points, start, end, step, agg or "avg") if step else _raw(points)
-    return QueryOutput(key=key, start=start, end=end, step=step,
-                       agg=(agg or "avg") if step else None, points=rows)
+    ts, values = _rollup(points, start, end, step, agg or "avg") if step else _raw(points)
+    return QueryOutput(key=key, unit=points.unit, start=start, end=end, step=step,
+                       agg=(agg or "avg") if step else None, ts=ts, values=values)
 
 
-def _raw(points: Points) -> list[tuple[float, Value]]:
+Column = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | list[Value]]
+
+
+def _raw(points: Points) -> Column:
     if points.kind == "histogram":
-        return list(zip(points.ts.tolist(), points.histograms, strict=True))
+        return points.ts, list(points.histograms)
     if points.kind == "object":
-        return list(zip(points.ts.tolist(), points.objects, strict=True))
-    return list(zip(points.ts.tolist(), points.values.tolist(), strict=True))
+        return points.ts, list(points.objects)
+    return points.ts, points.values
 
 
-def _rollup(points: Points, start: float, end: float, step: float,
-            agg: str) -> list[tuple[float, Value]]:
+def _rollup(points: Points, start: float, end: float, step: float, agg: str) -> Column:
     if points.kind == "histogram":
         hist_ts, merged = bucketize_histograms(points.ts, points.histograms, start=start,
                                                end=end, step=step)
-        return list(zip(hist_ts.tolist(), merged, strict=True))
-    bucket_ts, values = bucketize(points.ts, points.values, start=start, end=end,
-                                  step=step, agg=agg)
-    return list(zip(bucket_ts.tolist(), values.tolist(), strict=True))
+        return hist_ts, list(merged)
+    return bucketize(points.ts, points.values, start=start, end=end, step=step, agg=agg)

@@ -59,6 +59,21 @@ async def test_columns_are_written(http: httpx.AsyncClient, archive: MemoryArchi
     assert listed[0].unit == "%"
 
 
+async def test_query_answers_numbers_as_json_lists(http: httpx.AsyncClient) -> None:
+    """Float points leave as ``[ts, value]`` pairs, NaN as null, with the series' unit."""
+    await post(http, body(units={CPU: "%"}))
+
+    response = await http.get("/api/v1/query", params={"series": CPU, "start": NOW,
+                                                         "end": NOW + 100})
+
+    assert response.headers["content-type"] == "application/json"
+    got = response.json()
+    assert (got["unit"], got["points"]) == ("%", [[NOW, 1.0], [NOW + 10, 2.5], [NOW + 20, None]])
+    rolled = (await http.get("/api/v1/query", params={
+        "series": CPU, "start": NOW, "end": NOW + 100, "step": 20, "agg": "max"})).json()
+    assert rolled["points"] == [[NOW, 2.5], [NOW + 20, None]]
+
+
 @pytest.mark.parametrize(
     ("fields", "detail"),
     [
@@ -68,10 +83,12 @@ async def test_columns_are_written(http: httpx.AsyncClient, archive: MemoryArchi
         ({"ts": np.array([NOW, -1.0, NOW], "<f8").tobytes()}, "ts"),
         ({"ts": np.array([NOW, math.inf, NOW], "<f8").tobytes()}, "ts"),
         ({"series": ["not a series"]}, "series"),
+        ({"series": [CPU, 7]}, "series"),  # the list is decoded lazily: still a 400
+        ({"series": {CPU: 1}}, "series"),
         ({"points": [WirePoint("bad", NOW, 1.0)]}, "points[0].series"),
     ],
     ids=["index-bytes", "values-bytes", "index-range", "negative-ts", "infinite-ts",
-         "bad-series", "bad-point"],
+         "bad-series", "series-not-text", "series-not-a-list", "bad-point"],
 )
 async def test_malformed_columns_are_400(
     http: httpx.AsyncClient, archive: MemoryArchive, fields: dict[str, Any], detail: str

@@ -82,6 +82,9 @@ class Catalog:
         first, last = int(self.first_ms[sid]), int(self.last_ms[sid])
         return (None, None) if first == NO_FIRST else (first, last)
 
+    def unit(self, sid: int) -> str:
+        return self._units[sid]
+
     def meta(self, sid: int) -> SeriesMeta:
         first, last = self.range(sid)
         return SeriesMeta(

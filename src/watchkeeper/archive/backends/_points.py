@@ -12,7 +12,8 @@ import numpy.typing as npt
 
 from watchkeeper.archive.abc import Kind, Points
 from watchkeeper.archive.backends._head import latest
-from watchkeeper.archive.codec import HISTOGRAMS, JSON_VALUES, decode_floats_ms, decode_objects_ms
+from watchkeeper.archive.chunkscan import decode_floats_many
+from watchkeeper.archive.codec import HISTOGRAMS, JSON_VALUES, decode_objects_ms
 from watchkeeper.errors import InvalidData
 
 Int64Array = npt.NDArray[np.int64]
@@ -38,15 +39,14 @@ def _to_ms(seconds: float, rounding: Callable[[float], int]) -> int:
 
 def decode_chunks(kind: Kind, blobs: Iterable[bytes]) -> tuple[Int64Array, Values]:
     """Concatenate chunks that are sorted and disjoint (as one series' chunks are)."""
+    if kind == "float":  # all at once: per-chunk numpy calls would cost most of a read
+        return decode_floats_many(list(blobs))
     ts_parts: list[Int64Array] = []
     value_parts: list[Values] = []
+    values_type = HISTOGRAMS if kind == "histogram" else JSON_VALUES
     for blob in blobs:
-        if kind == "float":
-            ts, values = decode_floats_ms(blob)
-        else:
-            values_type = HISTOGRAMS if kind == "histogram" else JSON_VALUES
-            ts, objects = decode_objects_ms(blob, values_type)
-            values = object_array(objects)
+        ts, objects = decode_objects_ms(blob, values_type)
+        values = object_array(objects)
         ts_parts.append(ts)
         value_parts.append(values)
     if not ts_parts:
@@ -67,19 +67,22 @@ def overlay(
     return latest(np.concatenate((ts, newer_ts)), np.concatenate((values, newer_values)))
 
 
-def to_points(kind: Kind, ts_ms: Int64Array, values: Values, start: float, end: float) -> Points:
+def to_points(kind: Kind, ts_ms: Int64Array, values: Values, start: float, end: float, *,
+              unit: str) -> Points:
     """The points within ``[start, end]`` (compared in seconds, as callers see them)."""
     ts = ts_ms / 1000.0
     inside = (ts >= start) & (ts <= end)
     if not inside.all():
         ts, values = ts[inside], values[inside]
     if kind == "float":
-        return Points(kind="float", ts=ts, values=values.astype(np.float64, copy=False))
+        return Points(kind="float", ts=ts, values=values.astype(np.float64, copy=False),
+                      unit=unit)
     # Copies: what the caller does with them must not reach the stored points.
     if kind == "histogram":
-        return Points(kind="histogram", ts=ts, histograms=tuple(dict(h) for h in values.tolist()))
+        return Points(kind="histogram", ts=ts, histograms=tuple(dict(h) for h in values.tolist()),
+                      unit=unit)
     copies = msgspec.msgpack.decode(msgspec.msgpack.encode(values.tolist()))  # a deep copy
-    return Points(kind="object", ts=ts, objects=tuple(copies))
+    return Points(kind="object", ts=ts, objects=tuple(copies), unit=unit)
 
 
 def empty_values(kind: Kind) -> Values:

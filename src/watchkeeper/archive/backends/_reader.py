@@ -60,7 +60,7 @@ class Reader:
         batches = [decode_batch(blob) for _, blob in logged]
         ts, values = decode_chunks(row.kind, (chunk.blob for chunk in chunks))
         ts, values = overlay(ts, values, *logged_points(row.kind, row.sid, batches))
-        return to_points(row.kind, ts, values, start, end)
+        return to_points(row.kind, ts, values, start, end, unit=row.unit)
 
     def rollup(self, keys: Sequence[SeriesKey], start: float, end: float, step: float,
                aggs: Sequence[str]) -> list[Rollup]:

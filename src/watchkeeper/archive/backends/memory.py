@@ -72,7 +72,8 @@ class MemoryArchive(Archive):
         points = sorted((ms, v) for ms, v in self._points[sid].items() if lo <= ms <= hi)
         ts = np.array([ms for ms, _ in points], dtype=np.int64)
         values = object_array([v for _, v in points])
-        return to_points(self._catalog.kind(sid), ts, values, start, end)
+        return to_points(self._catalog.kind(sid), ts, values, start, end,
+                         unit=self._catalog.unit(sid))
 
     async def delete(self, key: SeriesKey, start: float, end: float) -> int:
         sid = self._sid(key)

@@ -275,7 +275,7 @@ class PostgresArchive(Archive):
         ts, values = decode_chunks(kind, blobs)
         batches = [own[seq].batch if blob is None else decode_batch(blob) for seq, blob in logged]
         ts, values = overlay(ts, values, *logged_points(kind, sid, batches))
-        return to_points(kind, ts, values, start, end)
+        return to_points(kind, ts, values, start, end, unit=self._catalog.unit(sid))
 
     async def rollup(
         self,
