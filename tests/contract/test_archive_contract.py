@@ -717,13 +717,17 @@ async def test_list_series_prefix_with_any_character(archive: Archive) -> None:
 
 
 async def test_series_keeps_the_unit_it_was_created_with(archive: Archive) -> None:
-    """The unit of a series is the one of its first measurement."""
+    """The unit of a series is the one of its first measurement; reads carry it."""
     await archive.write(floats(CPU, (T0, 1.0), unit="%"))
     await archive.write(floats(CPU, (T0 + 1, 1.0), unit="ratio"))
+    await archive.write([hist(RTT, T0, {"a": 1})])
 
-    (meta,), _ = await archive.list_series()
+    metas = {m.key: m for m in (await archive.list_series())[0]}
 
-    assert meta.unit == "%"
+    assert (metas[CPU].unit, metas[RTT].unit) == ("%", "")
+    assert (await archive.read(CPU, T0, T0 + 1)).unit == "%"
+    assert (await archive.read(CPU, T0 + 5, T0 + 6)).unit == "%"  # no points, still the unit
+    assert (await archive.read(RTT, T0, T0)).unit == ""
 
 
 async def test_unknown_series_is_not_found(archive: Archive) -> None:
@@ -897,6 +901,13 @@ async def embedded(data_dir: Path, **options: Any) -> AsyncIterator[EmbeddedArch
         yield archive
 
 
+async def settled_counts(archive: Archive, data_dir: Path) -> dict[str, int]:
+    """:func:`table_counts` once the archive has done what follows its last write (the
+    heads take a write, and compact, after it is acknowledged: any operation waits)."""
+    await archive.list_series(limit=1)
+    return table_counts(data_dir)
+
+
 def table_counts(data_dir: Path) -> dict[str, int]:
     """Rows and points per table, read with a plain sqlite3 connection."""
     conn = sqlite3.connect(data_dir / DB_NAME)
@@ -924,7 +935,7 @@ async def test_embedded_second_instance_reads_everything_and_cannot_write(
             await writer.write(floats(CPU, (T0 + i, float(i)), unit="%"))
         await writer.write([hist(RTT, T0, {"a": 1})])
         await writer.write(floats(CPU, (T0 + 1, -1.0)))  # replaces a point already in a chunk
-        counts = table_counts(tmp_path)
+        counts = await settled_counts(writer, tmp_path)
         assert (counts["chunk_points"], counts["log_rows"]) == (10, 4)  # the rest: in heads
 
         async with embedded(tmp_path, chunk_points=5) as reader:
@@ -933,6 +944,7 @@ async def test_embedded_second_instance_reads_everything_and_cannot_write(
             assert await everything(reader, CPU) == expected
             assert await everything(reader, RTT) == [(T0, {"a": 1})]
             assert (await reader.read(CPU, T0 + 10.5, T0 + 11)).ts.tolist() == [T0 + 11]
+            assert (await reader.read(CPU, T0, T0)).unit == "%"
             metas = {m.key: m for m in (await reader.list_series())[0]}
             assert (metas[CPU].unit, metas[CPU].first_ts, metas[CPU].last_ts) == ("%", T0, T0 + 11)
             assert metas[RTT].kind == "histogram"
@@ -956,7 +968,7 @@ async def test_embedded_compaction_moves_points_into_chunks(tmp_path: Path) -> N
         for i in range(100):
             await archive.write([*floats(CPU, (T0 + i, i / 8)), *floats(LOAD, (T0 + i, -i / 8))])
 
-        counts = table_counts(tmp_path)
+        counts = await settled_counts(archive, tmp_path)
         assert counts["chunk_points"] == 2 * 96
         assert counts["chunks"] == 2 * 6
         assert counts["log_rows"] == 4  # the last four writes, still in the heads
@@ -971,9 +983,9 @@ async def test_embedded_log_limit_compacts_every_head(tmp_path: Path) -> None:
     async with embedded(tmp_path, chunk_points=1000, max_log_points=10) as archive:
         for i in range(4):
             await archive.write(floats(CPU, (T0 + i, 1.0), (T0 + i + 0.5, 2.0), (T0 - 9 - i, 3.0)))
-        assert table_counts(tmp_path)["log_rows"] == 0  # 12 points > 10: all compacted
+        assert (await settled_counts(archive, tmp_path))["log_rows"] == 0  # 12 > 10 points
         await archive.write(floats(CPU, (T0 + 10, 1.0)))
-        assert table_counts(tmp_path)["log_rows"] == 1
+        assert (await settled_counts(archive, tmp_path))["log_rows"] == 1
         assert len(await everything(archive, CPU)) == 13
 
 

@@ -1,8 +1,10 @@
 """The embedded archive in the process that writes it: ingest log, heads and compaction.
 
 A write is one ingest-log row (the whole batch, columnar) committed in one transaction;
-its points then join the in-memory heads. Compaction moves heads into chunks and deletes
-the log rows no head still needs, in one transaction:
+its points then join the in-memory heads: in :meth:`Writer.settle`, which the archive runs
+right after acknowledging the write (so joining overlaps the reply) and every other
+operation runs first (so nothing ever sees an acknowledged write missing). Compaction
+moves heads into chunks and deletes the log rows no head still needs, in one transaction:
 
 * a series whose head reaches ``chunk_points`` is flushed on its own; log rows are
   deleted up to the oldest row still holding an unflushed point of another series;
@@ -95,6 +97,7 @@ class Writer:
         self._log: deque[tuple[int, int]] = deque()  # (seq, points) of the rows kept
         self._log_points = 0
         self._next_seq = 1
+        self._unsettled: deque[tuple[int, Batch]] = deque()  # committed, not in the heads yet
         self._tables: dict[bytes, npt.NDArray[np.int64]] = {}  # series lists seen, resolved
 
     def load(self) -> None:
@@ -113,6 +116,7 @@ class Writer:
     def close(self) -> None:
         """Compact everything (so the next start replays nothing) and close the file."""
         try:
+            self.settle()
             self.compact()
             self.store.release_free_pages()
             self.store.checkpoint()
@@ -122,11 +126,14 @@ class Writer:
     # -- writes -----------------------------------------------------------------------
 
     def write(self, measurements: Sequence[Measurement]) -> int:
-        """Make the batch durable (one committed log row), then add it to the heads."""
+        """Make the batch durable (one committed log row); :meth:`settle` adds it to the
+        heads."""
+        self.settle()
         return self._commit(columnize(measurements, self.catalog))
 
     def write_columns(self, columns: Columns) -> int:
         """The same for a columnar batch."""
+        self.settle()
         batch = columnize_columns(columns, self.catalog, self._tables)
         stored = self._commit(batch)
         token, table = columns.series_token, batch.series_table
@@ -150,8 +157,20 @@ class Writer:
         for series in batch.new_series:
             self.catalog.add(series)
             self._tails[series.sid] = None
-        self._compact_after_write(self._apply(seq, batch))
+        self._unsettled.append((seq, batch))
         return len(batch)
+
+    def settle(self) -> None:
+        """Add the committed batches to the heads, compacting heads that are full.
+
+        A batch leaves the queue once added: should adding fail, the next operation
+        retries it (adding points a head already has changes nothing) and fails too.
+        """
+        while self._unsettled:
+            seq, batch = self._unsettled[0]
+            full = self._apply(seq, batch)
+            self._unsettled.popleft()
+            self._compact_after_write(full)
 
     def _apply(self, seq: int, batch: Batch) -> Ids:
         """Add a durable batch to the heads; returns the series whose head is now full."""
@@ -218,16 +237,18 @@ class Writer:
     # -- reads ------------------------------------------------------------------------
 
     def read(self, key: SeriesKey, start: float, end: float) -> Points:
+        self.settle()
         sid = self._sid(key)
         kind = self.catalog.kind(sid)
         lo, hi = window_ms(start, end)
         ts, values = decode_chunks(kind, (row.blob for row in self.store.chunks(sid, lo, hi)))
         ts, values = overlay(ts, values, *self.heads[kind].points(sid))
-        return to_points(kind, ts, values, start, end)
+        return to_points(kind, ts, values, start, end, unit=self.catalog.unit(sid))
 
     def rollup(self, keys: Sequence[SeriesKey], start: float, end: float, step: float,
                aggs: Sequence[str]) -> list[Rollup]:
         """Rollups from the chunks' stored summaries (see _rollups), points where needed."""
+        self.settle()
         step_ms = check_rollup(step, aggs)
         sids = [self._sid(key) for key in keys]
         for key, sid in zip(keys, sids, strict=True):
@@ -254,11 +275,13 @@ class Writer:
     def list_series(
         self, prefix: str, limit: int | None, offset: int
     ) -> tuple[list[SeriesMeta], int]:
+        self.settle()  # the heads' points widen the series' time ranges
         rows, total = self.store.list_series(prefix, limit, offset)
         return [self.catalog.meta(row.sid) for row in rows], total
 
     def delete(self, key: SeriesKey, start: float, end: float) -> int:
         """Remove points; the log is emptied first so a replay cannot bring them back."""
+        self.settle()
         sid = self._sid(key)
         kind = self.catalog.kind(sid)
         self.compact()

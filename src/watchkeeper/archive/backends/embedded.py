@@ -106,19 +106,28 @@ class EmbeddedArchive(Archive):
 
     async def write(self, measurements: Sequence[Measurement]) -> int:
         writer = self._writer()
-        stored = await self._call(writer.write, tuple(measurements))
-        if stored:
-            self.metrics.points_ingested.inc(stored)
-            self.metrics.ingest_batches.inc()
-        return stored
+        return self._written(writer, await self._call(writer.write, tuple(measurements)))
 
     async def write_columns(self, columns: Columns) -> int:
         writer = self._writer()
-        stored = await self._call(writer.write_columns, columns)
+        return self._written(writer, await self._call(writer.write_columns, columns))
+
+    def _written(self, writer: Writer, stored: int) -> int:
+        """Count a committed write and queue adding it to the heads, which then runs
+        while the caller is answered (every later operation would run it first anyway)."""
         if stored:
             self.metrics.points_ingested.inc(stored)
             self.metrics.ingest_batches.inc()
+            assert self._executor is not None  # _call ran
+            self._executor.submit(self._settle, writer)
         return stored
+
+    @staticmethod
+    def _settle(writer: Writer) -> None:
+        try:
+            writer.settle()
+        except Exception:  # the next operation on the archive retries and reports it
+            log.exception("adding acknowledged points to the heads failed")
 
     async def list_series(
         self, *, prefix: str = "", limit: int | None = None, offset: int = 0
