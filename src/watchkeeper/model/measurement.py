@@ -61,11 +61,17 @@ class SeriesKey(msgspec.Struct, frozen=True, kw_only=True, order=True, gc=False,
         return _parse_key(text)
 
     def __str__(self) -> str:
-        base = f"{self.subject}/{self.plugin}/{self.metric}"
-        if not self.labels:
-            return base
-        inner = ",".join(f'{k}="{_escape(v)}"' for k, v in self.labels)
-        return f"{base}{{{inner}}}"
+        return _key_text(self)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _key_text(key: SeriesKey) -> str:
+    """The text form, remembered: APIs name thousands of series per answer."""
+    base = f"{key.subject}/{key.plugin}/{key.metric}"
+    if not key.labels:
+        return base
+    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in key.labels)
+    return f"{base}{{{inner}}}"
 
 
 @functools.lru_cache(maxsize=65_536)

@@ -190,7 +190,10 @@ class RollupPlan:
             groups, merged = merge_groups(groups, joined, self.step_ms)
         else:
             groups, merged = np.empty(0, np.int64), empty_summary()
-        bounds = np.searchsorted(groups, np.arange(len(self.keys) + 1))
+        bounds = np.searchsorted(groups, np.arange(len(self.keys) + 1)).tolist()
+        # Aggregated once for all series, then sliced: a rollup often spans thousands.
+        ts = merged.start_ms / 1000.0
+        columns = {agg: aggregate(merged, agg) for agg in self.aggs}
         out: list[Rollup | None] = []
         for g, (key, sid) in enumerate(zip(self.keys, self.sids, strict=True)):
             if position[sid] != g:
@@ -199,10 +202,9 @@ class RollupPlan:
             if g in fallback:
                 out.append(None)
                 continue
-            lo, hi = int(bounds[g]), int(bounds[g + 1])
-            s = merged.slice(lo, hi)
-            out.append(Rollup(key=key, ts=s.start_ms / 1000.0,
-                              values={agg: aggregate(s, agg) for agg in self.aggs}))
+            lo, hi = bounds[g], bounds[g + 1]
+            out.append(Rollup(key=key, ts=ts[lo:hi],
+                              values={agg: column[lo:hi] for agg, column in columns.items()}))
         return out
 
 
