@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from watchkeeper.archive.backends._batch import LOG_VERSION, columnize, decode_batch, encode_batch
+from watchkeeper.archive.backends._batch import (
+    LOG_VERSION,
+    LOG_VERSION_RAW,
+    columnize,
+    decode_batch,
+    encode_batch,
+)
 from watchkeeper.archive.backends._catalog import Catalog
 from watchkeeper.errors import ArchiveError, InvalidData
 from watchkeeper.model import Measurement, SeriesKey
@@ -15,8 +21,9 @@ A = SeriesKey.make("h", "p", "a")
 B = SeriesKey.make("h", "p", "b", {"x": "1"})
 
 
-def test_a_batch_survives_the_log() -> None:
-    """Floats and histograms come back column for column, bit for bit."""
+@pytest.mark.parametrize("compress", [True, False], ids=["zstd", "raw"])
+def test_a_batch_survives_the_log(compress: bool) -> None:
+    """Floats and histograms come back column for column, bit for bit, in either form."""
     batch = columnize(
         [
             Measurement(key=A, ts=T0, value=-0.0),
@@ -26,8 +33,10 @@ def test_a_batch_survives_the_log() -> None:
         Catalog(),
     )
 
-    back = decode_batch(encode_batch(batch))
+    blob = encode_batch(batch, compress=compress)
+    back = decode_batch(blob)
 
+    assert blob[0] == (LOG_VERSION if compress else LOG_VERSION_RAW)
     assert [s.key for s in batch.new_series] == [A, B]
     floats, hists = back.column("float"), back.column("histogram")
     assert floats.sids.tolist() == batch.column("float").sids.tolist() == [0, 0]
@@ -42,9 +51,12 @@ def test_a_batch_survives_the_log() -> None:
     "blob",
     [
         pytest.param(b"", id="empty"),
-        pytest.param(bytes([LOG_VERSION + 1]) + b"x", id="unknown-version"),
+        pytest.param(bytes([LOG_VERSION_RAW + 1]) + b"x", id="unknown-version"),
         pytest.param(bytes([LOG_VERSION]) + b"not zstd", id="not-zstd"),
         pytest.param(bytes([LOG_VERSION]), id="no-body"),
+        pytest.param(bytes([LOG_VERSION_RAW]) + b"\x01\x00", id="raw-cut-in-the-counts"),
+        pytest.param(bytes([LOG_VERSION_RAW]) + bytes([9, 0, 0, 0]) + bytes(8) + bytes(20),
+                     id="raw-cut-in-the-columns"),
     ],
 )
 def test_corrupt_rows_are_refused(blob: bytes) -> None:
@@ -52,7 +64,8 @@ def test_corrupt_rows_are_refused(blob: bytes) -> None:
         decode_batch(blob)
 
 
-def test_objects_survive_the_log() -> None:
+@pytest.mark.parametrize("compress", [True, False], ids=["zstd", "raw"])
+def test_objects_survive_the_log(compress: bool) -> None:
     """Object points get their own column; histograms and floats are untouched by them."""
     batch = columnize(
         [
@@ -63,7 +76,7 @@ def test_objects_survive_the_log() -> None:
         Catalog(),
     )
 
-    back = decode_batch(encode_batch(batch))
+    back = decode_batch(encode_batch(batch, compress=compress))
 
     objects = back.column("object")
     assert [s.kind for s in batch.new_series] == ["object", "float"]

@@ -5,11 +5,11 @@ numpy columns per kind (series id, timestamp in ms, value), raising InvalidData 
 anything is stored, so a write is all or nothing. Python touches each measurement only
 to read its fields; everything after that is vectorised.
 
-:func:`encode_batch` and :func:`decode_batch` give the ingest-log form of a batch
-(version 2): ``2:u8 | zstd(n_float:u32 | n_hist:u32 | n_obj:u32 | ids:int32[] |
-ts:int64[] | values:f64[] | hist_ids:int32[] | hist_ts:int64[] | obj_ids:int32[] |
-obj_ts:int64[] | msgpack([histograms, objects]))``. Version 1 rows (no objects) are
-still read.
+:func:`encode_batch` and :func:`decode_batch` give the ingest-log form of a batch:
+``2:u8 | zstd(body)`` or, uncompressed, ``3:u8 | body``, where body is ``n_float:u32 |
+n_hist:u32 | n_obj:u32 | ids:int32[] | ts:int64[] | values:f64[] | hist_ids:int32[] |
+hist_ts:int64[] | obj_ids:int32[] | obj_ts:int64[] | msgpack([histograms, objects])``.
+Version 1 rows (zstd, no objects) are still read.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ Float64Array = npt.NDArray[np.float64]
 ObjectArray = npt.NDArray[np.object_]
 Values = npt.NDArray[Any]
 
-LOG_VERSION: Final = 2
+LOG_VERSION: Final = 2  # zstd-compressed body
+LOG_VERSION_RAW: Final = 3  # the same body, uncompressed
 _COUNTS_V1 = struct.Struct("<II")
 _COUNTS = struct.Struct("<III")
 _MAX_SERIES: Final = 2**31 - 1
@@ -211,8 +212,11 @@ def _code(m: Measurement) -> int:
     return _HISTOGRAM if m.histogram is not None else _OBJECT
 
 
-def encode_batch(batch: Batch) -> bytes:
-    """The ingest-log row of a batch (new series are stored in their own table)."""
+def encode_batch(batch: Batch, *, compress: bool = True) -> bytes:
+    """The ingest-log row of a batch (new series are stored in their own table).
+
+    ``compress=False`` skips zstd: for a log on local disk, writing the ~2.2 times
+    larger row costs less than compressing it (see docs/decisions.md, D22)."""
     floats, hists, objs = batch.columns
     parts = (
         _COUNTS.pack(len(floats.sids), len(hists.sids), len(objs.sids)),
@@ -225,16 +229,21 @@ def encode_batch(batch: Batch) -> bytes:
         objs.ts.astype("<i8").tobytes(),
         msgspec.msgpack.encode((hists.values.tolist(), objs.values.tolist())),
     )
+    if not compress:
+        return b"".join((bytes([LOG_VERSION_RAW]), *parts))
     return bytes([LOG_VERSION]) + _zstd.compressor.compress(b"".join(parts))
 
 
 def decode_batch(blob: bytes) -> Batch:
     """Read an ingest-log row back (this version's, or version 1)."""
     version = blob[0] if blob else None
-    if version not in (1, LOG_VERSION):
+    if version not in (1, LOG_VERSION, LOG_VERSION_RAW):
         raise ArchiveError(f"ingest log row has unknown format {blob[:1]!r}")
     try:
-        body = memoryview(_zstd.decompressor.decompress(blob[1:]))
+        if version == LOG_VERSION_RAW:
+            body = memoryview(blob)[1:]
+        else:
+            body = memoryview(_zstd.decompressor.decompress(blob[1:]))
         if version == 1:
             (n_f, n_h), n_o = _COUNTS_V1.unpack_from(body), 0
             reader = _Reader(body, _COUNTS_V1.size)

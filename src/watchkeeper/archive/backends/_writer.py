@@ -148,7 +148,7 @@ class Writer:
     def _commit(self, batch: Batch) -> int:
         if not len(batch):
             return 0
-        blob = encode_batch(batch)
+        blob = encode_batch(batch, compress=False)  # cheaper than zstd on a local disk
         seq = self._next_seq
         with self.store.transaction():
             self.store.insert_series(batch.new_series)
