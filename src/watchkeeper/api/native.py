@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from watchkeeper._version import __version__
-from watchkeeper.archive import Archive, Columns, SeriesMeta
+from watchkeeper.archive import Archive, Columns, Rollup, SeriesMeta
 from watchkeeper.archive.query import query
 from watchkeeper.archive.rollup import AGGREGATIONS, step_ms
 from watchkeeper.errors import InvalidData
@@ -29,7 +29,6 @@ from watchkeeper.wire import (
     Health,
     QueryResult,
     RollupResult,
-    RollupSeries,
     SeriesInfo,
     SeriesList,
     WriteBatch,
@@ -44,6 +43,20 @@ _SCALE = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 def _json(payload: object, status: int = 200) -> Response:
     return Response(msgspec.json.encode(payload), status_code=status, media_type=JSON)
+
+
+def _rollup_series(metas: Sequence[SeriesMeta], rolled: Sequence[Rollup],
+                   aggs: Sequence[str]) -> Any:
+    """The ``series`` of a :class:`RollupResult` as pre-encoded JSON: the fields of
+    :class:`RollupSeries`, written by one orjson call that reads every array directly
+    (a 1,000-series answer: ~3.7 ms instead of ~9.6 ms through lists; D21)."""
+    def numbers(array: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        return np.ascontiguousarray(array, dtype=np.float64)  # orjson needs C order
+
+    rows = [{"series": str(meta.key), "unit": meta.unit, "ts": numbers(r.ts),
+             "values": {agg: numbers(r.values[agg]) for agg in aggs}}
+            for meta, r in zip(metas, rolled, strict=True)]
+    return msgspec.Raw(orjson.dumps(rows, option=orjson.OPT_SERIALIZE_NUMPY))
 
 
 def _numbers(array: npt.NDArray[np.float64]) -> Any:
@@ -278,13 +291,8 @@ class NativeApi:
         metas = [m for m in metas if m.kind == "float"]
         rolled = await self._archive.rollup([m.key for m in metas], start=start, end=end,
                                             step=step, aggs=aggs)
-        series = [
-            RollupSeries(series=str(meta.key), unit=meta.unit, ts=r.ts.tolist(),
-                         values={agg: r.values[agg].tolist() for agg in aggs})
-            for meta, r in zip(metas, rolled, strict=True)
-        ]
         return _json(RollupResult(prefix=prefix, start=start, end=end, step=step, aggs=aggs,
-                                  series=series))
+                                  series=_rollup_series(metas, rolled, aggs)))
 
     async def write(self, request: Request) -> Response:
         body = await request.body()
