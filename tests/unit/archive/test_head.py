@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from watchkeeper.archive.backends._head import NO_SEQ, Head, latest
+from watchkeeper.archive.backends._head import FANOUT, NO_SEQ, Head, latest
 
 
 def ids(*values: int) -> np.ndarray:
@@ -96,3 +96,34 @@ def test_latest_keeps_the_last_of_equal_timestamps() -> None:
     ts, values = latest(ms(3, 1, 3, 2, 1), np.array([1.0, 2.0, 3.0, 4.0, 5.0]))
 
     assert (ts.tolist(), values.tolist()) == ([1, 2, 3], [5.0, 4.0, 3.0])
+
+
+def test_many_writes_merge_size_tiered_and_lose_nothing() -> None:
+    """After 200 writes a series reads back whole and latest-wins, the head keeps few
+    segments, and dropping some series keeps the others' points."""
+    head = Head(np.float64)
+    rng = random.Random(7)
+    expected: dict[int, dict[int, float]] = {}
+    for seq in range(1, 201):
+        sids = [rng.randrange(20) for _ in range(rng.randrange(1, 30))]
+        stamps = [rng.randrange(400) for _ in sids]  # rewrites are frequent
+        values = [rng.random() for _ in sids]
+        head.append(seq, ids(*sids), ms(*stamps), np.array(values))
+        for sid, stamp, value in zip(sids, stamps, values, strict=True):
+            expected.setdefault(sid, {})[stamp] = value
+
+    def check(sid: int) -> None:
+        ts, values = head.points(sid)
+        want = sorted(expected.get(sid, {}).items())
+        assert list(zip(ts.tolist(), values.tolist(), strict=True)) == want
+
+    for sid in range(21):
+        check(sid)
+    # 200 writes: at most FANOUT - 1 segments per level, three levels (8, 64, 512).
+    assert len(head._segments) <= (FANOUT - 1) * 3
+    head.drop(ids(*range(0, 20, 2)))
+    for sid in range(1, 20, 2):
+        check(sid)
+    assert head.points(4)[0].tolist() == []
+    head.append(201, ids(4), ms(1), np.array([0.5]))  # levels still line up after a drop
+    assert head.points(4)[1].tolist() == [0.5]

@@ -1,9 +1,13 @@
 """The head: points that are durable in the ingest log but not yet in chunks.
 
 Every write appends one *segment*, its points sorted by series id with write order kept
-within a series (a stable sort). Neighbouring segments merge like a binary counter, so
-a head of N points written b at a time has about log2(N/b) segments: reading a series
-costs a few binary searches, and each point is copied O(log) times before its flush.
+within a series (a stable sort). Segments merge size-tiered: a write's segment has level
+0, and whenever the newest ``FANOUT`` segments have the same level they merge into one of
+the next level. A head of N points written b at a time then holds at most
+``(FANOUT - 1) * log_FANOUT(N / b)`` segments: reading a series costs that many binary
+searches, and each point is copied ``log_FANOUT(N / b)`` times before its flush (a
+binary counter, fanout 2, copied each point ~3 times as often for ~1/3 the searches:
+10,000-point writes took 2.2 ms to append instead of 0.8, D22).
 
 The same class holds float points (``values`` float64) and histogram points (``values``
 an object array of dicts). A point written later replaces an earlier one with the same
@@ -22,6 +26,7 @@ Int64Array = npt.NDArray[np.int64]
 Values = npt.NDArray[Any]
 
 NO_SEQ: Final = np.iinfo(np.int64).max
+FANOUT: Final = 8
 
 
 class _Segment(NamedTuple):
@@ -55,6 +60,7 @@ class Head:
     def __init__(self, dtype: npt.DTypeLike) -> None:
         self._dtype = np.dtype(dtype)
         self._segments: list[_Segment] = []
+        self._levels: list[int] = []  # one per segment, non-increasing
         self.size = 0
         self.counts = np.zeros(0, dtype=np.int64)  # points appended per series
         self.oldest_seq = np.zeros(0, dtype=np.int64)  # first log row holding each series
@@ -74,17 +80,20 @@ class Head:
         self.counts[touched] += counts
         self.size += len(sids)
         self._segments.append(segment)
-        # Binary-counter merging keeps the segment count logarithmic.
-        while len(self._segments) > 1 and _len(self._segments[-2]) <= _len(self._segments[-1]):
-            newer = self._segments.pop()
-            self._segments[-1] = _merge([self._segments[-1], newer])
+        self._levels.append(0)
+        while len(self._levels) >= FANOUT and self._levels[-FANOUT] == self._levels[-1]:
+            level = self._levels[-1] + 1  # levels never increase, so all FANOUT are equal
+            merged = _merge(self._segments[-FANOUT:])
+            del self._segments[-FANOUT:], self._levels[-FANOUT:]
+            self._segments.append(merged)
+            self._levels.append(level)
         return touched
 
     def points(self, sid: int) -> tuple[Int64Array, Values]:
         """One series' points, sorted by time, the latest write per timestamp."""
         ts_parts, value_parts = [], []
         for segment in self._segments:
-            lo, hi = np.searchsorted(segment.sids, [sid, sid + 1])
+            lo, hi = rows_of(segment.sids, sid)
             if hi > lo:
                 ts_parts.append(segment.ts[lo:hi])
                 value_parts.append(segment.values[lo:hi])
@@ -104,14 +113,16 @@ class Head:
     def drop(self, sids: Ids | None = None) -> None:
         """Forget the points of ``sids`` (all series when None), once they are in chunks."""
         if sids is None:
-            self._segments = []
+            self._segments, self._levels = [], []
             self.counts[:] = 0
             self.oldest_seq[:] = NO_SEQ
             self.size = 0
             return
         unwanted = self._mask(sids)
-        kept = (segment.select(~unwanted[segment.sids]) for segment in self._segments)
-        self._segments = [segment for segment in kept if _len(segment)]
+        kept = [(segment.select(~unwanted[segment.sids]), level)
+                for segment, level in zip(self._segments, self._levels, strict=True)]
+        self._segments = [segment for segment, _ in kept if _len(segment)]
+        self._levels = [level for segment, level in kept if _len(segment)]
         self.counts[unwanted] = 0
         self.oldest_seq[unwanted] = NO_SEQ
         self.size = sum(_len(segment) for segment in self._segments)
@@ -139,6 +150,14 @@ class Head:
             oldest = np.full(capacity, NO_SEQ, dtype=np.int64)
             oldest[: len(self.oldest_seq)] = self.oldest_seq
             self.counts, self.oldest_seq = counts, oldest
+
+
+def rows_of(sorted_sids: Ids, sid: int) -> tuple[int, int]:
+    """The rows of ``sid`` in an ascending id array: ``lo:hi``."""
+    # The keys in the array's own dtype: int64 keys would make numpy convert the whole
+    # int32 array first, ~300 µs per search on a 10^6-point head instead of ~2.
+    lo, hi = sorted_sids.searchsorted(np.array((sid, sid + 1), dtype=sorted_sids.dtype))
+    return int(lo), int(hi)
 
 
 def latest(ts: Int64Array, values: Values) -> tuple[Int64Array, Values]:

@@ -85,7 +85,7 @@ from watchkeeper.archive.backends._batch import (
 )
 from watchkeeper.archive.backends._catalog import NO_FIRST, NO_LAST, Catalog, NewSeries
 from watchkeeper.archive.backends._chunks import ChunkRow, Flush, Tail, old_range
-from watchkeeper.archive.backends._head import Grouped, Head, latest
+from watchkeeper.archive.backends._head import Grouped, Head, latest, rows_of
 from watchkeeper.archive.backends._pgpool import Connection, Pool
 from watchkeeper.archive.backends._pgstore import PgStore
 from watchkeeper.archive.backends._points import (
@@ -553,7 +553,7 @@ class _Pending:
 
     def points(self, sid: int) -> tuple[Int64Array, Values]:
         """One series' points, sorted by time, the latest write per timestamp."""
-        lo, hi = np.searchsorted(self._sids, [sid, sid + 1]).tolist()
+        lo, hi = rows_of(self._sids, sid)
         return latest(self._ts[lo:hi], self._values[lo:hi])
 
 
