@@ -70,8 +70,7 @@ def chunk_summaries(ts: Int64Array, values: Float64Array,
 
 def decode_summaries(blobs: Sequence[bytes]) -> tuple[Int64Array, Summary]:
     """The buckets of many summary blobs, and which blob each came from."""
-    counts = np.fromiter((len(blob) // RECORD.itemsize for blob in blobs), dtype=np.int64,
-                         count=len(blobs))
+    counts = np.fromiter(map(len, blobs), dtype=np.int64, count=len(blobs)) // RECORD.itemsize
     records = np.frombuffer(b"".join(blobs), dtype=RECORD)
     owner = np.repeat(np.arange(len(blobs)), counts)
 
@@ -88,6 +87,11 @@ class SummaryRow(NamedTuple):
     end_ms: int
     n: int
     blob: bytes
+
+
+SummaryTuple = tuple[int, int, int, int, bytes]
+"""A :class:`SummaryRow` as a database row gives it: a plain tuple of the same fields
+(a rollup reads ~18 rows per series and day; a named tuple each cost ~25 % of the fetch)."""
 
 
 @dataclass
@@ -122,7 +126,7 @@ class RollupPlan:
 
     def run(
         self,
-        rows: Sequence[SummaryRow],
+        rows: Sequence[SummaryTuple],
         chunk_blob: Callable[[int, int], bytes],
         pending: Callable[[int], tuple[Int64Array, Float64Array]],
         chunks_end: Callable[[int], int | None],
@@ -140,19 +144,22 @@ class RollupPlan:
         for i, sid in enumerate(self.sids):
             position.setdefault(sid, i)
         if len(position) < len(self.sids):  # and its rows may have been fetched twice
-            rows = list({(row.sid, row.start_ms): row for row in rows}.values())
-        row_group = np.fromiter((position[row.sid] for row in rows), dtype=np.int64,
-                                count=len(rows))
-        owner, stored = decode_summaries([row.blob for row in rows])
+            rows = list({(row[0], row[1]): row for row in rows}.values())
+        # Columns of the rows, built in C: thousands of rows per rollup.
+        sids, starts, ends, _, blobs = zip(*rows, strict=True) if rows else ((), (), (), (), ())
+        count = len(rows)
+        row_group = np.fromiter(map(position.__getitem__, sids), dtype=np.int64, count=count)
+        owner, stored = decode_summaries(blobs)
         inside = (stored.start_ms >= full_lo) & (stored.start_ms < full_hi)
         parts = [(row_group[owner][inside], stored.select(inside))]
+        summarised = np.fromiter(map(len, blobs), dtype=np.int64, count=count) > 0
+        whole = (summarised & (np.fromiter(starts, dtype=np.int64, count=count) >= full_lo)
+                 & (np.fromiter(ends, dtype=np.int64, count=count) < full_hi))
         raw: list[tuple[int, Int64Array, Float64Array]] = []
-        for i, row in enumerate(rows):
-            if row.blob and full_lo <= row.start_ms and row.end_ms < full_hi:
-                continue  # the usual case: the summary holds all of it (see needs_chunk)
-            ts, values = decode_floats_ms(chunk_blob(row.sid, row.start_ms))
+        for i in np.flatnonzero(~whole).tolist():  # usually none: see needs_chunk
+            ts, values = decode_floats_ms(chunk_blob(sids[i], starts[i]))
             keep = (ts >= self.lo) & (ts <= self.hi)
-            if row.blob:  # the summary gave the whole hours already
+            if summarised[i]:  # the summary gave the whole hours already
                 keep &= (ts < full_lo) | (ts >= full_hi)
             raw.append((int(row_group[i]), ts[keep], values[keep]))
         fallback = set()

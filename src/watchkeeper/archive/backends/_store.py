@@ -20,7 +20,7 @@ import msgspec
 from watchkeeper.archive.abc import Kind
 from watchkeeper.archive.backends._catalog import NewSeries
 from watchkeeper.archive.backends._chunks import ChunkRow
-from watchkeeper.archive.backends._rollups import SummaryRow
+from watchkeeper.archive.backends._rollups import SummaryTuple
 from watchkeeper.errors import ArchiveError
 from watchkeeper.model import SeriesKey
 
@@ -375,17 +375,17 @@ class Store:
             "SELECT count(*) FROM sqlite_master WHERE name = 'summaries'").fetchone()
         return bool(row[0])
 
-    def summaries(self, sid: int, lo_ms: int, hi_ms: int) -> list[SummaryRow]:
+    def summaries(self, sid: int, lo_ms: int, hi_ms: int) -> list[SummaryTuple]:
         """The summary rows of the chunks of ``sid`` reaching into ``[lo_ms, hi_ms]``."""
-        rows = self._conn.execute(
+        rows: list[SummaryTuple] = self._conn.execute(
             "SELECT series_id, start_ts, end_ts, n, blob FROM summaries"
-            " WHERE series_id = ?1 AND start_ts <= ?3 AND start_ts >= coalesce("
+            " WHERE series_id = ?1 AND start_ts <= ?3 AND end_ts >= ?2 AND start_ts >= coalesce("
             "  (SELECT start_ts FROM summaries WHERE series_id = ?1 AND start_ts <= ?2"
             "   ORDER BY start_ts DESC LIMIT 1), ?2)"
             " ORDER BY start_ts",
             (sid, lo_ms, hi_ms),
         ).fetchall()
-        return [SummaryRow(*row) for row in rows if row[2] >= lo_ms]
+        return rows
 
     def chunk_blob(self, sid: int, start_ms: int) -> bytes:
         row = self._conn.execute("SELECT blob FROM chunks WHERE series_id = ? AND start_ts = ?",
