@@ -1217,6 +1217,34 @@ async def test_embedded_refuses_to_start_on_a_corrupt_log(tmp_path: Path) -> Non
             pass
 
 
+async def test_embedded_summaries_of_many_series_in_one_statement_or_one_by_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rows a rollup fetches are the same whether SQLite can take the series as one
+    JSON list (3.38 and later) or is asked series by series."""
+    from watchkeeper.archive.backends import _store
+
+    day = T0 - T0 % 86400
+    keys = [SeriesKey.make("r", "p", f"m{i}") for i in range(3)]
+    async with embedded(tmp_path, chunk_points=60) as writer:
+        for hour in range(5):
+            await writer.write([m for key in keys for m in floats(
+                key, *[(day + hour * 3600 + 10.0 * i, float(i)) for i in range(360)])])
+    store = _store.Store.open(tmp_path / DB_NAME, writer=False)
+    try:
+        sids = [row.sid for row in store.all_series()]
+        asked = [*sids, sids[0]]  # a series asked twice gives its rows twice
+        lo, hi = int(day * 1000) + 1_800_000, int(day * 1000) + 4 * 3_600_000
+        together = store.summaries_of(asked, lo, hi)
+        monkeypatch.setattr(_store, "_JSON_EACH", False)
+        one_by_one = store.summaries_of(asked, lo, hi)
+    finally:
+        store.close()
+    assert sorted(together) == sorted(one_by_one)
+    # 0:30 to 4:00 touches 22 chunks of 10 minutes (4:00 starts one); the first series twice
+    assert len(together) == 4 * 22 and {row[0] for row in together} == set(sids)
+
+
 async def test_embedded_rollups_read_summaries_not_points(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

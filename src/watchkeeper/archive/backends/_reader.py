@@ -79,7 +79,7 @@ class Reader:
                     require_numbers(key, row.kind)
                 sids = [row.sid for row in series]
                 plan = RollupPlan(keys, sids, lo, hi, step_ms, aggs)
-                summaries = [s for sid in sids for s in self.store.summaries(sid, lo, hi)]
+                summaries = self.store.summaries_of(sids, lo, hi)
                 batches = [decode_batch(blob) for _, blob in self.store.log()]
 
                 def chunks_end(sid: int) -> int | None:

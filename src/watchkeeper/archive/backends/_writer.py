@@ -259,7 +259,7 @@ class Writer:
             return [rollup_points(key, self.read(key, start, end), start=start, end=end,
                               step=step, aggs=aggs)
                     for key in keys]
-        rows = [row for sid in sids for row in self.store.summaries(sid, lo, hi)]
+        rows = self.store.summaries_of(sids, lo, hi)
         head = self.heads["float"]
 
         def chunks_end(sid: int) -> int | None:
