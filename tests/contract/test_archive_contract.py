@@ -1242,7 +1242,8 @@ async def test_embedded_summaries_of_many_series_in_one_statement_or_one_by_one(
         store.close()
     assert sorted(together) == sorted(one_by_one)
     # 0:30 to 4:00 touches 22 chunks of 10 minutes (4:00 starts one); the first series twice
-    assert len(together) == 4 * 22 and {row[0] for row in together} == set(sids)
+    assert len(together) == 4 * 22
+    assert {row[0] for row in together} == set(sids)
 
 
 async def test_embedded_rollups_read_summaries_not_points(
