@@ -1,9 +1,10 @@
 """The embedded archive in the process that writes it: ingest log, heads and compaction.
 
 A write is one ingest-log row (the whole batch, columnar) committed in one transaction;
-its points then join the in-memory heads: in :meth:`Writer.settle`, which the archive runs
-right after acknowledging the write (so joining overlaps the reply) and every other
-operation runs first (so nothing ever sees an acknowledged write missing). Compaction
+its points then join the in-memory heads in :meth:`Writer.settle`: before the answer for a
+small batch, right after it for a large one (the archive queues it on its thread, so
+joining overlaps the reply); every other operation settles first, so nothing ever sees
+an acknowledged write missing. Compaction
 moves heads into chunks and deletes the log rows no head still needs, in one transaction:
 
 * a series whose head reaches ``chunk_points`` is flushed on its own; log rows are
@@ -26,7 +27,7 @@ import sqlite3
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -66,6 +67,7 @@ from watchkeeper.model import Measurement, SeriesKey
 log = logging.getLogger(__name__)
 
 _TABLES = 16  # series lists remembered (one per regular writer, typically)
+SETTLE_LATER_FROM: Final = 1_000  # points; smaller batches join the heads before the answer
 
 Ids = npt.NDArray[np.int32]
 Int64Array = npt.NDArray[np.int64]
@@ -158,7 +160,14 @@ class Writer:
             self.catalog.add(series)
             self._tails[series.sid] = None
         self._unsettled.append((seq, batch))
+        if len(batch) < SETTLE_LATER_FROM:
+            self.settle()  # small: not worth a second trip through the archive's thread
         return len(batch)
+
+    @property
+    def unsettled(self) -> bool:
+        """Whether committed batches wait for :meth:`settle`."""
+        return bool(self._unsettled)
 
     def settle(self) -> None:
         """Add the committed batches to the heads, compacting heads that are full.

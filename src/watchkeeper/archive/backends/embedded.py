@@ -113,11 +113,12 @@ class EmbeddedArchive(Archive):
         return self._written(writer, await self._call(writer.write_columns, columns))
 
     def _written(self, writer: Writer, stored: int) -> int:
-        """Count a committed write and queue adding it to the heads, which then runs
-        while the caller is answered (every later operation would run it first anyway)."""
+        """Count a committed write; a large one joins the heads in a job queued now, which
+        runs while the caller is answered (every later operation would run it first)."""
         if stored:
             self.metrics.points_ingested.inc(stored)
             self.metrics.ingest_batches.inc()
+        if writer.unsettled:  # a large batch: settled right behind the answer
             assert self._executor is not None  # _call ran
             self._executor.submit(self._settle, writer)
         return stored
