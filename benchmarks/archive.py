@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import importlib
 import json
 import os
@@ -290,6 +291,8 @@ def serve(args: argparse.Namespace) -> None:
             await archive.start(stack)
 
             app = create_app(archive, metrics=metrics, max_body_bytes=512 * 1024 * 1024)
+            gc.collect()
+            gc.freeze()  # as `watchkeeper serve` does once started (runtime/service.py)
             config = uvicorn.Config(app, host="127.0.0.1", port=args.port, loop="none",
                                     http="httptools", log_level="warning", access_log=False,
                                     lifespan="off")
