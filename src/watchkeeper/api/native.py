@@ -47,24 +47,24 @@ def _json(payload: object, status: int = 200) -> Response:
 
 def _rollup_series(metas: Sequence[SeriesMeta], rolled: Sequence[Rollup],
                    aggs: Sequence[str]) -> Any:
-    """The ``series`` of a :class:`RollupResult` as pre-encoded JSON: the fields of
-    :class:`RollupSeries`, written by one orjson call that reads every array directly
-    (a 1,000-series answer: ~3.7 ms instead of ~9.6 ms through lists; D21)."""
-    def numbers(array: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        return np.ascontiguousarray(array, dtype=np.float64)  # orjson needs C order
-
-    rows = [{"series": str(meta.key), "unit": meta.unit, "ts": numbers(r.ts),
-             "values": {agg: numbers(r.values[agg]) for agg in aggs}}
-            for meta, r in zip(metas, rolled, strict=True)]
-    return msgspec.Raw(orjson.dumps(rows, option=orjson.OPT_SERIALIZE_NUMPY))
+    """The ``series`` of a :class:`RollupResult`: the fields of :class:`RollupSeries`,
+    pre-encoded in one call (a 1,000-series answer: ~3.7 ms instead of ~9.6 ms through
+    lists)."""
+    return _pre_encoded([{"series": str(meta.key), "unit": meta.unit, "ts": _c_order(r.ts),
+                          "values": {agg: _c_order(r.values[agg]) for agg in aggs}}
+                         for meta, r in zip(metas, rolled, strict=True)])
 
 
-def _numbers(array: npt.NDArray[np.float64]) -> Any:
-    """``array`` as pre-encoded JSON (nested lists, NaN and infinities as null, as msgspec
-    writes them) for a wire field declared as the lists a client decodes. orjson reads
-    the array directly: no Python float per number (decision D21)."""
-    contiguous = np.ascontiguousarray(array, dtype=np.float64)  # orjson needs C order
-    return msgspec.Raw(orjson.dumps(contiguous, option=orjson.OPT_SERIALIZE_NUMPY))
+def _c_order(array: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    return np.ascontiguousarray(array, dtype=np.float64)  # the arrays orjson reads
+
+
+def _pre_encoded(value: object) -> Any:
+    """``value`` (lists, dicts, numbers and C-ordered float arrays) as pre-encoded JSON,
+    NaN and infinities as null as msgspec writes them, for a wire field declared as the
+    lists a client decodes. orjson reads arrays directly: no Python float per number
+    (decision D21)."""
+    return msgspec.Raw(orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY))
 
 
 def parse_time(text: str, *, field: str, now: float) -> float:
@@ -260,7 +260,7 @@ class NativeApi:
         step = _float_param(request, "step")
         out = await query(self._archive, key, start=start, end=end, step=step,
                           agg=request.query_params.get("agg"))
-        points = (_numbers(np.column_stack((out.ts, out.values)))
+        points = (_pre_encoded(_c_order(np.column_stack((out.ts, out.values))))
                   if isinstance(out.values, np.ndarray) else out.rows())
         return _json(QueryResult(series=str(key), unit=out.unit, start=out.start, end=out.end,
                                  step=out.step, agg=out.agg, points=points))
