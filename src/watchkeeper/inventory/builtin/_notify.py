@@ -8,7 +8,7 @@ no trace of that notification (the others go on).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from watchkeeper.errors import InventoryError
@@ -55,11 +55,7 @@ def text(notification: Notification, *names: str) -> str:
 
 def optional_text(notification: Notification, *names: str) -> str | None:
     """:func:`text`, or None when no field of ``names`` is there."""
-    payload = notification.payload
-    for name in names:
-        value = payload.get(name)
-        if value is None or value == "":
-            continue
+    for name, value in _present(notification, names):
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise BadNotification(notification, name,
                                   f"must be text, not {type(value).__name__}")
@@ -69,11 +65,7 @@ def optional_text(notification: Notification, *names: str) -> str | None:
 
 def whole_number(notification: Notification, *names: str) -> int | None:
     """The first of ``names`` present, as a non-negative whole number (digits are fine)."""
-    payload = notification.payload
-    for name in names:
-        value = payload.get(name)
-        if value is None or value == "":
-            continue
+    for name, value in _present(notification, names):
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             return value
         if isinstance(value, str) and value.strip().isdigit():
@@ -81,6 +73,16 @@ def whole_number(notification: Notification, *names: str) -> int | None:
         raise BadNotification(notification, name,
                               f"must be a whole number, not {value!r}")
     return None
+
+
+def _present(notification: Notification, names: tuple[str, ...]) -> Iterator[tuple[str, Any]]:
+    """The fields of ``names`` the payload holds with a value (not null, not empty), in
+    order: readers take the first."""
+    payload = notification.payload
+    for name in names:
+        value = payload.get(name)
+        if value is not None and value != "":
+            yield name, value
 
 
 def mapping(notification: Notification, name: str) -> Mapping[str, Any] | None:
