@@ -1217,6 +1217,13 @@ async def test_embedded_refuses_to_start_on_a_corrupt_log(tmp_path: Path) -> Non
             pass
 
 
+async def write_hours(archive: Archive, keys: list[SeriesKey], day: float, hours: int) -> None:
+    """``hours`` hours from ``day`` of every 10 s, one write per hour for all ``keys``."""
+    for hour in range(hours):
+        await archive.write([m for key in keys for m in floats(
+            key, *[(day + hour * 3600 + 10.0 * i, float(i)) for i in range(360)])])
+
+
 async def test_embedded_summaries_of_many_series_in_one_statement_or_one_by_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1227,9 +1234,7 @@ async def test_embedded_summaries_of_many_series_in_one_statement_or_one_by_one(
     day = T0 - T0 % 86400
     keys = [SeriesKey.make("r", "p", f"m{i}") for i in range(3)]
     async with embedded(tmp_path, chunk_points=60) as writer:
-        for hour in range(5):
-            await writer.write([m for key in keys for m in floats(
-                key, *[(day + hour * 3600 + 10.0 * i, float(i)) for i in range(360)])])
+        await write_hours(writer, keys, day, 5)
     store = _store.Store.open(tmp_path / DB_NAME, writer=False)
     try:
         sids = [row.sid for row in store.all_series()]
@@ -1264,9 +1269,7 @@ async def test_embedded_rollups_read_summaries_not_points(
     day = T0 - T0 % 86400
     keys = [SeriesKey.make("r", "p", f"m{i}") for i in range(3)]
     async with embedded(tmp_path, chunk_points=60) as writer:
-        for hour in range(48):
-            await writer.write([m for key in keys for m in floats(
-                key, *[(day + hour * 3600 + 10.0 * i, float(i)) for i in range(360)])])
+        await write_hours(writer, keys, day, 48)
         async with embedded(tmp_path) as reader:
             for archive in (writer, reader):
                 decoded.clear()
