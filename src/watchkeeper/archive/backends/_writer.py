@@ -4,8 +4,8 @@ A write is one ingest-log row (the whole batch, columnar) committed in one trans
 its points then join the in-memory heads in :meth:`Writer.settle`: before the answer for a
 small batch, right after it for a large one (the archive queues it on its thread, so
 joining overlaps the reply); every other operation settles first, so nothing ever sees
-an acknowledged write missing. Compaction
-moves heads into chunks and deletes the log rows no head still needs, in one transaction:
+an acknowledged write missing. Compaction moves heads into chunks and deletes the log
+rows no head still needs, in one transaction:
 
 * a series whose head reaches ``chunk_points`` is flushed on its own; log rows are
   deleted up to the oldest row still holding an unflushed point of another series;
