@@ -32,6 +32,17 @@ _PAGE_ROOM: Final = PAGE_SIZE - 8 - 48  # a leaf page less its header and some s
 _BUSY_TIMEOUT_S: Final = 30.0
 _MAX_CODE_POINT: Final = 0x10FFFF
 _JSON_EACH: Final = sqlite3.sqlite_version_info >= (3, 38, 0)  # JSON built in from 3.38
+# Summary rows of chunks of series {sid} reaching into [?2, ?3]: those starting inside, and
+# the last one starting before (chunks never overlap, so no earlier one reaches in). {sid}
+# must not name `s` itself: then the lower bound could not bound the index search.
+_REACHING: Final = (
+    "SELECT s.series_id, s.start_ts, s.end_ts, s.n, s.blob FROM {source}"
+    " WHERE s.series_id = {sid} AND s.start_ts <= ?3 AND s.end_ts >= ?2 AND s.start_ts >= "
+    "coalesce((SELECT start_ts FROM summaries WHERE series_id = {sid} AND start_ts <= ?2"
+    " ORDER BY start_ts DESC LIMIT 1), ?2)")
+_SUMMARIES: Final = _REACHING.format(source="summaries AS s", sid="?1")
+_SUMMARIES_OF: Final = _REACHING.format(source="json_each(?1) AS j JOIN summaries AS s",
+                                        sid="j.value")
 
 _SCHEMA = (
     """
@@ -377,31 +388,15 @@ class Store:
             "SELECT count(*) FROM sqlite_master WHERE name = 'summaries'").fetchone()
         return bool(row[0])
 
-    def summaries(self, sid: int, lo_ms: int, hi_ms: int) -> list[SummaryTuple]:
-        """The summary rows of the chunks of ``sid`` reaching into ``[lo_ms, hi_ms]``."""
-        rows: list[SummaryTuple] = self._conn.execute(
-            "SELECT series_id, start_ts, end_ts, n, blob FROM summaries"
-            " WHERE series_id = ?1 AND start_ts <= ?3 AND end_ts >= ?2 AND start_ts >= coalesce("
-            "  (SELECT start_ts FROM summaries WHERE series_id = ?1 AND start_ts <= ?2"
-            "   ORDER BY start_ts DESC LIMIT 1), ?2)"
-            " ORDER BY start_ts",
-            (sid, lo_ms, hi_ms),
-        ).fetchall()
-        return rows
-
     def summaries_of(self, sids: Sequence[int], lo_ms: int, hi_ms: int) -> list[SummaryTuple]:
-        """:meth:`summaries` of every series in ``sids``, in one statement (~30 % less
-        time than one per series for 1,000 series); a series listed twice, twice."""
+        """The summary rows of the chunks of every series in ``sids`` reaching into
+        ``[lo_ms, hi_ms]``, in one statement (~30 % less time than one per series for
+        1,000 series; series by series before SQLite 3.38); a series listed twice, twice."""
         if not _JSON_EACH:
-            return [row for sid in sids for row in self.summaries(sid, lo_ms, hi_ms)]
+            return [row for sid in sids
+                    for row in self._conn.execute(_SUMMARIES, (sid, lo_ms, hi_ms)).fetchall()]
         rows: list[SummaryTuple] = self._conn.execute(
-            "SELECT s.series_id, s.start_ts, s.end_ts, s.n, s.blob FROM json_each(?1) AS j"
-            " JOIN summaries AS s ON s.series_id = j.value"
-            " WHERE s.start_ts <= ?3 AND s.end_ts >= ?2 AND s.start_ts >= coalesce("
-            "  (SELECT start_ts FROM summaries WHERE series_id = j.value AND start_ts <= ?2"
-            "   ORDER BY start_ts DESC LIMIT 1), ?2)",
-            (json.dumps(list(sids)), lo_ms, hi_ms),
-        ).fetchall()
+            _SUMMARIES_OF, (json.dumps(list(sids)), lo_ms, hi_ms)).fetchall()
         return rows
 
     def chunk_blob(self, sid: int, start_ms: int) -> bytes:
