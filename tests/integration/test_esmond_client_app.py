@@ -16,7 +16,6 @@ import pytest
 
 from tests.integration.esmond_client_app import LiveEsmond, esmond_app
 from tests.unit.client.esmond_replay import (
-    CAPTURED,
     KEY,
     captured_requests,
     comparable,
@@ -31,8 +30,6 @@ from watchkeeper.client import (
     TransportError,
 )
 from watchkeeper.client.esmond import ApiConnect, ApiFilters, MetadataPost, MetadataPostException
-
-pytestmark = pytest.mark.skipif(not CAPTURED.is_dir(), reason="shared/testdata not present")
 
 
 def mock_metadata() -> NewMetadata:

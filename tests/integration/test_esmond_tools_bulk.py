@@ -12,12 +12,9 @@ import httpx
 import pytest
 
 from tests.integration.esmond_client_app import LiveEsmond
-from tests.unit.client.esmond_replay import CAPTURED
 from watchkeeper.cli.archive import run_tool
 from watchkeeper.cli.archive_query import Context
 from watchkeeper.client import ArchiveClient, BulkData, NewMetadata
-
-pytestmark = pytest.mark.skipif(not CAPTURED.is_dir(), reason="shared/testdata not present")
 
 T0 = 1398816000  # 2014-04-30
 POINTS = 5000

@@ -18,7 +18,6 @@ import pytest
 
 from tests.integration.esmond_client_app import LiveEsmond
 from tests.unit.client.esmond_replay import (
-    CAPTURED,
     KEY,
     SYNTHETIC,
     captured_requests,
@@ -27,8 +26,6 @@ from tests.unit.client.esmond_replay import (
 from watchkeeper.cli.archive import run_tool
 from watchkeeper.cli.archive_query import Context
 from watchkeeper.client import ArchiveClient
-
-pytestmark = pytest.mark.skipif(not CAPTURED.is_dir(), reason="shared/testdata not present")
 
 NETLOGGER = SYNTHETIC / "gridftp-transfer.netlogger.log"
 JSONLOG = SYNTHETIC / "gridftp-transfer.json.log"

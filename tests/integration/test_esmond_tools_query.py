@@ -20,8 +20,6 @@ from watchkeeper.cli.archive import run_tool
 from watchkeeper.cli.archive_query import Context
 from watchkeeper.client import ArchiveClient, BulkData, NewMetadata
 
-pytestmark = pytest.mark.skipif(not CAPTURED.is_dir(), reason="shared/testdata not present")
-
 QUERY = ["--ip", "-S", "2014-04-30", "-E", "2014-05-02"]
 PAIR = ["-s", "127.0.0.1", "-d", "127.0.0.2"]
 

@@ -9,14 +9,14 @@ compare the requests our classes send with the real esmond-client's, without a s
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
 
-REPO = Path(__file__).resolve().parents[3]
-TESTDATA = REPO.parent / "shared" / "testdata" / "esmond"
+from tests.support.data import ESMOND
+
+TESTDATA = ESMOND
 CAPTURED = TESTDATA / "captured"
 SYNTHETIC = TESTDATA / "synthetic"
 KEY = "abc123def456"

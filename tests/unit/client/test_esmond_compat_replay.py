@@ -6,8 +6,6 @@ runs against the real watchkeeper app in tests/integration/test_esmond_client_ap
 
 from __future__ import annotations
 
-import pytest
-
 from tests.unit.client.esmond_replay import (
     CAPTURED,
     ReplayServer,
@@ -15,8 +13,6 @@ from tests.unit.client.esmond_replay import (
     comparable,
     lib_scenario,
 )
-
-pytestmark = pytest.mark.skipif(not CAPTURED.is_dir(), reason="shared/testdata not present")
 
 
 def test_library_scenario_sends_the_captured_requests() -> None:

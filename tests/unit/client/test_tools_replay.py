@@ -23,8 +23,6 @@ from tests.unit.client.esmond_replay import (
 from watchkeeper.cli.archive import run_tool
 from watchkeeper.cli.archive_query import Context
 
-pytestmark = pytest.mark.skipif(not CAPTURED.is_dir(), reason="shared/testdata not present")
-
 URL = "http://127.0.0.1:18080"
 QUERY = ["--url", URL, "--ip", "-S", "2014-04-30", "-E", "2014-05-02"]
 

@@ -1,7 +1,6 @@
 """Shared by the esmond tests: test-data paths, and a full app over real stores.
 
-The esmond test data lives beside the repository (``../shared/testdata/esmond``), as in
-CI, which clones the repository next to ``shared/``.
+The esmond test data lives in ``tests/data/esmond`` (its README names each file's origin).
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 
+from tests.support.data import ESMOND
 from watchkeeper.api import create_app
 from watchkeeper.archive import Archive
 from watchkeeper.archive.backends.embedded import EmbeddedArchive
@@ -27,8 +27,7 @@ from watchkeeper.archive.tokens import SqliteTokenStore, TokenStore
 from watchkeeper.clock import FakeClock
 from watchkeeper.telemetry import SelfMetrics
 
-REPO = Path(__file__).resolve().parents[3]
-TESTDATA = REPO / ".." / "shared" / "testdata" / "esmond"
+TESTDATA = ESMOND
 UPSTREAM = TESTDATA / "upstream"
 CAPTURED = TESTDATA / "captured"
 

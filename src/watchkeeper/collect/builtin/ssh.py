@@ -21,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import warnings
+from types import ModuleType
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -34,6 +36,19 @@ from watchkeeper.errors import CollectError, ConfigError, PluginError
 from watchkeeper.model import Device, Measurement, Status
 
 PARSERS = "watchkeeper.ssh_parsers"  # the group named in errors about `parser`
+
+
+def _asyncssh() -> ModuleType:
+    """asyncssh, imported on first use (it is an optional extra).
+
+    asyncssh imports its DSA support whether or not a DSA key is ever used, and newer
+    cryptography releases warn about DSA at that import; the warning says nothing about
+    the user's keys, so it is not passed on.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="DSA is deprecated")
+        import asyncssh
+    return asyncssh
 
 
 class SshConnection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -100,8 +115,7 @@ class SshCollector(Collector):
             await conn.wait_closed()
 
     async def poll(self, device: Device, ctx: PollContext) -> Any:
-        import asyncssh
-
+        asyncssh = _asyncssh()
         opts = self.options
         conn_opts: SshConnection = self.connection(device)
         host = conn_opts.address or device.address or device.name
@@ -168,8 +182,7 @@ class SshCollector(Collector):
 
     async def _connect(self, device: Device, conn_opts: SshConnection, host: str,
                        ctx: PollContext) -> Any:
-        import asyncssh
-
+        asyncssh = _asyncssh()
         existing = self._connections.get(device.name)
         if existing is not None and not existing.is_closed():
             return existing
