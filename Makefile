@@ -16,7 +16,8 @@ $(VENV)/.stamp-dev: pyproject.toml
 	$(PIP) install -e '.[dev]'
 	touch $@ $(VENV)/.stamp-run
 
-## run: the all-in-one stack on the embedded default (API on 127.0.0.1:8080, data in ./var)
+## run: the all-in-one stack on the embedded default (API on 127.0.0.1:8080, data in ./var);
+##      another port: make run ARGS="--listen 127.0.0.1:9090" (see README)
 run: $(VENV)/.stamp-run
 	$(VENV)/bin/watchkeeper up $(ARGS)
 
@@ -24,11 +25,12 @@ run: $(VENV)/.stamp-run
 services:
 	scripts/services up
 
-## lint: ruff, mypy --strict, and the import layers
+## lint: ruff, mypy --strict, the import layers, and no path outside the repository
 lint: $(VENV)/.stamp-dev
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks scripts
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	$(PY) scripts/check_paths.py
 
 ## test: everything, against real services, with the coverage gate
 test: $(VENV)/.stamp-dev services lint
