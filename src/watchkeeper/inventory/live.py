@@ -193,13 +193,32 @@ class LiveModel:
     # ------------------------------------------------------------- builds
 
     async def rebuild(self) -> bool:
-        """Build the whole model and swap it in; False when the build failed or was dropped."""
-        async with self._building:
-            return await self._rebuild()
+        """Build the whole model and swap it in; False when the build failed or was dropped.
 
-    async def _rebuild(self) -> bool:
+        Whatever the plugin raises marks the model stale with the reason, a CancelledError
+        or another BaseException included: only the caller's own cancellation, and
+        KeyboardInterrupt or SystemExit, come out of here, so a plugin cannot end a rebuild
+        loop.
+        """
+        async with self._building:
+            started = self._clock.time()
+            try:
+                return await self._rebuild(started)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is None or task.cancelling():  # the caller's cancellation: stop
+                    self._buffer = None
+                    raise
+                reason = "CancelledError: raised inside the build, not a cancellation of it"
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # noqa: BLE001 - a plugin's BaseException too
+                reason = _describe(exc)
+            self._failed(started, reason)
+            return False
+
+    async def _rebuild(self, started: float) -> bool:
         base = self._snapshot.graph
-        started = self._clock.time()
         self._buffer = []
         self._overflowed = False
         self._builds += 1
@@ -209,9 +228,6 @@ class LiveModel:
                 unchanged = built.same_content(base)
             else:  # off the loop: comparing two independent big builds takes a while
                 unchanged = await asyncio.to_thread(built.same_content, base)
-        except asyncio.CancelledError:
-            self._buffer = None
-            raise
         except Exception as exc:  # noqa: BLE001 - any failure of a build marks the model stale
             self._failed(started, _describe(exc))
             return False

@@ -410,3 +410,49 @@ async def test_batches_during_a_rebuild_are_replayed(stack: AsyncExitStack,
     await until(lambda: live.latest().synced_at == clock.time())
     assert devices(live.latest()) == {"a", "x", "b", "c"}
     assert whole(live.latest().graph)
+
+
+class _PluginAbort(BaseException):
+    """A plugin's own BaseException (not an Exception, not KeyboardInterrupt/SystemExit)."""
+
+
+class _Unruly(FakeSource):
+    """Its builds end the way ``ending`` says, once each, then build normally."""
+
+    def __init__(self) -> None:
+        super().__init__("unruly", period=10, source=["a"])
+        self.ending: list[str] = []
+
+    async def build(self, ctx: BuildContext) -> Graph:
+        how = self.ending.pop(0) if self.ending else None
+        if how == "cancel-inner":  # a plugin cancelling its own inner task and awaiting it
+            inner = asyncio.ensure_future(asyncio.sleep(3600))
+            await asyncio.sleep(0)
+            inner.cancel()
+            await inner
+        if how == "abort":
+            raise _PluginAbort("plugin gave up")
+        return await super().build(ctx)
+
+
+@pytest.mark.parametrize(("ending", "reason"), [
+    ("cancel-inner", "CancelledError: raised inside the build, not a cancellation of it"),
+    ("abort", "_PluginAbort: plugin gave up"),
+])
+async def test_whatever_a_build_raises_marks_the_model_stale_and_the_loop_goes_on(
+        stack: AsyncExitStack, clock: FakeClock, ending: str, reason: str) -> None:
+    """A CancelledError or BaseException out of a plugin's build is a failed build (stale,
+    with the reason), not the end of the collector's rebuild loop."""
+    source = _Unruly()
+    manager = await started(stack, clock, source)
+    live = manager.get("unruly")
+    source.ending = [ending, ending]
+    await clock.advance(10)
+    await until(lambda: live.latest().stale)
+    assert live.latest().stale_reason == reason
+    await clock.advance(10)  # the loop is still there, and fails the same way again
+    await until(lambda: live.stats().build_failures == 2)
+    source.source.append("b")
+    await clock.advance(10)
+    await until(lambda: not live.latest().stale)
+    assert devices(live.latest()) == {"a", "b"}
