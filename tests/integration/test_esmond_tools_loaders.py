@@ -186,6 +186,16 @@ def test_pipe_writes_what_the_original_wrote(live: LiveEsmond, protocol: str) ->
                                                         expected)]
 
 
+def test_pipe_stores_each_udp_stream_throughput(live: LiveEsmond) -> None:
+    """Real iperf3 -u -P 2 -J output: every stream's throughput is stored, none null."""
+    text = (SYNTHETIC / "iperf3-udp-2streams.json").read_text()
+    code, _, err = run(live, "pipe", [], stdin=text)
+    assert (code, err) == (0, "")
+    streams = [s["udp"]["bits_per_second"] for s in json.loads(text)["end"]["streams"]]
+    [(_, stored)] = points(live, "streams-throughput")["127.0.0.1"]
+    assert stored == pytest.approx(streams)
+
+
 @pytest.mark.parametrize(("mangle", "message"), [
     (lambda t: t[: t.index('"end"')], "truncated"),
     (lambda t: t.replace("bwctl: Using tool: iperf3\n", ""), "could not extract the tool name"),

@@ -205,7 +205,9 @@ def _bulk(doc: dict[str, Any], protocol: str, streams: int, ts: int) -> BulkData
             [{"start": s.get("start"), "duration": s.get("seconds"),
               "retransmits": s.get("retransmits")} for s in i.get("streams") or []]
             for i in intervals])
-        bulk.add("streams-throughput", ts, [_opt(s, "receiver.bits_per_second") for s in ends])
+        # TCP streams end with sender and receiver halves; UDP ones with one `udp` object.
+        per_stream = "receiver.bits_per_second" if protocol == "TCP" else "udp.bits_per_second"
+        bulk.add("streams-throughput", ts, [_opt(s, per_stream) for s in ends])
         bulk.add("streams-throughput-subintervals", ts, [
             [{"start": s.get("start"), "duration": s.get("seconds"),
               "throughput": s.get("bits_per_second")} for s in i.get("streams") or []]

@@ -74,3 +74,19 @@ def test_what_cannot_be_extracted_is_named(mangle: object, message: str) -> None
 def test_iperf3_error_output() -> None:
     with pytest.raises(PipeError, match="iperf3 reported an error: unable to connect"):
         extract([json.dumps({"start": {}, "error": "unable to connect to server"})])
+
+
+def test_udp_streams_carry_their_own_throughput() -> None:
+    """A multi-stream UDP result (real iperf3 3.12 output) stores each stream's
+    `udp.bits_per_second`: UDP streams have no `receiver` half to read."""
+    doc = json.loads((SYNTHETIC / "iperf3-udp-2streams.json").read_text())
+    result = plan(extract([json.dumps(doc)]))
+    values = {v["event-type"]: v["val"] for v in result.bulk.to_payload()["data"][0]["val"]}
+    expected = [s["udp"]["bits_per_second"] for s in doc["end"]["streams"]]
+    assert len(expected) == 2
+    assert None not in expected
+    assert values["streams-throughput"] == expected
+    assert values["throughput"] == doc["end"]["sum"]["bits_per_second"]
+    assert values["packet-count-sent"] == doc["end"]["sum"]["packets"]
+    assert [[s["throughput"] for s in i] for i in values["streams-throughput-subintervals"]] \
+        == [[s["bits_per_second"] for s in i["streams"]] for i in doc["intervals"]]
