@@ -12,10 +12,16 @@ and ``tags`` map one to one; perf metrics become measurements of the series
 are replaced by ``_`` and the original kept as a label); their warn/crit/min/max and
 every other scalar field (``state_type``, ``author``, ``ref_rk``, ``display_name``,
 Nagios extras...) go to ``attrs`` as strings.
+
+An event's id is derived from the message, never drawn at random: a hash of the event's
+canonical JSON (sorted keys, no spaces), the ``source`` it came through and the
+broker's message id when there is one. So a message redelivered and converted again
+gives the same ids, and every stage that de-duplicates by id recognises it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -117,8 +123,33 @@ def _number(text: str, field: str, label: str) -> float:
     return value
 
 
-def from_canopsis(doc: Mapping[str, Any], *, now: float) -> Event:
-    """One Canopsis event as an :class:`Event`; ``now`` stands in for a missing timestamp."""
+DEFAULT_SOURCE = "canopsis"
+
+
+def event_id(doc: Mapping[str, Any], *, source: str = DEFAULT_SOURCE, key: str = "") -> str:
+    """The id of the event converted from ``doc``: 32 hex digits of a hash of ``source``,
+    ``key`` (the broker's message id, if any) and the canonical JSON of ``doc``.
+
+    The same message gives the same id however often it is converted. Two byte-for-byte
+    equal events (same fields, timestamp included) from one source without message ids
+    are one event; a connector that repeats identical events on purpose sets a message id
+    or a timestamp.
+    """
+    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                           default=str)
+    digest = hashlib.blake2b(digest_size=16)
+    for part in (source, key, canonical):
+        digest.update(part.encode("utf-8", "surrogatepass"))
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def from_canopsis(doc: Mapping[str, Any], *, now: float, source: str = DEFAULT_SOURCE,
+                  key: str = "") -> Event:
+    """One Canopsis event as an :class:`Event`; ``now`` stands in for a missing timestamp.
+
+    Its id is :func:`event_id` of ``doc``, ``source`` and ``key``.
+    """
     if not isinstance(doc, Mapping):
         raise EventFormatError("a Canopsis event is a JSON object", field="$", value=doc)
     component = _text(doc, "component", required=True)
@@ -139,10 +170,10 @@ def from_canopsis(doc: Mapping[str, Any], *, now: float) -> Event:
     subject, plugin = component, resource or connector
     measurements = tuple(_measurement(m, subject, plugin, timestamp) for m in perf)
     for m in perf:
-        for key in ("warn", "crit", "min", "max"):
-            limit = getattr(m, key)
+        for bound in ("warn", "crit", "min", "max"):
+            limit = getattr(m, bound)
             if limit is not None:
-                attrs[f"perf.{m.metric}.{key}"] = limit if isinstance(limit, str) else _fmt(limit)
+                attrs[f"perf.{m.metric}.{bound}"] = limit if isinstance(limit, str) else _fmt(limit)
         if m.type != "GAUGE":
             attrs[f"perf.{m.metric}.type"] = m.type
     ttl = doc.get("ttl")
@@ -164,13 +195,17 @@ def from_canopsis(doc: Mapping[str, Any], *, now: float) -> Event:
         measurements=measurements,
         attrs=attrs,
         ttl=float(ttl) if ttl is not None else None,
+        id=event_id(doc, source=source, key=key),
     )
 
 
-def from_canopsis_json(data: bytes | str, *, now: float) -> list[Event]:
+def from_canopsis_json(data: bytes | str, *, now: float, source: str = DEFAULT_SOURCE,
+                       key: str = "") -> list[Event]:
     """Events from a JSON body holding one Canopsis event or an array of them.
 
-    An error in the n-th event of an array names it: ``[3].state: ...``.
+    An error in the n-th event of an array names it: ``[3].state: ...``. Ids are
+    derived as :func:`from_canopsis` says; in an array with a ``key``, the n-th event's
+    key is ``<key>[n]``.
     """
     try:
         doc = json.loads(data)
@@ -181,12 +216,13 @@ def from_canopsis_json(data: bytes | str, *, now: float) -> list[Event]:
         events: list[Event] = []
         for index, item in enumerate(doc):
             try:
-                events.append(from_canopsis(item, now=now))
+                events.append(from_canopsis(item, now=now, source=source,
+                                            key=f"{key}[{index}]" if key else ""))
             except EventFormatError as exc:
                 field = f"[{index}]" if exc.field == "$" else f"[{index}].{exc.field}"
                 raise EventFormatError(exc.reason, field=field, value=exc.value) from None
         return events
-    return [from_canopsis(doc, now=now)]
+    return [from_canopsis(doc, now=now, source=source, key=key)]
 
 
 def _text(doc: Mapping[str, Any], field: str, *, required: bool = False) -> str:

@@ -16,6 +16,7 @@ from watchkeeper.pipeline.bus.local import LocalBus
 from watchkeeper.pipeline.canopsis import (
     EventFormatError,
     PerfMetric,
+    event_id,
     from_canopsis,
     from_canopsis_json,
     parse_perf_data,
@@ -140,6 +141,26 @@ def test_json_bodies_one_or_many() -> None:
         from_canopsis_json(b"{nope", now=1.0)
     with pytest.raises(EventFormatError, match=r"^\[0\]: a Canopsis event is a JSON object"):
         from_canopsis_json("[3]", now=1.0)
+
+
+def test_the_same_message_converted_twice_gives_the_same_ids() -> None:
+    """Ids come from the message, not from chance: a redelivered message converted again
+    is recognised by every stage that de-duplicates by id."""
+    doc = {**NAGIOS, "component": "web1", "resource": "HTTP", "state": 2, "timestamp": T0}
+    body = json.dumps(doc)
+    first = from_canopsis_json(body, now=1.0)
+    again = from_canopsis_json(json.dumps(doc, indent=2, sort_keys=True), now=2.0)
+    assert [e.id for e in first] == [e.id for e in again] == [event_id(doc)]
+    assert len(first[0].id) == 32
+    # the source, the broker's message id and every field are part of the identity
+    assert from_canopsis(doc, now=1.0, source="amqp:x").id != first[0].id
+    assert from_canopsis(doc, now=1.0, key="m1").id != first[0].id
+    assert from_canopsis({**doc, "timestamp": T0 + 1}, now=1.0).id != first[0].id
+    # in an array with a message id, equal events are told apart by their place
+    many = from_canopsis_json(json.dumps([doc, doc]), now=1.0, key="m1")
+    assert len({e.id for e in many}) == 2
+    assert [e.id for e in many] == [
+        e.id for e in from_canopsis_json(json.dumps([doc, doc]), now=5.0, key="m1")]
 
 
 def test_the_wire_form_round_trips_and_partitions_are_stable() -> None:

@@ -371,8 +371,13 @@ class AmqpBus(Bus):
         queue = await self._admin.get_queue(info.names[0], ensure=False)
         await queue.bind(exchange, routing_key=self.options.canopsis_routing_key)
 
-        def decode(body: bytes) -> list[Event]:
-            return from_canopsis_json(body, now=now())
+        source = f"amqp:{exchange_name}"
+
+        def decode(message: Any) -> list[Event]:
+            # ids from the message (its body, and its message id when the connector set
+            # one): a redelivered message converted again gives the same ids
+            return from_canopsis_json(message.body, now=now(), source=source,
+                                      key=message.message_id or "")
 
         consumer = _Consumer(self, INGRESS, info.names[0], handler, decode=decode)
         await consumer.start()
@@ -453,13 +458,17 @@ class AmqpBus(Bus):
         return total
 
 
+def _decode_message(message: Any) -> list[Event]:
+    return decode_batch(message.body)
+
+
 class _Consumer:
     """One subscription: a channel with its prefetch, and the task that handles its batches."""
 
     def __init__(self, bus: AmqpBus, queue: str, name: str, handler: Handler, *,
-                 decode: Callable[[bytes], list[Event]] = decode_batch) -> None:
+                 decode: Callable[[Any], list[Event]] | None = None) -> None:
         self._bus = bus
-        self._decode_body = decode
+        self._decode_message = decode or _decode_message
         self._queue = queue
         self._name = name
         self._handler = handler
@@ -535,7 +544,7 @@ class _Consumer:
         if message.redelivered:
             self._bus.redeliveries += 1
         try:
-            return self._decode_body(message.body)
+            return self._decode_message(message)
         except PipelineError as exc:
             log.error("queue %s: %s; dead-lettering the message", self._name, exc)
             self._poison.append((message, str(exc)))
