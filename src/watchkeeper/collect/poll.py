@@ -11,6 +11,10 @@ every poll alike:
   while the check itself worked: CRITICAL;
 * anything else that goes wrong (an exception, our timeout, a return of the wrong type)
   means the check broke: ERRORED.
+
+A plain ``def`` runs in :mod:`~watchkeeper.collect.workers`' threads: one that outlives its
+timeout is abandoned and replaced, and its job is refused (ERRORED, without a thread)
+until it returns, so a stuck plugin never takes capacity from the other jobs.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any
 
 from watchkeeper.collect.abc import Collector, JobSpec, PollContext, PollResult
+from watchkeeper.collect.workers import PollWorkers, default_workers
 from watchkeeper.errors import CollectError
 from watchkeeper.model import CheckResult, Device, Measurement, Message, Status
 
@@ -45,16 +50,25 @@ async def run_poll(
     timeout: float,  # noqa: ASYNC109 - the per-poll budget, applied with asyncio.timeout
     affecting_intervals: tuple[float, ...],
     state: dict[str, Any],
+    workers: PollWorkers | None = None,
 ) -> PollResult:
-    """Poll ``job.device`` with ``collector`` and classify the outcome; never raises."""
+    """Poll ``job.device`` with ``collector`` and classify the outcome; never raises.
+
+    A plain-``def`` poll runs on ``workers`` (default: the process' shared pool).
+    """
     ctx = PollContext(
         plugin=collector.name, job=job, now=now, timeout=timeout,
         affecting_intervals=affecting_intervals, state=state,
     )
+    threads = (workers or default_workers()) if _is_sync(collector.poll) else None
+    if threads is not None:
+        refused = threads.refusal(collector, job.job_id, name=collector.name)
+        if refused is not None:
+            return _status(Status.ERRORED, refused, now)
     deadline = asyncio.timeout(timeout)
     try:
         async with deadline:
-            raw = await _invoke(collector, job.device, ctx)
+            raw = await _invoke(collector, job.device, ctx, threads)
         return normalise(raw, now=now)
     except TimeoutError as exc:
         if deadline.expired():
@@ -86,16 +100,21 @@ def normalise(raw: object, *, now: float) -> PollResult:
     return PollResult(check=_rollup(checks), measurements=tuple(measurements))
 
 
-async def _invoke(collector: Collector, device: Device, ctx: PollContext) -> object:
+def _is_sync(poll: Any) -> bool:
+    return not (inspect.iscoroutinefunction(poll) or inspect.isasyncgenfunction(poll))
+
+
+async def _invoke(collector: Collector, device: Device, ctx: PollContext,
+                  threads: PollWorkers | None) -> object:
     poll = collector.poll
-    if inspect.iscoroutinefunction(poll):
-        raw: object = await poll(device, ctx)
-    elif inspect.isasyncgenfunction(poll):
-        raw = poll(device, ctx)
-    else:
+    if threads is not None:
         # A plain def may block (psutil, file reads): run it, and any generator it
-        # returns, in a worker thread. On timeout the thread runs on; its result is dropped.
-        raw = await asyncio.to_thread(_call_sync, poll, device, ctx)
+        # returns, in a worker thread. On timeout the thread is abandoned and replaced.
+        raw: object = await threads.run(collector, ctx.job.job_id, _call_sync, poll, device, ctx)
+    elif inspect.iscoroutinefunction(poll):
+        raw = await poll(device, ctx)
+    else:
+        raw = poll(device, ctx)
     if inspect.isawaitable(raw):
         raw = await raw
     if isinstance(raw, AsyncIterator):

@@ -1,0 +1,147 @@
+"""Sync polls stuck past their timeout: they never take capacity from other jobs (issue 17 §2).
+
+The scenario of the report, on a shorter scale: plain-``def`` polls that block far past
+their timeout next to a healthy plain-``def`` neighbour, on the real scheduler and clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.unit.collect.fakes import Recorder, job, settle, spec
+from watchkeeper.clock import SystemClock
+from watchkeeper.collect.abc import Collector, PollContext
+from watchkeeper.collect.poll import run_poll
+from watchkeeper.collect.scheduler import Scheduler
+from watchkeeper.collect.workers import PollWorkers, default_workers
+from watchkeeper.model import Device, Measurement, Status
+from watchkeeper.telemetry import SelfMetrics
+
+INTERVAL = 0.2
+TIMEOUT = 0.2
+RUN_FOR = 4.0
+
+
+class Stuck(Collector):
+    """A plain-``def`` poll that blocks until the test lets go (a hung plugin)."""
+
+    def __init__(self, release: threading.Event, name: str = "stuck") -> None:
+        super().__init__(None, name=name)
+        self.release = release
+        self.entered = 0
+
+    def poll(self, device: Device, ctx: PollContext) -> None:
+        self.entered += 1
+        self.release.wait(60)
+
+
+class Quick(Collector):
+    """A healthy plain-``def`` poll."""
+
+    def __init__(self) -> None:
+        super().__init__(None, name="quick")
+
+    def poll(self, device: Device, ctx: PollContext) -> list[Measurement]:
+        return [ctx.measure("up", 1.0)]
+
+
+@pytest.fixture
+def release() -> Iterator[threading.Event]:
+    event = threading.Event()
+    yield event
+    event.set()
+    deadline = time.monotonic() + 10
+    while default_workers().stats()[1] and time.monotonic() < deadline:
+        time.sleep(0.01)  # let the abandoned threads finish before the next test
+
+
+async def test_a_stuck_sync_poll_never_starves_a_healthy_neighbour(
+    release: threading.Event,
+) -> None:
+    """Three jobs stuck in plain-def polls for the whole run cost their neighbour nothing:
+    it gets (nearly) every slot, none ERRORED; each stuck job holds at most one thread."""
+    stuck = Stuck(release)
+    sink = Recorder()
+    scheduler = Scheduler(clock=SystemClock(), metrics=SelfMetrics(), sink=sink,
+                          shutdown_grace=0.1)
+    scheduler.reconcile([
+        *(job(stuck, f"stuck:s{i}", (INTERVAL,), device=f"s{i}", timeout=TIMEOUT)
+          for i in range(3)),
+        job(Quick(), "quick:q", (INTERVAL,), device="q", timeout=TIMEOUT),
+    ])
+    running = asyncio.create_task(scheduler.run())
+    await asyncio.sleep(RUN_FOR)
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+
+    quick = sink.of("quick:q")
+    slots = RUN_FOR / INTERVAL
+    assert len(quick) >= slots / 2, [o.result.check.summary for o in quick]
+    assert [o for o in quick if o.result.status is not Status.OK] == []
+    assert stuck.entered <= 3  # one thread per stuck job, never one per slot
+    refused = [o.result.check.summary for o in sink.outcomes
+               if o.job_id.startswith("stuck:") and "still stuck" in o.result.check.summary]
+    assert refused  # the stuck jobs say why they do not poll
+
+
+async def test_a_collector_has_its_own_budget_of_stuck_threads(
+    release: threading.Event,
+) -> None:
+    """Past ``max_stuck`` stuck polls a collector is refused; other collectors are not."""
+    workers = PollWorkers(size=2, max_stuck=2)
+    stuck = Stuck(release)
+    for i in range(2):
+        result = await run_poll(stuck, spec(f"stuck:{i}", device=f"d{i}"), now=0.0,
+                                timeout=0.05, affecting_intervals=(10.0,), state={},
+                                workers=workers)
+        assert result.check.summary == "timed out after 0.05s"
+    refused = await run_poll(stuck, spec("stuck:9", device="d9"), now=0.0, timeout=0.05,
+                             affecting_intervals=(10.0,), state={}, workers=workers)
+    assert refused.status is Status.ERRORED
+    assert "collector stuck has 2 polls stuck in worker threads" in refused.check.summary
+    assert workers.stats() == (0, 2)  # both threads left the count...
+
+    healthy = await run_poll(Quick(), spec("quick:q", device="q"), now=0.0, timeout=5.0,
+                             affecting_intervals=(10.0,), state={}, workers=workers)
+    assert healthy.status is Status.OK  # ...and were replaced
+
+    release.set()
+    for _ in range(500):
+        if workers.stats()[1] == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert workers.stats()[1] == 0
+    again = await run_poll(stuck, spec("stuck:0", device="d0"), now=0.0, timeout=5.0,
+                           affecting_intervals=(10.0,), state={}, workers=workers)
+    assert again.status is Status.OK  # returned: the job polls again
+
+
+async def test_a_queued_poll_whose_caller_gave_up_never_runs() -> None:
+    """A wait cancelled before a thread took the work drops the work."""
+    workers = PollWorkers(size=1)
+    gate = threading.Event()
+    ran: list[str] = []
+
+    def block() -> None:
+        gate.wait(10)
+
+    first = asyncio.create_task(workers.run("owner", "a", block))
+    await settle()
+    second = asyncio.create_task(workers.run("owner", "b", ran.append, "b"))
+    await settle()
+    second.cancel()
+    await asyncio.gather(second, return_exceptions=True)
+    gate.set()
+    await first
+    assert await workers.run("owner", "c", ran.append, "c") is None
+    assert ran == ["c"]
+
+
+def test_a_pool_needs_a_thread() -> None:
+    with pytest.raises(ValueError, match="at least one thread"):
+        PollWorkers(size=0)
