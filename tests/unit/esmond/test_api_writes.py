@@ -327,3 +327,22 @@ async def test_write_then_metadata_time_filter(stack: Stack, client: httpx.Async
     found = (await client.get(f"{P}/", params={"time-start": NOW - 10, "time-end": NOW})
              ).json()
     assert [m["metadata-key"] for m in found] == [key]
+
+
+async def test_network_element_as_esmond_client_posts_it(client: httpx.AsyncClient) -> None:
+    """esmond-client's MetadataPost sends destination and input-destination whatever the
+    subject type: a network-element is created without them (same metadata as without)."""
+    body = {"subject-type": "network-element", "source": "10.0.0.1",
+            "destination": "10.0.0.2", "measurement-agent": "10.0.0.1",
+            "tool-name": "snmp", "input-source": "rtr1", "input-destination": "rtr1",
+            "time-duration": 30,
+            "event-types": [{"event-type": "packet-count-lost", "summaries": []}]}
+    key = await _create(client, body)
+    data = (await client.get(f"{P}/{key}/")).json()
+    assert (data["subject-type"], data["source"], data["input-source"]) == (
+        "network-element", "10.0.0.1", "rtr1")
+    assert "destination" not in data
+    assert "input-destination" not in data
+    assert data["time-duration"] == "30"
+    without = {k: v for k, v in body.items() if k not in ("destination", "input-destination")}
+    assert await _create(client, without) == key  # one metadata, found again by checksum
