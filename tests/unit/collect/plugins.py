@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 
 import msgspec
@@ -50,3 +51,14 @@ class Broken(Collector):
         if self.options.mode == "hang":
             await asyncio.sleep(3600)
         return "garbage"
+
+
+class SleepySync(Collector):
+    """A plain-``def`` poll that sleeps (a hung plugin that no timeout can interrupt)."""
+
+    class Options(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+        seconds: float = 60.0
+
+    def poll(self, device: Device, ctx: PollContext) -> PollResult:
+        time.sleep(self.options.seconds)
+        return ctx.result([ctx.measure("slept", self.options.seconds)])

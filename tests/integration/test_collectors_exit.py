@@ -1,0 +1,73 @@
+"""A plain-``def`` poll stuck far past its timeout never holds up exit (issue 17 §2):
+``collect --once`` and the ``collect`` daemon, as real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+WATCHKEEPER = [sys.executable, "-m", "watchkeeper.cli.main"]
+STUCK_FOR = 90  # the plugin sleeps this long; exit must not wait for it
+EXIT_WITHIN = 20  # generous: a stuck thread used to add the whole sleep
+
+CONFIG = f"""\
+inventory:
+  devices:
+    - {{name: target, address: 127.0.0.1}}
+collectors:
+  - name: stuck
+    plugin: tests.unit.collect.plugins:SleepySync
+    interval: 1
+    timeout: 1
+    options: {{seconds: {STUCK_FOR}}}
+  - name: fine
+    plugin: tests.unit.collect.plugins:Fixed
+    interval: 1
+engines:
+  - {{name: archive_writer, engine: archive_writer}}
+"""
+
+
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "wk.yaml"
+    path.write_text(CONFIG)
+    return path
+
+
+def test_once_exits_right_after_reporting_the_timeout(tmp_path: Path) -> None:
+    """The run reports the stuck poll ERRORED and the process ends, its thread still asleep."""
+    done = subprocess.run([*WATCHKEEPER, "collect", "--once", "--config", str(config(tmp_path)),
+                           "--data", str(tmp_path / "var")],
+                          cwd=REPO, capture_output=True, text=True, timeout=EXIT_WITHIN,
+                          check=False, env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 3, done.stderr
+    assert "timed out after 1s" in done.stdout
+
+
+def test_the_daemon_stops_promptly_on_sigterm(tmp_path: Path) -> None:
+    """SIGTERM while a sync poll is stuck: the daemon stops within seconds, exit status 0."""
+    proc = subprocess.Popen([*WATCHKEEPER, "collect", "--config", str(config(tmp_path)),
+                             "--data", str(tmp_path / "var")],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stdout is not None
+        assert "running" in proc.stdout.readline()
+        time.sleep(3)  # a few stuck polls (and their refusals) happen meanwhile
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=EXIT_WITHIN)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "stopped" in out
