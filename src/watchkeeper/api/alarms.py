@@ -11,15 +11,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from watchkeeper.api.limits import check_depth, decode_json, whole_param
 from watchkeeper.errors import InvalidData
 from watchkeeper.model import Event
 from watchkeeper.pipeline.canopsis import EventFormatError, from_canopsis_json
-from watchkeeper.pipeline.engines.alarms import AlarmNotFound, Alarms
+from watchkeeper.pipeline.engines.alarms import STATE_NAMES, AlarmNotFound, Alarms
 from watchkeeper.pipeline.engines.alarms.view import Action
 
 JSON = "application/json"
 ACTIONS: tuple[str, ...] = get_args(Action)
 Publish = Callable[[Sequence[Event]], Awaitable[None]]
+SETTABLE_STATES: tuple[int, ...] = (0, 1, 2, 3)
+"""What ``changestate`` may set: ok to critical. "no data" (4) is the engine's to decide."""
+MAX_ALARMS = 100_000
 
 
 class ActionBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -46,13 +50,11 @@ def alarm_routes(alarms: Alarms) -> list[BaseRoute]:
 
     async def list_alarms(request: Request) -> Response:
         params = request.query_params
-        limit = params.get("limit", "1000")
-        if not limit.isdigit():
-            raise InvalidData("expected a whole number", field="limit", value=limit)
+        limit = whole_param(params.get("limit"), field="limit", default=1000, high=MAX_ALARMS)
         found = alarms.list(status=params.get("status") or None,
                             resolved=params.get("resolved") in ("1", "true", "yes"),
                             include_snoozed=params.get("snoozed", "true") != "false",
-                            limit=int(limit))
+                            limit=limit)
         return _json(found)
 
     async def get_alarm(request: Request) -> Response:
@@ -65,7 +67,9 @@ def alarm_routes(alarms: Alarms) -> list[BaseRoute]:
             raise InvalidData(f"must be one of {', '.join(ACTIONS)}", field="action",
                               value=action)
         raw = await request.body()
-        body = msgspec.json.decode(raw, type=ActionBody) if raw.strip() else ActionBody()
+        body = decode_json(raw, ActionBody) if raw.strip() else ActionBody()
+        if action == "changestate":
+            _check_state(body.state)
         try:
             event = await alarms.act(key, action, author=body.author,
                                      message=body.message, duration=body.duration,
@@ -83,12 +87,21 @@ def alarm_routes(alarms: Alarms) -> list[BaseRoute]:
     ]
 
 
+def _check_state(state: int | None) -> None:
+    if state not in SETTABLE_STATES:
+        allowed = ", ".join(f"{s} ({STATE_NAMES[s]})" for s in SETTABLE_STATES)
+        raise InvalidData(f"changestate needs a state, one of {allowed}", field="state",
+                          value=state)
+
+
 def event_routes(publish: Publish, *, now: Callable[[], float] = time.time) -> list[BaseRoute]:
     """The Canopsis-format importer: existing Canopsis connectors can POST here."""
 
     async def import_canopsis(request: Request) -> Response:
+        raw = await request.body()
+        check_depth(raw)
         try:
-            events = from_canopsis_json(await request.body(), now=now())
+            events = from_canopsis_json(raw, now=now())
         except EventFormatError as exc:
             raise InvalidData(exc.reason, field=exc.field, value=exc.value) from None
         await publish(events)

@@ -9,35 +9,18 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from watchkeeper.api.auth import TokenAuth
-from watchkeeper.api.errors import HANDLERS, error_response
+from watchkeeper.api.errors import HANDLERS
 from watchkeeper.api.esmond import EsmondApi
 from watchkeeper.api.inventory import InventoryApi
+from watchkeeper.api.limits import BodyLimit
 from watchkeeper.api.native import NativeApi
 from watchkeeper.archive import Archive
 from watchkeeper.archive.esmond import EsmondArchive
 from watchkeeper.archive.tokens import TokenStore
 from watchkeeper.inventory import InventoryManager
 from watchkeeper.telemetry import SelfMetrics
-
-
-class BodyLimit:
-    """Refuses request bodies over ``max_bytes`` with 413 before reading them all."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            for name, value in scope.get("headers", ()):
-                if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                    response = error_response(413, f"request body over {self.max_bytes} bytes")
-                    await response(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
 
 
 def create_app(

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from watchkeeper.api.limits import whole_param
 from watchkeeper.errors import InvalidData
 from watchkeeper.inventory import (
     Graph,
@@ -112,8 +113,9 @@ class InventoryApi:
     async def graph(self, request: Request) -> Response:
         model = self._model(request)
         params = request.query_params
-        limit = _whole(params.get("limit"), "limit", DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
-        offset = _whole(params.get("offset"), "offset", 0, low=0)
+        limit = whole_param(params.get("limit"), field="limit", default=DEFAULT_LIMIT, low=1,
+                            high=MAX_LIMIT)
+        offset = whole_param(params.get("offset"), field="offset", default=0)
         graph = self._version(model, params.get("version"))  # nodes and relations of one
         selection = self._select(model.name, graph, frozenset(params.getlist("kind")),
                                  frozenset(params.getlist("label")))
@@ -134,7 +136,7 @@ class InventoryApi:
         latest = model.latest().graph
         if raw is None or raw in ("", "latest"):
             return latest
-        version = _whole(raw, "version", 0, low=0)
+        version = whole_param(raw, field="version", default=0)
         if version == latest.version:
             return latest
         try:
@@ -196,17 +198,8 @@ class InventoryApi:
 def _version(text: str, latest: int) -> int | None:
     if text == "latest":
         return latest
-    return int(text) if text.isdigit() else None
+    try:
+        return whole_param(text, field="version", default=-1)
+    except InvalidData:
+        return None
 
-
-def _whole(raw: str | None, name: str, default: int, *, low: int,
-           high: int | None = None) -> int:
-    """A whole-number query parameter; 400 naming it and the value when out of range."""
-    if raw is None or raw == "":
-        return default
-    value = int(raw) if raw.isdigit() and raw.isascii() else None
-    if value is None or value < low or (high is not None and value > high):
-        bounds = f"from {low} to {high}" if high is not None else f"of at least {low}"
-        raise InvalidData(f"expected a whole number {bounds}, not {raw!r}", field=name,
-                          value=raw)
-    return value

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from watchkeeper._version import __version__
+from watchkeeper.api.limits import decode_json, decode_msgpack, whole_param
 from watchkeeper.archive import Archive, Columns, Rollup, SeriesMeta
 from watchkeeper.archive.query import query
 from watchkeeper.archive.rollup import AGGREGATIONS, step_ms
@@ -153,7 +154,7 @@ class _RawSeriesColumns(WriteColumns, frozen=True, kw_only=True):
 
 
 def _decode_columns(body: bytes) -> Columns:
-    raw = msgspec.msgpack.decode(body, type=_RawSeriesColumns)
+    raw = decode_msgpack(body, _RawSeriesColumns)
     token = bytes(raw.series_raw)
     return _columns(raw, _SeriesTexts(token), token=token)
 
@@ -245,12 +246,11 @@ class NativeApi:
 
     async def list_series(self, request: Request) -> Response:
         params = request.query_params
-        limit = _float_param(request, "limit")
-        offset = _float_param(request, "offset") or 0
+        limit = whole_param(params.get("limit"), field="limit", default=-1)
         metas, total = await self._archive.list_series(
             prefix=params.get("prefix", ""),
-            limit=int(limit) if limit is not None else None,
-            offset=int(offset),
+            limit=None if limit < 0 else limit,
+            offset=whole_param(params.get("offset"), field="offset", default=0),
         )
         return _json(SeriesList(series=[_info(m) for m in metas], total=total))
 
@@ -301,7 +301,7 @@ class NativeApi:
         ):
             written = await self._archive.write_columns(_decode_columns(body))
         else:
-            batch = msgspec.json.decode(body, type=WriteBatch)
+            batch = decode_json(body, WriteBatch)
             written = await self._archive.write(_measurements(batch))
         return _json(WriteResult(written=written), status=201)
 

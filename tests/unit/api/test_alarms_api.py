@@ -137,3 +137,30 @@ async def test_writes_need_a_write_token(tmp_path: Path, url: str) -> None:
             read_only = await client.post(url, content="{}",
                                           headers={"Authorization": f"Token {reader}"})
             assert read_only.status_code == 403
+
+
+@pytest.mark.parametrize("body", [{"state": 99}, {"state": -1}, {"state": 4}, {}])
+async def test_changestate_takes_only_settable_states(
+        http: tuple[httpx.AsyncClient, LocalBus], body: dict[str, int]) -> None:
+    """changestate refuses any state but 0-3 (no data is the engine's), naming them."""
+    client, bus = http
+    await client.post("/api/v1/events/canopsis", content=json.dumps([canopsis(2, 1_700_000_000)]))
+    await bus.drain("alarms")
+    refused = await client.post("/api/v1/alarms/resource/web1/http/changestate", json=body)
+    assert refused.status_code == 400
+    assert refused.json()["detail"].startswith("state: changestate needs a state, one of 0 (ok)")
+    accepted = await client.post("/api/v1/alarms/resource/web1/http/changestate",
+                                 json={"state": 3})
+    assert accepted.status_code == 202
+    await bus.drain("alarms")
+    assert (await client.get("/api/v1/alarms/resource/web1/http")).json()["state_name"] == (
+        "critical")
+
+
+async def test_deep_canopsis_body_is_refused(http: tuple[httpx.AsyncClient, LocalBus]) -> None:
+    """The importer and the actions bound nesting as every JSON route does."""
+    client, _ = http
+    for url in ("/api/v1/events/canopsis", "/api/v1/alarms/resource/web1/http/ack"):
+        response = await client.post(url, content=b"[" * 5000 + b"]" * 5000)
+        assert response.status_code == 400
+        assert "deeper than 64 levels" in response.json()["detail"]

@@ -70,7 +70,7 @@ async def test_delete_range(client: AsyncClient) -> None:
         ("GET", "/api/v1/query", None, 400, "series: is required"),
         ("GET", "/api/v1/query?series=a/b/c&start=yesterday", None, 400, "start:"),
         ("GET", "/api/v1/query?series=a/b/c&start=nan", None, 400, "must be finite"),
-        ("GET", "/api/v1/series?limit=ten", None, 400, "limit: expected a number"),
+        ("GET", "/api/v1/series?limit=ten", None, 400, "limit: expected a whole number"),
         ("POST", "/api/v1/write", b"{not json", 400, "malformed request body"),
         ("POST", "/api/v1/write", b'{"points": [["a/b/c", "x", 1]]}', 400, "points[0]"),
         ("POST", "/api/v1/write", b'{"points": [["a b/c", 1, 1]]}', 400, "points[0].series"),

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Final, NamedTuple
 
 from watchkeeper.api.esmond.dns import Resolver, resolve_rule
+from watchkeeper.api.limits import MAX_WHOLE, whole_param
 from watchkeeper.archive.esmond.abc import MetadataQuery
 from watchkeeper.archive.esmond.model import ALL_SUBJECT_FIELDS, IP_FIELDS
 from watchkeeper.errors import InvalidData
@@ -33,7 +34,7 @@ def time_filter(params: Mapping[str, str], now: int) -> TimeRange | None:
     """The time filter the parameters ask for, or None when they name none."""
     def get(name: str) -> int | None:
         raw = params.get(name)
-        return None if raw is None else _time_value(raw)
+        return None if raw is None else _time_value(raw, name)
 
     at, start, end, span = get("time"), get("time-start"), get("time-end"), get("time-range")
     if at is not None:
@@ -66,36 +67,42 @@ def data_range(params: Mapping[str, str], now: int) -> tuple[int, int]:
     return found.begin, now + OPEN_END_SLACK if found.end is None else found.end
 
 
-def _time_value(raw: str) -> int:
+def _time_value(raw: str, name: str) -> int:
+    """An integer time (seconds) within ±2**53, so sums and differences of two stay
+    inside the store's 64-bit integers."""
     try:
-        return int(raw.strip())
+        value = int(raw.strip())
     except ValueError:
-        raise InvalidData(f"Time parameter must be an integer (got {raw!r})") from None
+        raise InvalidData(f"Time parameter must be an integer (got {name}={raw[:40]!r})",
+                          value=raw[:40]) from None
+    if abs(value) > MAX_WHOLE:
+        raise InvalidData(f"Time parameter out of range: at most {MAX_WHOLE} in absolute "
+                          f"value (got {name}={raw[:40]!r})", value=raw[:40])
+    return value
 
 
 def paging(params: Mapping[str, str]) -> tuple[int, int]:
-    """``(limit, offset)``: junk, zero or negative limits fall back to 1500, as in DRF."""
-    limit = _non_negative(params.get("limit"))
-    offset = _non_negative(params.get("offset"))
-    return (limit if limit else DEFAULT_LIMIT), (offset or 0)
+    """``(limit, offset)``: junk, zero, negative or out-of-range limits fall back to 1500
+    and such offsets to 0, as in DRF (whose paginator ignores what it cannot parse)."""
+    limit = _lenient(params.get("limit"), "limit")
+    offset = _lenient(params.get("offset"), "offset")
+    return (limit if limit else DEFAULT_LIMIT), offset
 
 
-def _non_negative(raw: str | None) -> int | None:
-    if raw is None:
-        return None
+def _lenient(raw: str | None, field: str) -> int:
     try:
-        value = int(raw)
-    except ValueError:
-        return None
-    return value if value >= 0 else None
+        return whole_param(raw, field=field, default=0)
+    except InvalidData:
+        return 0
 
 
 def window_value(raw: str) -> int:
-    """A summary window from a URL or a filter."""
+    """A summary window from a URL or a filter (seconds, within 0..2**53)."""
     try:
-        return int(raw)
-    except ValueError:
-        raise InvalidData(f"Summary window parameter must be an integer (got {raw!r})") from None
+        return whole_param(raw.strip(), field="summary-window", default=0)
+    except InvalidData:
+        raise InvalidData(f"Summary window parameter must be an integer from 0 to "
+                          f"{MAX_WHOLE} (got {raw[:40]!r})") from None
 
 
 async def metadata_query(params: Mapping[str, str], now: int,

@@ -36,6 +36,7 @@ from watchkeeper.api.esmond.render import (
     metadata_uri,
     summaries_json,
 )
+from watchkeeper.api.limits import decode_json
 from watchkeeper.archive.esmond import EsmondArchive, RawPoint, parse_metadata
 from watchkeeper.archive.esmond.types import BASE, EVENT_TYPES, URL_NAMES, Summary
 from watchkeeper.errors import InvalidData
@@ -128,7 +129,7 @@ class EsmondApi:
         if not content_type.lower().startswith(JSON):
             raise HTTPException(415, f'Unsupported media type "{content_type}" in request.')
         try:
-            body = msgspec.json.decode(await request.body())
+            body = decode_json(await request.body())
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise InvalidData(f"JSON parse error - {exc}") from None
         metadata, _ = await self.esmond.create(parse_metadata(body))
@@ -224,7 +225,7 @@ async def _json_body(request: Request) -> Any:
     if not raw.strip():
         raise InvalidData("No data payload POSTed.")
     try:
-        return msgspec.json.decode(raw)
+        return decode_json(raw)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         shown = raw[:200].decode("utf-8", "replace")
         raise InvalidData("POST data payload could not be decoded to a JSON object - given: "
