@@ -22,8 +22,8 @@ import asyncio
 import re
 import time
 import warnings
-from types import ModuleType
 from collections.abc import Callable, Mapping
+from types import ModuleType
 from typing import Any
 
 import msgspec
