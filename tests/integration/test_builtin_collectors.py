@@ -19,6 +19,7 @@ from typing import Any
 import psutil  # type: ignore[import-untyped]
 import pytest
 
+from tests.support.services import NGINX_HTTPS
 from watchkeeper.collect.abc import Collector, JobSpec, PollResult
 from watchkeeper.collect.builtin.http import HttpCollector, HttpOptions
 from watchkeeper.collect.builtin.ping import PingCollector, PingOptions, open_icmp_socket
@@ -220,11 +221,11 @@ async def test_a_refused_tcp_ping_still_counts_as_an_answer(closed_port: int) ->
 
 @pytest.mark.external_service
 async def test_https_certificate_days_left_from_nginx() -> None:
-    """nginx on 18443 serves a self-signed certificate valid for 30 days from its creation."""
+    """The test nginx serves a self-signed certificate valid for 30 days from its creation."""
     x509 = pytest.importorskip("cryptography.x509")
     collector = HttpCollector(HttpOptions(url="https://{address}/", verify_tls=False), name="http")
     try:
-        result = await poll(collector, address="127.0.0.1:18443")
+        result = await poll(collector, address=f"127.0.0.1:{NGINX_HTTPS}")
     finally:
         await collector.aclose()
     assert result.status in (Status.OK, Status.WARNING), result.check.summary

@@ -17,6 +17,7 @@ import psutil  # type: ignore[import-untyped]
 import pytest
 
 from tests.integration.test_collectors_dns import Responder
+from tests.support.services import NGINX_HTTP
 from watchkeeper.collect.builtin.nagios import DEFAULT_PLUGIN_DIR, NagiosCollector, NagiosOptions
 from watchkeeper.collect.testing import poll_once, values
 from watchkeeper.errors import ConfigError
@@ -152,7 +153,7 @@ async def test_check_http_against_nginx() -> None:
     """check_http against the test nginx: OK with time and size."""
     result = await poll_once(nagios("check_http", "-H", "127.0.0.1", "-p", "$HTTP.PORT$"),
                              Device(name="web", address="127.0.0.1",
-                                    connections={"http": {"port": 18080}}))
+                                    connections={"http": {"port": NGINX_HTTP}}))
     assert result.status is Status.OK, texts(result)
     got = values(result)
     assert got["size"] is not None

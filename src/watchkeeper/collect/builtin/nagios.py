@@ -7,7 +7,7 @@
       interval: 30
       devices: [web1]
       options:
-        command: [check_http, -H, $HOSTADDRESS$, -p, "18080", -w, "0.5", -c, "1"]
+        command: [check_http, -H, $HOSTADDRESS$, -p, "8000", -w, "0.5", -c, "1"]
 
 ``command`` is the plugin and its arguments, run without a shell; a plugin named without a
 ``/`` is looked up in ``plugin_dir`` (Debian's ``/usr/lib/nagios/plugins``). Arguments may
