@@ -112,9 +112,8 @@ async def run_engine(
         raise locator.error("bus.backend", "`watchkeeper engine` needs a bus shared between "
                             "processes (backend: amqp); `watchkeeper up` runs the whole "
                             "chain in one process", settings.bus.backend)
-    prefer = getattr(bus, "prefer_partitions", None)
-    if prefer is not None:
-        prefer(*worker)
+    # the workers of a partitioned engine, started here or anywhere else, share its
+    # partitions by themselves (pipeline/bus/members.py): ``worker`` only names this one
     clock = clock or SystemClock()
     metrics = SelfMetrics()
     notify = inventory_publisher(settings, name)

@@ -17,6 +17,10 @@ Topology (``prefix`` defaults to ``watchkeeper``):
   back-off, then its events go to ``<prefix>.dead.<engine>`` with the traceback; a
   message that keeps killing its worker is dead-lettered there by the broker after
   ``delivery_limit`` deliveries (quorum queues).
+- the workers of a partitioned engine share its partitions by themselves: they hear each
+  other by heartbeats on ``<prefix>.members.<engine>`` and each subscribes to its share
+  (:mod:`.members`); single active consumer keeps a partition with one worker at a time
+  while it moves.
 - with ``canopsis_exchange`` set, Canopsis connectors' JSON events published to that
   topic exchange are converted and fed to the chain's roots (:meth:`consume_ingress`).
 """
@@ -39,6 +43,7 @@ import msgspec
 from watchkeeper.errors import PipelineError
 from watchkeeper.model import Event
 from watchkeeper.pipeline.abc import INGRESS, Bus, DeadLetter, Handler
+from watchkeeper.pipeline.bus.members import Members, share
 from watchkeeper.pipeline.canopsis import from_canopsis_json
 from watchkeeper.pipeline.codec import (
     CONTENT_TYPE,
@@ -72,6 +77,8 @@ class AmqpOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     publish_timeout: float = 30.0
     connect_timeout: float = 10.0
     standby_delay: float = 1.0
+    heartbeat: float = 0.5
+    member_timeout: float = 3.0
     canopsis_exchange: str | None = None
     canopsis_routing_key: str = "#"
 
@@ -82,9 +89,12 @@ class AmqpOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
                 raise ValueError(f"{name} must be at least 1")
         if self.max_length is not None and self.max_length < 1:
             raise ValueError("max_length must be at least 1 (or null for no limit)")
-        for name in ("retry_delay", "publish_timeout", "connect_timeout", "standby_delay"):
+        for name in ("retry_delay", "publish_timeout", "connect_timeout", "standby_delay",
+                     "heartbeat", "member_timeout"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
+        if self.heartbeat <= 0 or self.member_timeout <= self.heartbeat:
+            raise ValueError("heartbeat must be positive and member_timeout longer than it")
         if not self.prefix or any(c.isspace() for c in self.prefix):
             raise ValueError("prefix must be a non-empty word")
         if urlsplit(self.url).scheme not in ("amqp", "amqps"):
@@ -125,12 +135,11 @@ class AmqpBus(Bus):
             raise TypeError(str(exc)) from None
         self._queues: dict[str, _Queue] = {}
         self._consumers: dict[str, list[_Consumer]] = {}
-        self._standby: dict[str, asyncio.Task[None]] = {}
+        self._sharing: dict[str, _Sharing] = {}
         self._connection: Any = None
         self._publisher: Any = None
         self._admin: Any = None
         self._entity_ids = EntityIds()
-        self._worker = (0, 1)
         self.redeliveries = 0
 
     # -- lifecycle ------------------------------------------------------------------
@@ -155,7 +164,7 @@ class AmqpBus(Bus):
         self._admin = await self._connection.channel(publisher_confirms=False)
 
     async def _close(self) -> None:
-        for queue in list(self._consumers):
+        for queue in list({**self._consumers, **self._sharing}):
             await self.stop_consuming(queue)
         if self._connection is not None:
             with contextlib.suppress(Exception):
@@ -163,11 +172,15 @@ class AmqpBus(Bus):
         self._connection = None
 
     def prefer_partitions(self, index: int, count: int) -> None:
-        """This process is worker ``index`` of ``count``: it becomes active on the partitions
-        ``p % count == index`` first, and stands by on the others (set by the launcher)."""
+        """Kept for old callers: the workers now agree on their shares by themselves
+        (:mod:`.members`), so this only checks its arguments."""
         if not 0 <= index < count:
             raise PipelineError(f"worker index {index} is not in 0..{count - 1}")
-        self._worker = (index, count)
+
+    def partitions_held(self, queue: str) -> list[int]:
+        """The partitions of ``queue`` this process subscribes to now (its share)."""
+        sharing = self._sharing.get(queue)
+        return sorted(sharing.consumers) if sharing is not None else []
 
     # -- topology -------------------------------------------------------------------
 
@@ -232,10 +245,13 @@ class AmqpBus(Bus):
     async def delete_queues(self) -> None:
         """Delete every queue this bus declared (tests, and tearing a deployment down)."""
         self._require_connection()
-        for info in self._queues.values():
+        for queue, info in self._queues.items():
             for name in [*info.names, info.dead]:
                 with contextlib.suppress(Exception):
                     await self._admin.queue_delete(name)
+            if info.partitions > 1:
+                with contextlib.suppress(Exception):
+                    await self._admin.exchange_delete(self._members_exchange(queue))
         self._queues.clear()
 
     def _require_connection(self) -> None:
@@ -396,37 +412,77 @@ class AmqpBus(Bus):
                 await consumer.start()
                 consumers.append(consumer)
             return
-        index, count = self._worker
-        mine = [n for p, n in enumerate(info.names) if p % count == index]
-        others = [n for p, n in enumerate(info.names) if p % count != index]
-        for name in mine:
-            consumer = _Consumer(self, queue, name, handler)
+        if info.partitions == 1:  # one queue: every worker waits in line for it
+            consumer = _Consumer(self, queue, info.names[0], handler)
             await consumer.start()
             consumers.append(consumer)
-        if others:
-            self._standby[queue] = asyncio.create_task(
-                self._stand_by(queue, others, handler), name=f"standby:{queue}")
+            return
+        opts = self.options
+        members = Members(self._connection, self._members_exchange(queue),
+                          heartbeat=opts.heartbeat, timeout=opts.member_timeout)
+        await members.start()
+        sharing = _Sharing(members)
+        sharing.task = asyncio.create_task(self._share(queue, handler, sharing),
+                                           name=f"share:{queue}")
+        self._sharing[queue] = sharing
 
-    async def _stand_by(self, queue: str, names: list[str], handler: Handler) -> None:
-        # Let the other workers subscribe to their own partitions first: with a single
-        # active consumer the first subscriber wins, so this spreads the partitions.
+    def _members_exchange(self, queue: str) -> str:
+        return f"{self.options.prefix}.members.{queue}"
+
+    async def _share(self, queue: str, handler: Handler, sharing: _Sharing) -> None:
+        """Keep this process subscribed to its share of ``queue``'s partitions."""
+        info = self._declared(queue)
+        members = sharing.members
+        # hear the workers already running before taking partitions, so a worker that
+        # joins takes its share without first grabbing (and then giving back) the rest
         await asyncio.sleep(self.options.standby_delay)
-        for name in names:
-            consumer = _Consumer(self, queue, name, handler)
+        while not sharing.closing:
+            members.changed.clear()
+            try:
+                await self._take_share(queue, info, handler, sharing)
+            except Exception as exc:  # noqa: BLE001 - connection trouble: try again shortly
+                log.warning("queue %s: could not take this worker's share (%r); retrying",
+                            queue, exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(members.changed.wait(), self.options.heartbeat)
+
+    async def _take_share(self, queue: str, info: _Queue, handler: Handler,
+                          sharing: _Sharing) -> None:
+        members = sharing.members
+        alive = members.alive()
+        wanted = set(share(alive, members.me, info.partitions))
+        held = sharing.consumers
+        for p in sorted(set(held) - wanted):  # finish the batch in hand, then let go
+            consumer = held.pop(p)
+            self._consumers[queue] = list(held.values())
+            await consumer.stop()
+        for p in sorted(wanted - set(held)):
+            if sharing.closing:
+                break
+            consumer = _Consumer(self, queue, info.names[p], handler)
             await consumer.start()
-            self._consumers.setdefault(queue, []).append(consumer)
+            held[p] = consumer
+            self._consumers[queue] = list(held.values())
+        if set(held) != sharing.reported:
+            sharing.reported = set(held)
+            log.info("queue %s: worker %s (of %d) takes partitions %s",
+                     queue, members.me[:8], len(alive), sorted(held))
 
     async def stop_consuming(self, queue: str) -> None:
-        standby = self._standby.pop(queue, None)
-        if standby is not None:
-            standby.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await standby
+        sharing = self._sharing.pop(queue, None)
+        if sharing is not None:
+            sharing.closing = True
+            sharing.members.changed.set()
+            if sharing.task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sharing.task
         consumers = self._consumers.pop(queue, [])
         for consumer in consumers:
             consumer.stopping()
         for consumer in consumers:
             await consumer.stop()
+        if sharing is not None:
+            await sharing.members.stop()
 
     async def drain(self, queue: str) -> None:
         """Wait until ``queue`` has no message ready and this process holds none.
@@ -456,6 +512,17 @@ class AmqpBus(Bus):
             declared = await channel.queue_declare(name, passive=True)
             total += declared.message_count or 0
         return total
+
+
+@dataclass
+class _Sharing:
+    """One partitioned queue's share in this process: who we are, what we hold."""
+
+    members: Members
+    consumers: dict[int, _Consumer] = field(default_factory=dict)
+    reported: set[int] = field(default_factory=set)
+    task: asyncio.Task[None] | None = None
+    closing: bool = False
 
 
 def _decode_message(message: Any) -> list[Event]:

@@ -10,6 +10,7 @@ from watchkeeper.pipeline.abc import EngineDefinition
 from watchkeeper.pipeline.engine import Engine
 from watchkeeper.pipeline.engines.alarms.book import AlarmBook
 from watchkeeper.pipeline.engines.alarms.model import AlarmOptions
+from watchkeeper.pipeline.engines.alarms.pgstore import PostgresStore
 from watchkeeper.pipeline.engines.alarms.store import (
     AlarmStore,
     MemoryStore,
@@ -33,10 +34,14 @@ def book(engine: Engine) -> AlarmBook:
             base = (engine.services.data_dir or Path()) / base
         store = SqliteStore(base / engine.name, engine.partitions,
                             dedup_window=options.dedup_window, fsync=options.fsync)
+    elif options.store == "postgres":
+        assert options.dsn is not None  # checked with the options
+        store = PostgresStore(options.dsn, engine.name, engine.partitions,
+                              dedup_window=options.dedup_window, schema=options.schema)
     else:
         store = MemoryStore(options.keep_resolved)
     made = AlarmBook(options, store, partitions=engine.partitions,
-                     durable=options.store == "sqlite", source=engine.name,
+                     durable=options.store != "memory", source=engine.name,
                      lookup=engine.services.lookup)
     engine.state["book"] = made
     return made

@@ -72,13 +72,17 @@ class AlarmOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     default_ttl: float | None = None
     dedup_window: int = 100_000
     emit: Literal["all", "changes"] = "all"
-    store: Literal["memory", "sqlite"] = "memory"
+    store: Literal["memory", "sqlite", "postgres"] = "memory"
     path: str = "alarms"
     fsync: bool = False
+    dsn: str | None = None
+    schema: str = "watchkeeper"
     keep_resolved: int = 10_000
     impact: bool = True
 
     def __post_init__(self) -> None:
+        if self.store == "postgres" and not self.dsn:
+            raise ValueError("store: postgres needs a dsn (a libpq connection string)")
         for name in ("hard_after", "flap_changes", "hard_limit", "dedup_window"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")

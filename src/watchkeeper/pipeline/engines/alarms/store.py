@@ -1,4 +1,5 @@
-"""Where alarm state lives between runs: nowhere (memory) or one SQLite file per partition.
+"""Where alarm state lives between runs: nowhere (memory), one SQLite file per partition
+(one host), or PostgreSQL (:mod:`.pgstore`, workers on several hosts).
 
 A partition's file holds its entities' tracks, the append-only step log of every alarm,
 resolved alarms, the ids of the events recently applied (so a redelivered batch is
@@ -168,7 +169,7 @@ class SqliteStore:
 
     def commit(self, partition: int, changes: Changes, *, expected: int) -> int:
         conn = self._conn(partition)
-        headers = [(t.entity_id, _encoder.encode(_without_steps(t))) for t in changes.tracks]
+        headers = [(t.entity_id, _encoder.encode(without_steps(t))) for t in changes.tracks]
         closed = [(a.id, a.entity_id, a.resolved or 0.0,
                    _encoder.encode(msgspec.structs.replace(a, steps=[])))
                   for a in changes.closed]
@@ -226,7 +227,8 @@ class SqliteStore:
         self._conns.clear()
 
 
-def _without_steps(track: Track) -> Track:
+def without_steps(track: Track) -> Track:
+    """The track with its open alarm's steps left out (stored apart, append-only)."""
     # steps live in their own append-only table; the header is rewritten, never the log
     if track.alarm is None or not track.alarm.steps:
         return track
