@@ -1,0 +1,191 @@
+"""Failover of a stateful engine to another host: kill -9, and the state is as if nothing happened.
+
+Two ``watchkeeper engine --name alarms`` processes, each with a data directory of its
+own (standing in for two hosts), run on RabbitMQ with the alarm store on PostgreSQL.
+Started separately, with no worker flags, they share the eight partitions by
+themselves. The test feeds 400 entities' check events, kills one process with SIGKILL
+in the middle of the stream, lets the other take its partitions over (and the batches
+it held unacknowledged), and compares every entity's final alarm state (alarm ids,
+step history, state, counters) with an uninterrupted single-process run.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from watchkeeper.model import Event
+from watchkeeper.pipeline.bus.amqp import AmqpBus
+from watchkeeper.pipeline.engines.alarms import AlarmBook, AlarmOptions
+from watchkeeper.pipeline.engines.alarms.pgstore import PostgresStore
+from watchkeeper.pipeline.engines.alarms.store import MemoryStore
+from watchkeeper.pipeline.pgconnect import DEFAULT_DSN
+
+pytestmark = [pytest.mark.external_service, pytest.mark.slow, pytest.mark.timeout(120)]
+
+PG_DSN = os.environ.get("WATCHKEEPER_TEST_PG_DSN", DEFAULT_DSN)
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+ENTITIES = 400
+ROUNDS = 40
+PARTITIONS = 8
+T0 = 1_700_000_000.0
+ALARM_OPTIONS = {"flap_changes": 6, "flap_window": 120, "stealthy_time": 30,
+                 "stealthy_show": 60, "resolve_after": 300, "hard_after": 2}
+_TAKES = re.compile(r"takes partitions \[([\d, ]*)\]")
+
+
+def stream() -> list[Event]:
+    """Check events of 400 entities whose states wander, so alarms open, flap and resolve."""
+    rng = random.Random(16)
+    states = [0] * ENTITIES
+    events = []
+    for n in range(ROUNDS):
+        for i in range(ENTITIES):
+            if rng.random() < 0.3:
+                states[i] = rng.choice((0, 0, 1, 2, 3))
+            events.append(Event(event_type="check", component=f"h{i}", resource="probe",
+                                timestamp=T0 + n * 20 + i * 0.01, state=states[i],
+                                id=f"h{i}-{n}"))
+    return events
+
+
+def reference(events: list[Event]) -> dict[str, object]:
+    """The uninterrupted run: one book in this process, no bus, nothing killed."""
+    book = AlarmBook(msgspec.convert(ALARM_OPTIONS, AlarmOptions), MemoryStore(),
+                     partitions=PARTITIONS)
+    for start in range(0, len(events), 1000):
+        book.apply_batch(events[start:start + 1000])
+    return {t.entity_id: msgspec.to_builtins(t) for t in book.tracks()}
+
+
+def applied(schema: str) -> int:
+    """Events applied and committed, over every partition (each counted once)."""
+    import psycopg
+
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        try:
+            row = conn.execute(f"SELECT coalesce(sum(seen_seq), 0) "
+                               f"FROM {schema}.alarm_partitions").fetchone()
+        except psycopg.errors.UndefinedTable:
+            return 0
+    return int(row[0]) if row else 0
+
+
+def stored(schema: str) -> dict[str, object]:
+    store = PostgresStore(PG_DSN, "alarms", PARTITIONS, dedup_window=ENTITIES * ROUNDS,
+                          schema=schema)
+    try:
+        return {entity: msgspec.to_builtins(track)
+                for p in range(PARTITIONS) for entity, track in store.load(p).tracks.items()}
+    finally:
+        store.close()
+
+
+def held(log: Path) -> list[int] | None:
+    """The partitions the process said it took last (None before it said anything)."""
+    found = _TAKES.findall(log.read_text())
+    if not found:
+        return None
+    return [int(p) for p in found[-1].split(",") if p.strip()]
+
+
+def launch(tmp_path: Path, host: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "WATCHKEEPER_DATA_DIR": str(tmp_path / host)}
+    command = [sys.executable, "-m", "watchkeeper.cli.main", "engine", "--name", "alarms",
+               "--config", str(tmp_path / "wk.yaml")]
+    with (tmp_path / f"{host}.log").open("wb") as out:
+        return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+
+
+def wait_for(check: object, timeout: float, what: str, logs: list[Path]) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}: "
+                                 + "\n".join(p.read_text()[-3000:] for p in logs))
+        time.sleep(0.05)
+
+
+async def test_kill_9_of_an_alarms_host_gives_the_state_of_an_uninterrupted_run(
+        tmp_path: Path) -> None:
+    """Two processes share the partitions by themselves; after kill -9 of one, the other
+    takes its partitions and every entity ends exactly as in an uninterrupted run."""
+    prefix = f"wkfailover.{uuid.uuid4().hex[:8]}"
+    schema = f"wk_failover_{uuid.uuid4().hex[:12]}"
+    events = stream()
+    total = len(events)
+    options = {**ALARM_OPTIONS, "store": "postgres", "dsn": PG_DSN, "schema": schema,
+               "emit": "changes", "dedup_window": total}
+    (tmp_path / "wk.yaml").write_text(f"""\
+log_level: info
+bus:
+  backend: amqp
+  options: {{url: "{AMQP_URL}", prefix: {prefix}, prefetch: 4, max_batch_events: 2000,
+            heartbeat: 0.2, member_timeout: 1.5, standby_delay: 0.5}}
+engines:
+  - name: alarms
+    engine: alarms
+    partitions: {PARTITIONS}
+    beat_interval: 3600
+    options: {msgspec.json.encode(options).decode()}
+""")
+    expected = reference(events)
+    logs = [tmp_path / "host-a.log", tmp_path / "host-b.log"]
+    procs: list[subprocess.Popen[bytes]] = []
+    async with AsyncExitStack() as stack:
+        bus = AmqpBus(url=AMQP_URL, prefix=prefix)
+        await bus.start(stack)
+        await bus.declare("alarms", partitions=PARTITIONS)
+        try:
+            procs = [launch(tmp_path, "host-a"), launch(tmp_path, "host-b")]
+            wait_for(lambda: all((held(log) or []) for log in logs), 30,
+                     "both processes to take partitions", logs)
+            wait_for(lambda: sorted(p for log in logs for p in held(log) or []) ==
+                     list(range(PARTITIONS)), 30, "the partitions to be shared out", logs)
+            shares = [held(log) for log in logs]
+            half = total // 2
+            for start in range(0, half, 1000):
+                await bus.publish("alarms", events[start:start + 1000])
+            wait_for(lambda: applied(schema) >= total * 0.2, 60, "20% applied", logs)
+            victim = procs[0]
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(timeout=10)
+            at_kill = applied(schema)
+            for start in range(half, total, 1000):
+                await bus.publish("alarms", events[start:start + 1000])
+            wait_for(lambda: held(logs[1]) == list(range(PARTITIONS)), 30,
+                     "the survivor to take every partition", logs)
+            wait_for(lambda: applied(schema) >= total, 60, "every event applied", logs)
+            await bus.drain("alarms")
+            assert applied(schema) == total  # each event applied exactly once
+            result = stored(schema)
+            assert sum(t["events"] for t in result.values()) == total  # type: ignore[index]
+            assert result.keys() == expected.keys()
+            differing = [e for e, track in expected.items() if result[e] != track]
+            assert differing == [], f"{len(differing)} of {ENTITIES} entities differ"
+            assert await bus.read_dead_letters("alarms") == []
+            assert all(shares)
+            assert at_kill < total
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            codes = [proc.wait(timeout=60) for proc in procs]
+            await bus.delete_queues()
+            import psycopg
+
+            with psycopg.connect(PG_DSN, autocommit=True) as conn:
+                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    assert codes == [-signal.SIGKILL, 0], [p.read_text()[-3000:] for p in logs]
