@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import get_args
+from typing import Any, get_args
 
 import msgspec
 from starlette.requests import Request
@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from watchkeeper.api.limits import check_depth, decode_json, whole_param
+from watchkeeper.api.openapi import Param, operation
 from watchkeeper.errors import InvalidData
 from watchkeeper.model import Event
 from watchkeeper.pipeline.canopsis import EventFormatError, from_canopsis_json
@@ -48,6 +49,10 @@ def _json(payload: object, status: int = 200) -> Response:
 def alarm_routes(alarms: Alarms) -> list[BaseRoute]:
     """Routes over one alarms engine."""
 
+    @operation("open alarms (and resolved ones with resolved=true)", "read", answer=Any,
+               params=(Param("status", description="a status name"),
+                       Param("resolved", "boolean"), Param("snoozed", "boolean"),
+                       Param("limit", "integer", minimum=0, maximum=MAX_ALARMS)))
     async def list_alarms(request: Request) -> Response:
         params = request.query_params
         limit = whole_param(params.get("limit"), field="limit", default=1000, high=MAX_ALARMS)
@@ -57,10 +62,13 @@ def alarm_routes(alarms: Alarms) -> list[BaseRoute]:
                             limit=limit)
         return _json(found)
 
+    @operation("one alarm with its steps", "read", answer=Any, errors=(404,))
     async def get_alarm(request: Request) -> Response:
         key = request.path_params["key"]
         return _json(alarms.get(key))  # AlarmNotFound is a LookupError: 404
 
+    @operation("act on an alarm: " + ", ".join(ACTIONS), "write", body=ActionBody,
+               answer=Accepted, status=202, errors=(400, 401, 403, 404))
     async def act(request: Request) -> Response:
         key, action = request.path_params["key"], request.path_params["action"]
         if action not in ACTIONS:
@@ -97,6 +105,8 @@ def _check_state(state: int | None) -> None:
 def event_routes(publish: Publish, *, now: Callable[[], float] = time.time) -> list[BaseRoute]:
     """The Canopsis-format importer: existing Canopsis connectors can POST here."""
 
+    @operation("import Canopsis events (one object or an array)", "write", body=Any,
+               answer=Accepted, status=202, errors=(400, 401, 403, 413))
     async def import_canopsis(request: Request) -> Response:
         raw = await request.body()
         check_depth(raw)

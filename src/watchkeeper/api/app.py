@@ -1,26 +1,46 @@
-"""``create_app``: the ASGI application over an archive, with self-metrics at ``/metrics``."""
+"""``create_app``: the ASGI application over an archive, with self-metrics at ``/metrics``
+and its own OpenAPI document at ``/api/v1/openapi.json``."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, Final
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from watchkeeper.api.auth import TokenAuth
+from watchkeeper.api import openapi
+from watchkeeper.api.auth import PROTECTED, TokenAuth
 from watchkeeper.api.errors import HANDLERS
 from watchkeeper.api.esmond import EsmondApi
 from watchkeeper.api.inventory import InventoryApi
 from watchkeeper.api.limits import BodyLimit
 from watchkeeper.api.native import NativeApi
+from watchkeeper.api.openapi import Operation, operation
 from watchkeeper.archive import Archive
 from watchkeeper.archive.esmond import EsmondArchive
 from watchkeeper.archive.tokens import TokenStore
 from watchkeeper.inventory import InventoryManager
 from watchkeeper.telemetry import SelfMetrics
+from watchkeeper.wire import CollectAck, CollectBatch, CollectConfig
+
+GUARDED: Final = (*PROTECTED, "/api/v1/rollup", "/api/v1/inventory")
+"""What the token middleware guards: every archive, alarm, collector and inventory route.
+Only health, metrics and the OpenAPI document are outside (they carry no data)."""
+
+ELSEWHERE: Final = {  # handlers that carry no description of their own (api.collect)
+    ("/api/v1/collect/config", "GET"): Operation(
+        "the whole remote-collector configuration (ETag; 304 while unchanged)", "write",
+        answer=CollectConfig, errors=(401, 403),
+        extra={"description": "Needs a token allowed to collect, whatever public_reads "
+                              "says: the configuration names devices and connections."}),
+    ("/api/v1/collect/results", "POST"): Operation(
+        "a remote collector's batch of results (a re-sent seq is acknowledged once)",
+        "write", body=CollectBatch, answer=CollectAck, errors=(400, 401, 403, 413, 507)),
+}
 
 
 def create_app(
@@ -41,12 +61,23 @@ def create_app(
     read unless ``public_reads``, see :mod:`.auth`); without, they are open.
     """
 
+    @operation("watchkeeper's own Prometheus metrics", "public", errors=(),
+               answer_type="text/plain")
     async def exposition(request: Request) -> Response:
         return Response(metrics.exposition(),
                         media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    document: dict[str, Any] = {}
+
+    @operation("this document: every route mounted here (OpenAPI 3.1)", "public", errors=())
+    async def describe(request: Request) -> Response:
+        if not document:
+            document.update(openapi.build(request.app.routes, ELSEWHERE))
+        return JSONResponse(document)
+
     routes: list[BaseRoute] = [*NativeApi(archive).routes(),
-                               Route("/metrics", exposition, methods=["GET"])]
+                               Route("/metrics", exposition, methods=["GET"]),
+                               Route(openapi.PATH, describe, methods=["GET"])]
     if inventory is not None:
         routes.extend(InventoryApi(inventory).routes())
     routes.extend(extra_routes)  # e.g. the remote collectors' routes (api.collect)
@@ -54,7 +85,8 @@ def create_app(
         routes.extend(EsmondApi(esmond).routes())
     middleware = [Middleware(BodyLimit, max_bytes=max_body_bytes)]
     if tokens is not None:
-        middleware.append(Middleware(TokenAuth, tokens=tokens, public_reads=public_reads))
+        middleware.append(Middleware(TokenAuth, tokens=tokens, public_reads=public_reads,
+                                     protected=GUARDED))
     return Starlette(
         routes=routes,
         exception_handlers=HANDLERS,

@@ -24,6 +24,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from watchkeeper.api.limits import whole_param
+from watchkeeper.api.openapi import Param, operation, paging
+from watchkeeper.api.redact import redact
 from watchkeeper.errors import InvalidData
 from watchkeeper.inventory import (
     Graph,
@@ -67,13 +69,14 @@ def _json(payload: object) -> Response:
 
 
 def wire_node(node: Node) -> InventoryNode:
-    return InventoryNode(id=node.id, kind=node.kind, name=node.name, attrs=dict(node.attrs),
-                         labels=sorted(node.labels))
+    """A node as served: attributes naming secrets are redacted (:mod:`.redact`)."""
+    return InventoryNode(id=node.id, kind=node.kind, name=node.name,
+                         attrs=redact(dict(node.attrs)), labels=sorted(node.labels))
 
 
 def wire_relation(relation: Relation) -> InventoryRelation:
     return InventoryRelation(source=relation.source, kind=relation.kind,
-                             target=relation.target, attrs=dict(relation.attrs))
+                             target=relation.target, attrs=redact(dict(relation.attrs)))
 
 
 def summary(model: LiveModel) -> InventoryCollector:
@@ -106,10 +109,18 @@ class InventoryApi:
         except UnknownCollector as exc:
             raise HTTPException(404, str(exc)) from None
 
+    @operation("every model collector, its version and freshness", "read",
+               answer=InventoryCollectors, errors=())
     async def collectors(self, request: Request) -> Response:
         models = [self._manager.get(name) for name in self._manager.names()]
         return _json(InventoryCollectors(collectors=[summary(m) for m in models]))
 
+    @operation("a model's nodes passing the filters and their relations, a page at a time",
+               "read", answer=InventoryGraph, errors=(400, 404),
+               params=(Param("kind", description="node kind; may repeat (any of)"),
+                       Param("label", description="node label; may repeat (all of)"),
+                       *paging(DEFAULT_LIMIT, MAX_LIMIT),
+                       Param("version", description="a kept version or 'latest'")))
     async def graph(self, request: Request) -> Response:
         model = self._model(request)
         params = request.query_params
@@ -167,6 +178,8 @@ class InventoryApi:
             self._selections.popitem(last=False)
         return found
 
+    @operation("what changed between two versions (span A..B, 'latest' allowed)", "read",
+               answer=InventoryDiff, errors=(400, 404))
     async def diff(self, request: Request) -> Response:
         model = self._model(request)
         span = request.path_params["span"]

@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from watchkeeper._version import __version__
 from watchkeeper.api.limits import decode_json, decode_msgpack, whole_param
+from watchkeeper.api.openapi import Param, operation, paging
 from watchkeeper.archive import Archive, Columns, Rollup, SeriesMeta
 from watchkeeper.archive.query import query
 from watchkeeper.archive.rollup import AGGREGATIONS, step_ms
@@ -114,6 +115,12 @@ def _range(request: Request, now: float) -> tuple[float, float]:
     else:
         start = parse_time(params.get("since", "1h"), field="since", now=now)
     return start, end
+
+
+_SERIES = Param("series", description="subject/plugin/metric{label=\"value\"}", required=True)
+_RANGE = (Param("start", description="epoch seconds, ISO 8601, 'now' or a duration ago (5m)"),
+          Param("end", description="as start; default now"),
+          Param("since", description="a duration ago, when start is not given (default 1h)"))
 
 
 def _info(meta: SeriesMeta) -> SeriesInfo:
@@ -241,9 +248,12 @@ class NativeApi:
             Route("/api/v1/write", self.write, methods=["POST"]),
         ]
 
+    @operation("liveness and version", "public", answer=Health, errors=())
     async def health(self, request: Request) -> Response:
         return _json(Health(status="ok", version=__version__))
 
+    @operation("list series under a prefix, a page at a time", "read", answer=SeriesList,
+               params=(Param("prefix", description="series name prefix"), *paging(None)))
     async def list_series(self, request: Request) -> Response:
         params = request.query_params
         limit = whole_param(params.get("limit"), field="limit", default=-1)
@@ -254,6 +264,10 @@ class NativeApi:
         )
         return _json(SeriesList(series=[_info(m) for m in metas], total=total))
 
+    @operation("one series' points, or buckets of them with step and agg", "read",
+               answer=QueryResult, errors=(400, 404),
+               params=(_SERIES, *_RANGE, Param("step", "number", "bucket seconds"),
+                       Param("agg", enum=tuple(AGGREGATIONS), description="with step")))
     async def query(self, request: Request) -> Response:
         key = _series_param(request)
         start, end = _range(request, self._now())
@@ -265,6 +279,11 @@ class NativeApi:
         return _json(QueryResult(series=str(key), unit=out.unit, start=out.start, end=out.end,
                                  step=out.step, agg=out.agg, points=points))
 
+    @operation("every float series under a prefix, aggregated in buckets", "read",
+               answer=RollupResult,
+               params=(Param("prefix"), Param("start", required=True), _RANGE[1],
+                       Param("step", "number", "bucket seconds", required=True),
+                       Param("aggs", description="comma-separated: " + ", ".join(AGGREGATIONS))))
     async def rollup(self, request: Request) -> Response:
         """Every float series under ``prefix`` (histograms are left out), aggregated."""
         params = request.query_params
@@ -294,6 +313,9 @@ class NativeApi:
         return _json(RollupResult(prefix=prefix, start=start, end=end, step=step, aggs=aggs,
                                   series=_rollup_series(metas, rolled, aggs)))
 
+    @operation("write points (JSON, or columns as application/vnd.watchkeeper.columns"
+               "+msgpack)", "write", body=WriteBatch, answer=WriteResult, status=201,
+               errors=(400, 401, 403, 413, 507))
     async def write(self, request: Request) -> Response:
         body = await request.body()
         if request.headers.get("content-type", "").partition(";")[0].strip() == (
@@ -305,6 +327,8 @@ class NativeApi:
             written = await self._archive.write(_measurements(batch))
         return _json(WriteResult(written=written), status=201)
 
+    @operation("delete a series' points in a time range", "write", answer=DeleteResult,
+               params=(_SERIES, *_RANGE), errors=(400, 401, 403, 404))
     async def delete(self, request: Request) -> Response:
         key = _series_param(request)
         start, end = _range(request, self._now())

@@ -37,6 +37,7 @@ from watchkeeper.api.esmond.render import (
     summaries_json,
 )
 from watchkeeper.api.limits import decode_json
+from watchkeeper.api.openapi import Param, operation
 from watchkeeper.archive.esmond import EsmondArchive, RawPoint, parse_metadata
 from watchkeeper.archive.esmond.types import BASE, EVENT_TYPES, URL_NAMES, Summary
 from watchkeeper.errors import InvalidData
@@ -56,6 +57,18 @@ def json_response(payload: object, status: int = 200,
 
 def created() -> Response:
     return Response(_CREATED, status_code=201, media_type=JSON)
+
+
+_TIMES = (Param("time", "integer", "seconds"), Param("time-start", "integer", "seconds"),
+          Param("time-end", "integer", "seconds"),
+          Param("time-range", "integer", "seconds"))
+_PAGING = (Param("limit", "integer", "page size (default 1500; junk falls back to it)"),
+           Param("offset", "integer", "items to skip"))
+_SEARCH = (*_TIMES, *_PAGING, Param("format"), Param("dns-match-rule"),
+           Param("event-type"), Param("summary-type"), Param("summary-window", "integer"),
+           Param("subject-type"), Param("metadata-key"), Param("source"),
+           Param("destination"), Param("measurement-agent"), Param("tool-name"))
+_WRITE_ERRORS = (400, 401, 403, 404, 409, 413, 415, 507)
 
 
 class EsmondApi:
@@ -96,10 +109,13 @@ class EsmondApi:
 
     # -- metadata -----------------------------------------------------------------------
 
+    @operation("esmond's entry point", "read", answer=Any, errors=())
     async def root(self, request: Request) -> Response:
         prefix = _prefix(request, self.prefixes)
         return json_response({"archive": _origin(request) + f"{prefix}/archive/"})
 
+    @operation("search metadata (subject fields, parameters, event types, times)", "read",
+               answer=Any, params=_SEARCH)
     async def list_metadata(self, request: Request) -> Response:
         prefix = _prefix(request, self.prefixes)
         query = await metadata_query(request.query_params, int(self.now()), self.resolve)
@@ -114,6 +130,7 @@ class EsmondApi:
             items[0]["metadata-next-page"] = following
         return json_response(items, headers=_link_header(previous, following))
 
+    @operation("one metadata", "read", answer=Any, params=_SEARCH, errors=(400, 404))
     async def get_metadata(self, request: Request) -> Response:
         key = request.path_params["key"]
         query = await metadata_query(request.query_params, int(self.now()), self.resolve)
@@ -124,6 +141,8 @@ class EsmondApi:
         prefix = _prefix(request, self.prefixes)
         return json_response(metadata_json(found[0], prefix=prefix, origin=_origin(request)))
 
+    @operation("create metadata (or find the one with the same checksum)", "write",
+               body=Any, answer=Any, status=201, errors=_WRITE_ERRORS)
     async def create_metadata(self, request: Request) -> Response:
         content_type = request.headers.get("content-type", "")
         if not content_type.lower().startswith(JSON):
@@ -137,9 +156,12 @@ class EsmondApi:
         payload = metadata_json(metadata, prefix=prefix, origin=_origin(request))
         return json_response(payload, status=201, headers={"Location": payload["url"]})
 
+    @operation("refused as esmond refuses it", "write", status=405, errors=(401, 403))
     async def patch_metadata(self, request: Request) -> Response:
         raise HTTPException(405, "does not support PATCH verb")
 
+    @operation("bulk write of points of many event types", "write", body=Any, answer=Any,
+               status=201, errors=_WRITE_ERRORS)
     async def bulk_write(self, request: Request) -> Response:
         body = await _json_body(request)
         points = _bulk_points(body)
@@ -148,6 +170,7 @@ class EsmondApi:
 
     # -- event types and data ---------------------------------------------------------
 
+    @operation("one event type of a metadata", "read", answer=Any, errors=())
     async def event_type_detail(self, request: Request) -> Response:
         key, event_type = request.path_params["key"], request.path_params["event_type"]
         metadata = await self.esmond.get(key)
@@ -157,10 +180,14 @@ class EsmondApi:
         uri = metadata_uri(_prefix(request, self.prefixes), key)
         return json_response([event_type_json(metadata, event_type, uri)])
 
+    @operation("accepted and ignored, as esmond does", "write", body=Any, answer=Any,
+               status=201, errors=(400, 401, 403, 413))
     async def event_type_stub(self, request: Request) -> Response:
         await _json_body(request)  # esmond checks the body and stores nothing
         return created()
 
+    @operation("base data, a summary's data, or the list of a summary type's windows",
+               "read", answer=Any, params=(*_TIMES, *_PAGING), errors=(400, 404))
     async def get_data(self, request: Request) -> Response:
         params = request.path_params
         event_type = params["event_type"]
@@ -192,6 +219,8 @@ class EsmondApi:
             raise HTTPException(404, "Not found.")
         return json_response(found)
 
+    @operation("write one base point", "write", body=Any, answer=Any, status=201,
+               errors=_WRITE_ERRORS)
     async def post_data(self, request: Request) -> Response:
         params = request.path_params
         body = await _json_body(request)
