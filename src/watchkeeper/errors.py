@@ -5,6 +5,7 @@ and carries the context needed to act on it::
 
     WatchkeeperError
     ├── ConfigError (ValueError)          file, line, key, value: a bad setting, refused early
+    ├── UsageError (ValueError)           a wrong command line (the CLI exits 64)
     ├── PluginError (ImportError)         group, plugin: not found, or breaks its contract
     ├── CollectError                      a poll that could not be run
     │   └── PollTimeout (TimeoutError)    the poll exceeded its timeout
@@ -53,7 +54,28 @@ class ConfigError(WatchkeeperError, ValueError):
         parts = [where]
         if key:
             parts.append(key)
-        super().__init__(f"{': '.join(parts)}: {message}")
+        shown = _shown_value(key, value)
+        got = f" (got {shown})" if shown is not None else ""
+        super().__init__(f"{': '.join(parts)}: {message}{got}")
+
+
+_SECRET_WORDS = ("password", "secret", "token", "key", "community")
+
+
+def _shown_value(key: str | None, value: object) -> str | None:
+    """The bad value for a message: never a secret (a key naming one shows ``<redacted>``),
+    never a whole section, never more than a line."""
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    last = (key or "").rsplit(".", 1)[-1].lower()
+    if any(word in last for word in _SECRET_WORDS):
+        return "<redacted>"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+class UsageError(WatchkeeperError, ValueError):
+    """The command line is wrong (a missing argument, options that exclude each other)."""
 
 
 class PluginError(WatchkeeperError, ImportError):

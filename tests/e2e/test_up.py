@@ -59,7 +59,7 @@ def start(tmp_path: Path) -> Iterator[object]:
     def _start(command: str, *extra: str) -> Stack:
         port = free_port()
         proc = subprocess.Popen(
-            [*WATCHKEEPER, command, "--listen", f"127.0.0.1:{port}", "--data",
+            [*WATCHKEEPER, command, "--listen", f"127.0.0.1:{port}", "--data-dir",
              str(tmp_path / "var"), *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -98,7 +98,7 @@ def test_up_watches_this_machine_and_stops_cleanly(start: object) -> None:
     assert all(v == 0.0 for _, v in status["points"])
 
     cli = subprocess.run([*WATCHKEEPER, "query", "localhost/system/cpu.percent", "--since", "5m",
-                          "--server", stack.url, "--format", "json"],
+                          "--server", stack.url, "-o", "json"],
                          capture_output=True, text=True, timeout=30, check=True)
     points = json.loads(cli.stdout)
     assert points
@@ -139,17 +139,18 @@ def test_query_against_a_stopped_server_fails_clearly() -> None:
     cli = subprocess.run([*WATCHKEEPER, "query", "a/b/c", "--server",
                           f"http://127.0.0.1:{free_port()}"], capture_output=True, text=True,
                          timeout=30, check=False)
-    assert cli.returncode == 1
+    assert cli.returncode == 69  # EX_UNAVAILABLE
     assert "cannot reach" in cli.stderr
+    assert "--server URL or $WATCHKEEPER_SERVER" in cli.stderr
 
 
 def test_bad_config_is_refused_before_anything_starts(tmp_path: Path) -> None:
     config = tmp_path / "wk.yaml"
     config.write_text("collectors:\n  - name: web\n    plugin: http\n    options:\n"
                       "      url: http://x/\n      retries: many\n")
-    result = subprocess.run([*WATCHKEEPER, "up", "--config", str(config), "--data",
+    result = subprocess.run([*WATCHKEEPER, "up", "--config", str(config), "--data-dir",
                              str(tmp_path / "var")], capture_output=True, text=True, timeout=30,
                             check=False)
-    assert result.returncode == 2
+    assert result.returncode == 78  # EX_CONFIG
     assert f"{config}:6: collectors[0].options.retries: unknown option" in result.stderr
     assert not (tmp_path / "var").exists()

@@ -56,6 +56,13 @@ def test_exit_code_is_the_rollup(tmp_path: Path, status: str, code: int) -> None
     done = collect(tmp_path, status)
     assert done.returncode == code, done.stderr
     assert f"r2 is {status}" in done.stdout
+    # The run ends with its summary: counts per status, then the worst results.
+    lines = done.stdout.rstrip().splitlines()
+    if status == "ok":
+        assert lines[-1] == "2 results: 2 ok; overall OK"
+    else:
+        assert lines[-2] == f"2 results: 1 {status}, 1 ok; overall {status.upper()}"
+        assert lines[-1] == f"  {status} r2 health: r2 is {status}"
 
 
 def test_report_and_device_selection(tmp_path: Path) -> None:
@@ -76,7 +83,7 @@ def test_a_bad_inventory_is_refused_with_its_line(tmp_path: Path) -> None:
     done = subprocess.run([*WATCHKEEPER, "collect", "--once", "--config", str(config)],
                           cwd=REPO, capture_output=True, text=True, timeout=60,
                           check=False)
-    assert done.returncode == 2
+    assert done.returncode == 78  # EX_CONFIG, not 2 (CRITICAL)
     assert f"{inventory}:4: devices.r1.connections.ssh.password: secrets must be references" \
         in done.stderr
     assert "hunter2" not in done.stderr
@@ -92,7 +99,7 @@ def test_the_local_daemon_writes_into_the_archive(tmp_path: Path) -> None:
                       "collectors:\n  - {name: count, plugin: tests.unit.collect.plugins:Counting,"
                       " interval: 0.5}\n")
     data = tmp_path / "var"
-    proc = subprocess.Popen([*WATCHKEEPER, "collect", "--config", str(config), "--data",
+    proc = subprocess.Popen([*WATCHKEEPER, "collect", "--config", str(config), "--data-dir",
                              str(data)], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     time.sleep(5)
@@ -101,7 +108,7 @@ def test_the_local_daemon_writes_into_the_archive(tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     assert "watchkeeper collect stopped" in out
     port = _free_port()
-    server = subprocess.Popen([*WATCHKEEPER, "serve", "--listen", f"127.0.0.1:{port}", "--data",
+    server = subprocess.Popen([*WATCHKEEPER, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir",
                                str(data)], cwd=REPO, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
     try:

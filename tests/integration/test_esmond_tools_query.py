@@ -121,8 +121,9 @@ def test_query_tool_against_the_server(live: LiveEsmond, scenario: str, tool: st
 def test_get_over_http_with_table_and_free_form_times(live: LiveEsmond) -> None:
     load(live, csv_data)
     out, err = io.StringIO(), io.StringIO()
-    code = run_tool("get", ["-u", live.url, *PAIR, "-e", "throughput", "-I",
-                            "-S", "April 30 2014", "-E", "1398988800"],
+    native_pair = ["--src" if a == "-s" else "--dest" if a == "-d" else a for a in PAIR]
+    code = run_tool("get", ["--server", live.url, *native_pair, "--event-type", "throughput",
+                            "--ip", "--start", "April 30 2014", "--end", "1398988800"],
                     Context(stdout=out, stderr=err), compat=False)
     assert (code, err.getvalue()) == (0, "")
     table = out.getvalue()

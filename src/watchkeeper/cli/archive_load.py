@@ -19,8 +19,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
-from watchkeeper.cli.archive_query import Context, UsageError
+from watchkeeper.cli.archive_query import Context
 from watchkeeper.client import ArchiveClient, HTTPStatusError, TransportError
+from watchkeeper.errors import UsageError
 from watchkeeper.loaders import gridftp, iperf3
 from watchkeeper.loaders.gridftp_load import GridftpLoader
 from watchkeeper.loaders.state import (
@@ -126,7 +127,8 @@ def _log(logger: logging.Logger, event: str, msg: str, level: int = logging.INFO
 
 def _client(args: argparse.Namespace, ctx: Context) -> ArchiveClient:
     return ArchiveClient(args.url, token=args.key or None, script_alias=args.script_alias,
-                         timeout=args.timeout, transport=ctx.transport)
+                         timeout=args.timeout, verify=getattr(args, "ssl_verify", True),
+                         transport=ctx.transport)
 
 
 def load_gridftp(args: argparse.Namespace, ctx: Context) -> int:
@@ -168,7 +170,8 @@ def load_gridftp(args: argparse.Namespace, ctx: Context) -> int:
 
 def pipe(args: argparse.Namespace, ctx: Context) -> int:
     if not args.key:
-        raise UsageError("--key is required (the archive's API key)")
+        option = "--key" if ctx.compat else "--token (or $WATCHKEEPER_TOKEN)"
+        raise UsageError(f"{option} is required (the archive's API key)")
     with _logging("esmond-ps-pipe", args.logdir, ctx.stdout, int(args.verbose)):
         tool = logging.getLogger("tool.esmond-ps-pipe")
         _log(tool, "main.start", "reading input")

@@ -36,6 +36,7 @@ from watchkeeper.cli.archive_format import (
 )
 from watchkeeper.cli.archive_time import TimeParseError, parse_time
 from watchkeeper.client import ArchiveClient, Metadata
+from watchkeeper.errors import UsageError
 
 log = logging.getLogger("watchkeeper.cli.archive")
 
@@ -48,8 +49,6 @@ FILTER_NAMES = ("metadata_key", "source", "destination", "measurement_agent",
 DAY = 86400
 
 
-class UsageError(Exception):
-    """Bad command line: one line on stderr, exit status 2."""
 
 
 @dataclass
@@ -67,8 +66,8 @@ class Context:
 def add_query_options(cmd: argparse.ArgumentParser, *, bulk: bool = False) -> None:
     """esmond-client's ``perfsonar_client_opts``, long and short forms."""
     cmd.add_argument("-u", "--url", metavar="URL",
-                     default=os.environ.get("WATCHKEEPER_URL"),
-                     help="archive to ask, scheme://host[:port] (default $WATCHKEEPER_URL)")
+                     default=os.environ.get("WATCHKEEPER_SERVER"),
+                     help="archive to ask, scheme://host[:port] (default $WATCHKEEPER_SERVER)")
     cmd.add_argument("-s", "--src", metavar="SRC", help="host originating the test")
     cmd.add_argument("-d", "--dest", metavar="DEST", help="test endpoint")
     cmd.add_argument("-a", "--agent", metavar="AGENT",
@@ -160,13 +159,15 @@ def list_events(stream: TextIO) -> int:
 
 
 def _clean_url(url: str | None, ctx: Context) -> str:
+    option = "--url" if ctx.compat else "--server"
     if not url:
         raise UsageError("--url is required (e.g. -u http://ma.example.net)")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise UsageError(f"--url {url!r} is not an http(s) URL")
+        raise UsageError(f"{option} {url!r} is not an http(s) URL")
     if parts.path.startswith("/esmond/perfsonar/archive"):
-        ctx.stderr.write("not necessary to add /esmond/perfsonar/archive to --url - trimming\n")
+        ctx.stderr.write(f"not necessary to add /esmond/perfsonar/archive to {option} - "
+                         "trimming\n")
         return f"{parts.scheme}://{parts.netloc}"
     return url.rstrip("/")
 
@@ -183,14 +184,15 @@ def _check_host(option: str, value: str | None) -> None:
             raise UsageError(f"--{option} arg had invalid hostname: {value}") from None
 
 
-def _times(args: argparse.Namespace, now: datetime) -> tuple[int, int]:
+def _times(args: argparse.Namespace, now: datetime, compat: bool) -> tuple[int, int]:
+    first, last = ("--start-time", "--end-time") if compat else ("--start", "--end")
     try:
         start = parse_time(args.start, now=now) if args.start else int(now.timestamp()) - DAY
         end = parse_time(args.end, now=now) if args.end else int(now.timestamp())
     except TimeParseError as exc:
-        raise UsageError(f"could not parse --start-time/--end-time: {exc}") from None
+        raise UsageError(f"could not parse {first}/{last}: {exc}") from None
     if end < start:
-        raise UsageError("--end-time is before --start-time")
+        raise UsageError(f"{last} is before {first}")
     return start, end
 
 
@@ -222,10 +224,11 @@ def prepare(args: argparse.Namespace, ctx: Context, *, need_src_dest: bool = Fal
             raise UsageError(f"output path {Path(args.output_dir).resolve()} does not exist")
     for option, value in (("src", args.src), ("dest", args.dest), ("agent", args.agent)):
         _check_host(option, value)
+    listing = "-L" if ctx.compat else "--list-events"
     if args.type and args.type not in EVENT_MAP:
-        raise UsageError(f"{args.type} is not a valid event type (see -L)")
+        raise UsageError(f"{args.type} is not a valid event type (see {listing})")
     if need_event and not args.type:
-        raise UsageError("the --event-type arg is required; use -L to see a list")
+        raise UsageError(f"the --event-type arg is required; use {listing} to see a list")
     if args.summary_type and args.summary_type not in SUMMARY_TYPES:
         raise UsageError(f"{args.summary_type} is not a valid --summary-type arg (one of: "
                          f"{', '.join(SUMMARY_TYPES)})")
@@ -233,7 +236,7 @@ def prepare(args: argparse.Namespace, ctx: Context, *, need_src_dest: bool = Fal
         raise UsageError("--output-format csv can not be used with --metadata-extended")
     if fmt == "human":
         fmt = "text" if ctx.compat else "table"
-    start, end = _times(args, ctx.now or datetime.now(tz=UTC))
+    start, end = _times(args, ctx.now or datetime.now(tz=UTC), ctx.compat)
     params: dict[str, Any] = {
         "source": args.src, "destination": args.dest, "measurement-agent": args.agent,
         "event-type": args.type, "tool-name": args.tool, "summary-type": args.summary_type,

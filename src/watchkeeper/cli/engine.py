@@ -8,7 +8,8 @@ import signal
 from typing import Any
 
 from watchkeeper import runtime
-from watchkeeper.cli.run import _plugins_from_cwd, _setup_logging
+from watchkeeper.cli.options import add_config, add_log_level
+from watchkeeper.cli.run import plugins_from_cwd, setup_logging
 from watchkeeper.runtime.engines import run_engine, supervise, worker_command
 from watchkeeper.settings import Locator, Settings
 
@@ -19,8 +20,8 @@ def add_commands(commands: Any) -> None:
     cmd.add_argument("--name", "-n", required=True, help="the engine, as named in `engines`")
     cmd.add_argument("--workers", "-w", type=int, metavar="N",
                      help="worker processes (default: the engine's `workers` setting)")
-    cmd.add_argument("--config", "-c", metavar="FILE", help="YAML configuration file")
-    cmd.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    add_config(cmd)
+    add_log_level(cmd)
     # set by the supervisor for each worker it starts
     cmd.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     cmd.add_argument("--worker-count", type=int, default=1, help=argparse.SUPPRESS)
@@ -34,10 +35,10 @@ def _engine(args: argparse.Namespace) -> int:
     # A stop asked for while still starting is kept and honoured once running.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, frame: _early_stop.append(signum))
-    _plugins_from_cwd()
+    plugins_from_cwd()
     settings, locator = runtime.read_settings(args.config,
                                               overrides={"log_level": args.log_level})
-    _setup_logging(settings.log_level)
+    setup_logging(settings.log_level)
     spec = next((e for e in settings.engines if e.name == args.name), None)
     workers = args.workers or (spec.workers if spec is not None else 1)
     if workers < 1:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 import msgspec
 
-from watchkeeper.cli.data import common_options, when
-from watchkeeper.cli.render import table
-from watchkeeper.client._inventory import InventoryClient
+from watchkeeper.cli.options import add_client, output_of, server_url
+from watchkeeper.cli.render import table, utc, when
+from watchkeeper.client import InventoryClient
+from watchkeeper.errors import UsageError
 from watchkeeper.wire import InventoryCollector, InventoryNode, InventoryRelation
 
 
@@ -29,18 +29,22 @@ def add_commands(commands: Any) -> None:
     show.add_argument("--label", action="append", default=[],
                       help="only nodes with this label (repeatable: all of them)")
     show.add_argument("--relations", action="store_true", help="print relations, not nodes")
-    common_options(show)
+    add_client(show)
     show.set_defaults(handler=_show)
 
     diff = sub.add_parser("diff", help="what changed between two versions",
                           description="What appeared, disappeared or changed between two "
                                       "versions of a model (A..B, or A and B; B defaults "
                                       "to latest).")
-    diff.add_argument("collector")
+    diff.add_argument("collector", help="model collector name, e.g. static")
     diff.add_argument("versions", help="A..B, or A")
     diff.add_argument("to", nargs="?", help="B (default latest)")
-    common_options(diff)
+    add_client(diff)
     diff.set_defaults(handler=_diff)
+
+
+def _client(args: argparse.Namespace) -> InventoryClient:
+    return InventoryClient(server_url(args), verify=not args.insecure)
 
 
 def _freshness(c: InventoryCollector) -> str:
@@ -60,26 +64,30 @@ def _scalar(value: Any) -> str:
 
 
 def _show(args: argparse.Namespace) -> int:
-    with InventoryClient(args.server) as client:
+    with _client(args) as client:
         if args.collector is None:
             listing = client.collectors().collectors
             rows: list[list[object]] = [
-                [c.name, c.version, c.nodes, c.relations, when(c.synced_at), _freshness(c)]
+                [c.name, c.version, c.nodes, c.relations, utc(c.synced_at), _freshness(c)]
                 for c in listing]
             table(["collector", "version", "nodes", "relations", "synced (UTC)", "state"],
-                  rows, fmt=args.format, title=f"{len(listing)} model collectors")
+                  rows, fmt=output_of(args), title=f"{len(listing)} model collectors")
             return 0
         graph = client.graph(args.collector, kinds=args.kind, labels=args.label)
     head = graph.collector
     title = f"{head.name} version {head.version} ({_freshness(head)})"
+    fmt = output_of(args)
+    data = fmt == "json"  # attrs and labels as JSON objects and lists, not text
     if args.relations:
         table(["source", "relation", "target", "attrs"],
-              [[r.source, r.kind, r.target, _attrs(r.attrs)] for r in graph.relations],
-              fmt=args.format, title=f"{title}: {len(graph.relations)} relations")
+              [[r.source, r.kind, r.target, r.attrs if data else _attrs(r.attrs)]
+               for r in graph.relations],
+              fmt=fmt, title=f"{title}: {len(graph.relations)} relations")
     else:
         table(["id", "kind", "name", "labels", "attrs"],
-              [[n.id, n.kind, n.name, ",".join(n.labels), _attrs(n.attrs)] for n in graph.nodes],
-              fmt=args.format, title=f"{title}: {len(graph.nodes)} nodes")
+              [[n.id, n.kind, n.name, n.labels if data else ",".join(n.labels),
+                n.attrs if data else _attrs(n.attrs)] for n in graph.nodes],
+              fmt=fmt, title=f"{title}: {len(graph.nodes)} nodes")
     return 0
 
 
@@ -88,9 +96,8 @@ def _diff(args: argparse.Namespace) -> int:
     if not sep:
         after = args.to or "latest"
     elif args.to is not None:
-        print("watchkeeper: give versions as A..B or as A B, not both", file=sys.stderr)
-        return 2
-    with InventoryClient(args.server) as client:
+        raise UsageError("give versions as A..B or as A B, not both")
+    with _client(args) as client:
         change = client.diff(args.collector, before, after)
     rows: list[list[object]] = []
     rows += [["+", n.kind, n.id, _attrs(n.attrs)] for n in change.appeared]
@@ -102,7 +109,7 @@ def _diff(args: argparse.Namespace) -> int:
     rows += [["~", c.after.kind, _rel(c.after),
               f"{_attrs(c.before.attrs)} -> {_attrs(c.after.attrs)}"]
              for c in change.relations_changed]
-    table(["change", "kind", "id", "detail"], rows, fmt=args.format,
+    table(["change", "kind", "id", "detail"], rows, fmt=output_of(args),
           title=f"{change.collector}: version {change.from_version} -> {change.to_version}, "
                 f"{len(rows)} changes")
     return 0

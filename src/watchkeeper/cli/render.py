@@ -1,4 +1,20 @@
-"""Output of CLI results as a Rich table (human), JSON or CSV."""
+"""Output of CLI results: a table for people, or CSV / JSON for programs.
+
+Cells are typed, and each format renders a type one way:
+
+============  ==============================  ==========================================
+cell          table (terminal or pipe)        CSV and JSON
+============  ==============================  ==========================================
+``datetime``  ``2026-12-07 12:53:11`` (UTC)   ISO 8601 UTC with ms, ``2026-12-07T12:53:11.250Z``
+``float``     6 significant digits            ``repr``: every digit (JSON: a number)
+``Level``     coloured on a terminal          the word
+``dict``      JSON text                       JSON text (JSON: an object)
+============  ==============================  ==========================================
+
+A table is never cut: piped, it is as wide as its widest row; on a terminal, long cells
+fold onto more lines. Numbers are right-aligned. Past :data:`LONG_OUTPUT` rows on a
+terminal, a note on stderr suggests how to ask for less.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +22,44 @@ import csv
 import io
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import TextIO
 
 import msgspec
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
-FORMATS = ("human", "json", "csv")
+LONG_OUTPUT = 1000
+
+# One status vocabulary for checks and alarms (docs/cli.md): the check statuses, with an
+# alarm's Canopsis state shown as the check status that raises it (model/status.py's map).
+STATE_LEVELS = ("ok", "warning", "errored", "critical", "unknown")
+_STYLES = {"ok": "green", "partial": "yellow", "warning": "yellow", "critical": "bold red",
+           "errored": "magenta", "unknown": "dim"}
+
+
+class Level(str):
+    """A status word (ok, warning, critical, errored, ...): coloured in tables on a terminal."""
+
+    __slots__ = ()
+
+
+def state_level(state: int) -> Level:
+    """An alarm state (0 ok, 1 minor, 2 major, 3 critical, 4 no data) in the one vocabulary."""
+    return Level(STATE_LEVELS[state] if 0 <= state < len(STATE_LEVELS) else f"state {state}")
+
+
+def utc(ts: float | None) -> datetime | None:
+    """An epoch timestamp as a time cell."""
+    return None if ts is None else datetime.fromtimestamp(ts, tz=UTC)
+
+
+def when(ts: float | None) -> str:
+    """An epoch timestamp as UTC text inside a sentence."""
+    moment = utc(ts)
+    return "" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def table(
@@ -22,30 +69,95 @@ def table(
     fmt: str,
     title: str | None = None,
     out: TextIO | None = None,
+    hint: str = "",
 ) -> None:
-    """Print rows in ``fmt``; JSON is a list of objects keyed by the headers."""
+    """Print ``rows`` as ``fmt`` (``table``, ``csv`` or ``json``; ``human`` is ``table``).
+
+    JSON is a list of objects keyed by the headers. ``hint`` says how to ask for fewer rows
+    when a table on a terminal runs long.
+    """
     stream = out or sys.stdout
     if fmt == "json":
-        records = [dict(zip(headers, row, strict=True)) for row in rows]
+        records = [{h: _data(v) for h, v in zip(headers, row, strict=True)} for row in rows]
         stream.write(msgspec.json.format(msgspec.json.encode(records), indent=2).decode() + "\n")
     elif fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(headers)
-        writer.writerows([["" if v is None else _cell(v) for v in row] for row in rows])
+        writer.writerows([[_csv_cell(v) for v in row] for row in rows])
         stream.write(buffer.getvalue())
     else:
-        grid = Table(title=title, show_lines=False)
-        for header in headers:
-            grid.add_column(header)
-        for row in rows:
-            grid.add_row(*("" if v is None else _cell(v) for v in row))
-        Console(file=stream, soft_wrap=True).print(grid)
+        _print_table(headers, rows, title, stream, hint)
 
 
-def _cell(value: object) -> str:
+def _print_table(headers: Sequence[str], rows: Sequence[Sequence[object]], title: str | None,
+                 stream: TextIO, hint: str) -> None:
+    grid = Table(title=title, show_lines=False)
+    for index, header in enumerate(headers):
+        numeric = bool(rows) and all(_is_number(row[index]) or row[index] is None
+                                     for row in rows)
+        grid.add_column(header, justify="right" if numeric else "left", overflow="fold")
+    for row in rows:
+        grid.add_row(*(_table_cell(v) for v in row))
+    console = Console(file=stream, highlight=False)
+    if not console.is_terminal:
+        # Piped: as wide as the widest row, so no program ever reads a cut or folded cell.
+        widest = Measurement.get(console, console.options.update_width(1_000_000), grid)
+        console = Console(file=stream, highlight=False, width=max(widest.maximum, 20))
+    elif len(rows) > LONG_OUTPUT:
+        sys.stderr.write(f"watchkeeper: {len(rows)} rows"
+                         f"{'; ' + hint if hint else ''} (-o csv to keep them in a file)\n")
+    console.print(grid)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _table_cell(value: object) -> Text:
+    # Text, not markup: messages may contain [brackets].
+    if value is None:
+        return Text("")
+    if isinstance(value, Level):
+        return Text(str(value), style=_STYLES.get(value, ""))
+    if isinstance(value, datetime):
+        return Text(value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"))
     if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, dict):
+        return Text(_short_number(value))
+    if isinstance(value, (dict, list)):
+        return Text(msgspec.json.encode(value).decode())
+    return Text(str(value))
+
+
+def _short_number(value: float) -> str:
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    if 1e6 <= abs(value) < 1e15:
+        return f"{value:.1f}"
+    return f"{value:.6g}"
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 UTC with milliseconds: ``2026-12-07T12:53:11.250Z``."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _csv_cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (dict, list)):
         return msgspec.json.encode(value).decode()
     return str(value)
+
+
+def _data(value: object) -> object:
+    """A JSON value: times as ISO text, everything else as itself."""
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, Level):
+        return str(value)
+    return value

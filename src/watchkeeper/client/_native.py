@@ -71,10 +71,13 @@ class Client:
     """Synchronous client."""
 
     def __init__(self, base_url: str = DEFAULT_URL, *, token: str | None = None,
-                 timeout: float = 30.0, transport: httpx.BaseTransport | None = None) -> None:
+                 timeout: float = 30.0, verify: bool = True,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        # ``token`` is sent with every request (writes need it); TLS is verified unless
+        # ``verify=False`` (the CLI's --insecure).
         headers = {"Authorization": f"Token {token}"} if token else {}
         self._http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout,
-                                  transport=transport)
+                                  verify=verify, transport=transport)
 
     def __enter__(self) -> Self:
         return self
@@ -141,10 +144,11 @@ class AsyncClient:
     """Asynchronous client with the same methods as :class:`Client`."""
 
     def __init__(self, base_url: str = DEFAULT_URL, *, token: str | None = None,
-                 timeout: float = 30.0, transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 timeout: float = 30.0, verify: bool = True,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
         headers = {"Authorization": f"Token {token}"} if token else {}
         self._http = httpx.AsyncClient(base_url=base_url, headers=headers, timeout=timeout,
-                                       transport=transport)
+                                       verify=verify, transport=transport)
 
     async def __aenter__(self) -> Self:
         return self

@@ -103,24 +103,24 @@ def test_errors(client: InventoryClient) -> None:
 
 def test_cli_show_and_diff(url: str, manager: InventoryManager,
                            capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["inventory", "show", "--server", url, "-f", "json"]) == 0
+    assert main(["inventory", "show", "--server", url, "-o", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["collector"], r["version"], r["state"]) for r in rows] == [
         ("static", 1, "fresh"), ("cmdb", 1, "fresh")]
     assert main(["inventory", "show", "static", "--kind", "device", "--label", "core",
-                 "--server", url, "-f", "csv"]) == 0
+                 "--server", url, "-o", "csv"]) == 0
     assert capsys.readouterr().out.splitlines() == [
         "id,kind,name,labels,attrs", "device/core1,device,core1,core,address= site=par1"]
     assert main(["inventory", "show", "static", "--relations", "--server", url]) == 0
     assert "has_interface" in capsys.readouterr().out
     manager.deliver(created("z"))
-    assert main(["inventory", "diff", "cmdb", "1..2", "--server", url, "-f", "json"]) == 0
+    assert main(["inventory", "diff", "cmdb", "1..2", "--server", url, "-o", "json"]) == 0
     changes = json.loads(capsys.readouterr().out)
     assert [(c["change"], c["id"]) for c in changes] == [
         ("+", "device/z"), ("+", "interface/z/eth0"), ("+", "device/z -> interface/z/eth0")]
     assert main(["inventory", "diff", "cmdb", "1", "--server", url]) == 0
     assert "version 1 -> 2, 3 changes" in capsys.readouterr().out
-    assert main(["inventory", "show", "nope", "--server", url]) == 1
+    assert main(["inventory", "show", "nope", "--server", url]) == 65  # EX_DATAERR: a 404
     assert "no model collector 'nope'" in capsys.readouterr().err
 
 
@@ -236,10 +236,10 @@ def test_bad_paging_parameters_are_400_naming_them(url: str, query: str, detail:
 def test_cli_show_follows_the_pages(big_url: str, monkeypatch: pytest.MonkeyPatch,
                                     capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr("watchkeeper.client._inventory.PAGE", 7)
-    assert main(["inventory", "show", "big", "--server", big_url, "-f", "json"]) == 0
+    assert main(["inventory", "show", "big", "--server", big_url, "-o", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 60
     assert [r["id"] for r in rows] == sorted(r["id"] for r in rows)
     assert main(["inventory", "show", "big", "--relations", "--server", big_url,
-                 "-f", "json"]) == 0
+                 "-o", "json"]) == 0
     assert len(json.loads(capsys.readouterr().out)) == 30
