@@ -15,6 +15,11 @@ Reports writes/s (201 answers per second of wall time) as the median of several 
 Goal (issue 3): at least 2,000 writes/s.
 
     python benchmarks/esmond_post.py [--seconds 5] [--runs 3] [--connections 64]
+        [--backend postgres] [--servers 2]
+
+``--backend postgres`` puts the archive, metadata and tokens in PostgreSQL (fresh
+schemas in the ``watchkeeper_test`` database, dropped after); ``--servers N`` then starts
+N servers on it and spreads the connections over them (the scaled deployment).
 """
 
 from __future__ import annotations
@@ -135,19 +140,51 @@ def _register(url: str, token: str, count: int) -> list[tuple[str, str]]:
     return series
 
 
+PG_DSN = "host=127.0.0.1 user=postgres dbname=watchkeeper_test"
+PG_SCHEMAS = ("wk_esmond_bench", "esmond_bench")
+
+
+def _pg_schemas(create: bool) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        for schema in PG_SCHEMAS:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        if create:
+            conn.execute(f"CREATE SCHEMA {PG_SCHEMAS[1]}")
+
+
+def _where(args: argparse.Namespace, data: Path) -> list[str]:
+    """The flags that tell ``serve`` and ``token create`` where the data lives."""
+    if args.backend == "embedded":
+        return ["--data", str(data)]
+    config = data.with_suffix(".json")
+    config.write_text(json.dumps({
+        "data_dir": str(data),
+        "archive": {"backend": "postgres", "options": {"dsn": PG_DSN, "schema": PG_SCHEMAS[0]}},
+        "esmond": {"store": "postgres",
+                   "dsn": f"{PG_DSN} options='-c search_path={PG_SCHEMAS[1]}'"}}))
+    return ["-c", str(config)]
+
+
 def bench(args: argparse.Namespace) -> list[float]:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
+    if args.backend == "postgres":
+        _pg_schemas(create=True)
+    ports = [_free_port() for _ in range(args.servers)]
+    url = f"http://127.0.0.1:{ports[0]}"
     with tempfile.TemporaryDirectory(prefix="wk-esmond-bench-") as tmp:
-        data = Path(tmp) / "var"
-        server = subprocess.Popen(
-            [*WATCHKEEPER, "serve", "--listen", f"127.0.0.1:{port}", "--data", str(data),
-             "--log-level", "warning"], stderr=subprocess.PIPE, text=True)
+        started: list[subprocess.Popen[str]] = []
         try:
-            _wait_healthy(url, server)
+            for n, port in enumerate(ports):
+                started.append(subprocess.Popen(
+                    [*WATCHKEEPER, "serve", "--listen", f"127.0.0.1:{port}",
+                     *_where(args, Path(tmp) / f"var{n}"), "--log-level", "warning"],
+                    stderr=subprocess.PIPE, text=True))
+                _wait_healthy(f"http://127.0.0.1:{port}", started[-1])
             token = subprocess.run(
-                [*WATCHKEEPER, "token", "create", "--user", "bench", "--write", "--data",
-                 str(data)], capture_output=True, text=True, check=True).stdout.split()[-1]
+                [*WATCHKEEPER, "token", "create", "--user", "bench", "--write",
+                 *_where(args, Path(tmp) / "var0")],
+                capture_output=True, text=True, check=True).stdout.split()[-1]
             series = _register(url, token, args.metadata)
             rates = []
             for run in range(args.runs):
@@ -157,10 +194,11 @@ def bench(args: argparse.Namespace) -> list[float]:
                 start = START_TS + run * 100_000_000  # each run continues later in time
                 procs = [multiprocessing.Process(
                     target=_client_process,
-                    kwargs={"port": port, "token": token, "owned": owned[p::args.processes],
+                    kwargs={"port": ports[p % len(ports)], "token": token,
+                            "owned": owned[p::args.processes],
                             "start": start, "deadline": deadline, "out": queue})
                     for p in range(args.processes)]
-                cpu_before = _cpu_seconds(server.pid)
+                cpu_before = sum(_cpu_seconds(s.pid) for s in started)
                 began = time.monotonic()
                 for proc in procs:
                     proc.start()
@@ -170,18 +208,21 @@ def bench(args: argparse.Namespace) -> list[float]:
                     proc.join()
                 ok = sum(r[0] for r in results)
                 failed = sum(r[1] for r in results)
-                cpu = _cpu_seconds(server.pid) - cpu_before
+                cpu = sum(_cpu_seconds(s.pid) for s in started) - cpu_before
                 rates.append(ok / elapsed)
                 print(f"run {run + 1}: {ok} writes in {elapsed:.2f} s = {ok / elapsed:,.0f} "
                       f"writes/s ({failed} failed); server CPU {cpu / max(ok, 1) * 1e6:.0f} "
                       "us per write")
             return rates
         finally:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.communicate(timeout=60)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            for server in started:
+                server.send_signal(signal.SIGINT)
+                try:
+                    server.communicate(timeout=60)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+            if args.backend == "postgres":
+                _pg_schemas(create=False)
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -211,11 +252,15 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--processes", type=int, default=min(4, os.cpu_count() or 1))
     parser.add_argument("--metadata", type=int, default=200, help="metadata registered")
+    parser.add_argument("--backend", choices=["embedded", "postgres"], default="embedded")
+    parser.add_argument("--servers", type=int, default=1, help="servers (postgres only)")
     args = parser.parse_args()
+    if args.servers > 1 and args.backend != "postgres":
+        parser.error("--servers needs --backend postgres (one process owns an embedded store)")
     rates = bench(args)
     print(f"esmond single-point POST: median {statistics.median(rates):,.0f} writes/s over "
           f"{len(rates)} runs ({args.connections} connections, {args.processes} client "
-          f"processes, embedded archive, synchronous=full); goal 2,000")
+          f"processes, {args.servers} server(s), {args.backend} archive); goal 2,000")
 
 
 if __name__ == "__main__":

@@ -166,8 +166,12 @@ class PgStore:
                                       " WHERE key = 'schema_version'"), (str(SCHEMA_VERSION),))
 
     async def _has_meta(self, conn: Connection) -> bool:
-        cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL",
-                                 (f'"{self.schema}".meta',))
+        # A query of the catalog, not to_regclass(): that one may answer from this
+        # backend's cache, which taking an advisory lock does not refresh, so an
+        # instance starting beside another would not see the tables it just made.
+        cur = await conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables"
+            " WHERE schemaname = %s AND tablename = 'meta')", (self.schema,))
         row = await cur.fetchone()
         return bool(row and row[0])
 

@@ -11,8 +11,8 @@ in the data directory, usable from several processes at once) and
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import msgspec
 
@@ -75,6 +75,22 @@ class MetadataStore(ABC):
 
         Replaces a metadata with the same key.
         """
+
+    @asynccontextmanager
+    async def writing(self, keys: Sequence[str]) -> AsyncIterator[Mapping[str, int]]:
+        """Hold the right to write the points of metadata ``keys``, against every process.
+
+        Summaries are read, folded and written back (:mod:`.service`), so two processes
+        writing one metadata at once must take turns. Yields, per key, how many turns it
+        has had, this one included: a writer that counts one more than at its own last
+        turn knows nobody else wrote since, so what it cached of that metadata holds.
+
+        This default is for a store only one process writes through (the embedded
+        deployment: its archive admits one writing process): no lock, and an empty
+        mapping, which means "nobody else writes".
+        """
+        del keys
+        yield {}
 
     async def get(self, key: str) -> Metadata | None:
         """The metadata with ``key``, or None."""

@@ -4,12 +4,20 @@ Same tables and queries as the SQLite store (:mod:`._sql`); keys sort bytewise
 (``COLLATE "C"``) so pages come out in the same order. Several servers may share the
 database: metadata creation is de-duplicated by the unique checksum (``ON CONFLICT``),
 and the schema is created under an advisory lock.
+
+**Writers take turns per metadata** (:meth:`writing`): a session advisory lock per
+metadata key, held on a connection of its own while the points and summaries are read,
+folded and stored, and a counter of turns in ``esmond_writes``, raised (and committed)
+as the turn begins, before anything is stored: a writer that dies mid-turn leaves the
+counter raised, so the others still know their caches are stale. The locks go with the
+connection if the process dies.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+import zlib
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, Final
 
@@ -19,6 +27,15 @@ from watchkeeper.archive.esmond.model import Metadata, MetadataSpec, new_key
 from watchkeeper.errors import ArchiveError
 
 _SCHEMA_LOCK: Final = 0x65736D6F6E64  # "esmond"
+_WRITE_LOCKS: Final = 0x65736D77  # "esmw": the first half of every per-metadata lock id
+# Locks in the order given (unnest keeps it; every process sorts the same way, so two
+# turns never wait for each other crosswise), then counts the turn.
+_BEGIN_TURN: Final = """
+    WITH locked AS (SELECT count(pg_advisory_lock(%s, h)) FROM unnest(%s::int[]) AS u(h))
+    INSERT INTO esmond_writes AS w (metadata_key, turns)
+    SELECT k, 1 FROM unnest(%s::text[]) AS k, locked
+    ON CONFLICT (metadata_key) DO UPDATE SET turns = w.turns + 1
+    RETURNING metadata_key, turns"""
 SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS esmond_metadata (
         id BIGSERIAL PRIMARY KEY,
@@ -44,6 +61,9 @@ SCHEMA: Final = (
         value TEXT NOT NULL,
         PRIMARY KEY (metadata_id, position))""",
     "CREATE INDEX IF NOT EXISTS esmond_parameters_name ON esmond_parameters (name, value)",
+    """CREATE TABLE IF NOT EXISTS esmond_writes (
+        metadata_key TEXT COLLATE "C" PRIMARY KEY,
+        turns BIGINT NOT NULL)""",
 )
 
 
@@ -54,6 +74,8 @@ class PostgresMetadataStore(MetadataStore):
         self.dsn = dsn
         self._lock = asyncio.Lock()
         self._conn: Any = None
+        self._turns = asyncio.Lock()
+        self._turn_conn: Any = None
 
     async def start(self, exit_stack: AsyncExitStack) -> None:
         psycopg = _psycopg()
@@ -107,6 +129,40 @@ class PostgresMetadataStore(MetadataStore):
         async with self._session() as conn, conn.transaction(), conn.cursor() as cursor:
             await cursor.executemany(_sql.TOUCH, [(now, et, key) for key, et in touched])
 
+    @asynccontextmanager
+    async def writing(self, keys: Sequence[str]) -> AsyncIterator[Mapping[str, int]]:
+        unique = sorted(set(keys))
+        hashes = sorted({_lock_id(key) for key in unique})
+        psycopg = _psycopg()
+        async with self._turns:
+            try:
+                conn = await self._turn_connection()
+                rows = await (await conn.execute(_BEGIN_TURN, (_WRITE_LOCKS, hashes, unique))
+                              ).fetchall()
+            except psycopg.Error as exc:
+                await self._drop_turn_connection()  # with it, any lock it took
+                raise ArchiveError(f"PostgreSQL metadata store: {exc}") from exc
+            try:
+                yield {key: int(turns) for key, turns in rows}
+            finally:
+                try:
+                    await conn.execute("SELECT pg_advisory_unlock_all()")
+                except psycopg.Error:
+                    await self._drop_turn_connection()
+
+    async def _turn_connection(self) -> Any:
+        if self._conn is None:
+            raise ArchiveError("the PostgreSQL metadata store is not started")
+        if self._turn_conn is None or self._turn_conn.closed or self._turn_conn.broken:
+            self._turn_conn = await _psycopg().AsyncConnection.connect(self.dsn,
+                                                                       autocommit=True)
+        return self._turn_conn
+
+    async def _drop_turn_connection(self) -> None:
+        conn, self._turn_conn = self._turn_conn, None
+        if conn is not None:
+            await conn.close()
+
     async def load(self, metadata: Metadata, checksum: str) -> None:
         async with self._session() as conn, conn.transaction():
             row = await (await conn.execute(_sql.ID_OF_KEY, (metadata.key,))).fetchone()
@@ -145,6 +201,14 @@ class PostgresMetadataStore(MetadataStore):
         conn, self._conn = self._conn, None
         if conn is not None:
             await conn.close()
+        async with self._turns:
+            await self._drop_turn_connection()
+
+
+def _lock_id(key: str) -> int:
+    """The second half of a metadata's lock id: a stable 32-bit hash of its key (two keys
+    that collide merely take turns with each other)."""
+    return zlib.crc32(key.encode()) - 2**31
 
 
 def _psycopg() -> Any:

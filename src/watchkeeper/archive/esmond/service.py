@@ -12,13 +12,24 @@ refused alone with nothing of it applied; the others proceed. A request's points
 all stored or none (bulk writes included), and each request sees the ones before it:
 two histograms for one bin in one PUT are both merged (esmond lost one).
 
+**Several writers, exact summaries.** Folding a point into a bin reads the bin's state
+and writes it back, so two processes writing one metadata at once would lose each
+other's points (esmond does). Each commit therefore runs as a *turn* over the metadata
+it writes (:meth:`MetadataStore.writing`): on PostgreSQL a lock per metadata held
+across processes while the bins are read, folded and stored, so any number of servers
+on one store give the summaries one server gives, and a numeric timestamp stored
+through one is refused (409) through every other. A store that only one process writes
+through (the embedded deployment) takes no lock.
+
 **Bin cache.** The state of recently written summary bins stays in memory, and so does
 the newest stored ts of each series written: a point later than that cannot be a
 duplicate and a bin later than that is empty, so a write of points arriving in time
-order reads nothing from the archive. The embedded archive has one writing process, so
-this cannot go stale (unless esmond series are also written through the native API);
-``cache_bins=0`` turns it off for a backend shared by several writers, where concurrent
-writers of one metadata would still race on its bins, as in esmond.
+order reads nothing from the archive. It holds because this process is the only one
+that wrote the metadata since it cached it: the turn counter says so (a turn one more
+than this process's last), and when another process had a turn in between, everything
+cached of that metadata is dropped and read again under the lock. In the embedded
+deployment one process owns the store, so the cache is always current (unless esmond
+series are also written through the native API). ``cache_bins=0`` turns it off.
 """
 
 from __future__ import annotations
@@ -108,6 +119,7 @@ class EsmondArchive:
         self.clock = clock
         self._registered: dict[str, dict[str, tuple[Summary, ...]]] = {}
         self._bins: _BinCache = _BinCache(cache_bins)
+        self._turns: dict[str, int] = {}  # per metadata, the count at this process's last turn
         self._touched: dict[tuple[str, str], int] = {}
         self._pending: list[_Request] = []
         self._wakeup = asyncio.Event()
@@ -181,8 +193,10 @@ class EsmondArchive:
         out = _Output()
         for ts, value in points:
             out.put(slot.key, ts, slot.kind, value)
-        await self._store(out, touched=[])
-        self._bins.clear()  # what was cached of these series may be stale now
+        async with self.metadata.writing([key]) as turns:
+            self._take_turns(turns)
+            await self._store(out, touched=[])
+        self._bins.forget(key)  # what was cached of these series may be stale now
         return len(out.values)
 
     # -- reads --------------------------------------------------------------------------
@@ -230,10 +244,32 @@ class EsmondArchive:
                 return
 
     async def _commit(self, requests: list[_Request]) -> None:
+        live = [r for r in requests if not r.done.done()]  # else the client went away
+        if not live:
+            return
+        try:
+            async with self.metadata.writing([r.key for r in live]) as turns:
+                self._take_turns(turns)
+                await self._commit_turn(live)
+        except Exception as exc:  # taking the turn failed: nothing was stored
+            log.exception("esmond writes to %d metadata could not take their turn",
+                          len({r.key for r in live}))
+            for request in live:
+                if not request.done.done():
+                    request.done.set_exception(exc)
+
+    def _take_turns(self, turns: Mapping[str, int]) -> None:
+        """Drop what is cached of metadata another process wrote since our last turn."""
+        for key, count in turns.items():
+            if self._turns.get(key) != count - 1:
+                self._bins.forget(key)
+            self._turns[key] = count
+
+    async def _commit_turn(self, requests: list[_Request]) -> None:
         scratch = _Scratch(self._bins)
         accepted: list[_Request] = []
         for request in requests:
-            if request.done.done():  # the client went away
+            if request.done.done():  # the client went away while the turn was taken
                 continue
             try:
                 await self._prefetch(scratch, request)
@@ -254,6 +290,7 @@ class EsmondArchive:
         except Exception as exc:
             log.exception("storing %d esmond writes failed", len(accepted))
             for request in accepted:
+                self._bins.forget(request.key)  # whatever was stored, read it again
                 if not request.done.done():
                     request.done.set_exception(exc)
             return
@@ -449,23 +486,39 @@ class _BinCache:
     """Summary states of recent bins, ``(series, bin) -> state``, least recently used out;
     and the newest stored ts of each series written, so that a point (or bin) after it
     needs no read: nothing can be stored there (the usual case, as points arrive in time
-    order)."""
+    order).
+
+    Entries carry the *generation* of their metadata (a series' subject is its metadata
+    key); :meth:`forget` moves a metadata to the next one, so all it had cached is
+    ignored at once, and ages out as the cache turns over.
+    """
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._states: OrderedDict[tuple[SeriesKey, int], State] = OrderedDict()
-        self._last: dict[SeriesKey, float] = {}
+        self._states: OrderedDict[tuple[SeriesKey, int], tuple[int, State]] = OrderedDict()
+        self._last: dict[SeriesKey, tuple[int, float]] = {}
+        self._generations: dict[str, int] = {}
+
+    def forget(self, metadata_key: str) -> None:
+        """Ignore everything cached of ``metadata_key``'s series."""
+        if self.size:
+            self._generations[metadata_key] = self._generations.get(metadata_key, 0) + 1
+
+    def _generation(self, key: SeriesKey) -> int:
+        return self._generations.get(key.subject, 0)
 
     async def last_ts(self, archive: Archive, key: SeriesKey) -> float | None:
         """The newest stored ts of series ``key`` (-inf: none); None when the cache is off."""
         if not self.size:
             return None
-        last = self._last.get(key)
-        if last is None:
-            metas, _ = await archive.list_series(prefix=str(key), limit=1)
-            found = metas[0] if metas and metas[0].key == key else None
-            last = self._last[key] = (found.last_ts if found and found.last_ts is not None
-                                      else -math.inf)
+        generation = self._generation(key)
+        cached = self._last.get(key)
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        metas, _ = await archive.list_series(prefix=str(key), limit=1)
+        found = metas[0] if metas and metas[0].key == key else None
+        last = found.last_ts if found and found.last_ts is not None else -math.inf
+        self._last[key] = (generation, last)
         return last
 
     def stored(self, stamps: Mapping[SeriesKey, int]) -> None:
@@ -473,24 +526,22 @@ class _BinCache:
         if len(self._last) > self.size:
             self._last.clear()
         for key, ts in stamps.items():
-            if key in self._last:
-                self._last[key] = max(self._last[key], ts)
-
-    def clear(self) -> None:
-        self._states.clear()
-        self._last.clear()
+            cached = self._last.get(key)
+            if cached is not None and cached[0] == self._generation(key):
+                self._last[key] = (cached[0], max(cached[1], ts))
 
     def get(self, key: tuple[SeriesKey, int]) -> State | None:
-        state = self._states.get(key)
-        if state is not None:
-            self._states.move_to_end(key)
-        return state
+        cached = self._states.get(key)
+        if cached is None or cached[0] != self._generation(key[0]):
+            return None
+        self._states.move_to_end(key)
+        return cached[1]
 
     def update(self, states: Mapping[tuple[SeriesKey, int], State]) -> None:
         if not self.size:
             return
-        self._states.update(states)
-        for key in states:
+        for key, state in states.items():
+            self._states[key] = (self._generation(key[0]), state)
             self._states.move_to_end(key)
         while len(self._states) > self.size:
             self._states.popitem(last=False)
