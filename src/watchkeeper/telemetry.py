@@ -7,6 +7,7 @@ tests make their own, so nothing touches a global registry.
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.registry import Collector
 
 
 class SelfMetrics:
@@ -45,6 +46,11 @@ class SelfMetrics:
             "watchkeeper_engine_batch_seconds", "Time an engine took over one batch, by engine.",
             ["engine"], buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0),
             registry=reg)
+
+    def add_source(self, source: Collector) -> None:
+        """Metrics a component reads from its own state at each scrape (a prometheus_client
+        custom collector, such as the inventory's ``ModelMetrics``)."""
+        self.registry.register(source)
 
     def exposition(self) -> bytes:
         """The Prometheus text exposition of every metric."""

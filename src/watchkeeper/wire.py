@@ -129,9 +129,22 @@ class InventoryRelation(msgspec.Struct, frozen=True, kw_only=True):
     attrs: dict[str, Any]
 
 
+class InventoryStats(msgspec.Struct, frozen=True, kw_only=True):
+    """A model's counters since the server started, and whether a build runs now."""
+
+    builds: int
+    build_failures: int  # raised or timed out: the model was marked stale
+    discarded_builds: int  # too many notifications arrived during them
+    notifications: int  # routed to this model
+    handler_errors: int  # of those, the ones its handler could not apply
+    building: bool
+    last_build_seconds: float | None
+
+
 class InventoryCollector(msgspec.Struct, frozen=True, kw_only=True):
     """One model collector's latest model, in brief. ``stale_since`` is set while its
-    builds fail (the model is then the last good one)."""
+    builds fail (the model is then the last good one). ``stats`` is None from servers
+    that did not send it."""
 
     name: str
     version: int
@@ -141,6 +154,17 @@ class InventoryCollector(msgspec.Struct, frozen=True, kw_only=True):
     stale_since: float | None
     stale_reason: str | None
     versions: list[int]  # the versions kept for diffs
+    stats: InventoryStats | None = None
+
+
+class InventoryNotified(msgspec.Struct, frozen=True, kw_only=True):
+    """``POST /api/v1/inventory/notifications``: of the ``notifications`` received, how
+    many (notification, endpoint) pairs ``matched`` and how many of those were ``applied``
+    (a handler that cannot use one leaves no trace)."""
+
+    notifications: int
+    matched: int
+    applied: int
 
 
 class InventoryCollectors(msgspec.Struct, frozen=True, kw_only=True):

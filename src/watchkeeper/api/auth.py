@@ -2,8 +2,9 @@
 
 It guards the esmond routes, the native archive routes (``/api/v1/write``,
 ``/api/v1/series``, ``/api/v1/query``), remote collectors' config and results
-(``/api/v1/collect/``), alarm actions and the event importer; health, metrics and the
-inventory read routes pass through untouched.
+(``/api/v1/collect/``), alarm actions, the event importer and inventory notifications
+(``/api/v1/inventory/notifications``); health, metrics and the inventory read routes pass
+through untouched.
 
 ``Authorization: Token <key>`` (keyword in any case). Reads (GET, HEAD, OPTIONS) are
 public unless ``public_reads`` is off; every other method needs a token with the write
@@ -39,7 +40,7 @@ _CACHE_SECONDS: Final = 10.0
 _CACHE_SIZE: Final = 10_000
 PROTECTED: Final = ("/esmond/perfsonar/", "/perfsonar/", "/api/v1/write", "/api/v1/series",
                     "/api/v1/query", "/api/v1/collect/", "/api/v1/alarms",
-                    "/api/v1/events/")
+                    "/api/v1/events/", "/api/v1/inventory/notifications")
 """Path prefixes the middleware guards."""
 
 

@@ -9,6 +9,12 @@
   version the first came from, while it is kept.
 * ``GET /api/v1/inventory/{collector}/versions/{a}..{b}``: what changed from version ``a``
   to ``b`` (``latest`` names the current one).
+* ``POST /api/v1/inventory/notifications``: one raw notification (``publisher_id``,
+  ``event_type``, ``payload``...) or a list, applied as one batch; the answer says how many
+  matched an endpoint and how many applied. It needs a write token (:mod:`.auth`).
+
+Each collector's summary carries its ``stats``: builds, failed and discarded builds,
+notifications and handler errors, and whether a build runs now.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 from starlette.exceptions import HTTPException
@@ -23,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from watchkeeper.api.limits import whole_param
+from watchkeeper.api.limits import decode_json, whole_param
 from watchkeeper.api.openapi import Param, operation, paging
 from watchkeeper.api.redact import redact
 from watchkeeper.errors import InvalidData
@@ -32,6 +39,7 @@ from watchkeeper.inventory import (
     InventoryManager,
     LiveModel,
     Node,
+    Notification,
     Relation,
     UnknownCollector,
 )
@@ -43,8 +51,10 @@ from watchkeeper.wire import (
     InventoryGraph,
     InventoryNode,
     InventoryNodeChange,
+    InventoryNotified,
     InventoryRelation,
     InventoryRelationChange,
+    InventoryStats,
 )
 
 JSON = "application/json"
@@ -81,11 +91,18 @@ def wire_relation(relation: Relation) -> InventoryRelation:
 
 def summary(model: LiveModel) -> InventoryCollector:
     snapshot = model.latest()
+    stats = model.stats()
     return InventoryCollector(
         name=model.name, version=snapshot.version, nodes=snapshot.graph.node_count,
         relations=snapshot.graph.relation_count, synced_at=snapshot.synced_at,
         stale_since=snapshot.stale_since, stale_reason=snapshot.stale_reason,
-        versions=model.versions())
+        versions=model.versions(),
+        stats=InventoryStats(builds=stats.builds, build_failures=stats.build_failures,
+                             discarded_builds=stats.discarded_builds,
+                             notifications=stats.notifications,
+                             handler_errors=stats.notification_errors,
+                             building=stats.building,
+                             last_build_seconds=stats.last_build_seconds))
 
 
 class InventoryApi:
@@ -99,6 +116,7 @@ class InventoryApi:
     def routes(self) -> Sequence[Route]:
         return [
             Route("/api/v1/inventory", self.collectors, methods=["GET"]),
+            Route("/api/v1/inventory/notifications", self.notify, methods=["POST"]),
             Route("/api/v1/inventory/{collector}", self.graph, methods=["GET"]),
             Route("/api/v1/inventory/{collector}/versions/{span}", self.diff, methods=["GET"]),
         ]
@@ -114,6 +132,16 @@ class InventoryApi:
     async def collectors(self, request: Request) -> Response:
         models = [self._manager.get(name) for name in self._manager.names()]
         return _json(InventoryCollectors(collectors=[summary(m) for m in models]))
+
+    @operation("raw notifications (an object or a list) applied as one batch", "write",
+               body=Any, answer=InventoryNotified, errors=(400, 401, 403, 413))
+    async def notify(self, request: Request) -> Response:
+        """Raw notifications in (an object or a list), applied as one batch."""
+        body = decode_json(await request.body(), Notification | list[Notification])
+        batch = body if isinstance(body, list) else [body]
+        delivery = self._manager.deliver_batch(batch)
+        return _json(InventoryNotified(notifications=delivery.notifications,
+                                       matched=delivery.matched, applied=delivery.applied))
 
     @operation("a model's nodes passing the filters and their relations, a page at a time",
                "read", answer=InventoryGraph, errors=(400, 404),

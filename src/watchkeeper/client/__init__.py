@@ -2,7 +2,8 @@
 
 ``Client``/``AsyncClient`` speak the native ``/api/v1`` API; ``ArchiveClient``/
 ``AsyncArchiveClient`` the esmond (perfSONAR archive) API of watchkeeper or of any esmond
-server. ``watchkeeper.client.esmond`` is a drop-in for esmond-client's query/post classes.
+server; ``InventoryClient`` the live inventory (``/api/v1/inventory``).
+``watchkeeper.client.esmond`` is a drop-in for esmond-client's query/post classes.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from watchkeeper.client._archive_models import (
     NewMetadata,
     Summary,
 )
+from watchkeeper.client._inventory import InventoryClient
 from watchkeeper.client._native import AsyncClient, Client
 from watchkeeper.errors import ClientError, HTTPStatusError, TransportError
 
@@ -33,6 +35,7 @@ __all__ = [
     "DataPoint",
     "EventType",
     "HTTPStatusError",
+    "InventoryClient",
     "Metadata",
     "NewMetadata",
     "Summary",

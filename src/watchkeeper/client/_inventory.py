@@ -6,19 +6,28 @@
         graph = inventory.graph("static", kinds=["device"], labels=["core"])  # every page
         first = inventory.graph_page("static", limit=100)                     # one page
         change = inventory.diff("static", 3, "latest")
+        done = inventory.notify([{"publisher_id": "operator.me", "event_type": "node.updated",
+                                  "payload": {"id": "device/core1", "attrs": {"rack": "B2"}}}])
+
+It is public as ``watchkeeper.client.InventoryClient``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import msgspec
 
-from watchkeeper.client._native import Client, _decode
+from watchkeeper.client._native import _HEADERS, Client, _decode
 from watchkeeper.errors import HTTPStatusError
-from watchkeeper.wire import InventoryCollectors, InventoryDiff, InventoryGraph
+from watchkeeper.wire import (
+    InventoryCollectors,
+    InventoryDiff,
+    InventoryGraph,
+    InventoryNotified,
+)
 
 T = TypeVar("T")
 PAGE = 10_000  # nodes per request when following pages (the server's maximum)
@@ -86,3 +95,12 @@ class InventoryClient(Client):
         return self._get(
             f"/api/v1/inventory/{quote(collector, safe='')}/versions/{before}..{after}",
             InventoryDiff)
+
+    def notify(self, notifications: Iterable[Mapping[str, Any]]) -> InventoryNotified:
+        """Send raw notifications (``publisher_id``, ``event_type``, ``payload``, and
+        optionally ``priority``, ``timestamp``, ``message_id``), applied as one batch;
+        how many matched an endpoint and applied. Needs a client made with a write token."""
+        response = self._send("POST", "/api/v1/inventory/notifications",
+                              content=msgspec.json.encode(list(notifications)),
+                              headers=_HEADERS)
+        return _decode(response, InventoryNotified)

@@ -16,20 +16,22 @@ from watchkeeper.inventory.abc import (
 )
 from watchkeeper.inventory.diff import GraphDiff, diff
 from watchkeeper.inventory.graph import Graph, GraphEdit, Node, Relation, node_id
-from watchkeeper.inventory.live import LiveModel, Snapshot, VersionGone
+from watchkeeper.inventory.live import LiveModel, LiveStats, Snapshot, VersionGone
 from watchkeeper.inventory.lookup import DeviceLookup, devices_of
-from watchkeeper.inventory.manager import InventoryManager, UnknownCollector
+from watchkeeper.inventory.manager import Delivery, InventoryManager, UnknownCollector
 from watchkeeper.inventory.static import StaticInventory
 
 __all__ = [
     "BuildContext",
     "CollectorOptions",
+    "Delivery",
     "DeviceLookup",
     "Graph",
     "GraphDiff",
     "GraphEdit",
     "InventoryManager",
     "LiveModel",
+    "LiveStats",
     "ModelCollector",
     "Node",
     "Notification",

@@ -66,12 +66,15 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 @dataclass(frozen=True, slots=True)
 class LiveStats:
-    builds: int
-    build_failures: int
-    notifications: int
-    notification_errors: int
-    discarded_builds: int
+    """A model's counters since start, and whether a build is running now."""
+
+    builds: int  # builds started
+    build_failures: int  # builds that raised or timed out (the model was then marked stale)
+    notifications: int  # notifications routed to this model
+    notification_errors: int  # of those, the ones whose handler raised (left no trace)
+    discarded_builds: int  # builds dropped: too many notifications arrived during them
     last_build_seconds: float | None
+    building: bool = False  # a build is in progress
 
 
 class VersionGone(InventoryError, LookupError):
@@ -140,7 +143,8 @@ class LiveModel:
     def stats(self) -> LiveStats:
         return LiveStats(builds=self._builds, build_failures=self._failures,
                          notifications=self._notes, notification_errors=self._note_errors,
-                         discarded_builds=self._discarded, last_build_seconds=self._last_build)
+                         discarded_builds=self._discarded, last_build_seconds=self._last_build,
+                         building=self._building.locked())
 
     # ------------------------------------------------------------- notifications
 

@@ -17,6 +17,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 
 from watchkeeper.clock import Clock
 from watchkeeper.errors import InventoryError
@@ -31,6 +32,17 @@ Subscriber = Callable[[Snapshot], None]
 
 class UnknownCollector(InventoryError, LookupError):
     """No model collector has that name."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What became of a batch of notifications: how many there were, how many
+    (notification, endpoint) pairs matched, and how many of those applied (the others'
+    handlers raised and left no trace)."""
+
+    notifications: int
+    matched: int
+    applied: int
 
 
 class InventoryManager:
@@ -99,15 +111,23 @@ class InventoryManager:
         """Apply a batch in order: each model publishes one new version for all of it
         (each notification still all-or-nothing). How many (notification, endpoint)
         applications succeeded."""
+        return self.deliver_batch(notifications).applied
+
+    def deliver_batch(self, notifications: Iterable[Notification]) -> Delivery:
+        """:meth:`deliver_many`, telling how many notifications matched and applied."""
         per_model: dict[LiveModel, list[Routed]] = {}
+        count = matched = 0
         for notification in notifications:
+            count += 1
             for model, endpoint in self._router.route(notification):
+                matched += 1
                 batch = per_model.get(model)
                 if batch is None:
                     per_model[model] = [(endpoint, notification)]
                 else:
                     batch.append((endpoint, notification))
-        return sum(model.apply_many(batch) for model, batch in per_model.items())
+        applied = sum(model.apply_many(batch) for model, batch in per_model.items())
+        return Delivery(notifications=count, matched=matched, applied=applied)
 
     async def notify(self, notification: Notification) -> int:
         """:meth:`deliver`, for callers on the event loop (pipeline engines, the AMQP bus)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -47,9 +48,26 @@ def convert_options(options: dict[str, Any], model: type[Any], locator: Locator,
         elif message.startswith("Object missing required field"):
             sub = message.split("`")[1] if "`" in message else sub
             message = "required option is missing"
+        elif exc.__cause__ is not None:  # the model's own check (__post_init__)
+            sub = _named_option(options, sub, message)
         full = f"{path}.{sub}" if sub else path
         value = options.get(sub) if sub and "." not in sub and "[" not in sub else None
         raise locator.error(full, message, value) from None
+
+
+def _named_option(options: dict[str, Any], sub: str, message: str) -> str:
+    """Where a model's own check points: at the option it names in backticks (``two
+    `targets` ...``) when that option was given at ``sub``, else at ``sub`` itself."""
+    named = re.search(r"`([\w-]+)`", message)
+    section: Any = options
+    for part in re.findall(r"[^.\[\]]+", sub):
+        if isinstance(section, list) and part.isdigit() and int(part) < len(section):
+            section = section[int(part)]
+        elif isinstance(section, dict):
+            section = section.get(part)
+    if named is None or not isinstance(section, dict) or named[1] not in section:
+        return sub
+    return f"{sub}.{named[1]}" if sub else named[1]
 
 
 def devices_from(settings: Settings) -> list[Device]:

@@ -2,7 +2,9 @@
 scheduler's job set following the inventory.
 
 * :func:`build_inventory` loads the model collectors of ``inventory.collectors`` (``static``
-  is always there) and validates their options, before anything starts.
+  is always there) and validates their options and notification patterns, before anything
+  starts (``config check`` runs it too); :class:`ModelMetrics` puts each model's counters
+  on ``/metrics``.
 * :class:`JobReconciler` re-derives the collectors' jobs from the latest snapshots whenever
   a model's version changes and hands the whole set to ``scheduler.reconcile``: devices
   (or interfaces) that appear get jobs, those that disappear lose them, without a restart.
@@ -20,11 +22,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import msgspec
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from watchkeeper import plugins
 from watchkeeper.clock import Clock
@@ -37,35 +41,104 @@ from watchkeeper.model import Device
 from watchkeeper.pipeline.abc import Notify
 from watchkeeper.runtime.assemble import BoundCollector, convert_options
 from watchkeeper.settings import Locator, Settings
+from watchkeeper.telemetry import SelfMetrics
 
 log = logging.getLogger("watchkeeper.inventory")
 
 
-def build_inventory(settings: Settings, locator: Locator, *, clock: Clock) -> InventoryManager:
+def build_inventory(settings: Settings, locator: Locator, *, clock: Clock,
+                    metrics: SelfMetrics | None = None) -> InventoryManager:
     """The inventory manager with every configured model collector; ConfigError when one
-    cannot be loaded or its options are wrong (naming ``inventory.collectors.<name>``)."""
+    cannot be loaded or set up, or its options are wrong (naming
+    ``inventory.collectors.<name>`` and the key). With ``metrics``, each model's counters
+    are on ``/metrics`` (:class:`ModelMetrics`)."""
     sections: dict[str, dict[str, Any]] = {"static": {}, **settings.inventory.collectors}
-    collectors: list[ModelCollector] = []
-    for name, section in sections.items():
-        path = f"inventory.collectors.{name}"
-        raw = dict(section or {})
-        ref = str(raw.pop("plugin", name))
-        try:
-            cls = plugins.load(plugins.INVENTORY_COLLECTORS, ref,
-                               plugins.subclass_of(ModelCollector))
-        except PluginError as exc:
-            raise locator.error(f"{path}.plugin" if "plugin" in section else path,
-                                str(exc), ref) from None
-        if not (isinstance(cls.Options, type) and issubclass(cls.Options, CollectorOptions)):
-            raise locator.error(path, f"plugin {ref!r}: its Options must subclass "
-                                      "watchkeeper.inventory.CollectorOptions")
-        if issubclass(cls, StaticModelCollector):
-            # The declared inventory: the settings' devices and the inventory file.
-            raw.setdefault("devices", msgspec.to_builtins(settings.inventory.devices))
-            raw.setdefault("file", settings.inventory.file)
-        options = convert_options(raw, cls.Options, locator, path)
-        collectors.append(cls(options, name=name))
-    return InventoryManager(collectors, clock=clock)
+    collectors = [_collector(name, section or {}, settings, locator)
+                  for name, section in sections.items()]
+    for key in ("history", "replay_limit"):
+        value = getattr(settings.inventory, key)
+        if value < 1:
+            raise locator.error(f"inventory.{key}", "must be at least 1", value)
+    manager = InventoryManager(collectors, clock=clock, history=settings.inventory.history,
+                               replay_limit=settings.inventory.replay_limit)
+    if metrics is not None:
+        metrics.add_source(ModelMetrics(manager))
+    return manager
+
+
+def _collector(name: str, section: dict[str, Any], settings: Settings,
+               locator: Locator) -> ModelCollector:
+    path = f"inventory.collectors.{name}"
+    raw = dict(section)
+    ref = str(raw.pop("plugin", name))
+    try:
+        cls = plugins.load(plugins.INVENTORY_COLLECTORS, ref, plugins.subclass_of(ModelCollector))
+    except PluginError as exc:
+        raise locator.error(f"{path}.plugin" if "plugin" in section else path,
+                            str(exc), ref) from None
+    if not (isinstance(cls.Options, type) and issubclass(cls.Options, CollectorOptions)):
+        raise locator.error(path, f"plugin {ref!r}: its Options must subclass "
+                                  "watchkeeper.inventory.CollectorOptions")
+    if issubclass(cls, StaticModelCollector):
+        # The declared inventory: the settings' devices and the inventory file.
+        raw.setdefault("devices", msgspec.to_builtins(settings.inventory.devices))
+        raw.setdefault("file", settings.inventory.file)
+    options = convert_options(raw, cls.Options, locator, path)
+    try:
+        collector: ModelCollector = cls(options, name=name)
+        collector.endpoints()  # its patterns compile here: a bad one is a config error
+    except re.error as exc:
+        held = next((k for k, v in raw.items() if v == exc.pattern), None)
+        raise locator.error(f"{path}.{held}" if held else path,
+                            f"plugin {ref!r}: not a valid regex: {exc}", exc.pattern) from None
+    except Exception as exc:  # noqa: BLE001 - whatever a plugin raises, a config error
+        raise locator.error(path, f"plugin {ref!r} could not be set up: "
+                                  f"{type(exc).__name__}: {exc}") from None
+    return collector
+
+
+_COUNTERS: Final = (  # (metric name suffix, help, LiveStats field)
+    ("builds", "Model builds started.", "builds"),
+    ("build_failures", "Builds that raised or timed out (model marked stale).",
+     "build_failures"),
+    ("builds_discarded", "Builds dropped: too many notifications arrived during them.",
+     "discarded_builds"),
+    ("notifications", "Notifications routed to the model.", "notifications"),
+    ("handler_errors", "Notifications whose handler raised (not applied).",
+     "notification_errors"),
+)
+
+
+class ModelMetrics:
+    """Each model's counters and state, read from the live models at every scrape of
+    ``/metrics`` (a prometheus_client custom collector): nothing to keep in step."""
+
+    def __init__(self, manager: InventoryManager) -> None:
+        self._manager = manager
+
+    def collect(self) -> Iterator[Metric]:
+        models = [self._manager.get(name) for name in self._manager.names()]
+        stats = {model.name: model.stats() for model in models}
+        for suffix, text, field in _COUNTERS:
+            family = CounterMetricFamily(f"watchkeeper_inventory_{suffix}", text,
+                                         labels=["collector"])
+            for name, values in stats.items():
+                family.add_metric([name], getattr(values, field))
+            yield family
+        version = GaugeMetricFamily("watchkeeper_inventory_version",
+                                    "The model's current version.", labels=["collector"])
+        building = GaugeMetricFamily("watchkeeper_inventory_building",
+                                     "1 while a build runs.", labels=["collector"])
+        stale = GaugeMetricFamily("watchkeeper_inventory_stale",
+                                  "1 while builds fail (the model is the last good one), "
+                                  "with the reason.", labels=["collector", "reason"])
+        for model in models:
+            snapshot = model.latest()
+            version.add_metric([model.name], snapshot.version)
+            building.add_metric([model.name], int(stats[model.name].building))
+            stale.add_metric([model.name, (snapshot.stale_reason or "")[:200]],
+                             int(snapshot.stale))
+        yield from (version, building, stale)
 
 
 def notifications(items: Iterable[Mapping[str, Any]]) -> list[Notification]:

@@ -13,6 +13,15 @@ def test_client_exports() -> None:
     assert set(watchkeeper.client.__all__) <= set(exported)
 
 
+def test_inventory_client_has_a_public_import_path() -> None:
+    """`from watchkeeper.client import InventoryClient`, not the private module."""
+    from watchkeeper.client import InventoryClient
+    from watchkeeper.client._inventory import InventoryClient as Private
+
+    assert "InventoryClient" in watchkeeper.client.__all__
+    assert InventoryClient is Private
+
+
 def test_esmond_module_has_what_scripts_import() -> None:
     for name in ("ApiConnect", "ApiFilters", "MetadataPost", "EventTypePost",
                  "EventTypeBulkPost", "MetadataPostException", "EventTypePostException",

@@ -125,7 +125,7 @@ inventory:
     ("inventory: {collectors: {nope: {}}}",
      r"wk\.yaml:1: inventory\.collectors\.nope: plugin 'nope' .*no such plugin"),
     ("inventory:\n  collectors:\n    system: {period: -1}",
-     r"wk\.yaml:3: inventory\.collectors\.system: `period` must be a positive"),
+     r"wk\.yaml:3: inventory\.collectors\.system\.period: `period` must be a positive"),
     ("inventory:\n  collectors:\n    system: {colour: red}",
      r"inventory\.collectors\.system\.colour: unknown option"),
     ("inventory:\n  collectors:\n    x: {plugin: snmp, targets: [{device: a}]}",
