@@ -3,7 +3,10 @@
 Precedence, lowest to highest: defaults < YAML file < ``WATCHKEEPER_*`` environment
 variables < command-line flags. Nested keys use ``__`` in the environment
 (``WATCHKEEPER_SERVER__LISTEN=0.0.0.0:8080``) and dots in overrides
-(``{"server.listen": "0.0.0.0:8080"}``).
+(``{"server.listen": "0.0.0.0:8080"}``). The client's variables (:data:`CLIENT_ENV`:
+``WATCHKEEPER_SERVER``, ``WATCHKEEPER_TOKEN``, ...) are never settings, so exporting
+them cannot stop a server: ``server`` is a section, which the environment sets only key by
+key, and no setting may be named ``token``, ``config`` or ``url``.
 
 This module reads nothing itself: the runtime hands it the file's text, the
 environment and the flags, so it is tested from strings.
@@ -21,6 +24,11 @@ import yaml
 from watchkeeper.errors import ConfigError
 
 ENV_PREFIX = "WATCHKEEPER_"
+# Variables of the command line and the tests, not settings (see the module docstring).
+# WATCHKEEPER_URL was the client's name for the server before WATCHKEEPER_SERVER.
+CLIENT_ENV = frozenset({"WATCHKEEPER_CONFIG", "WATCHKEEPER_SERVER", "WATCHKEEPER_TOKEN",
+                        "WATCHKEEPER_URL"})
+TEST_ENV_PREFIX = "WATCHKEEPER_TEST_"
 
 
 class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -188,11 +196,10 @@ def load_settings(
     if text is not None and text.strip():
         raw, lines = _parse_yaml(text, source)
     origins: dict[str, str] = {}
-    for name, text_value in sorted((env or {}).items()):
-        if name.startswith(ENV_PREFIX) and name != ENV_PREFIX + "CONFIG":
-            path = name[len(ENV_PREFIX):].lower().replace("__", ".")
-            _assign(raw, path, _scalar(text_value))
-            origins[path] = f"environment variable {name}"
+    for name, text_value in sorted(settings_env(env or {}).items()):
+        path = name[len(ENV_PREFIX):].lower().replace("__", ".")
+        _assign(raw, path, _scalar(text_value))
+        origins[path] = f"environment variable {name}"
     for path, value in (overrides or {}).items():
         if value is not None:
             _assign(raw, path, value)
@@ -207,9 +214,22 @@ def load_settings(
 
 
 def read_yaml(text: str, source: str | None) -> tuple[Any, dict[str, int]]:
+    try:
+        parse_listen(settings.server.listen)
+    except ConfigError:
+        raise locator.error("server.listen", "expected HOST:PORT (e.g. 127.0.0.1:8080)",
+                            settings.server.listen) from None
     """Parse YAML and note the line of every key and list item (``a.b[2].c`` → line).
 
     Errors are :class:`ConfigError` naming the file and line; an empty document is ``None``.
+def settings_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The variables of ``env`` that are settings: ``WATCHKEEPER_*`` but not the client's
+    (:data:`CLIENT_ENV`) nor the tests' (``WATCHKEEPER_TEST_*``)."""
+    return {name: value for name, value in env.items()
+            if name.startswith(ENV_PREFIX) and name not in CLIENT_ENV
+            and not name.startswith(TEST_ENV_PREFIX)}
+
+
     """
     try:
         loader = yaml.SafeLoader(text)
