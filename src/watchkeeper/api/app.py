@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Route
 
 from watchkeeper.api import openapi
 from watchkeeper.api.auth import PROTECTED, TokenAuth
-from watchkeeper.api.errors import HANDLERS
+from watchkeeper.api.errors import HANDLERS, ContainErrors
 from watchkeeper.api.esmond import EsmondApi
 from watchkeeper.api.inventory import InventoryApi
 from watchkeeper.api.limits import BodyLimit
@@ -83,7 +83,7 @@ def create_app(
     routes.extend(extra_routes)  # e.g. the remote collectors' routes (api.collect)
     if esmond is not None:
         routes.extend(EsmondApi(esmond).routes())
-    middleware = [Middleware(BodyLimit, max_bytes=max_body_bytes)]
+    middleware = [Middleware(ContainErrors), Middleware(BodyLimit, max_bytes=max_body_bytes)]
     if tokens is not None:
         middleware.append(Middleware(TokenAuth, tokens=tokens, public_reads=public_reads,
                                      protected=GUARDED))

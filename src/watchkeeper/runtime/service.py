@@ -51,6 +51,11 @@ from watchkeeper.telemetry import SelfMetrics
 log = logging.getLogger("watchkeeper")
 
 Role = Literal["serve", "up"]
+KEEP_ALIVE_SECONDS = 75
+"""How long an idle client connection is kept open. Longer than clients' own pool expiry
+(httpx 5 s, aiohttp 15 s, Go 90 s is the exception): a server that closes first races a
+client reusing the connection at that moment, and the client sees a reset (uvicorn's
+default, 5 s, equals httpx's exactly). nginx's default, 75 s; D-number in decisions.md."""
 
 
 class _ApiServer(uvicorn.Server):
@@ -139,7 +144,8 @@ async def run(
                          esmond=esmond.esmond, tokens=esmond.tokens,
                          public_reads=settings.server.public_reads)
         config = uvicorn.Config(app, log_level=_uvicorn_level(settings.log_level),
-                                access_log=False, lifespan="off")
+                                access_log=False, lifespan="off",
+                                timeout_keep_alive=KEEP_ALIVE_SECONDS)
         server = _ApiServer(config)
         serving = asyncio.create_task(server.serve(sockets=[sock]), name="api")
         stack.push_async_callback(_stop_server, server, serving)
