@@ -193,7 +193,9 @@ class Pipeline:
                 await self._beat(self._engines[name])
             for name in self._run:
                 await self._bus.stop_consuming(name)
-            return
+        else:
+            for name in self._run:
+                await self._bus.stop_consuming(name)
+                await self._beat(self._engines[name])
         for name in self._run:
-            await self._bus.stop_consuming(name)
-            await self._beat(self._engines[name])
+            self._engines[name].close()

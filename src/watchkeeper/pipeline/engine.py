@@ -72,6 +72,7 @@ class Engine:
             dead_letters if dead_letters is not None else deque(maxlen=10_000)
         )
         self._pending_letters: list[DeadLetter] = []
+        self._closers: list[Callable[[], None]] = []
         self._emitted: list[Event] = []
         self._event_is_async = _is_async(event_task)
         self._beat_is_async = _is_async(beat_task)
@@ -176,6 +177,20 @@ class Engine:
         except Exception:  # a failing beat must not stop the engine
             self._errors.inc()
             log.exception("engine %s: beat task failed", self.name)
+
+    def on_close(self, closer: Callable[[], None]) -> None:
+        """Run ``closer`` when the engine stops (after its last beat): tasks that open a
+        store on first use register its ``close`` here."""
+        self._closers.append(closer)
+
+    def close(self) -> None:
+        """Close what the tasks opened (the pipeline calls this once it stopped)."""
+        closers, self._closers = self._closers, []
+        for closer in reversed(closers):
+            try:
+                closer()
+            except Exception:  # one failing close must not keep the others open
+                log.exception("engine %s: closing its state failed", self.name)
 
     async def commit(self) -> None:
         """Make the engine's work so far durable (before a durable bus acknowledges it)."""

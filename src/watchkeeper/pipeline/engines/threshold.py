@@ -10,6 +10,11 @@ ranges); ``use_perf_data`` applies those to measurements no rule matched.
 An event's new state is the worst of its measurements' levels and (``combine: max``,
 the default) its own state; ``perf`` and ``metric`` events become ``check`` events.
 Events that match nothing pass unchanged.
+
+The held levels are the engine's state. With ``state: sqlite`` (one host) or ``state:
+postgres`` (several) they are committed with each batch, before the bus acknowledges
+it, partition by partition (:mod:`watchkeeper.pipeline.state`): a restarted worker, or
+one on another host taking a partition over, holds the levels where they were.
 """
 
 from __future__ import annotations
@@ -24,6 +29,13 @@ import msgspec
 from watchkeeper.model import Event, Measurement, SeriesKey, Status
 from watchkeeper.pipeline.abc import EngineDefinition
 from watchkeeper.pipeline.engine import Engine
+from watchkeeper.pipeline.partition import EntityIds, partition_of
+from watchkeeper.pipeline.state import (
+    PartitionedState,
+    StateOptions,
+    commit_on_beat,
+    open_store,
+)
 
 WARNING = Status.WARNING.state
 CRITICAL = Status.CRITICAL.state
@@ -69,7 +81,7 @@ class Rule(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
                 and fnmatch.fnmatchcase(key.subject, self.subject))
 
 
-class ThresholdOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class ThresholdOptions(StateOptions, frozen=True, forbid_unknown_fields=True, kw_only=True):
     rules: tuple[Rule, ...] = ()
     combine: Literal["max", "replace"] = "max"
     use_perf_data: bool = True
@@ -115,6 +127,59 @@ def _state(engine: Engine) -> _State:
     return made
 
 
+class _Held:
+    """The held levels made durable: entries ``str(series key) -> bytes([level])``."""
+
+    def __init__(self, durable: PartitionedState, partitions: int) -> None:
+        self.durable = durable
+        self.partitions = partitions
+        self.ids = EntityIds()
+
+    def _partitions_of(self, batch: list[Event]) -> list[tuple[int, Event]]:
+        ids, n = self.ids, self.partitions
+        return [(partition_of(ids(e), n), e) for e in batch if e.measurements]
+
+    def before(self, state: _State, batch: list[Event]) -> list[tuple[int, Event]]:
+        """Load (or reload) the batch's partitions; take their levels into ``state``."""
+        placed = self._partitions_of(batch)
+        for p in sorted({p for p, _ in placed}):
+            part, reloaded = self.durable.part(p)
+            if reloaded:
+                for text, value in part.entries.items():
+                    key = SeriesKey.parse(text)
+                    (state.series.get(key) or state.add(key)).level = value[0]
+        return placed
+
+    def after(self, state: _State, placed: list[tuple[int, Event]]) -> None:
+        """Note the levels the batch changed, to be committed."""
+        for p, event in placed:
+            part, _ = self.durable.part(p)
+            for m in event.measurements:
+                series = state.series.get(m.key)
+                if series is None or series.limits is None:
+                    continue
+                text = str(m.key)
+                stored = part.put.get(text) or part.entries.get(text)
+                if (stored[0] if stored else 0) != series.level:
+                    part.put[text] = bytes((series.level,))
+
+
+def _held(engine: Engine) -> _Held | None:
+    """The durable levels when the options ask for them (opened on first use)."""
+    found = engine.state.get("threshold.held", False)
+    if found is not False:
+        return found  # type: ignore[no-any-return]
+    options: ThresholdOptions = engine.options
+    store = open_store(options, engine=engine.name, partitions=engine.partitions,
+                       data_dir=engine.services.data_dir, window=1)
+    made = None
+    if store is not None:
+        made = _Held(PartitionedState(store, window=1), engine.partitions)
+        engine.on_close(store.close)
+    engine.state["threshold.held"] = made
+    return made
+
+
 def _level(limits: _Limits, value: float, held: int) -> int:
     sign, warn, crit, hysteresis = limits
     x = sign * value
@@ -131,7 +196,15 @@ def _level(limits: _Limits, value: float, held: int) -> int:
 
 def evaluate(engine: Engine, event: Event) -> Event:
     """The event with the state its measurements imply (the event task)."""
-    return _evaluate(_state(engine), event) if event.measurements else event
+    if not event.measurements:
+        return event
+    state, held = _state(engine), _held(engine)
+    if held is None:
+        return _evaluate(state, event)
+    placed = held.before(state, [event])
+    out = _evaluate(state, event)
+    held.after(state, placed)
+    return out
 
 
 def _evaluate(state: _State, event: Event) -> Event:
@@ -217,10 +290,33 @@ def nagios_alert(spec: str, value: float) -> bool:
 
 
 async def evaluate_batch(engine: Engine, batch: list[Event]) -> list[Event]:
-    """:func:`evaluate` over a batch, with the common case inlined: an event carrying one
+    """:func:`evaluate` over a batch (the batch task)."""
+    state, held = _state(engine), _held(engine)
+    if held is None:
+        return _evaluate_batch(state, batch)
+    placed = held.before(state, batch)
+    out = _evaluate_batch(state, batch)
+    held.after(state, placed)
+    return out
+
+
+async def commit(engine: Engine) -> None:
+    """Store the levels changed since the last commit (durable state only)."""
+    held = _held(engine)
+    if held is not None:
+        held.durable.commit()
+
+
+def beat(engine: Engine) -> None:
+    """Commit on the beat too: on the local bus (``watchkeeper up``) nothing else does."""
+    held = _held(engine)
+    commit_on_beat(None if held is None else held.durable, engine.name)
+
+
+def _evaluate_batch(state: _State, batch: list[Event]) -> list[Event]:
+    """:func:`_evaluate` over a batch, with the common case inlined: an event carrying one
     measurement of a series some rule matched (its reason's suffix is made once per
     series and level)."""
-    state = _state(engine)
     known = state.series
     combine_max = state.options.combine == "max"
     suffixes = state.suffixes
@@ -277,6 +373,8 @@ def _suffix(series: _Series, level: int) -> str:
 ENGINE = EngineDefinition(
     event_task=evaluate,
     batch_task=evaluate_batch,
+    beat_task=beat,
+    commit_task=commit,
     options=ThresholdOptions,
     partitioned=True,  # hysteresis remembers each series' level
 )

@@ -19,8 +19,10 @@ from typing import Protocol
 
 import msgspec
 
-from watchkeeper.errors import PipelineError
 from watchkeeper.pipeline.engines.alarms.model import Alarm, Step, Track
+from watchkeeper.pipeline.state import StaleState
+
+__all__ = ["AlarmStore", "Changes", "Loaded", "MemoryStore", "SqliteStore", "StaleState"]
 
 _encoder = msgspec.msgpack.Encoder()
 _track = msgspec.msgpack.Decoder(Track)
@@ -46,10 +48,6 @@ class Changes:
     seen: list[str] = field(default_factory=list)
     closed: list[Alarm] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)  # entity ids no longer tracked
-
-
-class StaleState(PipelineError):
-    """Another worker committed to the partition since this one loaded it."""
 
 
 class AlarmStore(Protocol):
