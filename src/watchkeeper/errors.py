@@ -55,7 +55,7 @@ class ConfigError(WatchkeeperError, ValueError):
         if key:
             parts.append(key)
         shown = _shown_value(key, value)
-        got = f" (got {shown})" if shown is not None else ""
+        got = f" (value: {shown})" if shown is not None else ""
         super().__init__(f"{': '.join(parts)}: {message}{got}")
 
 

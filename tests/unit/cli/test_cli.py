@@ -25,7 +25,7 @@ def test_config_check_reports_the_line(tmp_path: Path, capsys: pytest.CaptureFix
     path = tmp_path / "wk.yaml"
     path.write_text("server:\n  listen: 1.2.3.4:80\n  port: 80\n")
     assert main(["config", "check", str(path)]) == 78
-    assert f"{path}:3: server.port: unknown setting (got 80)" in capsys.readouterr().err
+    assert f"{path}:3: server.port: unknown setting (value: 80)" in capsys.readouterr().err
 
 
 def test_table_formats(capsys: pytest.CaptureFixture[str]) -> None:

@@ -72,7 +72,7 @@ def test_listen_errors_name_file_line_and_value() -> None:
     with pytest.raises(ConfigError) as bad:
         load_settings("data_dir: var\nserver:\n  listen: localhost\n", source="wk.yaml")
     assert str(bad.value) == ("wk.yaml:3: server.listen: expected HOST:PORT (e.g. "
-                              "127.0.0.1:8080) (got 'localhost')")
+                              "127.0.0.1:8080) (value: 'localhost')")
     with pytest.raises(ConfigError, match=r"command-line option for server\.listen"):
         load_settings(None, overrides={"server.listen": "nope"})
 
@@ -82,7 +82,7 @@ def test_listen_errors_name_file_line_and_value() -> None:
 def test_secret_values_are_redacted(key: str) -> None:
     error = ConfigError("bad", file="wk.yaml", line=3, key=key, value="hunter2")
     assert "hunter2" not in str(error)
-    assert str(error) == f"wk.yaml:3: {key}: bad (got <redacted>)"
+    assert str(error) == f"wk.yaml:3: {key}: bad (value: <redacted>)"
 
 
 def test_values_are_shown_short_and_sections_not_at_all() -> None:
