@@ -17,12 +17,16 @@ right. Failures answer in esmond's words and form:
 * a valid key without the write right on a write: 403.
 
 Other schemes (``ApiKey user:key``, ``Basic``) are ignored, as DRF ignores them. Keys
-found are remembered for a few seconds so a busy writer does not cost a lookup per
-request; keys are never logged.
+found are remembered, so a busy writer does not cost a lookup per request, but every
+request first reads the store's revocation *revision* (a counter every revocation
+raises, in any process): when it moved, the remembered keys are forgotten, so a revoked
+key is refused from the very next request on, by every server sharing the store. Each
+key's "last used" time is written at most once a minute. Keys are never logged.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Final
@@ -30,13 +34,15 @@ from typing import Final
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from watchkeeper.api.errors import error_response
-from watchkeeper.archive.tokens import Token, TokenStore, key_hash
-from watchkeeper.errors import AuthError
+from watchkeeper.archive.tokens import Token, TokenStore, key_hash, key_id
+from watchkeeper.errors import ArchiveError, AuthError
+
+log = logging.getLogger(__name__)
 
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 NOT_PROVIDED: Final = "Authentication credentials were not provided."
 NO_PERMISSION: Final = "You do not have permission to perform this action."
-_CACHE_SECONDS: Final = 10.0
+_TOUCH_SECONDS: Final = 60.0
 _CACHE_SIZE: Final = 10_000
 PROTECTED: Final = ("/esmond/perfsonar/", "/perfsonar/", "/api/v1/write", "/api/v1/series",
                     "/api/v1/query", "/api/v1/collect/", "/api/v1/alarms",
@@ -75,14 +81,16 @@ class TokenAuth:
         *,
         public_reads: bool = True,
         protected: tuple[str, ...] = PROTECTED,
-        now: Callable[[], float] = time.monotonic,
+        now: Callable[[], float] = time.time,
     ) -> None:
         self.app = app
         self.tokens = tokens
         self.public_reads = public_reads
         self.protected = protected
         self._now = now
-        self._known: dict[str, tuple[Token, float]] = {}
+        self._known: dict[str, Token] = {}
+        self._revision: int | None = None
+        self._touched: dict[str, float] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(self.protected):
@@ -105,17 +113,34 @@ class TokenAuth:
         key = parse_authorization(header)
         if key is None:
             return None
+        revision = await self.tokens.revision()
+        if revision != self._revision:
+            self._known.clear()  # something was revoked somewhere: forget every key
+            self._revision = revision
         digest = key_hash(key)
-        known = self._known.get(digest)
-        if known is not None and known[1] > self._now():
-            return known[0]
-        token = await self.tokens.lookup(key)
+        token = self._known.get(digest)
         if token is None:
-            raise AuthError("Invalid token.")
-        if len(self._known) >= _CACHE_SIZE:
-            self._known.clear()
-        self._known[digest] = (token, self._now() + _CACHE_SECONDS)
+            token = await self.tokens.lookup(key)
+            if token is None:
+                raise AuthError("Invalid token.")
+            if len(self._known) >= _CACHE_SIZE:
+                self._known.clear()
+            if self._revision == revision:  # no revocation seen while we looked it up
+                self._known[digest] = token
+        await self._touch(key, digest)
         return token
+
+    async def _touch(self, key: str, digest: str) -> None:
+        now = self._now()
+        if now - self._touched.get(digest, float("-inf")) < _TOUCH_SECONDS:
+            return
+        if len(self._touched) >= _CACHE_SIZE:
+            self._touched.clear()
+        self._touched[digest] = now
+        try:
+            await self.tokens.touch(key, int(now))
+        except ArchiveError as exc:  # bookkeeping only: never refuse a good key for it
+            log.warning("could not record the use of token %s: %s", key_id(key), exc)
 
     def authorize(self, method: str, token: Token | None) -> None:
         """Raise AuthError unless ``token`` may use ``method``."""

@@ -1,7 +1,8 @@
 """Composing the esmond archive and the token store from settings (``esmond:`` section).
 
 ``store: embedded`` keeps metadata in ``data_dir/esmond.sqlite3`` and tokens in
-``data_dir/auth.sqlite3``; ``store: postgres`` keeps both in the database ``dsn`` names.
+``data_dir/auth.sqlite3`` (in the archive's schema when ``archive.backend`` is postgres);
+``store: postgres`` keeps both in the database ``dsn`` names.
 Points always go to the configured archive.
 """
 
@@ -39,9 +40,18 @@ class EsmondParts:
 
 
 def build_tokens(settings: Settings, locator: Locator) -> TokenStore:
-    """The token store the settings name (no I/O yet)."""
+    """The token store the settings name (no I/O yet): esmond's PostgreSQL database when
+    ``esmond.store`` is postgres, else the PostgreSQL archive's schema when the archive is
+    (so every server of that archive reads the same tokens), else ``data_dir``."""
     if _store(settings, locator) == "postgres":
         return PostgresTokenStore(settings.esmond.dsn)
+    if settings.archive.backend == "postgres":
+        from watchkeeper.archive.backends.postgres import PostgresOptions
+
+        defaults = PostgresOptions()
+        options = settings.archive.options
+        return PostgresTokenStore(str(options.get("dsn", defaults.dsn)),
+                                  schema=str(options.get("schema", defaults.schema)))
     return SqliteTokenStore(Path(settings.data_dir))
 
 

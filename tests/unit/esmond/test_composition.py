@@ -1,9 +1,8 @@
-"""Composing the esmond archive and token store from settings, and ``watchkeeper token``."""
+"""Composing the esmond archive and token store from settings (``watchkeeper token`` is
+tested in tests/unit/cli/test_token.py)."""
 
 from __future__ import annotations
 
-import asyncio
-from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
@@ -11,8 +10,7 @@ import pytest
 from watchkeeper.archive.backends.memory import MemoryArchive
 from watchkeeper.archive.esmond.postgres import PostgresMetadataStore
 from watchkeeper.archive.esmond.sqlite import SqliteMetadataStore
-from watchkeeper.archive.tokens import PostgresTokenStore, SqliteTokenStore, Token
-from watchkeeper.cli.main import main
+from watchkeeper.archive.tokens import PostgresTokenStore, SqliteTokenStore
 from watchkeeper.clock import FakeClock
 from watchkeeper.errors import ConfigError
 from watchkeeper.runtime.esmond import build_esmond
@@ -57,34 +55,3 @@ def test_bad_settings_name_the_line(tmp_path: Path, text: str, message: str) -> 
     settings, locator = load_settings(text, source="wk.yaml")
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
         build_esmond(settings, locator, archive=_archive(tmp_path), clock=FakeClock())
-
-
-def test_token_create_prints_the_key_last(tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
-    """``watchkeeper token create`` prints the key as the last word; it works with --data
-    and with --config, and the key is found in the store."""
-    data = tmp_path / "var"
-    assert main(["token", "create", "--user", "ps", "--write", "--data", str(data)]) == 0
-    written = capsys.readouterr().out.split()[-1]
-    config = tmp_path / "wk.yaml"
-    config.write_text(f"data_dir: {data}\n")
-    assert main(["token", "create", "--user", "viewer", "--config", str(config)]) == 0
-    read_only = capsys.readouterr().out.split()[-1]
-    async def lookup() -> tuple[Token | None, Token | None]:
-        async with AsyncExitStack() as stack:
-            store = SqliteTokenStore(data)
-            await store.start(stack)
-            return await store.lookup(written), await store.lookup(read_only)
-
-    writer, reader = asyncio.run(lookup())
-    assert writer is not None
-    assert (writer.user, writer.write) == ("ps", True)
-    assert reader is not None
-    assert (reader.user, reader.write) == ("viewer", False)
-
-
-def test_token_create_refuses_both_places(capsys: pytest.CaptureFixture[str]) -> None:
-    """--data and --config exclude each other."""
-    with pytest.raises(SystemExit):
-        main(["token", "create", "--user", "x", "--data", "a", "--config", "b"])
-    assert "not allowed with" in capsys.readouterr().err
