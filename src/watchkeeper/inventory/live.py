@@ -38,6 +38,8 @@ from watchkeeper.inventory.release import release
 
 log = logging.getLogger(__name__)
 
+# What a plugin may raise that ends the process, not just its build or notification.
+_FATAL = (KeyboardInterrupt, SystemExit)
 _INLINE_COMPARE = 20_000  # nodes: below this, comparing builds takes well under a millisecond
 
 
@@ -173,7 +175,9 @@ class LiveModel:
             endpoint, notification = batch[0]
             try:
                 endpoint.handler(edit, notification)
-            except Exception as exc:  # noqa: BLE001 - one bad notification must not stop others
+            except _FATAL:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - a plugin's handler: anything it raises
                 self._handler_failed(notification, exc)
                 return graph, 0
             return edit.commit(), 1
@@ -182,14 +186,16 @@ class LiveModel:
             mark = edit.savepoint()
             try:
                 endpoint.handler(edit, notification)
-            except Exception as exc:  # noqa: BLE001 - one bad notification must not stop others
+            except _FATAL:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - one bad notification must not stop others
                 edit.rollback(mark)
                 self._handler_failed(notification, exc)
             else:
                 applied += 1
         return edit.commit(), applied
 
-    def _handler_failed(self, notification: Notification, exc: Exception) -> None:
+    def _handler_failed(self, notification: Notification, exc: BaseException) -> None:
         self._note_errors += 1
         log.warning("%s: handler failed for %s from %s: %s", self.name, notification.event_type,
                     notification.publisher_id, _describe(exc), exc_info=exc)
@@ -214,7 +220,7 @@ class LiveModel:
                     self._buffer = None
                     raise
                 reason = "CancelledError: raised inside the build, not a cancellation of it"
-            except (KeyboardInterrupt, SystemExit):
+            except _FATAL:
                 raise
             except BaseException as exc:  # noqa: BLE001 - a plugin's BaseException too
                 reason = _describe(exc)

@@ -456,3 +456,29 @@ async def test_whatever_a_build_raises_marks_the_model_stale_and_the_loop_goes_o
     await clock.advance(10)
     await until(lambda: not live.latest().stale)
     assert devices(live.latest()) == {"a", "b"}
+
+
+class _Abrupt(FakeSource):
+    """Its `device.created` handler raises a BaseException (or a CancelledError) for
+    names starting with `abort` or `cancel`."""
+
+    def _created(self, edit: GraphEdit, notification: Notification) -> None:
+        name = notification.payload["name"]
+        if name.startswith("abort"):
+            raise _PluginAbort("handler gave up")
+        if name.startswith("cancel"):
+            raise asyncio.CancelledError
+        super()._created(edit, notification)
+
+
+async def test_a_handler_raising_a_base_exception_fails_that_notification_alone(
+        clock: FakeClock) -> None:
+    """Like an Exception: counted, no trace left, the rest of the batch applied."""
+    manager = InventoryManager([_Abrupt()], clock=clock)
+    assert manager.deliver(created("abort-1")) == 0
+    assert manager.deliver(created("cancel-1")) == 0
+    assert manager.deliver_many([created("a"), created("abort-2"), created("cancel-2"),
+                                 created("b")]) == 2
+    live = manager.get("fake")
+    assert devices(live.latest()) == {"a", "b"}
+    assert live.stats().notification_errors == 4
