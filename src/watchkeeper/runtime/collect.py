@@ -25,7 +25,8 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.routing import BaseRoute
 
-from watchkeeper.api.collect import CollectApi, allow_all
+from watchkeeper.api.collect import CollectApi, require_collector
+from watchkeeper.archive import Archive
 from watchkeeper.clock import Clock, SystemClock
 from watchkeeper.collect.build import CollectorPool, build_jobs, close_collectors
 from watchkeeper.collect.credentials import resolve_credential
@@ -33,8 +34,8 @@ from watchkeeper.collect.manager import Manager
 from watchkeeper.collect.remote import RemoteCollector, RemoteServer, Spool
 from watchkeeper.collect.remote.convert import config_to_wire, result_from_wire
 from watchkeeper.collect.testbed import parse_testbed
-from watchkeeper.errors import ConfigError
-from watchkeeper.model import Device, Event, MeasurementSink, Status
+from watchkeeper.errors import ConfigError, SeriesNotFound
+from watchkeeper.model import Device, Event, Measurement, SeriesKey, Status
 from watchkeeper.pipeline import Services
 from watchkeeper.runtime.assemble import (
     build_archive,
@@ -191,23 +192,60 @@ class ConfigSource:
         return stat.st_mtime_ns, stat.st_size
 
 
-def server_routes(settings: Settings, locator: Locator, *, archive: MeasurementSink,
+def batch_seq_key(collector: str) -> SeriesKey:
+    """The series where the server keeps each remote collector's last stored batch ``seq``."""
+    return SeriesKey.make("watchkeeper", "remote-collect", "batch.seq", {"collector": collector})
+
+
+_RECALL_SPANS = (3600.0, 86_400.0, 30 * 86_400.0)
+
+
+async def recall_seq(archive: Archive, collector: str, *, now: float) -> int:
+    """The last ``seq`` stored for ``collector`` (-1: none); recent hours are read first."""
+    key = batch_seq_key(collector)
+    for span in (*_RECALL_SPANS, now):
+        try:
+            points = await archive.read(key, now - span, now + 3600.0)
+        except SeriesNotFound:
+            return -1
+        if len(points):
+            return int(points.values.max())
+    return -1
+
+
+def server_routes(settings: Settings, locator: Locator, *, archive: Archive,
                   publish: Callable[[list[Event]], Awaitable[None]] | None = None,
-                  authorize: Callable[[Request], None] | None = None) -> list[BaseRoute]:
+                  authorize: Callable[[Request], None] | None = None,
+                  clock: Clock | None = None) -> list[BaseRoute]:
     """The ``/api/v1/collect`` routes: results go to ``publish`` (the pipeline, in ``up``)
-    or straight into ``archive`` (``serve``). ``authorize`` defaults to allowing all."""
+    or straight into ``archive`` (``serve``). ``authorize`` defaults to a write token.
+
+    Each batch's ``seq`` is stored with its results (:func:`batch_seq_key`): in the same
+    archive write when serving, as an event after the batch's through the pipeline. So a
+    batch re-sent after a server restart is still recognised, and one whose results were
+    lost is not mistaken for stored.
+    """
     source = ConfigSource(settings, locator)
     source()  # fail fast: a bad inventory or collector config refuses to start
+    clock = clock or SystemClock()
 
     async def accept(batch: CollectBatch) -> int:
         events = [outcome_event(result_from_wire(r)) for r in batch.results]
+        now = clock.time()
+        marker = Measurement(key=batch_seq_key(batch.collector), ts=now, value=float(batch.seq))
         if publish is not None:
-            await publish(events)
+            await publish([*events, Event(event_type="collect.batch", component="watchkeeper",
+                                          resource="remote-collect", timestamp=now,
+                                          measurements=(marker,))])
         else:
-            await archive.write([m for event in events for m in event.measurements])
+            await archive.write([*(m for event in events for m in event.measurements), marker])
         return len(events)
 
-    api = CollectApi(config=source, accept=accept, authorize=authorize or allow_all)
+    async def recall(collector: str) -> int:
+        return await recall_seq(archive, collector, now=clock.time())
+
+    api = CollectApi(config=source, accept=accept, authorize=authorize or require_collector,
+                     recall=recall)
     return list(api.routes())
 
 

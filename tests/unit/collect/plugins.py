@@ -62,3 +62,15 @@ class SleepySync(Collector):
     def poll(self, device: Device, ctx: PollContext) -> PollResult:
         time.sleep(self.options.seconds)
         return ctx.result([ctx.measure("slept", self.options.seconds)])
+
+
+class Tally(Collector):
+    """Appends each poll's slot to a file as it returns: the record of what was polled."""
+
+    class Options(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+        log: str
+
+    async def poll(self, device: Device, ctx: PollContext) -> PollResult:
+        with open(self.options.log, "a", encoding="utf-8") as handle:
+            handle.write(f"{ctx.now:.3f}\n")
+        return ctx.result([ctx.measure("polls", 1.0)])

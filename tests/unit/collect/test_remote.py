@@ -204,7 +204,8 @@ class Harness:
         self.spool = Spool(tmp_path / "spool.db", max_items=kwargs.pop("max_items", 1000))
         self.daemon = RemoteCollector(server, self.spool, name="c1", clock=clock,
                                       metrics=SelfMetrics(), cache=tmp_path / "config.json",
-                                      flush_interval=1.0, retry=(1.0, 2.0), **kwargs)
+                                      flush_interval=1.0,
+                                      retry=kwargs.pop("retry", (1.0, 2.0)), **kwargs)
         self.clock = clock
         self.stop = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -247,6 +248,24 @@ async def test_results_are_delivered_in_order_across_an_outage(tmp_path: Path) -
     scheduled = server.scheduled("count:d1")
     assert scheduled == sorted(scheduled)
     assert all(b - a == pytest.approx(1.0) for a, b in itertools.pairwise(scheduled))
+    await harness.finish()
+
+
+async def test_every_result_is_in_the_spool_while_sending_backs_off(tmp_path: Path) -> None:
+    """During an outage's long back-off, each result reaches the on-disk spool as its poll
+    ends, not at the next send attempt: a kill -9 then loses nothing that was polled."""
+    clock = FakeClock(START)
+    server = FakeServer(config())
+    harness = Harness(tmp_path, server, clock, retry=(8.0, 60.0))
+    await harness.start()
+    await harness.tick(2)
+    server.up = False
+    await harness.tick(12)  # the send loop sleeps 8 s, then 16 s, meanwhile
+    assert harness.daemon.stats().pending == 0
+    spooled = [msgspec.json.decode(body, type=CollectResult)
+               for _, body in harness.spool.peek(1000)]
+    polls = [p.value for r in spooled for p in r.points]
+    assert polls[-1] == len(server.values()) + len(polls)  # the newest poll is on disk too
     await harness.finish()
 
 

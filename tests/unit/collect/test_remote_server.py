@@ -6,17 +6,23 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import msgspec
 import pytest
 from starlette.applications import Starlette
 
+from watchkeeper.api.collect import allow_all
 from watchkeeper.api.errors import HANDLERS
+from watchkeeper.archive.backends.memory import MemoryArchive
+from watchkeeper.archive.tokens import Token
+from watchkeeper.clock import FakeClock
 from watchkeeper.errors import ConfigError
 from watchkeeper.model import Event, Measurement
-from watchkeeper.runtime.collect import ConfigSource, server_routes
+from watchkeeper.runtime.collect import ConfigSource, recall_seq, server_routes
 from watchkeeper.settings import Locator, Settings, load_settings
+from watchkeeper.telemetry import SelfMetrics
 from watchkeeper.wire import CollectBatch, CollectConfig, CollectResult, WirePoint
 
 CONFIG = """\
@@ -28,13 +34,17 @@ collect: {{refresh: 7}}
 """
 
 
-class Archive:
+class Archive(MemoryArchive):
+    """The in-memory archive, remembering every write in order."""
+
     def __init__(self) -> None:
+        super().__init__(data_dir=Path("."), options=None, clock=FakeClock(),
+                         metrics=SelfMetrics())
         self.points: list[Measurement] = []
 
     async def write(self, measurements: Sequence[Measurement]) -> int:
         self.points.extend(measurements)
-        return len(measurements)
+        return await super().write(measurements)
 
 
 @pytest.fixture
@@ -88,11 +98,12 @@ async def post(app: Starlette, body: CollectBatch) -> httpx.Response:
 
 async def test_results_go_into_the_archive_when_serving(inventory: Path) -> None:
     archive = Archive()
-    app = Starlette(routes=server_routes(*settings_for(inventory), archive=archive),
-                    exception_handlers=HANDLERS)
+    app = Starlette(routes=server_routes(*settings_for(inventory), archive=archive,
+                                         authorize=allow_all), exception_handlers=HANDLERS)
     assert (await post(app, batch())).json() == {"accepted": 1, "duplicate": False}
     assert sorted((str(m.key), m.value) for m in archive.points) == [
-        ("r1/count/check.status", 1.0), ("r1/count/polls", 3.0)]
+        ("r1/count/check.status", 1.0), ("r1/count/polls", 3.0),
+        ('watchkeeper/remote-collect/batch.seq{collector="c1/e"}', 1.0)]
 
 
 async def test_results_go_into_the_pipeline_when_up(inventory: Path) -> None:
@@ -102,7 +113,60 @@ async def test_results_go_into_the_pipeline_when_up(inventory: Path) -> None:
         published.extend(events)
 
     app = Starlette(routes=server_routes(*settings_for(inventory), archive=Archive(),
-                                         publish=publish), exception_handlers=HANDLERS)
+                                         publish=publish, authorize=allow_all),
+                    exception_handlers=HANDLERS)
     await post(app, batch())
-    (event,) = published
+    event, marker = published
     assert (event.component, event.resource, event.attrs["status"]) == ("r1", "count", "warning")
+    assert [(str(m.key), m.value) for m in marker.measurements] == [
+        ('watchkeeper/remote-collect/batch.seq{collector="c1/e"}', 1.0)]  # after the batch
+
+
+async def test_a_batch_resent_after_a_restart_is_still_a_duplicate(inventory: Path) -> None:
+    """The last seq lives in the archive with the results: a new server process (new routes
+    over the same archive) still recognises a re-sent batch, and takes the next one."""
+    archive = Archive()
+    start = 1_700_000_000.0
+    first = Starlette(routes=server_routes(*settings_for(inventory), archive=archive,
+                                           authorize=allow_all, clock=FakeClock(start)),
+                      exception_handlers=HANDLERS)
+    assert (await post(first, batch())).json()["accepted"] == 1
+    restarted = Starlette(routes=server_routes(*settings_for(inventory), archive=archive,
+                                               authorize=allow_all, clock=FakeClock(start)),
+                          exception_handlers=HANDLERS)
+    assert (await post(restarted, batch())).json() == {"accepted": 0, "duplicate": True}
+    later = msgspec.structs.replace(batch(), seq=2)
+    assert (await post(restarted, later)).json() == {"accepted": 1, "duplicate": False}
+    assert await recall_seq(archive, "c1/e", now=start + 100 * 86_400) == 2  # found far back
+    assert await recall_seq(archive, "c1/e", now=start - 86_400) == -1  # none before then
+    assert await recall_seq(archive, "nobody/e", now=start) == -1
+
+
+class WithToken:
+    """Stands in for the auth middleware: puts a token (or none) into the request's state."""
+
+    def __init__(self, app: Starlette, token: Token | None) -> None:
+        self.app = app
+        self.token = token
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        scope.setdefault("state", {})["token"] = self.token
+        await self.app(scope, receive, send)
+
+
+@pytest.mark.parametrize(("token", "status"), [
+    (None, 401), (Token(user="reader", write=False, created=0), 403),
+    (Token(user="collector", write=True, created=0), 200)])
+async def test_the_config_needs_a_token_allowed_to_collect(
+        inventory: Path, token: Token | None, status: int) -> None:
+    """Device connections may hold secrets: no token, or a read-only one, gets none of it."""
+    inventory.write_text("devices:\n  r1:\n    connections: {x: {bearer: s3cret-sentinel}}\n")
+    app = Starlette(routes=server_routes(*settings_for(inventory), archive=Archive()),
+                    exception_handlers=HANDLERS)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=WithToken(app, token)),
+                                 base_url="http://wk") as client:
+        answer = await client.get("/api/v1/collect/config")
+        posted = await client.post("/api/v1/collect/results",
+                                   content=msgspec.json.encode(batch()))
+    assert (answer.status_code, posted.status_code) == (status, status)
+    assert ("s3cret-sentinel" in answer.text) is (status == 200)

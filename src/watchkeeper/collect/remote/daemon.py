@@ -9,12 +9,14 @@ Three loops share one scheduler:
   a configuration that does not validate here: keep running the last one. The last good
   configuration is cached next to the spool, so a restart while the server is down
   polls at once.
-* **poll**: the scheduler's sink encodes each outcome into a pending list.
-* **send**: every ``flush_interval`` the pending results go into the on-disk spool (one
-  transaction), then the spool is delivered oldest first in batches of ``batch_size``;
-  a batch leaves the spool only once the server acknowledged it. While the server is
-  unreachable sending backs off (``retry``) and the spool grows up to its bound, beyond
-  which the oldest results are dropped, counted, and reported in every batch.
+* **poll**: the scheduler's sink writes each outcome into the on-disk spool before it
+  returns (results arriving together share one transaction), so a result is on disk
+  before any attempt to send it, and a kill -9 at any moment loses none that finished.
+* **send**: every ``flush_interval`` the spool is delivered oldest first in batches of
+  ``batch_size``; a batch leaves the spool only once the server acknowledged it. While
+  the server is unreachable sending backs off (``retry``) and the spool grows up to its
+  bound, beyond which the oldest results are dropped, counted, and reported in every
+  batch.
 """
 
 from __future__ import annotations
@@ -97,7 +99,8 @@ class RemoteCollector:
         )
         self._pool = CollectorPool()
         self._closing: set[asyncio.Task[None]] = set()  # dropped collectors being closed
-        self._pending: list[bytes] = []
+        self._pending: list[bytes] = []  # encoded, waiting for the spool's next transaction
+        self._flushing = asyncio.Lock()
         self._jobs = 0
         self._sent = 0
         self._reachable = False
@@ -208,15 +211,21 @@ class RemoteCollector:
 
     async def _collect(self, outcome: PollOutcome) -> None:
         self._pending.append(msgspec.json.encode(result_to_wire(outcome)))
+        await self.flush()  # on disk before the poll counts as done
 
     async def flush(self) -> None:
-        """Move pending results into the spool (one transaction)."""
-        pending, self._pending = self._pending, []
-        if pending:
-            dropped = await asyncio.to_thread(self._spool.append, pending)
-            if dropped:
-                log.warning("spool full: dropped the %d oldest results (%d in all)", dropped,
-                            self._spool.dropped)
+        """Move pending results into the spool (one transaction).
+
+        Callers queue up on a lock: whoever holds it commits everything pending, so results
+        arriving while a transaction runs share the next one (a group commit).
+        """
+        async with self._flushing:
+            pending, self._pending = self._pending, []
+            if pending:
+                dropped = await asyncio.to_thread(self._spool.append, pending)
+                if dropped:
+                    log.warning("spool full: dropped the %d oldest results (%d in all)",
+                                dropped, self._spool.dropped)
 
     async def deliver(self) -> int:
         """Send the spool oldest first until it is empty; raises ServerUnavailable."""
