@@ -128,6 +128,24 @@ def test_compat_query_reads_back_what_was_posted(live: LiveEsmond) -> None:
     assert (points[0].ts_epoch, points[-1].val) == (1398900000, 2499.0)
 
 
+def test_compat_metadata_post_creates_a_network_element(live: LiveEsmond) -> None:
+    """MetadataPost requires (and sends) destination and input-destination for every
+    subject type, as esmond-client's does: a network-element is still created."""
+    transport = live.transport()
+    post = MetadataPost(live.url, "u", live.token, subject_type="network-element",
+                        source="10.9.1.1", destination="10.9.1.1", tool_name="snmp",
+                        measurement_agent="10.9.1.1", input_source="rtr1",
+                        input_destination="rtr1", transport=transport)
+    post.add_event_type("packet-count-lost")
+    key = post.post_metadata().metadata_key
+    filters = ApiFilters()
+    filters.metadata_key = key
+    [meta] = ApiConnect(live.url, filters, transport=transport).get_metadata()
+    assert (meta.subject_type, meta.source, meta.input_source) == (
+        "network-element", "10.9.1.1", "rtr1")
+    assert meta.destination is None
+
+
 def test_wrong_token_is_a_clear_error(live: LiveEsmond) -> None:
     with ArchiveClient(live.url, token="not-a-key", transport=live.transport()) as client, \
             pytest.raises(HTTPStatusError) as info:
