@@ -1,10 +1,10 @@
-"""The built-in engines: threshold, dedup/throttle, enrich, notifier; and loading them by name."""
+"""The built-in engines: threshold, dedup/throttle, enrich; loading them by name (the notifier
+has its own tests in test_notifier.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import msgspec
 import pytest
 
@@ -14,7 +14,7 @@ from watchkeeper.errors import ConfigError
 from watchkeeper.model import Event, Measurement, SeriesKey
 from watchkeeper.pipeline import Engine, EngineDefinition, Services
 from watchkeeper.pipeline.canopsis import from_canopsis
-from watchkeeper.pipeline.engines import dedup, enrich, notifier, threshold
+from watchkeeper.pipeline.engines import dedup, enrich, threshold
 from watchkeeper.runtime.assemble import build_engines
 from watchkeeper.settings import load_settings
 from watchkeeper.telemetry import SelfMetrics
@@ -125,49 +125,6 @@ async def test_enrich_without_a_lookup_passes_events() -> None:
     engine = _engine(enrich.ENGINE, {})
     event = Event(event_type="check", component="web1", timestamp=0)
     assert await engine.process([event]) == [event]
-
-
-def _alarm_event(step: str = "stateinc") -> Event:
-    return Event(event_type="alarm", component="web1", resource="http", timestamp=5.0,
-                 state=3, attrs={"step": step, "alarm": "a1"})
-
-
-async def test_notifier_posts_alarm_changes_and_retries() -> None:
-    answers = [500, 429, 200]
-    bodies: list[Any] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        bodies.append(msgspec.json.decode(request.content))
-        return httpx.Response(answers.pop(0))
-
-    engine = _engine(notifier.ENGINE, {"url": "http://hook.test/x", "backoff": 0.001,
-                                       "steps": ["stateinc"]})
-    engine.state["transport"] = httpx.MockTransport(handler)
-    other = Event(event_type="check", component="web1", timestamp=1)
-    batch = [other, _alarm_event(), _alarm_event("ack")]
-    assert await engine.process(batch) == batch
-    assert len(bodies) == 3
-    [sent] = bodies[-1]
-    assert (sent["entity_id"], sent["attrs"]["step"], sent["state"]) == (
-        "resource/web1/http", "stateinc", 3)
-    assert engine.take_dead_letters() == []
-
-
-@pytest.mark.parametrize(("status", "posts"), [(400, 1), (503, 3)])
-async def test_notifier_gives_up_and_dead_letters(status: int, posts: int) -> None:
-    calls: list[int] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        calls.append(status)
-        return httpx.Response(status, text="nope")
-
-    engine = _engine(notifier.ENGINE, {"url": "http://hook.test/x", "backoff": 0.001,
-                                       "attempts": 3})
-    engine.state["transport"] = httpx.MockTransport(handler)
-    await engine.process([_alarm_event()])
-    assert len(calls) == posts
-    [letter] = engine.take_dead_letters()
-    assert f"HTTP {status} nope" in letter.error
 
 
 def test_builtin_engines_load_by_name_with_checked_options() -> None:
