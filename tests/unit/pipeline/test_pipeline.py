@@ -252,3 +252,29 @@ def test_task_registry() -> None:
         registry.resolve("nope")
     with pytest.raises(PluginError, match="not callable"):
         registry.resolve("tests.unit.pipeline.test_pipeline:pytest.__name__")
+
+
+async def test_engines_close_what_they_opened_when_the_pipeline_stops(
+        services: Services, caplog: pytest.LogCaptureFixture) -> None:
+    """Closers registered by tasks run once, last first, after the last beat; one that
+    fails is logged and the others still run."""
+    closed: list[str] = []
+
+    def broken() -> None:
+        closed.append("broken")
+        raise OSError("disk gone")
+
+    engine = _engine("solo", services)
+    engine.on_close(lambda: closed.append("first"))
+    engine.on_close(broken)
+    engine.on_close(lambda: closed.append("last"))
+    async with AsyncExitStack() as stack:
+        bus = LocalBus()
+        await bus.start(stack)
+        pipeline = Pipeline([engine], bus)
+        await pipeline.start(stack)
+        await pipeline.stop()
+    assert closed == ["last", "broken", "first"]
+    assert "engine solo: closing its state failed" in caplog.text
+    engine.close()  # nothing left to close
+    assert len(closed) == 3
