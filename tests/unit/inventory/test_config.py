@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from watchkeeper.cli.main import main
 from watchkeeper.clock import FakeClock
+from watchkeeper.errors import ConfigError
 from watchkeeper.inventory import Notification
+from watchkeeper.runtime.assemble import convert_options
 from watchkeeper.runtime.config import read_settings
 from watchkeeper.runtime.inventory import build_inventory
+from watchkeeper.settings import Locator
 
 PLUGINS = "tests.unit.inventory.config_plugins"
 
@@ -91,3 +95,32 @@ async def test_history_comes_from_the_settings(tmp_path: Path) -> None:
             payload={"id": "device/localhost", "attrs": {"rack": rack}})) == 1
     assert static.latest().version == 4
     assert static.versions() == [3, 4]
+
+
+class _Port(msgspec.Struct, frozen=True):
+    number: int
+
+    def __post_init__(self) -> None:
+        if self.number < 1:
+            raise ValueError("`number` must be at least 1")
+
+
+class _Ports(msgspec.Struct, frozen=True):
+    ports: list[_Port] = msgspec.field(default_factory=list)
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.name == "-":
+            raise ValueError("no name given")
+
+
+@pytest.mark.parametrize(("options", "key"), [
+    ({"ports": [{"number": 1}, {"number": 0}]}, "c.options.ports[1].number"),
+    ({"name": "-"}, "c.options"),  # names no option: the section
+])
+def test_an_options_own_check_points_at_the_key_it_names(options: dict[str, object],
+                                                          key: str) -> None:
+    """Also inside lists of nested options."""
+    with pytest.raises(ConfigError) as error:
+        convert_options(options, _Ports, Locator(None, {}, {}), "c.options")
+    assert error.value.key == key
