@@ -13,7 +13,6 @@ from typing import Any
 
 from watchkeeper.cli.options import (
     add_client,
-    add_token,
     duration,
     output_of,
     server_url,
@@ -41,8 +40,9 @@ def add_commands(commands: Any) -> None:
     alarms.add_argument("verb", nargs="?", default="list", choices=VERBS, metavar="VERB",
                         help="list (default), show, ack, unack, snooze, unsnooze, cancel, "
                              "uncancel")
-    alarms.add_argument("key", nargs="?", help="entity id (resource/COMPONENT/RESOURCE) or "
-                                               "alarm id, for every verb but list")
+    alarms.add_argument("key", nargs="?", metavar="KEY",
+                        help="entity id (resource/COMPONENT/RESOURCE) or alarm id, for every "
+                             "verb but list")
     alarms.add_argument("--status", help="list: only alarms with this status (ongoing, "
                                          "stealthy, flapping, cancelled)")
     alarms.add_argument("--resolved", action="store_true", help="list: include resolved alarms")
@@ -52,8 +52,7 @@ def add_commands(commands: Any) -> None:
                         help="why, logged with the step (ack, snooze, cancel ...)")
     alarms.add_argument("--duration", type=duration, metavar="DURATION",
                         help="snooze: how long (300, 5m, 2h)")
-    add_client(alarms)
-    add_token(alarms)
+    add_client(alarms, write=True)
     alarms.set_defaults(handler=_alarms)
 
 

@@ -21,7 +21,7 @@ from typing import TextIO
 
 from watchkeeper.cli.archive_query import Context
 from watchkeeper.client import ArchiveClient, HTTPStatusError, TransportError
-from watchkeeper.errors import UsageError
+from watchkeeper.errors import UsageError, WatchkeeperError
 from watchkeeper.loaders import gridftp, iperf3
 from watchkeeper.loaders.gridftp_load import GridftpLoader
 from watchkeeper.loaders.state import (
@@ -36,7 +36,7 @@ EXIT_FAILED = 1
 EXIT_PARTIAL = 3
 
 
-class CommandFailed(Exception):
+class CommandFailed(WatchkeeperError):
     """The command ran but failed: one line on stderr, exit status ``code``."""
 
     def __init__(self, message: str, code: int = EXIT_FAILED) -> None:

@@ -164,3 +164,33 @@ def test_archive_loaders_take_the_token(monkeypatch: pytest.MonkeyPatch) -> None
     args = pipe.parse_args(["--token", "flag"])
     archive_options.resolve(args)
     assert args.key == "flag"
+
+
+def test_the_old_server_variable_is_named_when_set(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """WATCHKEEPER_URL is no longer read; a stale export is told so, not silently ignored."""
+    monkeypatch.setenv("WATCHKEEPER_URL", "http://old:8080")
+    monkeypatch.delenv("WATCHKEEPER_SERVER", raising=False)
+    assert main(["alarms", "ack"]) == 64
+    assert "WATCHKEEPER_URL is no longer read; use WATCHKEEPER_SERVER" in capsys.readouterr().err
+
+
+def test_archive_usage_errors_take_the_cli_codes() -> None:
+    """`watchkeeper archive` exits 64 on a bad command line (esmond-ps-* keep esmond's 2),
+    and names watchkeeper's flags; --summary-window takes durations."""
+    import io
+
+    from watchkeeper.cli.archive import run_tool
+    from watchkeeper.cli.archive_query import Context
+
+    err = io.StringIO()
+    code = run_tool("get", ["--server", "ftp://x", "--event-type", "throughput"],
+                    Context(stdout=io.StringIO(), stderr=err), compat=False)
+    assert code == 64
+    assert err.getvalue() == "watchkeeper archive get: --server 'ftp://x' is not an http(s) URL\n"
+    err = io.StringIO()
+    assert run_tool("get", ["-u", "ftp://x"], Context(stdout=io.StringIO(), stderr=err)) == 2
+    assert "--url 'ftp://x'" in err.getvalue()
+    get = Parser(prog="get")
+    TOOLS["get"].options(get)
+    assert get.parse_args(["--summary-window", "1d"]).summary_window == 86400
