@@ -84,7 +84,7 @@ def _run(args: argparse.Namespace, client: Client) -> int:
         alarm = client.alarm(args.key)
         steps = [[utc(s.t), s.type, s.author, step_value(s), s.message] for s in alarm.steps]
         table(["time (UTC)", "step", "author", "value", "message"], steps, fmt=fmt,
-              title=alarm_title(alarm))
+              title=alarm_title(alarm), important=4)
         return 0
     body: dict[str, object] = {"author": args.author, "message": args.message}
     if args.duration is not None:

@@ -26,12 +26,14 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 import msgspec
+from rich import box
 from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
 LONG_OUTPUT = 1000
+IMPORTANT_WIDTH = 48
 
 # One status vocabulary for checks and alarms (docs/cli.md): the check statuses, with an
 # alarm's Canopsis state shown as the check status that raises it (model/status.py's map).
@@ -70,11 +72,13 @@ def table(
     title: str | None = None,
     out: TextIO | None = None,
     hint: str = "",
+    important: int = 0,
 ) -> None:
     """Print ``rows`` as ``fmt`` (``table``, ``csv`` or ``json``; ``human`` is ``table``).
 
     JSON is a list of objects keyed by the headers. ``hint`` says how to ask for fewer rows
-    when a table on a terminal runs long.
+    when a table on a terminal runs long; the ``important`` column keeps its room on a
+    narrow terminal.
     """
     stream = out or sys.stdout
     if fmt == "json":
@@ -87,19 +91,25 @@ def table(
         writer.writerows([[_csv_cell(v) for v in row] for row in rows])
         stream.write(buffer.getvalue())
     else:
-        _print_table(headers, rows, title, stream, hint)
+        _print_table(headers, rows, title=title, stream=stream, hint=hint,
+                     important=important)
 
 
-def _print_table(headers: Sequence[str], rows: Sequence[Sequence[object]], title: str | None,
-                 stream: TextIO, hint: str) -> None:
-    grid = Table(title=title, show_lines=False)
+def _print_table(headers: Sequence[str], rows: Sequence[Sequence[object]], *,
+                 title: str | None, stream: TextIO, hint: str, important: int) -> None:
+    cells = [[_table_cell(v) for v in row] for row in rows]
+    console = Console(file=stream, highlight=False)
+    widths: list[int | None] = [None] * len(headers)
+    if console.is_terminal and headers:
+        widths = fit_widths(headers, cells, important, console.width)
+    grid = Table(title=title, show_lines=False, box=box.SIMPLE_HEAD)
     for index, header in enumerate(headers):
         numeric = bool(rows) and all(_is_number(row[index]) or row[index] is None
                                      for row in rows)
-        grid.add_column(header, justify="right" if numeric else "left", overflow="fold")
-    for row in rows:
-        grid.add_row(*(_table_cell(v) for v in row))
-    console = Console(file=stream, highlight=False)
+        grid.add_column(header, justify="right" if numeric else "left", overflow="fold",
+                        width=widths[index])
+    for row_cells in cells:
+        grid.add_row(*row_cells)
     if not console.is_terminal:
         # Piped: as wide as the widest row, so no program ever reads a cut or folded cell.
         widest = Measurement.get(console, console.options.update_width(1_000_000), grid)
@@ -108,6 +118,34 @@ def _print_table(headers: Sequence[str], rows: Sequence[Sequence[object]], title
         sys.stderr.write(f"watchkeeper: {len(rows)} rows"
                          f"{'; ' + hint if hint else ''} (-o csv to keep them in a file)\n")
     console.print(grid)
+
+
+def fit_widths(headers: Sequence[str], cells: Sequence[Sequence[Text]], important: int,
+               width: int) -> list[int | None]:
+    """Column widths for a terminal ``width`` wide: none when the table fits; else the
+    other columns narrow towards their longest word (widest first) so the ``important``
+    one keeps up to IMPORTANT_WIDTH characters, and cells fold, never cut."""
+    count = len(headers)
+    texts = [[headers[i], *(row[i].plain for row in cells)] for i in range(count)]
+    natural = [max(len(line) for text in column for line in text.splitlines() or [""])
+               for column in texts]
+    word = [max((len(w) for text in column for w in text.split()), default=1)
+            for column in texts]
+    padding = 3 * count + 1  # SIMPLE_HEAD: one space each side of a cell, one between
+    if sum(natural) + padding <= width:
+        return [None] * count
+    sized = list(natural)
+    sized[important] = min(natural[important], IMPORTANT_WIDTH)
+    others = [i for i in range(count) if i != important]
+    while sum(sized) + padding > width:
+        shrinkable = [i for i in others if sized[i] > word[i]]
+        if not shrinkable:
+            break
+        widest = max(shrinkable, key=lambda i: sized[i])
+        sized[widest] = max(word[widest], sized[widest] - (sum(sized) + padding - width))
+    if sum(sized) + padding > width:
+        sized[important] = max(10, width - padding - sum(sized[i] for i in others))
+    return [max(size, 1) for size in sized]
 
 
 def _is_number(value: object) -> bool:

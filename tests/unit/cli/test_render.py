@@ -101,3 +101,39 @@ def test_when_and_utc() -> None:
     assert when(0) == "1970-01-01 00:00:00"
     assert utc(None) is None
     assert utc(0) == datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def test_an_80_column_terminal_keeps_every_character(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On 80 columns the alarm list and an alarm's explanation fold; no line is wider than
+    the terminal and no character is lost (`resource/dev…` before)."""
+    monkeypatch.setenv("COLUMNS", "80")
+    entity = "resource/device-router-core-01.example.net/interface-ge-0/0/1-errors"
+    message = ("HTTP check failed: connection refused after 3 attempts to "
+               "https://web1.example.net/health (timeout 10s)")
+    out = Terminal()
+    table(["entity", "state", "status", "acked", "opened (UTC)", "changed (UTC)"],
+          [[entity, Level("critical"), Level("ongoing"), "yes", utc(0), utc(60)]],
+          fmt="table", out=out)
+    table(["time (UTC)", "step", "author", "value", "message"],
+          [[utc(0), "stateinc", "system", Level("critical"), message]], fmt="table", out=out,
+          important=4)
+    import re
+
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", out.getvalue()).splitlines()
+    assert max(len(line) for line in lines) <= 80
+    split = next(i for i, line in enumerate(lines) if " message" in line)
+    first, second = lines[:split], lines[split:]
+    head = next(line for line in first if " entity " in line)
+    entity_column = "".join(line[:head.index(" state ")].strip() for line in first[2:])
+    assert entity in entity_column
+    start = second[0].index(" message") + 1
+    message_column = " ".join(line[start:].strip() for line in second[1:] if line[start:].strip())
+    assert message in message_column
+
+
+def test_fit_widths_leaves_a_fitting_table_alone() -> None:
+    from rich.text import Text
+
+    assert render.fit_widths(["a", "b"], [[Text("1"), Text("x")]], 0, 80) == [None, None]
+    wide = [[Text("w" * 200), Text("word " * 30)]]
+    assert render.fit_widths(["a", "b"], wide, 0, 80) == [48, 25]
