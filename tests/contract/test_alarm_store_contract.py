@@ -181,3 +181,26 @@ def test_dropped_entities_are_forgotten(open_store: OpenStore) -> None:
     version = store.version(partition)
     store.commit(partition, Changes(dropped=["resource/web1/HTTP"]), expected=version)
     assert store.load(partition).tracks == {}
+
+
+def test_a_rolled_back_batch_is_applied_again(open_store: OpenStore) -> None:
+    """A batch whose results did not go out is forgotten by a rollback: applied again, it
+    gives the same alarm events, and the state counts it once."""
+    book = AlarmBook(OPTIONS, open_store(), partitions=PARTITIONS, durable=True)
+    book.apply_batch([_check(0, 0)])
+    book.commit()
+    batch = [_check(1, 3), _check(2, 3)]
+    first = book.apply_batch(batch)
+    assert first
+    book.rollback()
+    again = book.apply_batch(batch)
+    assert [e.id for e in again] == [e.id for e in first]
+    assert book.duplicates == 0
+    book.commit()
+    track = book.track("resource/web1/HTTP")
+    assert track is not None
+    assert track.events == 3
+    memory = AlarmBook(OPTIONS, MemoryStore(), partitions=PARTITIONS)
+    memory.apply_batch(batch)
+    memory.rollback()  # nothing to go back to: kept
+    assert memory.apply_batch(batch) == []

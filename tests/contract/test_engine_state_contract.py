@@ -128,6 +128,21 @@ async def test_a_threshold_worker_that_lost_its_partition_starts_again(
     assert again.state == 3  # one's critical, held
 
 
+async def test_rolled_back_levels_are_forgotten(state_options: Options,
+                                                make_engine: MakeEngine) -> None:
+    """A batch rolled back (its results did not go out) leaves no level behind: redone,
+    it gives what an uninterrupted run gives."""
+    engine = make_engine(threshold.ENGINE, {"rules": [CPU_RULE], **state_options()})
+    await engine.process([_metric(50, 0)])
+    await engine.commit()
+    assert [e.state for e in await engine.process([_metric(95, 1)])] == [3]
+    engine.rollback()
+    assert [e.state for e in await engine.process([_metric(88, 2)])] == [1]  # 95 forgotten
+    await engine.commit()
+    again = make_engine(threshold.ENGINE, {"rules": [CPU_RULE], **state_options()})
+    assert [e.state for e in await again.process([_metric(76, 3)])] == [1]  # held warning
+
+
 async def test_recent_ids_survive_a_worker(state_options: Options,
                                            make_engine: MakeEngine) -> None:
     """A batch redelivered to the worker that takes over is recognised: nothing passes

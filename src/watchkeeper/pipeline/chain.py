@@ -137,7 +137,13 @@ class Pipeline:
 
         async def one_at_a_time(batch: list[Event]) -> None:
             async with lock:
-                await handle(batch)
+                try:
+                    await handle(batch)
+                except BaseException:
+                    # nothing of this batch is committed and it comes again: let the
+                    # engine forget what it did, so the retry is done on committed state
+                    engine.rollback()
+                    raise
 
         return one_at_a_time
 

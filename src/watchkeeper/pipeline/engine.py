@@ -73,6 +73,7 @@ class Engine:
         )
         self._pending_letters: list[DeadLetter] = []
         self._closers: list[Callable[[], None]] = []
+        self._rollbacks: list[Callable[[], None]] = []
         self._emitted: list[Event] = []
         self._event_is_async = _is_async(event_task)
         self._beat_is_async = _is_async(beat_task)
@@ -182,6 +183,20 @@ class Engine:
         """Run ``closer`` when the engine stops (after its last beat): tasks that open a
         store on first use register its ``close`` here."""
         self._closers.append(closer)
+
+    def on_rollback(self, rollback: Callable[[], None]) -> None:
+        """Run ``rollback`` when a batch failed after processing but before its commit, on
+        a durable bus (say, its results could not be published): the batch comes again,
+        and a durable engine must redo it from its committed state, not skip it as seen."""
+        self._rollbacks.append(rollback)
+
+    def rollback(self) -> None:
+        """Forget uncommitted work (the pipeline calls this when a batch failed); emitted
+        events and dead letters not yet handed on are dropped with it."""
+        self._emitted.clear()
+        self._pending_letters.clear()
+        for rollback in self._rollbacks:
+            rollback()
 
     def close(self) -> None:
         """Close what the tasks opened (the pipeline calls this once it stopped)."""

@@ -313,6 +313,12 @@ class PartitionedState:
             part.entries.update(part.put)
             part.put, part.new_ids = {}, []
 
+    def rollback(self) -> None:
+        """Forget the partitions with uncommitted work; they reload on next use."""
+        for p, part in list(self._parts.items()):
+            if part.put or part.new_ids:
+                del self._parts[p]
+
     def close(self) -> None:
         self.store.close()
 

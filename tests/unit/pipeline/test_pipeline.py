@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -278,3 +280,49 @@ async def test_engines_close_what_they_opened_when_the_pipeline_stops(
     assert "engine solo: closing its state failed" in caplog.text
     engine.close()  # nothing left to close
     assert len(closed) == 3
+
+
+class _FlakyDurableBus(LocalBus):
+    """A local bus that acts as a durable one (commit before the ack) and fails the first
+    hand-off of results, as a broker refusing a publish would."""
+
+    durable = True
+
+    def __init__(self) -> None:
+        super().__init__(retry_delay=0.01)
+        self.failures = 1
+
+    async def fan_out(self, queues: Sequence[str], events: Sequence[Event]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise PipelineError("the broker refused the publish")
+        await super().fan_out(queues, events)
+
+
+async def test_a_batch_whose_results_were_not_published_is_redone_not_skipped(
+        services: Services, tmp_path: Path) -> None:
+    """dedup (ids stored in SQLite) takes a batch, its results fail to go out, the batch
+    comes again: the uncommitted ids are forgotten, so the retry passes the events on
+    instead of dropping them as duplicates; only then are the ids committed."""
+    from watchkeeper.pipeline.engines import dedup
+
+    got: list[Event] = []
+
+    def sink(engine: Engine, event: Event) -> None:
+        got.append(event)
+
+    filtering = Engine(name="dedup", services=replace(services, data_dir=tmp_path),
+                       event_task=dedup.filter_event, batch_task=dedup.filter_batch,
+                       commit_task=dedup.commit, next_engines=("sink",),
+                       options=dedup.DedupOptions(state="sqlite"))
+    events = [_event(n) for n in range(5)]
+    async with AsyncExitStack() as stack:
+        bus = _FlakyDurableBus()
+        await bus.start(stack)
+        pipeline = Pipeline([filtering, _engine("sink", services, sink)], bus)
+        await pipeline.start(stack)
+        await pipeline.publish(events)
+        await pipeline.publish(events[:2])  # a redelivery after the commit: dropped
+        await pipeline.stop()
+    assert bus.failures == 0
+    assert [e.id for e in got] == [e.id for e in events]

@@ -78,6 +78,7 @@ def _state(engine: Engine) -> _State:
     durable = None
     if store is not None:
         durable = PartitionedState(store, window=options.window)
+        engine.on_rollback(durable.rollback)
         engine.on_close(store.close)
     made = engine.state["dedup"] = _State(options, durable, engine.partitions)
     return made

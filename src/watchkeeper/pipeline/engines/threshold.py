@@ -134,6 +134,7 @@ class _Held:
         self.durable = durable
         self.partitions = partitions
         self.ids = EntityIds()
+        self.keys: dict[int, set[SeriesKey]] = {}  # the series each partition holds
 
     def _partitions_of(self, batch: list[Event]) -> list[tuple[int, Event]]:
         ids, n = self.ids, self.partitions
@@ -145,6 +146,12 @@ class _Held:
         for p in sorted({p for p, _ in placed}):
             part, reloaded = self.durable.part(p)
             if reloaded:
+                # back to what is committed: uncommitted levels (a batch rolled back, or
+                # computed on a state another worker has since moved on) are forgotten
+                for key in self.keys.get(p, ()):
+                    series = state.series.get(key)
+                    if series is not None:
+                        series.level = 0
                 for text, value in part.entries.items():
                     key = SeriesKey.parse(text)
                     (state.series.get(key) or state.add(key)).level = value[0]
@@ -154,10 +161,12 @@ class _Held:
         """Note the levels the batch changed, to be committed."""
         for p, event in placed:
             part, _ = self.durable.part(p)
+            keys = self.keys.setdefault(p, set())
             for m in event.measurements:
                 series = state.series.get(m.key)
                 if series is None or series.limits is None:
                     continue
+                keys.add(m.key)
                 text = str(m.key)
                 stored = part.put.get(text) or part.entries.get(text)
                 if (stored[0] if stored else 0) != series.level:
@@ -175,6 +184,7 @@ def _held(engine: Engine) -> _Held | None:
     made = None
     if store is not None:
         made = _Held(PartitionedState(store, window=1), engine.partitions)
+        engine.on_rollback(made.durable.rollback)
         engine.on_close(store.close)
     engine.state["threshold.held"] = made
     return made

@@ -290,6 +290,16 @@ class AlarmBook:
                 raise
             part.dirty, part.new_ids, part.closed = {}, [], []
 
+    def rollback(self) -> None:
+        """Forget the partitions with uncommitted work (durable stores only: they reload
+        on next use, and the failed batch is applied again, its alarm events emitted
+        again). Without a durable store there is nothing to go back to."""
+        if not self.durable:
+            return
+        for p, part in list(self._parts.items()):
+            if part.dirty or part.new_ids or part.closed:
+                del self._parts[p]
+
     @staticmethod
     def _new_steps(part: _Partition, alarm: Alarm, changes: Changes) -> None:
         start = part.logged.get(alarm.id, 0)

@@ -44,6 +44,7 @@ def book(engine: Engine) -> AlarmBook:
                      durable=options.store != "memory", source=engine.name,
                      lookup=engine.services.lookup)
     engine.state["book"] = made
+    engine.on_rollback(made.rollback)
     engine.on_close(store.close)
     return made
 
