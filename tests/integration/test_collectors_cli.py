@@ -149,3 +149,22 @@ def _points(url: str, series: str) -> list[list[float]]:
             pass
         time.sleep(0.1)
     raise AssertionError("the server did not answer")
+
+
+@pytest.mark.parametrize("selection", [["--device", "nosuch"], ["--device", "tag:nosuch"],
+                                       ["--plugin", "nosuch"]])
+def test_a_selection_of_nothing_is_refused(tmp_path: Path, selection: list[str]) -> None:
+    """An unknown device is refused like an unknown plugin: never an empty run that exits 0."""
+    done = collect(tmp_path, "critical", *selection)
+    assert done.returncode == 78, done.stdout  # EX_CONFIG
+    assert "nosuch" in done.stderr
+
+
+def test_config_check_refuses_a_collector_name_no_series_may_carry(tmp_path: Path) -> None:
+    """Every poll of a collector named `disk free` would fail: `config check` says so."""
+    config = tmp_path / "wk.yaml"
+    config.write_text("collectors:\n  - name: disk free\n    plugin: system\n")
+    done = subprocess.run([*WATCHKEEPER, "config", "check", str(config)], cwd=REPO,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 78, done.stdout
+    assert f"{config}:2: collectors[0].name: a collector name" in done.stderr

@@ -2,8 +2,9 @@
 
 Used by the runtime (``up``, ``collect``), the :class:`~watchkeeper.collect.manager.Manager`
 and remote collectors alike, so every path refuses the same mistakes the same way: an
-unknown plugin, a wrong option type, a device that is not in the inventory, a bad
-connection setting; each named with its file and line when a :class:`Locator` knows them.
+unknown plugin, a collector name no series may carry, a wrong option type, a device that
+is not in the inventory, a bad connection setting; each named with its file and line when a
+:class:`Locator` knows them.
 
 :class:`CollectorPool` keeps collector instances across rebuilds (a remote collector
 rebuilds on every config change): an unchanged collector keeps its instance, so its
@@ -21,8 +22,8 @@ import msgspec
 from watchkeeper import plugins
 from watchkeeper.collect.abc import Collector
 from watchkeeper.collect.scheduler import Job
-from watchkeeper.errors import ConfigError, PluginError
-from watchkeeper.model import Device
+from watchkeeper.errors import ConfigError, InvalidData, PluginError
+from watchkeeper.model import Device, SeriesKey
 from watchkeeper.settings import CollectorSettings, Locator
 
 log = logging.getLogger(__name__)
@@ -102,10 +103,22 @@ class CollectorPool:
         return jobs, dropped
 
 
+def check_name(spec: CollectorSettings, locator: Locator, path: str) -> None:
+    """Refuse a collector name that every poll would fail on: it is the plugin part of each
+    series key the collector writes (``device/<name>/metric``), which has its own rules."""
+    try:
+        SeriesKey.make("device", spec.name, "metric")
+    except InvalidData:
+        raise locator.error(f"{path}.name", "a collector name is non-empty and uses only "
+                            "letters, digits and _ . : @ - (it names its series)",
+                            spec.name) from None
+
+
 def build_collector(spec: CollectorSettings, *, locator: Locator | None = None,
                     path: str = "collector") -> Collector:
     """Load ``spec.plugin``, validate its options and construct it (no I/O happens here)."""
     locator = locator or _NOWHERE
+    check_name(spec, locator, path)
     try:
         cls = plugins.load(plugins.COLLECTORS, spec.plugin, plugins.subclass_of(Collector))
     except PluginError as exc:

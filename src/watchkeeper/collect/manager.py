@@ -4,7 +4,7 @@ For Python code and test frameworks (the pytest plugin uses it)::
 
     manager = Manager(devices, config)           # plugins loaded, options validated: no I/O
     await manager.run("before", plugins=["snmp"])
-    manager.results["before"]["snmp"]["core1"].status
+    manager.results["before"]["snmp"]["core1"].status   # or ["status"], .get("status")
     manager.status("before")                     # the run's roll-up; device/plugin ones too
     manager.finalize_report("out/report.yaml")   # + out/report.html
     await manager.aclose()
@@ -45,6 +45,17 @@ class DeviceResult(msgspec.Struct, frozen=True, kw_only=True):
     measurements: tuple[Measurement, ...] = ()
     started: float
     finished: float
+
+    # genie.telemetry's results are dicts, and code written for it reads them as such.
+    def __getitem__(self, field: str) -> Any:
+        """``result["status"]``: a field by name; KeyError for any other name."""
+        if field not in self.__struct_fields__:
+            raise KeyError(field)
+        return getattr(self, field)
+
+    def get(self, field: str, default: Any = None) -> Any:
+        """``result.get("status")``: a field by name, or ``default``."""
+        return getattr(self, field) if field in self.__struct_fields__ else default
 
 
 class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -95,14 +106,18 @@ class Manager:
     ) -> dict[str, dict[str, DeviceResult]]:
         """Run the selected plugins (config names) once on the selected devices (selectors).
 
+        No ``plugins`` (None or empty, as in genie.telemetry) runs every configured one.
         Results land in ``results[uid][plugin][device]``; a second run with the same
-        ``uid`` replaces the first. Never raises for a failing check: that is its status.
+        ``uid`` replaces the first. Never raises for a failing check: that is its status;
+        raises :class:`ConfigError` for a plugin or device selector that selects nothing.
         """
-        wanted = set(plugins) if plugins is not None else set(self.plugins)
+        wanted = set(plugins) if plugins else set(self.plugins)
         unknown = wanted - set(self.plugins)
         if unknown:
             raise ConfigError(f"no configured plugin {', '.join(sorted(unknown))} "
                               f"(configured: {', '.join(self.plugins) or 'none'})")
+        if devices is not None:
+            self._check_selectors(devices)
         jobs = [j for j in self._jobs if j.collector.name in wanted and (
             devices is None or any(j.spec.device.matches(s) for s in devices))]
         started = self._clock.time()
@@ -118,6 +133,12 @@ class Manager:
         self.runs[uid] = RunInfo(uid=uid, started=started, finished=self._clock.time(),
                                  plugins=tuple(name for name in self.plugins if name in wanted))
         return merged
+
+    def _check_selectors(self, selectors: Sequence[str]) -> None:
+        for selector in selectors:
+            if not any(d.matches(selector) for d in self.devices):
+                names = ", ".join(d.name for d in self.devices) or "none"
+                raise ConfigError(f"no device matches {selector!r} (devices: {names})")
 
     async def _one(self, job: Job, limit: asyncio.Semaphore,
                    gates: dict[str, asyncio.Semaphore]) -> PollOutcome:

@@ -15,6 +15,7 @@ from watchkeeper import plugins
 from watchkeeper.archive import Archive
 from watchkeeper.clock import Clock
 from watchkeeper.collect import Collector
+from watchkeeper.collect.build import check_name
 from watchkeeper.collect.scheduler import Job, PollOutcome, Scheduler
 from watchkeeper.errors import InventoryError, PipelineError, PluginError
 from watchkeeper.inventory import StaticInventory
@@ -136,6 +137,7 @@ def build_collectors(settings: Settings, locator: Locator) -> list[BoundCollecto
         if spec.name in names:
             raise locator.error(f"{path}.name", "collector names must be unique", spec.name)
         names.add(spec.name)
+        check_name(spec, locator, path)  # the name is in every series key it writes
         cls = _load(plugins.COLLECTORS, spec.plugin, plugins.subclass_of(Collector), locator,
                     f"{path}.plugin")
         options = convert_options(spec.options, cls.Options, locator, f"{path}.options")

@@ -104,6 +104,54 @@ def test_bad_config_is_refused_with_its_location(plugin: str, devices: str, opti
     assert (caught.value.file, caught.value.line) == ("wk.yaml", line)
 
 
+def test_a_collector_name_no_series_may_carry_is_refused_with_its_line() -> None:
+    """The name is the plugin part of every series key the collector writes: a name every
+    poll would fail on is refused when the config loads, not polled as ERRORED forever."""
+    text = "collectors:\n  - name: disk free\n    plugin: tests.unit.collect.plugins:Fixed\n"
+    settings, locator = load_settings(text, source="wk.yaml")
+    assert settings.collectors is not None
+    with pytest.raises(ConfigError, match=r"collectors\[0\]\.name: a collector name") as caught:
+        Manager(DEVICES, settings.collectors, locator=locator)
+    assert (caught.value.line, caught.value.value) == (2, "disk free")
+
+
+async def test_no_plugin_list_runs_every_plugin_as_in_genie() -> None:
+    """``run(uid)`` and ``run(uid, plugins=[])`` run every configured plugin, as
+    genie.telemetry's ``Manager.run`` does ("if empty list, all plugins will run")."""
+    config = [spec("a", f"{P}:Fixed"), spec("b", f"{P}:Fixed", status="warning")]
+    async with Manager(DEVICES, config) as manager:
+        await manager.run("none")
+        await manager.run("empty", plugins=[])
+        assert set(manager.results["none"]) == set(manager.results["empty"]) == {"a", "b"}
+        assert manager.status("empty") is Status.WARNING
+
+
+async def test_a_result_reads_like_genies_dict() -> None:
+    """The genie.telemetry guide's loop: ``result.get('status')``, then its ``name``."""
+    async with Manager(DEVICES, [spec("cpu", f"{P}:Fixed", by_device={"r2": "critical"})]) \
+            as manager:
+        await manager.run("all")
+        anomalies = []
+        for name, result in manager.results["all"]["cpu"].items():
+            status = result.get("status", None)
+            if str(getattr(status, "name", status)).lower() != "ok":
+                anomalies.append(name)
+        assert anomalies == ["r2"]
+        result = manager.results["all"]["cpu"]["r1"]
+        assert result["status"] is result.status is Status.OK
+        assert result.get("nosuch", "dflt") == "dflt"
+        with pytest.raises(KeyError, match="nosuch"):
+            result["nosuch"]
+
+
+@pytest.mark.parametrize("selector", ["nosuch", "tag:nosuch", "group:nosuch"])
+async def test_a_device_selector_that_selects_nothing_is_refused(selector: str) -> None:
+    """Like an unknown plugin: an empty run would report UNKNOWN and exit 0."""
+    async with Manager(DEVICES, [spec("a", f"{P}:Fixed")]) as manager:
+        with pytest.raises(ConfigError, match=f"no device matches '{selector}'"):
+            await manager.run("x", devices=[selector])
+
+
 def test_a_bad_device_connection_is_refused_at_construction() -> None:
     devices = [Device(name="r1", connections={"snmp": {"port": "nope"}})]
     with pytest.raises(ConfigError, match="device 'r1'"):
@@ -157,7 +205,7 @@ async def test_secrets_never_reach_logs_or_reports(
     async with Manager(devices, config) as manager:
         await manager.run("r")
         paths = manager.finalize_report(tmp_path / "report.yaml")
-    assert manager.status() is Status.CRITICAL
+    assert manager.status() is Status.CRITICAL, manager.results
     assert "env:WK_TEST_COMMUNITY" in repr(manager.devices)  # the reference, never the value
     for text in (caplog.text, *(p.read_text() for p in paths), repr(manager.results)):
         assert secret not in text
