@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute, Route
 
 from watchkeeper.api.limits import check_depth, decode_json, whole_param
 from watchkeeper.api.openapi import Param, operation
+from watchkeeper.api.redact import redact_url_passwords
 from watchkeeper.errors import InvalidData
 from watchkeeper.model import Event
 from watchkeeper.pipeline.canopsis import EventFormatError, from_canopsis_json
@@ -46,6 +47,11 @@ def _json(payload: object, status: int = 200) -> Response:
     return Response(msgspec.json.encode(payload), status_code=status, media_type=JSON)
 
 
+def _redacted(payload: object) -> Response:
+    """Alarms quote check outputs (steps' messages): URL passwords in them are hidden."""
+    return Response(redact_url_passwords(msgspec.json.encode(payload)), media_type=JSON)
+
+
 def alarm_routes(alarms: Alarms) -> list[BaseRoute]:
     """Routes over one alarms engine."""
 
@@ -60,12 +66,12 @@ def alarm_routes(alarms: Alarms) -> list[BaseRoute]:
                             resolved=params.get("resolved") in ("1", "true", "yes"),
                             include_snoozed=params.get("snoozed", "true") != "false",
                             limit=limit)
-        return _json(found)
+        return _redacted(found)
 
     @operation("one alarm with its steps", "read", answer=Any, errors=(404,))
     async def get_alarm(request: Request) -> Response:
         key = request.path_params["key"]
-        return _json(alarms.get(key))  # AlarmNotFound is a LookupError: 404
+        return _redacted(alarms.get(key))  # AlarmNotFound is a LookupError: 404
 
     @operation("act on an alarm: " + ", ".join(ACTIONS), "write", body=ActionBody,
                answer=Accepted, status=202, errors=(400, 401, 403, 404))

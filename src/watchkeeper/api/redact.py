@@ -10,11 +10,13 @@ depth.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final
 
 from watchkeeper.collect.credentials import SECRET_KEYS
 
 REDACTED: Final = "<redacted>"
+_URL_PASSWORD: Final = re.compile(rb"([a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@\"]*):[^@/\s\"]*@")
 _WORDS: Final = ("password", "passwd", "passphrase", "secret", "token", "credential",
                  "community", "private_key", "api_key")
 
@@ -35,3 +37,9 @@ def redact(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
     return value
+
+
+def redact_url_passwords(encoded: bytes) -> bytes:
+    """``scheme://user:password@`` in encoded text (JSON) as ``scheme://user:<redacted>@``:
+    check outputs quote the URL they probed, and alarm steps carry those outputs."""
+    return _URL_PASSWORD.sub(rb"\1:" + REDACTED.encode() + b"@", encoded)

@@ -164,3 +164,17 @@ async def test_deep_canopsis_body_is_refused(http: tuple[httpx.AsyncClient, Loca
         response = await client.post(url, content=b"[" * 5000 + b"]" * 5000)
         assert response.status_code == 400
         assert "deeper than 64 levels" in response.json()["detail"]
+
+
+async def test_url_passwords_in_outputs_are_hidden(
+        http: tuple[httpx.AsyncClient, LocalBus]) -> None:
+    """A check output quoting a URL with a password shows in alarm steps without it."""
+    client, bus = http
+    event = canopsis(2, 1_700_000_000)
+    event["output"] = "GET http://bob:pa55w0rd@web1/health: HTTP 500"
+    await client.post("/api/v1/events/canopsis", content=json.dumps([event]))
+    await bus.drain("alarms")
+    one = await client.get("/api/v1/alarms/resource/web1/http")
+    assert "pa55w0rd" not in one.text
+    assert "http://bob:<redacted>@web1/health" in one.text
+    assert "pa55w0rd" not in (await client.get("/api/v1/alarms")).text
