@@ -22,12 +22,13 @@ Shape (``version: 1``)::
               measurements: [{series: core1/snmp/if.in_bps{if="eth0"}, value: 1.5, unit: bit/s}]
 
 Messages and measurements are what the checks produced; credentials never reach them
-(only references are configured, and :class:`Credential` never shows its value).
+(only references are configured, and :class:`Credential` never shows its value). The HTML
+page next to the data file is :mod:`watchkeeper.collect.report_html`'s: worst first, a
+summary on top, filters, human units.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import tempfile
@@ -38,8 +39,9 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from watchkeeper.collect.report_html import render_html
 from watchkeeper.errors import ConfigError
-from watchkeeper.model import Status
+from watchkeeper.model import Measurement, Status
 
 if TYPE_CHECKING:
     from watchkeeper.collect.manager import DeviceResult, Manager
@@ -88,11 +90,16 @@ def _result(result: DeviceResult) -> dict[str, Any]:
         "duration_ms": round((result.finished - result.started) * 1000, 3),
         "messages": [{"ts": iso(m.ts), "text": m.text} for m in result.messages],
         "measurements": [
-            {"series": str(m.key), "value": m.value if m.value is not None else m.histogram,
-             "unit": m.unit}
+            {"series": str(m.key), "value": _value(m), "unit": m.unit}
             for m in result.measurements
         ],
     }
+
+
+def _value(m: Measurement) -> Any:
+    if m.value is not None:
+        return m.value
+    return m.histogram if m.histogram is not None else m.obj
 
 
 def write_report(data: dict[str, Any], path: Path) -> list[Path]:
@@ -121,60 +128,3 @@ def _write_atomically(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-_COLOURS = {"ok": "#2e7d32", "partial": "#9e9d24", "warning": "#ef6c00", "critical": "#c62828",
-            "errored": "#6a1b9a", "unknown": "#616161"}
-_STYLE = """body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.3em .6em;
-text-align:left;vertical-align:top}.s{color:#fff;font-weight:600;text-transform:uppercase}
-pre{margin:0;white-space:pre-wrap}details{margin:.2em 0}"""
-
-
-def _badge(status: str) -> str:
-    colour = _COLOURS.get(status, "#616161")
-    shown = html.escape(status)
-    return f'<span class="s" style="background:{colour};padding:0 .4em">{shown}</span>'
-
-
-def render_html(data: dict[str, Any]) -> str:
-    """A self-contained page: the overall status, then per run a device x plugin grid."""
-    esc = html.escape
-    out = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>watchkeeper report</title>",
-        f"<style>{_STYLE}</style></head><body>",
-        f"<h1>watchkeeper report {_badge(data['status'])}</h1>",
-        f"<p>generated {esc(data['generated'])}; "
-        + ", ".join(f"{esc(k)}: {v}" for k, v in sorted(data["counts"].items())) + "</p>",
-    ]
-    for uid, run in data["runs"].items():
-        plugins = list(run["results"])
-        devices = list(run["devices"])
-        out.append(f"<h2>run {esc(uid)} {_badge(run['status'])}</h2>"
-                   f"<p>{esc(run['started'])} to {esc(run['finished'])}</p>")
-        out.append("<table><tr><th>device</th>"
-                   + "".join(f"<th>{esc(p)} {_badge(run['plugins'].get(p, 'unknown'))}</th>"
-                             for p in plugins) + "</tr>")
-        for device in devices:
-            cells = [f"<td>{esc(device)} {_badge(run['devices'][device])}</td>"]
-            for plugin in plugins:
-                result = run["results"][plugin].get(device)
-                cells.append(f"<td>{_cell(result)}</td>" if result else "<td>-</td>")
-            out.append("<tr>" + "".join(cells) + "</tr>")
-        out.append("</table>")
-    out.append("</body></html>\n")
-    return "\n".join(out)
-
-
-def _cell(result: dict[str, Any]) -> str:
-    esc = html.escape
-    text = "\n".join(m["text"] for m in result["messages"])
-    points = "\n".join(f"{m['series']} = {m['value']} {m['unit']}".rstrip()
-                       for m in result["measurements"])
-    parts = [_badge(result["status"])]
-    if text:
-        parts.append(f"<pre>{esc(text)}</pre>")
-    if points:
-        parts.append(f"<details><summary>{len(result['measurements'])} measurements</summary>"
-                     f"<pre>{esc(points)}</pre></details>")
-    return "".join(parts)
