@@ -5,8 +5,9 @@ One file per metadata and event type, ``<source>_<dest>_<event-type>_<start>_<en
 page and written as they arrive, so a series never sits in memory whole. The file grows
 as ``<name>.part`` next to ``<name>.part.json`` (bytes written and where to go on); it
 gets its name only when complete. ``--resume`` skips complete files and continues a
-partial one from its last page. A Rich progress display shows on a terminal, one log
-line per file otherwise.
+partial one from its last page. The output directory is created if missing. On a
+terminal a Rich bar shows files done of all, points and time, then vanishes, leaving a
+line per file and a summary (no spinner glyphs); elsewhere a log line per file.
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ import io
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from watchkeeper.cli.archive_format import (
     CsvWriter,
@@ -43,6 +46,7 @@ from watchkeeper.cli.archive_query import (
 )
 from watchkeeper.client import ArchiveClient, Metadata
 from watchkeeper.client._archive_models import WirePoint
+from watchkeeper.errors import UsageError
 
 log = logging.getLogger("watchkeeper.cli.archive")
 
@@ -62,54 +66,92 @@ class Target:
 
 
 class _Progress:
-    """Rich progress on a terminal, quiet log lines otherwise."""
+    """Overall progress: files done of all, points written, elapsed time, the file being
+    written. On a terminal a Rich bar (on stderr) that vanishes at the end, leaving one
+    plain line per file and a summary; elsewhere no display at all, a log line per file."""
 
-    def __init__(self, ctx: Context) -> None:
-        self.live = ctx.stderr.isatty()
+    def __init__(self, ctx: Context, files: int) -> None:
+        self.files = files
+        self.points = 0
+        self.outcomes: dict[str, int] = {}
+        self._started = time.monotonic()
         self._progress: Progress | None = None
-        if self.live:
-            self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
-                                      TextColumn("{task.completed:,} points"),
-                                      TimeElapsedColumn(), transient=False)
-        self._task: Any = None
+        self._task: TaskID | None = None
+        if ctx.stderr.isatty():
+            self._progress = Progress(
+                TextColumn("[bold]{task.completed}/{task.total} files"), BarColumn(),
+                TextColumn("{task.fields[points]:,} points"), TimeElapsedColumn(),
+                TextColumn("{task.description}"),
+                console=Console(file=ctx.stderr), transient=True)
 
     def __enter__(self) -> _Progress:
         if self._progress is not None:
             self._progress.start()
+            self._task = self._progress.add_task("", total=self.files, points=0)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:
-            self._progress.stop()
+            self._progress.stop()  # transient: the bar goes, the printed lines stay
 
     def start(self, name: str, done: int) -> None:
-        if self._progress is not None:
-            self._task = self._progress.add_task(name, completed=done, total=None)
+        self.points += done
+        self._update(description=name)
 
     def advance(self, points: int) -> None:
-        if self._progress is not None and self._task is not None:
-            self._progress.advance(self._task, points)
+        self.points += points
+        self._update()
 
     def finish(self, name: str, points: int, status: str) -> None:
+        self.outcomes[status] = self.outcomes.get(status, 0) + 1
+        line = f"{name}: {status} ({points:,} points)"
         if self._progress is not None and self._task is not None:
-            self._progress.update(self._task, description=f"{name} ({status})")
+            self._progress.console.print(line, markup=False, highlight=False)
+            self._progress.advance(self._task)
         else:
-            log.info("%s: %s (%d points)", name, status, points)
+            log.info("%s", line)
+
+    def summary(self, outdir: Path) -> str:
+        done = ", ".join(f"{count} {status}" for status, count in self.outcomes.items())
+        return (f"{self.files} file{'s' if self.files != 1 else ''} ({done or 'none'}), "
+                f"{self.points:,} points in {outdir}, "
+                f"{time.monotonic() - self._started:.1f} s")
+
+    def _update(self, **fields: Any) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, points=self.points, **fields)
 
 
 def get_bulk(args: argparse.Namespace, ctx: Context) -> int:
     if args.list_event:
         return list_events(ctx.stdout)
     query = prepare(args, ctx, bulk=True)
-    outdir = Path(args.output_dir)
-    written = 0
-    with connect(query, args, ctx, page_size=args.page_size) as client, \
-            _Progress(ctx) as progress:
-        for target in _targets(client, query, outdir):
-            written += _write_target(client, query, target, resume=args.resume,
-                                     progress=progress)
-    log.info("%d points written to %s", written, outdir)
+    outdir = _output_dir(Path(args.output_dir), "-D" if ctx.compat else "--output-dir")
+    with connect(query, args, ctx, page_size=args.page_size) as client:
+        targets = list(_targets(client, query, outdir))
+        with _Progress(ctx, len(targets)) as progress:
+            for target in targets:
+                _write_target(client, query, target, resume=args.resume, progress=progress)
+        summary = progress.summary(outdir)
+    if ctx.stderr.isatty():
+        ctx.stderr.write(summary + "\n")
+    else:
+        log.info("%s", summary)
     return 0
+
+
+def _output_dir(outdir: Path, flag: str) -> Path:
+    """The output directory, created if missing; a UsageError that says what to do."""
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise UsageError(f"output path {outdir.resolve()} is a file, not a directory: "
+                         f"choose a directory with {flag} DIR") from None
+    except OSError as exc:
+        raise UsageError(f"cannot create the output directory {outdir.resolve()}: "
+                         f"{exc.strerror}; create it (mkdir -p {outdir}) or choose another "
+                         f"with {flag} DIR") from None
+    return outdir
 
 
 def _targets(client: ArchiveClient, query: Query, outdir: Path) -> Iterator[Target]:

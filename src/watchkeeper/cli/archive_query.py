@@ -17,7 +17,6 @@ import socket
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
@@ -217,11 +216,8 @@ def prepare(args: argparse.Namespace, ctx: Context, *, need_src_dest: bool = Fal
     fmt = args.format
     if fmt not in OUTPUT_FORMATS:
         raise UsageError(f"{fmt} is not a valid --output-format arg (one of: human, json, csv)")
-    if bulk:
-        if fmt not in ("json", "csv"):
-            raise UsageError("please specify either json or csv --output-format for bulk output")
-        if not Path(args.output_dir).is_dir():
-            raise UsageError(f"output path {Path(args.output_dir).resolve()} does not exist")
+    if bulk and fmt not in ("json", "csv"):
+        raise UsageError("please specify either json or csv --output-format for bulk output")
     for option, value in (("src", args.src), ("dest", args.dest), ("agent", args.agent)):
         _check_host(option, value)
     listing = "-L" if ctx.compat else "--list-events"
