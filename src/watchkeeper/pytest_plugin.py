@@ -13,6 +13,11 @@ worse) or, with ``annotate``, passes with the finding in its report sections, it
 test's ``user_properties`` and the terminal summary. A module may opt out with
 ``watchkeeper = False`` or pick checks with ``watchkeeper_plugins = ["name", ...]``.
 
+``module:Class`` plugins in the configuration resolve from the directory pytest was started
+in, as with ``watchkeeper`` itself: it goes first on ``sys.path``, as ``python -m pytest``
+puts it (the plain ``pytest`` command does not, and the plugins load before any test
+module's own directory is added).
+
 Without ``--watchkeeper-config`` (or the ``watchkeeper_config`` ini value) the plugin does
 nothing and imports nothing heavy. Checks run on one event loop in a thread of their own,
 so they never meet the event loops of async tests.
@@ -21,6 +26,7 @@ so they never meet the event loops of async tests.
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -53,6 +59,9 @@ def pytest_configure(config: pytest.Config) -> None:
     mode = config.getoption("watchkeeper_mode") or config.getini("watchkeeper_mode")
     if mode not in MODES:
         raise pytest.UsageError(f"watchkeeper_mode must be one of {', '.join(MODES)}")
+    start_dir = str(config.invocation_params.dir)
+    if start_dir not in sys.path:
+        sys.path.insert(0, start_dir)  # module:Class plugins resolve as under `python -m`
     config.pluginmanager.register(
         HealthWatch(str(path), mode=mode, report=config.getoption("watchkeeper_report")),
         "watchkeeper-health")

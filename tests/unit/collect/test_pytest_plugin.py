@@ -109,3 +109,38 @@ def test_a_bad_config_is_a_usage_error(pytester: pytest.Pytester, project: Path)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         ["*--watchkeeper-config: bad.yaml:2: collectors?0?.plugin: *no such plugin*"])
+
+
+LOCAL_PLUGIN = """
+import msgspec
+from watchkeeper.collect import Collector
+
+class Here(Collector):
+    async def poll(self, device, ctx):
+        return ctx.result([ctx.measure("up", 1.0)])
+"""
+
+
+def test_the_plain_pytest_command_finds_a_module_plugin_in_the_current_directory(
+        tmp_path: Path) -> None:
+    """``pytest`` (not ``python -m pytest``) does not put the current directory on sys.path;
+    the plugin does, so ``here:Here`` resolves as it does for ``watchkeeper`` itself."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "here.py").write_text(LOCAL_PLUGIN)
+    (tmp_path / "wk.yaml").write_text(
+        "inventory:\n  devices: [{name: r1, address: 127.0.0.1}]\n"
+        "collectors:\n  - {name: local, plugin: 'here:Here'}\n")
+    (tmp_path / "checks").mkdir()
+    (tmp_path / "checks" / "test_it.py").write_text("def test_nothing():\n    pass\n")
+    pytest_command = Path(sys.executable).with_name("pytest")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(
+        [str(pytest_command), "-p", "no:cacheprovider", "--watchkeeper-config", "wk.yaml",
+         "--watchkeeper-report", "out.yaml", "checks"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = yaml.safe_load((tmp_path / "out.yaml").read_text())
+    assert report["plugins"] == {"local": "ok"}
