@@ -46,7 +46,7 @@ def config(tmp_path: Path) -> Path:
 def test_once_exits_right_after_reporting_the_timeout(tmp_path: Path) -> None:
     """The run reports the stuck poll ERRORED and the process ends, its thread still asleep."""
     done = subprocess.run([*WATCHKEEPER, "collect", "--once", "--config", str(config(tmp_path)),
-                           "--data", str(tmp_path / "var")],
+                           "--data-dir", str(tmp_path / "var")],
                           cwd=REPO, capture_output=True, text=True, timeout=EXIT_WITHIN,
                           check=False, env={**os.environ, "COLUMNS": "200"})
     assert done.returncode == 3, done.stderr
@@ -56,7 +56,7 @@ def test_once_exits_right_after_reporting_the_timeout(tmp_path: Path) -> None:
 def test_the_daemon_stops_promptly_on_sigterm(tmp_path: Path) -> None:
     """SIGTERM while a sync poll is stuck: the daemon stops within seconds, exit status 0."""
     proc = subprocess.Popen([*WATCHKEEPER, "collect", "--config", str(config(tmp_path)),
-                             "--data", str(tmp_path / "var")],
+                             "--data-dir", str(tmp_path / "var")],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:

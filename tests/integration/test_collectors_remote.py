@@ -67,7 +67,7 @@ class Processes:
         # The results endpoint needs a write token, as any write does.
         (tmp_path / "var").mkdir()
         created = subprocess.run([*WATCHKEEPER, "token", "create", "--user", "collector",
-                                  "--write", "--data", str(tmp_path / "var")], cwd=REPO,
+                                  "--write", "--data-dir", str(tmp_path / "var")], cwd=REPO,
                                  capture_output=True, text=True, timeout=60, check=True)
         self.token = created.stdout.split()[-1]
 
@@ -80,7 +80,7 @@ class Processes:
 
     def server(self) -> subprocess.Popen[str]:
         proc = self.spawn("serve", "--config", str(self.config), "--listen",
-                          f"127.0.0.1:{self.port}", "--data", str(self.tmp_path / "var"))
+                          f"127.0.0.1:{self.port}", "--data-dir", str(self.tmp_path / "var"))
         wait_for(self.healthy, 30, "the server")
         return proc
 

@@ -41,7 +41,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[str]]]:
     port = _free_port()
     data = tmp_path / "var"
     proc = subprocess.Popen(
-        [*WATCHKEEPER, "serve", "--listen", f"127.0.0.1:{port}", "--data", str(data)],
+        [*WATCHKEEPER, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(data)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
     url = f"http://127.0.0.1:{port}"
@@ -70,7 +70,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[str]]]:
 
 def _token(data: Path, *flags: str) -> str:
     done = subprocess.run([*WATCHKEEPER, "token", "create", "--user", "ps", *flags,
-                           "--data", str(data)], cwd=REPO, capture_output=True, text=True,
+                           "--data-dir", str(data)], cwd=REPO, capture_output=True, text=True,
                           timeout=60, check=True)
     return done.stdout.split()[-1]
 
