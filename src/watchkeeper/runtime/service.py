@@ -38,6 +38,7 @@ from watchkeeper.runtime.assemble import (
 )
 from watchkeeper.runtime.bridge import outcome_sink
 from watchkeeper.runtime.collect import server_routes
+from watchkeeper.runtime.grafolean import grafolean_routes
 from watchkeeper.runtime.esmond import build_esmond
 from watchkeeper.runtime.inventory import (
     AmqpNotifications,
@@ -138,7 +139,9 @@ async def run(
             await _start_polling(stack, settings, clock=clock, metrics=metrics,
                                  pipeline=pipeline, collectors=collectors, jobs=jobs,
                                  inventory=live_inventory, base=inventory.devices())
-        routes = [*collect_routes, *(_pipeline_routes(settings, pipeline) if role == "up" else [])]
+        routes = [*collect_routes, *(_pipeline_routes(settings, pipeline) if role == "up" else []),
+                  *grafolean_routes(settings, locator, archive=archive, tokens=esmond.tokens,
+                                    clock=clock)]
         app = create_app(archive, metrics=metrics, max_body_bytes=settings.server.max_body_bytes,
                          inventory=live_inventory, extra_routes=routes,
                          esmond=esmond.esmond, tokens=esmond.tokens,
