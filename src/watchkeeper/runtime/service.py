@@ -37,9 +37,10 @@ from watchkeeper.runtime.assemble import (
     plan_jobs,
 )
 from watchkeeper.runtime.bridge import outcome_sink
-from watchkeeper.runtime.collect import server_routes
-from watchkeeper.runtime.grafolean import grafolean_routes
+from watchkeeper.collect.errorlog import ErrorLog
+from watchkeeper.runtime.collect import observed, server_routes
 from watchkeeper.runtime.esmond import build_esmond
+from watchkeeper.runtime.grafolean import grafolean_routes
 from watchkeeper.runtime.inventory import (
     AmqpNotifications,
     JobReconciler,
@@ -180,7 +181,8 @@ async def _start_polling(stack: AsyncExitStack, settings: Settings, *, clock: Cl
                          inventory: InventoryManager, base: Sequence[Device]) -> None:
     """Start the scheduler on the jobs, feeding the pipeline; jobs then follow the inventory."""
     scheduler = build_scheduler(settings, clock=clock, metrics=metrics,
-                                sink=outcome_sink(pipeline.publish))
+                                sink=observed(outcome_sink(pipeline.publish),
+                                              errors=ErrorLog(clock)))  # ERRORED reasons logged
     scheduler.reconcile(jobs)
     polling = asyncio.create_task(scheduler.run(), name="scheduler")
     stack.push_async_callback(_close_collectors, collectors)
