@@ -131,12 +131,10 @@ def held(log: Path, engine: str = "alarms") -> list[int] | None:
 
 def launch(tmp_path: Path, host: str, engine: str = "alarms") -> subprocess.Popen[bytes]:
     """``watchkeeper engine --name ENGINE`` with a data directory of its own (a "host")."""
-    env = {**os.environ, "WATCHKEEPER_DATA_DIR": str(tmp_path / host)}
     command = [sys.executable, "-m", "watchkeeper.cli.main", "engine", "--name", engine,
-               "--config", str(tmp_path / "wk.yaml")]
+               "--config", str(tmp_path / "wk.yaml"), "--data-dir", str(tmp_path / host)]
     with (tmp_path / f"{host}-{engine}.log").open("wb") as out:
-        return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
+        return subprocess.Popen(command, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
 
 
 def wait_for(check: object, timeout: float, what: str, logs: list[Path]) -> None:

@@ -8,7 +8,7 @@ import signal
 from typing import Any
 
 from watchkeeper import runtime
-from watchkeeper.cli.options import add_config, add_log_level
+from watchkeeper.cli.options import add_config, add_data_dir, add_log_level, settings_overrides
 from watchkeeper.cli.run import plugins_from_cwd, setup_logging
 from watchkeeper.runtime.engines import run_engine, supervise, worker_command
 from watchkeeper.settings import Locator, Settings
@@ -21,6 +21,7 @@ def add_commands(commands: Any) -> None:
     cmd.add_argument("--workers", "-w", type=int, metavar="N",
                      help="worker processes (default: the engine's `workers` setting)")
     add_config(cmd)
+    add_data_dir(cmd)
     add_log_level(cmd)
     # set by the supervisor for each worker it starts
     cmd.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
@@ -36,16 +37,15 @@ def _engine(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, frame: _early_stop.append(signum))
     plugins_from_cwd()
-    settings, locator = runtime.read_settings(args.config,
-                                              overrides={"log_level": args.log_level})
+    settings, locator = runtime.read_settings(args.config, overrides=settings_overrides(args))
     setup_logging(settings.log_level)
     spec = next((e for e in settings.engines if e.name == args.name), None)
     workers = args.workers or (spec.workers if spec is not None else 1)
     if workers < 1:
         raise locator.error("workers", "--workers must be at least 1", workers)
     if args.worker_index is None and workers > 1:
-        return supervise(worker_command(args.config, args.name, args.log_level), workers,
-                         on_spawn=_spawned)
+        return supervise(worker_command(args.config, args.name, args.log_level,
+                                        data_dir=args.data_dir), workers, on_spawn=_spawned)
     worker = (args.worker_index or 0, max(args.worker_count, 1))
     asyncio.run(_run(settings, locator, args.name, worker))
     return 0

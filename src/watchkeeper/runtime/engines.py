@@ -199,12 +199,16 @@ def supervise(argv: Sequence[str], workers: int, *,
     return 0 if all(code in clean for code in codes.values()) else 1
 
 
-def worker_command(config: str | None, name: str, log_level: str | None) -> list[str]:
-    """How a supervisor starts one worker of ``name``: this interpreter, the same config."""
+def worker_command(config: str | None, name: str, log_level: str | None, *,
+                   data_dir: str | None = None) -> list[str]:
+    """How a supervisor starts one worker of ``name``: this interpreter, the same config
+    and data directory."""
     command = [sys.executable, "-m", "watchkeeper.cli.main", "engine", "--name", name,
                "--workers", "1"]
     if config:
         command += ["--config", config]
+    if data_dir:
+        command += ["--data-dir", data_dir]
     if log_level:
         command += ["--log-level", log_level]
     return command

@@ -13,15 +13,25 @@ from watchkeeper.pipeline.bus.amqp import AmqpBus, redact
 from watchkeeper.pipeline.codec import decode_batch, decode_dead_letters
 from watchkeeper.pipeline.recent import RecentIds
 from watchkeeper.runtime.assemble import build_bus
-from watchkeeper.runtime.engines import inventory_lookup, run_engine
+from watchkeeper.runtime.engines import inventory_lookup, run_engine, worker_command
 from watchkeeper.settings import load_settings
 
 
 def test_the_engine_command_is_registered() -> None:
     args = build_parser().parse_args(["engine", "--name", "alarms", "--workers", "3",
-                                      "--log-level", "debug"])
-    assert (args.name, args.workers, args.log_level, args.worker_index) == (
-        "alarms", 3, "debug", None)
+                                      "--log-level", "debug", "--data-dir", "/srv/wk"])
+    assert (args.name, args.workers, args.log_level, args.worker_index, args.data_dir) == (
+        "alarms", 3, "debug", None, "/srv/wk")
+
+
+def test_supervised_workers_get_the_same_config_and_data_dir() -> None:
+    """Each worker a supervisor starts runs the same engine on the same settings; no flag
+    assigns it partitions (the workers share them out by themselves)."""
+    command = worker_command("wk.yaml", "alarms", "info", data_dir="/srv/wk")
+    assert command[1:] == ["-m", "watchkeeper.cli.main", "engine", "--name", "alarms",
+                           "--workers", "1", "--config", "wk.yaml", "--data-dir", "/srv/wk",
+                           "--log-level", "info"]
+    assert worker_command(None, "alarms", None)[-2:] == ["--workers", "1"]
 
 
 @pytest.mark.parametrize(
