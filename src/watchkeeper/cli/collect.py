@@ -39,7 +39,8 @@ def add_commands(commands: Any) -> None:
                      help="run every selected collector once and exit 0/1/2/3 "
                           "(OK/WARNING/CRITICAL/ERRORED)")
     cmd.add_argument("--report", metavar="PATH",
-                     help="with --once: write a .yaml/.json report (and a .html next to it)")
+                     help="write a .yaml/.json report (and a .html next to it): with --once "
+                          "at the end, as a daemon the latest results every 10 s")
     cmd.add_argument("--plugin", "-p", action="append", metavar="NAME",
                      help="with --once: only this collector (by its config name); repeatable")
     cmd.add_argument("--device", "-d", action="append", metavar="SELECTOR",
@@ -67,7 +68,8 @@ def _collect(args: argparse.Namespace) -> int:
                                                plugins=args.plugin, devices=args.device))
         _print_summary(manager)
         return collect.exit_code(manager.status())
-    asyncio.run(_daemon(lambda stop: collect.run_local(settings, locator, stop=stop)))
+    asyncio.run(_daemon(lambda stop: collect.run_local(settings, locator, stop=stop,
+                                                       report=args.report)))
     return 0
 
 

@@ -68,7 +68,73 @@ class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
 Outcomes = Callable[[PollOutcome], Awaitable[None]]
 
 
-class Manager:
+class RunResults:
+    """Results by run, plugin and device, their roll-ups and the report over them."""
+
+    def __init__(self) -> None:
+        self.results: dict[str, dict[str, dict[str, DeviceResult]]] = {}
+        self.runs: dict[str, RunInfo] = {}
+
+    def status(self, uid: str | None = None) -> Status:
+        """The roll-up of one run, or of every run so far."""
+        return Status.rollup(r.status for r in self._results(uid))
+
+    def device_statuses(self, uid: str | None = None) -> dict[str, Status]:
+        """Each device's roll-up over its plugins (in one run or every run)."""
+        out: dict[str, list[Status]] = {}
+        for result in self._results(uid):
+            out.setdefault(result.device, []).append(result.status)
+        return {name: Status.rollup(statuses) for name, statuses in out.items()}
+
+    def plugin_statuses(self, uid: str | None = None) -> dict[str, Status]:
+        """Each plugin's roll-up over its devices (in one run or every run)."""
+        out: dict[str, list[Status]] = {}
+        for result in self._results(uid):
+            out.setdefault(result.plugin, []).append(result.status)
+        return {name: Status.rollup(statuses) for name, statuses in out.items()}
+
+    def _results(self, uid: str | None) -> list[DeviceResult]:
+        runs = [self.results[uid]] if uid is not None else list(self.results.values())
+        return [r for run in runs for by_device in run.values() for r in by_device.values()]
+
+    def report(self) -> dict[str, Any]:
+        """The report as plain data (what :meth:`finalize_report` writes)."""
+        return report_data(self)
+
+    def finalize_report(self, path: str | Path) -> list[Path]:
+        """Write the report as YAML or JSON (by ``path``'s extension) plus an HTML page next
+        to it; returns both paths. Results are left as they are: call it any time."""
+        return write_report(self.report(), Path(path))
+
+
+class LatestResults(RunResults):
+    """A daemon's last result of every job, as one run named ``latest`` (``--report``)."""
+
+    UID = "latest"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last: dict[str, PollOutcome] = {}
+
+    async def __call__(self, outcome: PollOutcome) -> None:
+        """Keep ``outcome`` as its job's latest (a scheduler sink)."""
+        self._last[outcome.job_id] = outcome
+
+    def refresh(self) -> None:
+        """Rebuild ``results`` and ``runs`` from the latest outcomes."""
+        merged: dict[str, dict[str, DeviceResult]] = {}
+        for outcome in self._last.values():
+            by_device = merged.setdefault(outcome.plugin, {})
+            by_device[outcome.device.name] = _merge(by_device.get(outcome.device.name), outcome)
+        self.results = {self.UID: merged} if merged else {}
+        outcomes = self._last.values()
+        self.runs = {self.UID: RunInfo(
+            uid=self.UID, started=min(o.started for o in outcomes),
+            finished=max(o.finished for o in outcomes), plugins=tuple(sorted(merged)),
+        )} if merged else {}
+
+
+class Manager(RunResults):
     """Runs configured collectors once per :meth:`run` against the selected devices."""
 
     def __init__(
@@ -84,6 +150,7 @@ class Manager:
     ) -> None:
         if max_concurrency < 1 or per_device_concurrency < 1:
             raise ConfigError("concurrency limits must be at least 1", key="manager")
+        super().__init__()
         self.devices = list(devices)
         self._pool = CollectorPool()
         self._jobs, _ = self._pool.build(config, self.devices, locator=locator)
@@ -93,8 +160,6 @@ class Manager:
         self._per_device = per_device_concurrency
         self._sink = sink
         self._state: dict[str, dict[str, Any]] = {}
-        self.results: dict[str, dict[str, dict[str, DeviceResult]]] = {}
-        self.runs: dict[str, RunInfo] = {}
 
     @property
     def jobs(self) -> list[Job]:
@@ -158,40 +223,7 @@ class Manager:
             await self._sink(outcome)
         return outcome
 
-    # ---------------------------------------------------------------- roll-ups
-
-    def status(self, uid: str | None = None) -> Status:
-        """The roll-up of one run, or of every run so far."""
-        return Status.rollup(r.status for r in self._results(uid))
-
-    def device_statuses(self, uid: str | None = None) -> dict[str, Status]:
-        """Each device's roll-up over its plugins (in one run or every run)."""
-        out: dict[str, list[Status]] = {}
-        for result in self._results(uid):
-            out.setdefault(result.device, []).append(result.status)
-        return {name: Status.rollup(statuses) for name, statuses in out.items()}
-
-    def plugin_statuses(self, uid: str | None = None) -> dict[str, Status]:
-        """Each plugin's roll-up over its devices (in one run or every run)."""
-        out: dict[str, list[Status]] = {}
-        for result in self._results(uid):
-            out.setdefault(result.plugin, []).append(result.status)
-        return {name: Status.rollup(statuses) for name, statuses in out.items()}
-
-    def _results(self, uid: str | None) -> list[DeviceResult]:
-        runs = [self.results[uid]] if uid is not None else list(self.results.values())
-        return [r for run in runs for by_device in run.values() for r in by_device.values()]
-
-    # ---------------------------------------------------------------- reports & lifecycle
-
-    def report(self) -> dict[str, Any]:
-        """The report as plain data (what :meth:`finalize_report` writes)."""
-        return report_data(self)
-
-    def finalize_report(self, path: str | Path) -> list[Path]:
-        """Write the report as YAML or JSON (by ``path``'s extension) plus an HTML page next
-        to it; returns both paths. Results are left as they are: call it any time."""
-        return write_report(report_data(self), Path(path))
+    # ---------------------------------------------------------------- lifecycle
 
     async def aclose(self) -> None:
         await close_collectors(self._pool.collectors())

@@ -160,10 +160,10 @@ def _failure(exc: Exception, collector: Collector, job: JobSpec, now: float) -> 
     if is_connection_error(exc):
         log.debug("%s: %s unreachable: %s", collector.name, job.job_id, describe(exc))
         return _status(Status.CRITICAL, describe(exc), now)
-    if isinstance(exc, CollectError):  # raised on purpose, with its reason: no traceback
-        log.warning("%s: poll of %s failed: %s", collector.name, job.job_id, exc)
-    else:
-        log.warning("%s: poll of %s failed", collector.name, job.job_id, exc_info=exc)
+    # The reason travels in the result (the daemons log it, rate-limited: collect.errorlog);
+    # the traceback is for whoever debugs the plugin.
+    if not isinstance(exc, CollectError):  # raised on purpose, with its reason: no traceback
+        log.debug("%s: poll of %s failed", collector.name, job.job_id, exc_info=exc)
     return _status(Status.ERRORED, describe(exc), now)
 
 

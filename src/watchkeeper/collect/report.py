@@ -44,7 +44,7 @@ from watchkeeper.errors import ConfigError
 from watchkeeper.model import Measurement, Status
 
 if TYPE_CHECKING:
-    from watchkeeper.collect.manager import DeviceResult, Manager
+    from watchkeeper.collect.manager import DeviceResult, RunResults
 
 REPORT_VERSION = 1
 
@@ -54,7 +54,7 @@ def iso(ts: float) -> str:
         "+00:00", "Z")
 
 
-def report_data(manager: Manager) -> dict[str, Any]:
+def report_data(manager: RunResults) -> dict[str, Any]:
     statuses = [r.status for run in manager.results.values() for by_device in run.values()
                 for r in by_device.values()]
     runs: dict[str, Any] = {}

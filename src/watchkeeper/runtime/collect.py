@@ -30,9 +30,11 @@ from watchkeeper.archive import Archive
 from watchkeeper.clock import Clock, SystemClock
 from watchkeeper.collect.build import CollectorPool, build_jobs, close_collectors
 from watchkeeper.collect.credentials import resolve_credential
-from watchkeeper.collect.manager import Manager
+from watchkeeper.collect.errorlog import ErrorLog
+from watchkeeper.collect.manager import LatestResults, Manager
 from watchkeeper.collect.remote import RemoteCollector, RemoteServer, Spool
 from watchkeeper.collect.remote.convert import config_to_wire, result_from_wire
+from watchkeeper.collect.scheduler import PollOutcome
 from watchkeeper.collect.testbed import parse_testbed
 from watchkeeper.errors import ConfigError, SeriesNotFound
 from watchkeeper.model import Device, Event, Measurement, SeriesKey, Status
@@ -116,9 +118,47 @@ def exit_code(status: Status) -> int:
     return status.exit_code
 
 
+REPORT_EVERY = 10.0
+"""Seconds between rewrites of a daemon's ``--report``."""
+
+
+def observed(sink: Callable[[PollOutcome], Awaitable[None]], *, errors: ErrorLog,
+             latest: LatestResults | None = None) -> Callable[[PollOutcome], Awaitable[None]]:
+    """``sink``, after logging ERRORED outcomes and keeping each job's latest one."""
+
+    async def observe(outcome: PollOutcome) -> None:
+        errors.note(outcome)
+        if latest is not None:
+            await latest(outcome)
+        await sink(outcome)
+
+    return observe
+
+
+async def keep_report(latest: LatestResults, path: str, *, clock: Clock,
+                      every: float = REPORT_EVERY) -> None:
+    """Rewrite ``path`` (and its .html) from the latest results every ``every`` s, until
+    cancelled; then once more. Each rewrite is atomic: readers never see half a report."""
+    try:
+        while True:
+            await clock.sleep_until(clock.time() + every)
+            await _write_latest(latest, path)
+    finally:
+        await _write_latest(latest, path)
+
+
+async def _write_latest(latest: LatestResults, path: str) -> None:
+    latest.refresh()
+    try:
+        await asyncio.to_thread(latest.finalize_report, path)
+    except OSError as exc:  # a full disk must not stop the collector; say so and go on
+        log.error("cannot write the report %s: %s", path, exc)
+
+
 async def run_local(settings: Settings, locator: Locator, *, stop: asyncio.Event,
-                    clock: Clock | None = None) -> None:
-    """The collector daemon writing into the local archive, until ``stop`` is set."""
+                    clock: Clock | None = None, report: str | None = None) -> None:
+    """The collector daemon writing into the local archive, until ``stop`` is set; with
+    ``report``, the latest result of every job is rewritten there every few seconds."""
     clock = clock or SystemClock()
     metrics = SelfMetrics()
     pool = CollectorPool()
@@ -131,11 +171,15 @@ async def run_local(settings: Settings, locator: Locator, *, stop: asyncio.Event
         await archive.start(stack)
         await bus.start(stack)
         await pipeline.start(stack)
-        scheduler = build_scheduler(settings, clock=clock, metrics=metrics,
-                                    sink=outcome_sink(pipeline.publish))
+        latest = LatestResults() if report else None
+        sink = observed(outcome_sink(pipeline.publish), errors=ErrorLog(clock), latest=latest)
+        scheduler = build_scheduler(settings, clock=clock, metrics=metrics, sink=sink)
         scheduler.reconcile(jobs)
         polling = asyncio.create_task(scheduler.run(), name="scheduler")
         stack.push_async_callback(close_collectors, pool.collectors())
+        if latest is not None and report:
+            reporting = asyncio.create_task(keep_report(latest, report, clock=clock))
+            stack.push_async_callback(_cancel, reporting)  # after polling stopped: the last
         stack.push_async_callback(_cancel, polling)
         log.info("collecting: %d jobs into %s", len(jobs), settings.data_dir)
         await stop.wait()

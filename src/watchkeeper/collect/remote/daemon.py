@@ -31,6 +31,7 @@ import msgspec
 
 from watchkeeper.clock import Clock
 from watchkeeper.collect.build import CollectorPool, close_collectors
+from watchkeeper.collect.errorlog import ErrorLog
 from watchkeeper.collect.remote.client import ServerUnavailable
 from watchkeeper.collect.remote.convert import config_from_wire, result_to_wire
 from watchkeeper.collect.remote.spool import Spool
@@ -98,6 +99,7 @@ class RemoteCollector:
             per_device_concurrency=per_device_concurrency, jitter=jitter,
         )
         self._pool = CollectorPool()
+        self._errors = ErrorLog(clock)
         self._closing: set[asyncio.Task[None]] = set()  # dropped collectors being closed
         self._pending: list[bytes] = []  # encoded, waiting for the spool's next transaction
         self._flushing = asyncio.Lock()
@@ -210,6 +212,7 @@ class RemoteCollector:
     # ---------------------------------------------------------------- results
 
     async def _collect(self, outcome: PollOutcome) -> None:
+        self._errors.note(outcome)
         self._pending.append(msgspec.json.encode(result_to_wire(outcome)))
         await self.flush()  # on disk before the poll counts as done
 
