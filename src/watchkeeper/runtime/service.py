@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute
 from watchkeeper.api import create_app
 from watchkeeper.api.alarms import alarm_routes, event_routes
 from watchkeeper.clock import Clock, SystemClock
+from watchkeeper.collect.errorlog import ErrorLog
 from watchkeeper.collect.scheduler import Job
 from watchkeeper.errors import ConfigError, InventoryError
 from watchkeeper.inventory import DeviceLookup, InventoryManager, StaticInventory
@@ -37,7 +38,6 @@ from watchkeeper.runtime.assemble import (
     plan_jobs,
 )
 from watchkeeper.runtime.bridge import outcome_sink
-from watchkeeper.collect.errorlog import ErrorLog
 from watchkeeper.runtime.collect import observed, server_routes
 from watchkeeper.runtime.esmond import build_esmond
 from watchkeeper.runtime.grafolean import grafolean_routes
