@@ -14,6 +14,7 @@ from typing import Any, Final, TypeVar, overload
 
 import msgspec
 import numpy as np
+import numpy.typing as npt
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from watchkeeper.api.errors import error_response
@@ -67,20 +68,26 @@ def json_depth(raw: bytes, *, stop_after: int = MAX_JSON_DEPTH) -> int:
     codes = np.frombuffer(raw.translate(_MARKS), dtype=np.uint8)
     where = np.flatnonzero(codes)
     kind = codes[where]
-    escape = kind == _ESCAPE
-    # A quote is escaped when an odd run of backslashes stands right before it.
-    follows = np.zeros(len(where), dtype=bool)
-    follows[1:] = escape[:-1] & escape[1:] & (where[1:] == where[:-1] + 1)
-    index = np.arange(len(where))
-    run_start = np.maximum.accumulate(np.where(escape & ~follows, index, 0))
-    before = np.zeros(len(where), dtype=np.int64)
-    adjacent = np.zeros(len(where), dtype=bool)
+    quote = kind == _QUOTE
+    if b"\\" in raw:  # only then can a quote be escaped
+        quote &= ~_escaped(where, kind == _ESCAPE)
+    inside = (np.cumsum(quote, dtype=np.int32) & 1).astype(bool)  # after an odd quote count
+    step = (kind == _OPEN).astype(np.int8) - (kind == _CLOSE).astype(np.int8)
+    step[inside] = 0
+    return int(np.cumsum(step, dtype=np.int32).max(initial=0))
+
+
+def _escaped(where: npt.NDArray[np.intp], escape: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """Which marks follow an odd run of backslashes ending right before them."""
+    count = len(where)
+    adjacent = np.zeros(count, dtype=bool)  # mark i directly follows a backslash
     adjacent[1:] = escape[:-1] & (where[1:] == where[:-1] + 1)
-    before[1:] = np.where(adjacent[1:], index[:-1] - run_start[:-1] + 1, 0)
-    quote = (kind == _QUOTE) & (before % 2 == 0)
-    inside = (np.cumsum(quote) - quote) % 2 == 1  # odd quotes before: inside a string
-    step = np.where(inside, 0, np.where(kind == _OPEN, 1, np.where(kind == _CLOSE, -1, 0)))
-    return int(np.cumsum(step).max(initial=0))
+    index = np.arange(count)
+    run_start = np.maximum.accumulate(np.where(escape & ~(adjacent & escape), index, 0))
+    run = np.zeros(count, dtype=np.intp)
+    run[1:] = index[:-1] - run_start[:-1] + 1
+    odd: npt.NDArray[np.bool_] = adjacent & (run % 2 == 1)
+    return odd
 
 
 def check_depth(raw: bytes, *, field: str = "body") -> None:
@@ -91,17 +98,25 @@ def check_depth(raw: bytes, *, field: str = "body") -> None:
 
 
 @overload
-def decode_json(raw: bytes, type: type[_T], *, field: str = ...) -> _T: ...
+def decode_json(raw: bytes, type: type[_T], *, field: str = ..., scan: bool = ...) -> _T: ...
 @overload
-def decode_json(raw: bytes, type: Any = ..., *, field: str = ...) -> Any: ...
-def decode_json(raw: bytes, type: Any = Any, *, field: str = "body") -> Any:
+def decode_json(raw: bytes, type: Any = ..., *, field: str = ..., scan: bool = ...) -> Any: ...
+def decode_json(raw: bytes, type: Any = Any, *, field: str = "body", scan: bool = True) -> Any:
     """``raw`` decoded as ``type`` by msgspec, its nesting bounded first.
 
     The msgspec errors (DecodeError, ValidationError) pass through to the one mapping in
     :mod:`watchkeeper.api.errors`; too deep a body is InvalidData naming the limit.
+    ``scan=False`` skips the depth scan for a ``type`` that bounds depth itself (no
+    ``Any`` inside): a deeper body then fails validation, or, deep in a field msgspec
+    skips, hits msgspec's recursion guard, which answers the same 400.
     """
-    check_depth(raw, field=field)
-    return msgspec.json.decode(raw, type=type)
+    if scan:
+        check_depth(raw, field=field)
+    try:
+        return msgspec.json.decode(raw, type=type)
+    except RecursionError:
+        raise InvalidData(f"JSON nests arrays and objects deeper than {MAX_JSON_DEPTH} levels "
+                          "(the limit)", field=field) from None
 
 
 def decode_msgpack(raw: bytes, type: type[_T]) -> _T:

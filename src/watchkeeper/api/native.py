@@ -323,7 +323,7 @@ class NativeApi:
         ):
             written = await self._archive.write_columns(_decode_columns(body))
         else:
-            batch = decode_json(body, WriteBatch)
+            batch = decode_json(body, WriteBatch, scan=False)  # bounded by its type
             written = await self._archive.write(_measurements(batch))
         return _json(WriteResult(written=written), status=201)
 
