@@ -256,7 +256,7 @@ async def test_partitions_keep_each_entity_in_order(make_bus: BusFactory) -> Non
     nothing is lost, and one entity is never handled by two workers at once."""
     first = await make_bus(prefetch=4)
     second = first if isinstance(first, LocalBus) else await make_bus(prefetch=4)
-    if second is not first:  # each takes two partitions first, and stands by on the others
+    if second is not first:  # (ignored now: the two share the partitions by themselves)
         first.prefer_partitions(0, 2)  # type: ignore[attr-defined]
         second.prefer_partitions(1, 2)  # type: ignore[attr-defined]
     for bus in {id(first): first, id(second): second}.values():

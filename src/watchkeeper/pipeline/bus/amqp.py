@@ -177,11 +177,6 @@ class AmqpBus(Bus):
         if not 0 <= index < count:
             raise PipelineError(f"worker index {index} is not in 0..{count - 1}")
 
-    def partitions_held(self, queue: str) -> list[int]:
-        """The partitions of ``queue`` this process subscribes to now (its share)."""
-        sharing = self._sharing.get(queue)
-        return sorted(sharing.consumers) if sharing is not None else []
-
     # -- topology -------------------------------------------------------------------
 
     def queue_names(self, queue: str) -> list[str]:
