@@ -71,6 +71,9 @@ def explain(exc: BaseException) -> str:
                 f"{DEFAULT_SERVER}); is `watchkeeper up` running there? To serve elsewhere: "
                 "watchkeeper up --listen 127.0.0.1:9090 (make run ARGS=\"--listen "
                 "127.0.0.1:9090\")")
+    if isinstance(exc, ConfigError) and exc.key == "server.listen":
+        return (f"{text}\n  choose the address with --listen HOST:PORT or "
+                "WATCHKEEPER_SERVER__LISTEN (make run ARGS=\"--listen 127.0.0.1:9090\")")
     if isinstance(exc, HTTPStatusError) and exc.status == 401:
         return (f"{text}\n  this command writes: give a key with --token KEY or "
                 f"${TOKEN_ENV} (watchkeeper token create --user NAME --write)")

@@ -111,3 +111,11 @@ def test_exit_codes_never_collide_with_the_rollup(error: BaseException, code: in
 def test_a_401_says_how_to_give_a_token() -> None:
     assert "--token KEY or $WATCHKEEPER_TOKEN" in exits.explain(HTTPStatusError(401, "no"))
     assert exits.explain(HTTPStatusError(404, "gone")) == "HTTP 404 from server: gone"
+
+
+def test_a_listen_error_says_how_to_choose_the_address() -> None:
+    """`up` on a taken port, or a bad listen setting: the message names --listen."""
+    error = ConfigError("cannot listen on 127.0.0.1:8080: Address already in use",
+                        key="server.listen", value="127.0.0.1:8080")
+    assert 'make run ARGS="--listen 127.0.0.1:9090"' in exits.explain(error)
+    assert exits.exit_code(error) == 78
