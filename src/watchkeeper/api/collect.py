@@ -31,6 +31,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from watchkeeper.api.auth import NO_PERMISSION, NOT_PROVIDED
+from watchkeeper.api.limits import decode_json
 from watchkeeper.errors import AuthError
 from watchkeeper.wire import CollectAck, CollectBatch, CollectConfig
 
@@ -99,7 +100,7 @@ class CollectApi:
 
     async def post_results(self, request: Request) -> Response:
         self._authorize(request)
-        batch = msgspec.json.decode(await request.body(), type=CollectBatch)
+        batch = decode_json(await request.body(), CollectBatch)  # depth bounded: 400
         # One batch of a collector at a time: a re-send racing its original is a duplicate.
         async with self._locks.setdefault(batch.collector, asyncio.Lock()):
             last = self._last_seq.get(batch.collector)

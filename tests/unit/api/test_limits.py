@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.unit.api.full_app import full_app
 from tests.unit.esmond.support import Stack, running
 from watchkeeper.api import create_app
 from watchkeeper.api.limits import MAX_JSON_DEPTH, MAX_WHOLE, json_depth, whole_param
@@ -172,3 +173,11 @@ async def test_chunked_body_over_the_limit_is_refused(archive: MemoryArchive) ->
         assert "over 10000 bytes" in over.json()["detail"]
         under = await h.post("/api/v1/write", content=body(5_000, b'{"points": []}'))
         assert under.status_code == 201
+
+
+async def test_deep_json_to_collect_results_is_refused(tmp_path: Path) -> None:
+    """The remote collectors' results route bounds depth too (found by the fuzz)."""
+    async with full_app(tmp_path) as full, full.client(full.write_key) as client:
+        response = await client.post("/api/v1/collect/results", content=deep(5000))
+        assert response.status_code == 400
+        assert f"deeper than {MAX_JSON_DEPTH} levels" in response.json()["detail"]
