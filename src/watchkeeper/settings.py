@@ -210,18 +210,14 @@ def load_settings(
     except msgspec.ValidationError as exc:
         path, message = _split_validation_error(str(exc))
         raise locator.error(path, message, _lookup(raw, path)) from None
-    return settings, locator
-
-
-def read_yaml(text: str, source: str | None) -> tuple[Any, dict[str, int]]:
     try:
         parse_listen(settings.server.listen)
     except ConfigError:
         raise locator.error("server.listen", "expected HOST:PORT (e.g. 127.0.0.1:8080)",
                             settings.server.listen) from None
-    """Parse YAML and note the line of every key and list item (``a.b[2].c`` → line).
+    return settings, locator
 
-    Errors are :class:`ConfigError` naming the file and line; an empty document is ``None``.
+
 def settings_env(env: Mapping[str, str]) -> dict[str, str]:
     """The variables of ``env`` that are settings: ``WATCHKEEPER_*`` but not the client's
     (:data:`CLIENT_ENV`) nor the tests' (``WATCHKEEPER_TEST_*``)."""
@@ -230,6 +226,10 @@ def settings_env(env: Mapping[str, str]) -> dict[str, str]:
             and not name.startswith(TEST_ENV_PREFIX)}
 
 
+def read_yaml(text: str, source: str | None) -> tuple[Any, dict[str, int]]:
+    """Parse YAML and note the line of every key and list item (``a.b[2].c`` → line).
+
+    Errors are :class:`ConfigError` naming the file and line; an empty document is ``None``.
     """
     try:
         loader = yaml.SafeLoader(text)
