@@ -6,9 +6,10 @@ summary_window, timestamp`` and then e.g. ``value``, ``bucket, value`` or the ho
 of a packet trace. Outputs:
 
 * ``text``: esmond's human layout (``key: value`` lines, entries separated by
-  ``= + = + = + = + = + =``), what the ``esmond-ps-*`` commands print by default;
+  ``= + = + = + = + = + =``), values as Python 2 printed them (floats to 12 digits,
+  histograms as ``{u'41.10': 2, u'41.00': 98}``), what ``esmond-ps-*`` print by default;
 * ``table``: a Rich table, the default human output of ``watchkeeper archive``;
-* ``json``: one JSON array of objects, as esmond printed it;
+* ``json``: one JSON array of objects, as esmond printed it (members in its order);
 * ``csv``: esmond's columns and ``\\r\\n`` line ends; lists joined with ``", "``.
   Histograms and other objects are written as JSON (esmond wrote Python reprs).
 """
@@ -24,6 +25,7 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.table import Table
 
+from watchkeeper.cli.archive_py2 import py2_json_order, py2_kwargs_order, py2_str
 from watchkeeper.client._archive_models import WirePoint, utc_naive
 
 EVENT_MAP: dict[str, str] = {
@@ -137,31 +139,42 @@ def cell(value: Any) -> str:
 
 def text_output(data: Sequence[dict[str, Any]], cols: Sequence[str], *,
                 extended: bool = False) -> str:
-    """esmond's HumanOutput: ``key: value`` lines, entries separated by a delimiter."""
+    """esmond's HumanOutput: ``key: value`` lines, entries separated by a delimiter, values
+    as Python 2 printed them (:mod:`.archive_py2`). As esmond does, the fields that hold a
+    list in the first entry are joined with ``", "``; a list elsewhere prints as a list."""
     if not data:
         return NO_DATA
+    joined = {key for key, value in data[0].items() if isinstance(value, list)}
     out = io.StringIO()
     for row in data:
         for col in cols:
-            out.write(f"{col}: {_text(row.get(col))}\n")
+            out.write(f"{col}: {_text(row.get(col), col in joined)}\n")
         if extended:
             for key, value in row.items():
                 if key not in cols:
-                    out.write(f"{key}: {_text(value)}\n")
+                    out.write(f"{key}: {_text(value, key in joined)}\n")
         out.write(ENTRY_DELIM)
     text = out.getvalue()
     return text[:text.rfind(ENTRY_DELIM)]
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
-    return "None" if value is None else (json.dumps(value) if isinstance(value, dict)
-                                         else str(value))
+def _text(value: Any, joined: bool) -> str:
+    if joined and isinstance(value, list):
+        return ", ".join(py2_str(v) for v in value)
+    return py2_str(value)
 
 
-def json_output(data: Sequence[dict[str, Any]]) -> str:
-    return json.dumps(list(data) if data else [{"msg": NO_DATA}])
+def json_output(data: Sequence[dict[str, Any]], *, extended: bool = False) -> str:
+    """esmond's JsonOutput: the rows with their members in the order Python 2 gave them
+    (``-M`` rows are sorted by key, as esmond sorted them)."""
+    if not data:
+        return json.dumps([{"msg": NO_DATA}])
+    return json.dumps([_json_row(row, extended) for row in data])
+
+
+def _json_row(row: dict[str, Any], extended: bool) -> dict[str, Any]:
+    order = sorted(row) if extended else py2_kwargs_order(list(row))
+    return {key: py2_json_order(row[key]) for key in order}
 
 
 class CsvWriter:
@@ -223,7 +236,7 @@ def render(fmt: str, data: Sequence[dict[str, Any]], cols: Sequence[str], stream
     if fmt == "table":
         table_output(data, cols, stream, title=title, extended=extended)
     elif fmt == "json":
-        stream.write(json_output(data) + "\n")
+        stream.write(json_output(data, extended=extended) + "\n")
     elif fmt == "csv":
         stream.write(csv_output(data, cols) + "\n")
     else:

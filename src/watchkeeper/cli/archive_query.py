@@ -33,6 +33,7 @@ from watchkeeper.cli.archive_format import (
     rows,
     text_output,
 )
+from watchkeeper.cli.archive_py2 import py2_str
 from watchkeeper.cli.archive_time import TimeParseError, parse_time
 from watchkeeper.client import ArchiveClient, Metadata
 from watchkeeper.errors import UsageError
@@ -349,8 +350,8 @@ def _print_trace_text(data: list[dict[str, Any]], stream: TextIO) -> None:
     for row in data:
         key = tuple(row.get(c) for c in HEADER_BASE)
         if key != last:
-            out.append("".join(f"{c}: {row.get(c)}\n" for c in HEADER_BASE))
+            out.append("".join(f"{c}: {py2_str(row.get(c))}\n" for c in HEADER_BASE))
             last = key
-        out.append("".join(f"{c}: {row.get(c)}\n" for c in TRACE_FIELDS))
+        out.append("".join(f"{c}: {py2_str(row.get(c))}\n" for c in TRACE_FIELDS))
     text = ENTRY_DELIM.join(out)
     stream.write(text + "\n")
