@@ -1,5 +1,6 @@
-"""A plain-``def`` poll stuck far past its timeout never holds up exit (issue 17 §2):
-``collect --once`` and the ``collect`` daemon, as real processes."""
+"""A plain-``def`` poll stuck far past its timeout, or an async one stuck on ``to_thread``,
+never holds up exit (issue 17 §2): ``collect --once`` and the ``collect`` daemon, as real
+processes."""
 
 from __future__ import annotations
 
@@ -26,6 +27,11 @@ inventory:
 collectors:
   - name: stuck
     plugin: tests.unit.collect.plugins:SleepySync
+    interval: 1
+    timeout: 1
+    options: {{seconds: {STUCK_FOR}}}
+  - name: stuck-async
+    plugin: tests.unit.collect.plugins:SleepyThread
     interval: 1
     timeout: 1
     options: {{seconds: {STUCK_FOR}}}

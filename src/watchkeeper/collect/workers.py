@@ -23,7 +23,9 @@ Work is handed over through a queue; results come back to the caller's event loo
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import functools
 import itertools
 import queue
 import threading
@@ -185,3 +187,64 @@ def default_workers() -> PollWorkers:
         if _default is None:
             _default = PollWorkers()
         return _default
+
+
+class DaemonExecutor(concurrent.futures.ThreadPoolExecutor):
+    """An event loop's default executor whose threads never delay the process' exit.
+
+    ``asyncio.to_thread`` and ``run_in_executor(None, ...)`` (a plugin's own blocking call,
+    a resolver lookup) use the loop's default executor, whose threads ``asyncio.run`` and
+    the interpreter join at exit: one call stuck there held ``watchkeeper collect`` up for
+    as long as it stayed stuck. Here the threads are daemons and :meth:`shutdown` never
+    waits; work queued behind ``max_workers`` busy threads waits its turn, as before. (A
+    ThreadPoolExecutor only because ``loop.set_default_executor`` accepts nothing else:
+    every method it has is replaced.)
+    """
+
+    def __init__(self, max_workers: int = DEFAULT_SIZE) -> None:
+        super().__init__(max_workers)  # starts nothing: threads come with work
+        self._max = max_workers
+        self._queue: queue.SimpleQueue[tuple[concurrent.futures.Future[Any],
+                                             Callable[[], Any]] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._count = 0
+        self._idle = 0
+        self._closed = False
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any,
+               **kwargs: Any) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            self._queue.put((future, functools.partial(fn, *args, **kwargs)))
+            spawn = self._idle == 0 and self._count < self._max
+            if spawn:
+                self._count += 1
+            else:
+                self._idle -= 1  # an idle thread will take it
+        if spawn:
+            threading.Thread(target=self._worker, name="watchkeeper-executor",
+                             daemon=True).start()
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Refuse new work and let the threads end when idle; never waits for them."""
+        with self._lock:
+            self._closed = True
+            for _ in range(self._count):
+                self._queue.put(None)
+
+    def _worker(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            future, call = item
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(call())
+                except BaseException as exc:  # noqa: BLE001 - handed to the waiter
+                    future.set_exception(exc)
+            with self._lock:
+                self._idle += 1

@@ -36,6 +36,7 @@ from watchkeeper.collect.remote import RemoteCollector, RemoteServer, Spool
 from watchkeeper.collect.remote.convert import config_to_wire, result_from_wire
 from watchkeeper.collect.scheduler import PollOutcome
 from watchkeeper.collect.testbed import parse_testbed
+from watchkeeper.collect.workers import DaemonExecutor
 from watchkeeper.errors import ConfigError, SeriesNotFound
 from watchkeeper.model import Device, Event, Measurement, SeriesKey, Status
 from watchkeeper.pipeline import Services
@@ -103,6 +104,7 @@ async def run_once(settings: Settings, locator: Locator, *, report: str | None =
                    plugins: Sequence[str] | None = None,
                    devices: Sequence[str] | None = None, uid: str = "once") -> Manager:
     """Run every selected collector once; write the report if asked. Returns the Manager."""
+    exit_unhindered()
     manager = build_manager(settings, locator)
     try:
         await manager.run(uid, plugins=plugins, devices=devices)
@@ -111,6 +113,12 @@ async def run_once(settings: Settings, locator: Locator, *, report: str | None =
     if report:
         manager.finalize_report(report)
     return manager
+
+
+def exit_unhindered() -> None:
+    """Give the running loop a default executor whose threads never delay exit: a plugin's
+    ``to_thread`` call stuck for good must not hold ``collect`` up (see collect.workers)."""
+    asyncio.get_running_loop().set_default_executor(DaemonExecutor())
 
 
 def exit_code(status: Status) -> int:
@@ -159,6 +167,7 @@ async def run_local(settings: Settings, locator: Locator, *, stop: asyncio.Event
                     clock: Clock | None = None, report: str | None = None) -> None:
     """The collector daemon writing into the local archive, until ``stop`` is set; with
     ``report``, the latest result of every job is rewritten there every few seconds."""
+    exit_unhindered()
     clock = clock or SystemClock()
     metrics = SelfMetrics()
     pool = CollectorPool()
@@ -306,6 +315,7 @@ async def run_remote(settings: Settings, *, server: str, token: str | None, spoo
                      stop: asyncio.Event, name: str | None = None,
                      clock: Clock | None = None) -> None:
     """Fetch jobs from ``server``, poll, deliver results (spooled in ``spool``) until ``stop``."""
+    exit_unhindered()
     credential = resolve_credential(token) if token else None
     spool_dir = Path(spool) if spool else Path(settings.data_dir) / "spool"
     remote = RemoteServer(server, credential)

@@ -74,3 +74,14 @@ class Tally(Collector):
         with open(self.options.log, "a", encoding="utf-8") as handle:
             handle.write(f"{ctx.now:.3f}\n")
         return ctx.result([ctx.measure("polls", 1.0)])
+
+
+class SleepyThread(Collector):
+    """An ``async def`` poll that waits on a blocking call in the loop's default executor."""
+
+    class Options(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+        seconds: float = 60.0
+
+    async def poll(self, device: Device, ctx: PollContext) -> PollResult:
+        await asyncio.to_thread(time.sleep, self.options.seconds)
+        return ctx.result([ctx.measure("slept", self.options.seconds)])

@@ -18,7 +18,7 @@ from watchkeeper.clock import SystemClock
 from watchkeeper.collect.abc import Collector, PollContext
 from watchkeeper.collect.poll import run_poll
 from watchkeeper.collect.scheduler import Scheduler
-from watchkeeper.collect.workers import PollWorkers, default_workers
+from watchkeeper.collect.workers import DaemonExecutor, PollWorkers, default_workers
 from watchkeeper.model import Device, Measurement, Status
 from watchkeeper.telemetry import SelfMetrics
 
@@ -145,3 +145,22 @@ async def test_a_queued_poll_whose_caller_gave_up_never_runs() -> None:
 def test_a_pool_needs_a_thread() -> None:
     with pytest.raises(ValueError, match="at least one thread"):
         PollWorkers(size=0)
+
+
+async def test_the_daemon_executor_serves_to_thread_and_never_waits_at_shutdown() -> None:
+    """As a loop's default executor: results and errors come back; shutdown does not wait
+    for a call that is still stuck, and refuses new work."""
+    executor = DaemonExecutor(max_workers=2)
+    loop = asyncio.get_running_loop()
+    assert await loop.run_in_executor(executor, sum, [1, 2]) == 3
+    with pytest.raises(ZeroDivisionError):
+        await loop.run_in_executor(executor, divmod, 1, 0)
+    gate = threading.Event()
+    stuck = executor.submit(gate.wait, 30)
+    queued = [executor.submit(time.sleep, 0) for _ in range(3)]
+    assert queued[-1].cancel() or queued[-1].done()  # cancellable while it waits its turn
+    executor.shutdown(wait=True)  # were it to wait for `stuck`, the test would hang here
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        executor.submit(sum, [])
+    gate.set()
+    assert stuck.result(timeout=10) is True
