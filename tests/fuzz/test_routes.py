@@ -45,7 +45,8 @@ SAMPLES = {"collector": ["static", "nosuch"], "span": ["1..latest", "0..1", "x..
            "key": ["x", "resource/web1/http"], "action": ["ack", "changestate", "explode"],
            "event_type": ["throughput", "histogram-owdelay", "nosuch"],
            "summary": ["base", "aggregations", "statistics", "averages", "x"],
-           "window": ["0", "300", "-1", "99999999999999999999"]}
+           "window": ["0", "300", "-1", "99999999999999999999"],
+           "account": ["1", "2"], "entity": ["1", "0"], "credential": ["1"], "sensor": ["1"]}
 NASTY = ["", "0", "-1", "1", "1.5", "1e400", "-1e400", "NaN", "nan", "inf", "-inf",
          "99999999999999999999", "9" * 400, "18446744073709551616", "0x10", "1_000",
          "5m", "now", "latest", "1..2", "true", "yes", "avg", "max,max", "\x00", "%",

@@ -27,6 +27,7 @@ time. ``entity.<eid>.<protocol>.<rest>`` of a known entity is the series
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -41,6 +42,7 @@ from starlette.routing import BaseRoute, Route
 
 from watchkeeper.api.auth import parse_authorization
 from watchkeeper.api.errors import error_response
+from watchkeeper.api.openapi import Param, operation
 from watchkeeper.archive.tokens import Token, TokenStore
 from watchkeeper.collect.credentials import is_reference, resolve_credential
 from watchkeeper.errors import AuthError, CollectError, InvalidData
@@ -199,6 +201,7 @@ class GrafoleanApi:
 
     def _guard(self, handler: Callable[..., Awaitable[Response]]
                ) -> Callable[[Request], Awaitable[Response]]:
+        @functools.wraps(handler)  # the handler's description shows through (api.openapi)
         async def guarded(request: Request) -> Response:
             try:
                 if handler != self.status:
@@ -232,12 +235,15 @@ class GrafoleanApi:
             self._model = Model(config)
         return self._model
 
+    @operation("Grafolean's status (no token)", "public", answer=Any, errors=())
     async def status(self, request: Request) -> Response:
         return JSONResponse({"alive": True, "db_migration_needed": False, "db_version": 1,
                              "user_exists": True, "cors_domains": [],
                              "mqtt_ws_hostname": None, "mqtt_ws_port": None,
                              "enable_signup": False})
 
+    @operation("the bot's profile (?b=KEY or Authorization: Token KEY, a write token)",
+               "write", answer=Any, errors=(401, 403))
     async def profile(self, request: Request) -> Response:
         token: Token = request.state.bot
         bot_id = stable_id("bot", token.user)
@@ -245,9 +251,12 @@ class GrafoleanApi:
             "id": bot_id, "name": token.user, "protocol": None, "tied_to_account": None,
             "config": None, "insert_time": token.created, "last_login": token.last_used}})
 
+    @operation("the one account", "write", answer=Any, errors=(401, 403))
     async def accounts(self, request: Request) -> Response:
         return JSONResponse({"list": [{"id": ACCOUNT_ID, "name": ACCOUNT_NAME}]})
 
+    @operation("an entity per inventory device", "write", answer=Any, errors=(401, 403),
+               params=(Param("entity_type"), Param("parent")))
     async def entities(self, request: Request) -> Response:
         model = self.model()
         wanted_type = request.query_params.get("entity_type")
@@ -256,15 +265,21 @@ class GrafoleanApi:
                  if wanted_type in (None, "", "device") and parent in (None, "", "null")]
         return JSONResponse({"list": found})
 
+    @operation("one entity", "write", answer=Any, errors=(401, 403, 404))
     async def entity(self, request: Request) -> Response:
         return JSONResponse(self.model().entity(request.path_params["entity"]))
 
+    @operation("a device's credential for a protocol (secrets resolved)", "write",
+               answer=Any, errors=(401, 403, 404))
     async def credential(self, request: Request) -> Response:
         return JSONResponse(self.model().credential(request.path_params["credential"]))
 
+    @operation("one sensor", "write", answer=Any, errors=(401, 403, 404))
     async def sensor(self, request: Request) -> Response:
         return JSONResponse(self.model().sensor(request.path_params["sensor"]))
 
+    @operation("values in list, dict or ?p=&v= form", "write", body=Any, status=204,
+               params=(Param("p"), Param("v")), errors=(400, 401, 403))
     async def values(self, request: Request) -> Response:
         now = self._now()
         items = list(_items(request, await request.body()))

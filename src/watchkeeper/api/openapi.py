@@ -89,11 +89,17 @@ def operation(summary: str, access: Access, **details: Any) -> Callable[[_F], _F
 
 def spec_of(route: Route) -> Operation | None:
     """The :class:`Operation` a route's handler carries, if any."""
-    endpoint = route.endpoint
-    found = getattr(endpoint, "__openapi__", None)
-    if found is None:  # a bound method: the function carries it
-        found = getattr(getattr(endpoint, "__func__", None), "__openapi__", None)
-    return found if isinstance(found, Operation) else None
+    endpoint: Any = route.endpoint
+    for _ in range(4):  # through functools.wraps wrappers to the described handler
+        found = getattr(endpoint, "__openapi__", None)
+        if found is None:  # a bound method: the function carries it
+            found = getattr(getattr(endpoint, "__func__", None), "__openapi__", None)
+        if isinstance(found, Operation):
+            return found
+        endpoint = getattr(endpoint, "__wrapped__", None)
+        if endpoint is None:
+            break
+    return None
 
 
 def template(path: str) -> str:

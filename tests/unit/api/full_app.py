@@ -29,6 +29,7 @@ from watchkeeper.pipeline.engines.alarms import Alarms
 from watchkeeper.runtime.assemble import build_archive, build_engines, build_pipeline
 from watchkeeper.runtime.collect import server_routes
 from watchkeeper.runtime.esmond import build_esmond
+from watchkeeper.runtime.grafolean import grafolean_routes
 from watchkeeper.runtime.inventory import build_inventory
 from watchkeeper.settings import load_settings
 from watchkeeper.telemetry import SelfMetrics
@@ -102,7 +103,9 @@ async def full_app(data_dir: Path, *, public_reads: bool = True,
         await pipeline.start(stack)
         alarms = Alarms(pipeline.engines["alarms"], pipeline.send)
         routes = [*server_routes(settings, locator, archive=archive, publish=pipeline.publish),
-                  *event_routes(pipeline.publish, now=clock.time), *alarm_routes(alarms)]
+                  *event_routes(pipeline.publish, now=clock.time), *alarm_routes(alarms),
+                  *grafolean_routes(settings, locator, archive=archive, tokens=parts.tokens,
+                                    clock=clock)]
         app = create_app(archive, metrics=metrics, max_body_bytes=max_body_bytes,
                          inventory=inventory, extra_routes=routes, esmond=parts.esmond,
                          tokens=parts.tokens, public_reads=public_reads)

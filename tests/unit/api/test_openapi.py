@@ -14,7 +14,8 @@ from tests.unit.api.full_app import SECRETS, FullApp, full_app
 from watchkeeper.api.openapi import PATH, all_paths, template
 
 SAMPLE = {"collector": "static", "span": "1..latest", "key": "x", "action": "ack",
-          "event_type": "throughput", "summary": "base", "window": "0"}
+          "event_type": "throughput", "summary": "base", "window": "0", "account": "1",
+          "entity": "1", "credential": "1", "sensor": "1"}
 
 
 @pytest.fixture
