@@ -104,3 +104,23 @@ def test_idle_connections_outlive_the_clients_pool_expiry(server: str) -> None:
         again = client.get("/api/v1/health")
         assert again.status_code == 200
         assert _local_port(again) == _local_port(first)
+
+
+def test_oversized_bodies_get_413_not_a_reset(archive: MemoryArchive) -> None:
+    """Over a real connection, a body past the limit, declared or chunked, is answered 413
+    while the client is still sending it, and the connection then serves the next request."""
+    app = create_app(archive, metrics=archive.metrics, max_body_bytes=1_000_000)
+    big = b" " * 5_000_000
+
+    def chunked() -> Iterator[bytes]:
+        for start in range(0, len(big), 65536):
+            yield big[start:start + 65536]
+
+    with serve_in_thread(app) as url, httpx.Client(
+            base_url=url, limits=httpx.Limits(max_connections=1), timeout=30) as client:
+        for body in (big, chunked()):
+            refused = client.post("/api/v1/write", content=body)
+            assert refused.status_code == 413
+            assert "over 1000000 bytes" in refused.json()["detail"]
+            after = client.post("/api/v1/write", json={"points": []})
+            assert after.status_code == 201
