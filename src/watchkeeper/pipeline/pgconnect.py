@@ -68,3 +68,22 @@ class PgConnection:
         if self._conn is not None:
             self._conn.close()
         self._conn = None
+
+
+def bump(conn: Any, table: str, key: tuple[str, int, int], expected: int,
+         seen: int) -> int | None:
+    """Move a partition row of ``table`` (``engine, layout, part, version, seen_seq``) from
+    version ``expected`` to the next, counting ``seen`` more event ids; return the
+    sequence number after which those ids go, or None when the partition is not at
+    ``expected`` (another worker committed first: the row lock makes the second wait
+    and then find the version moved).
+    """
+    row = conn.execute(f"UPDATE {table} SET version = version + 1, "  # noqa: S608
+                       "seen_seq = seen_seq + %s WHERE engine = %s AND layout = %s "
+                       "AND part = %s AND version = %s RETURNING seen_seq",
+                       (seen, *key, expected)).fetchone()
+    if row is None and expected == 0:  # the partition's first commit creates its row
+        row = conn.execute(f"INSERT INTO {table} (engine, layout, part, version, seen_seq) "  # noqa: S608
+                           "VALUES (%s, %s, %s, 1, %s) ON CONFLICT DO NOTHING "
+                           "RETURNING seen_seq", (*key, seen)).fetchone()
+    return None if row is None else int(row[0]) - seen

@@ -26,7 +26,7 @@ from typing import Any, Literal, Protocol
 import msgspec
 
 from watchkeeper.errors import PipelineError
-from watchkeeper.pipeline.pgconnect import PgConnection
+from watchkeeper.pipeline.pgconnect import PgConnection, bump
 from watchkeeper.pipeline.recent import RecentIds
 
 log = logging.getLogger(__name__)
@@ -208,40 +208,33 @@ class PostgresPartitionStore:
     def commit(self, partition: int, *, entries: Mapping[str, bytes], seen: Sequence[str],
                expected: int) -> int:
         conn = self._pg.get()
-        s, key = self._s, (*self._key, partition)
-        where = "WHERE engine = %s AND layout = %s AND part = %s"
+        key = (*self._key, partition)
         with conn.transaction():
-            conn.execute(f"INSERT INTO {s}.engine_state_parts (engine, layout, part) "  # noqa: S608
-                         "VALUES (%s, %s, %s) ON CONFLICT DO NOTHING", key)
-            version, seq = conn.execute(
-                f"SELECT version, seen_seq FROM {s}.engine_state_parts {where} "  # noqa: S608
-                "FOR UPDATE", key).fetchone()
-            _check_version(version, expected,
-                           f"state partition {partition} of engine {self._key[0]}")
-            self._write(conn, key, entries, seen, seq)
-            conn.execute(f"UPDATE {s}.engine_state_parts "  # noqa: S608
-                         f"SET version = version + 1, seen_seq = %s {where}",
-                         (seq + len(seen), *key))
-        return int(version) + 1
+            seq = bump(conn, f"{self._s}.engine_state_parts", key, expected, len(seen))
+            if seq is None:
+                raise StaleState(f"state partition {partition} of engine {self._key[0]} "
+                                 "changed since it was loaded")
+            with conn.pipeline():  # the writes go out together: one round trip, not one each
+                self._write(conn, key, entries, seen, seq)
+        return expected + 1
 
     def _write(self, conn: Any, key: tuple[str, int, int], entries: Mapping[str, bytes],
                seen: Sequence[str], seq: int) -> None:
         s = self._s
-        cur = conn.cursor()
-        if entries:
-            cur.executemany(
+        if entries:  # one statement over arrays (%b: sent binary, nothing to escape)
+            conn.execute(
                 f"INSERT INTO {s}.engine_state_entries (engine, layout, part, key, value) "  # noqa: S608
-                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (engine, layout, part, key) "
-                "DO UPDATE SET value = EXCLUDED.value",
-                [(*key, k, v) for k, v in entries.items()])
+                "SELECT %s, %s, %s, k, v FROM unnest(%b::text[], %b::bytea[]) AS u(k, v) "
+                "ON CONFLICT (engine, layout, part, key) DO UPDATE SET value = EXCLUDED.value",
+                (*key, list(entries), list(entries.values())))
         if seen:
-            with cur.copy(f"COPY {s}.engine_state_seen (engine, layout, part, seq, id) "
-                          "FROM STDIN") as copy:
-                for n, event_id in enumerate(seen, start=seq + 1):
-                    copy.write_row((*key, n, event_id))
-            cur.execute(f"DELETE FROM {s}.engine_state_seen WHERE engine = %s "  # noqa: S608
-                        "AND layout = %s AND part = %s AND seq <= %s",
-                        (*key, seq + len(seen) - self._window))
+            conn.execute(
+                f"INSERT INTO {s}.engine_state_seen (engine, layout, part, seq, id) "  # noqa: S608
+                "SELECT %s, %s, %s, %s + n, id FROM unnest(%b::text[]) WITH ORDINALITY "
+                "AS u(id, n)", (*key, seq, list(seen)))
+            conn.execute(f"DELETE FROM {s}.engine_state_seen WHERE engine = %s "  # noqa: S608
+                         "AND layout = %s AND part = %s AND seq <= %s",
+                         (*key, seq + len(seen) - self._window))
 
     def close(self) -> None:
         self._pg.close()

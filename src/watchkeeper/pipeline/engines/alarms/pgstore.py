@@ -22,7 +22,7 @@ import msgspec
 
 from watchkeeper.pipeline.engines.alarms.model import Alarm, Step, Track
 from watchkeeper.pipeline.engines.alarms.store import Changes, Loaded, StaleState, without_steps
-from watchkeeper.pipeline.pgconnect import PgConnection
+from watchkeeper.pipeline.pgconnect import PgConnection, bump
 
 _encoder = msgspec.msgpack.Encoder()
 _track = msgspec.msgpack.Decoder(Track)
@@ -108,58 +108,58 @@ class PostgresStore:
 
     def commit(self, partition: int, changes: Changes, *, expected: int) -> int:
         conn = self._pg.get()
-        s, key = self._s, (*self._key, partition)
         with conn.transaction():
-            conn.execute(f"INSERT INTO {s}.alarm_partitions (engine, layout, part) "  # noqa: S608
-                         "VALUES (%s, %s, %s) ON CONFLICT DO NOTHING", key)
-            version, seq = conn.execute(
-                f"SELECT version, seen_seq FROM {s}.alarm_partitions "  # noqa: S608
-                "WHERE engine = %s AND layout = %s AND part = %s FOR UPDATE", key).fetchone()
-            if version != expected:
+            seq = bump(conn, f"{self._s}.alarm_partitions", (*self._key, partition),
+                        expected, len(changes.seen))
+            if seq is None:
                 raise StaleState(f"alarm partition {partition} changed since it was loaded")
-            self._write(conn, key, changes, seq)
-            conn.execute(f"UPDATE {s}.alarm_partitions "  # noqa: S608
-                         "SET version = version + 1, seen_seq = %s "
-                         "WHERE engine = %s AND layout = %s AND part = %s",
-                         (seq + len(changes.seen), *key))
-        return int(version) + 1
+            with conn.pipeline():  # the writes go out together: one round trip, not one each
+                self._write(conn, (*self._key, partition), changes, seq)
+        return expected + 1
 
     def _write(self, conn: Any, key: tuple[str, int, int], changes: Changes, seq: int) -> None:
         s = self._s
-        cur = conn.cursor()
+        # one statement per table over arrays (%b: sent binary, nothing to escape)
         if changes.tracks:
-            cur.executemany(
+            conn.execute(
                 f"INSERT INTO {s}.alarm_tracks (engine, layout, part, entity_id, doc) "  # noqa: S608
-                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (engine, layout, part, entity_id) "
-                "DO UPDATE SET doc = EXCLUDED.doc",
-                [(*key, t.entity_id, _encoder.encode(without_steps(t))) for t in changes.tracks])
+                "SELECT %s, %s, %s, e, d FROM unnest(%b::text[], %b::bytea[]) AS u(e, d) "
+                "ON CONFLICT (engine, layout, part, entity_id) DO UPDATE SET doc = EXCLUDED.doc",
+                (*key, [t.entity_id for t in changes.tracks],
+                 [_encoder.encode(without_steps(t)) for t in changes.tracks]))
         if changes.dropped:
-            cur.execute(f"DELETE FROM {s}.alarm_tracks WHERE engine = %s "  # noqa: S608
-                        "AND layout = %s AND part = %s AND entity_id = ANY(%s)",
-                        (*key, changes.dropped))
+            conn.execute(f"DELETE FROM {s}.alarm_tracks WHERE engine = %s "  # noqa: S608
+                         "AND layout = %s AND part = %s AND entity_id = ANY(%b::text[])",
+                         (*key, changes.dropped))
         if changes.steps:
-            cur.executemany(
+            conn.execute(
                 f"INSERT INTO {s}.alarm_steps (engine, layout, alarm_id, idx, doc) "  # noqa: S608
-                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (engine, layout, alarm_id, idx) "
+                "SELECT %s, %s, a, i, d FROM unnest(%b::text[], %b::int4[], %b::bytea[]) "
+                "AS u(a, i, d) ON CONFLICT (engine, layout, alarm_id, idx) "
                 "DO UPDATE SET doc = EXCLUDED.doc",
-                [(*self._key, a, i, _encoder.encode(step)) for a, i, step in changes.steps])
+                (*self._key, [a for a, _, _ in changes.steps],
+                 [i for _, i, _ in changes.steps],
+                 [_encoder.encode(step) for _, _, step in changes.steps]))
         if changes.closed:
-            cur.executemany(
+            conn.execute(
                 f"INSERT INTO {s}.alarm_resolved "  # noqa: S608
-                "(engine, layout, alarm_id, entity_id, at, doc) VALUES (%s, %s, %s, %s, %s, %s) "
+                "(engine, layout, alarm_id, entity_id, at, doc) "
+                "SELECT %s, %s, a, e, t, d "
+                "FROM unnest(%b::text[], %b::text[], %b::float8[], %b::bytea[]) AS u(a, e, t, d) "
                 "ON CONFLICT (engine, layout, alarm_id) DO UPDATE SET doc = EXCLUDED.doc, "
                 "at = EXCLUDED.at",
-                [(*self._key, a.id, a.entity_id, a.resolved or 0.0,
-                  _encoder.encode(msgspec.structs.replace(a, steps=[])))
-                 for a in changes.closed])
+                (*self._key, [a.id for a in changes.closed],
+                 [a.entity_id for a in changes.closed],
+                 [float(a.resolved or 0.0) for a in changes.closed],
+                 [_encoder.encode(msgspec.structs.replace(a, steps=[])) for a in changes.closed]))
         if changes.seen:
-            with cur.copy(f"COPY {s}.alarm_seen (engine, layout, part, seq, id) "
-                          "FROM STDIN") as copy:
-                for n, event_id in enumerate(changes.seen, start=seq + 1):
-                    copy.write_row((*key, n, event_id))
-            cur.execute(f"DELETE FROM {s}.alarm_seen WHERE engine = %s "  # noqa: S608
-                        "AND layout = %s AND part = %s AND seq <= %s",
-                        (*key, seq + len(changes.seen) - self._window))
+            conn.execute(
+                f"INSERT INTO {s}.alarm_seen (engine, layout, part, seq, id) "  # noqa: S608
+                "SELECT %s, %s, %s, %s + n, id FROM unnest(%b::text[]) WITH ORDINALITY "
+                "AS u(id, n)", (*key, seq, changes.seen))
+            conn.execute(f"DELETE FROM {s}.alarm_seen WHERE engine = %s "  # noqa: S608
+                         "AND layout = %s AND part = %s AND seq <= %s",
+                         (*key, seq + len(changes.seen) - self._window))
 
     def resolved(self, entity_id: str | None, limit: int) -> list[Alarm]:
         conn = self._pg.get()
