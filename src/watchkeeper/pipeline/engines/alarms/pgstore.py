@@ -4,9 +4,10 @@ The same model as the SQLite store (:mod:`.store`), in tables keyed by engine na
 ``layout`` (the partition count, so changing ``partitions`` starts a fresh layout):
 
 - ``alarm_partitions``: each partition's version (grows with every commit) and the
-  sequence number of its last remembered event id. A commit locks the partition's row
-  (``SELECT ... FOR UPDATE``) and writes only if the version is the one it computed
-  from, else :class:`StaleState`: the same optimistic rule as SQLite's, across hosts.
+  sequence number of its last remembered event id. A commit moves the partition's row on
+  only from the version it computed from (a conditional ``UPDATE``, whose row lock
+  holds to the commit), else :class:`StaleState`: the same optimistic rule as SQLite's,
+  across hosts.
 - ``alarm_tracks``: each entity's track (its open alarm without the steps).
 - ``alarm_steps``: the append-only step log, by alarm id and index.
 - ``alarm_resolved``: closed alarms (their steps stay in ``alarm_steps``).
