@@ -213,10 +213,12 @@ class SqliteTokenStore(_SqlTokenStore):
         if self._reader is None:
             raise ArchiveError("the token store is not started")
         try:
-            row = self._reader.execute(_REVISION).fetchone()
+            # fetchall: the statement runs to its end, so no read transaction (and no old
+            # snapshot) outlives the call.
+            rows = self._reader.execute(_REVISION).fetchall()
         except sqlite3.Error as exc:
             raise ArchiveError(f"{self.path}: {exc}") from exc
-        return int(row[0]) if row else 0
+        return int(rows[0][0]) if rows else 0
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
