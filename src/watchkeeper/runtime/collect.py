@@ -31,6 +31,7 @@ from watchkeeper.clock import Clock, SystemClock
 from watchkeeper.collect.build import CollectorPool, build_jobs, close_collectors
 from watchkeeper.collect.credentials import resolve_credential
 from watchkeeper.collect.errorlog import ErrorLog
+from watchkeeper.collect.genie.testbed import looks_like_pyats, read_pyats_inventory
 from watchkeeper.collect.manager import LatestResults, Manager
 from watchkeeper.collect.remote import RemoteCollector, RemoteServer, Spool
 from watchkeeper.collect.remote.convert import config_to_wire, result_from_wire
@@ -67,6 +68,8 @@ def read_inventory(path: str) -> list[Device]:
                           key="inventory.file") from None
     except UnicodeDecodeError:
         raise ConfigError("the inventory file is not UTF-8 text", file=path) from None
+    if looks_like_pyats(text):  # a pyATS testbed, read by pyATS' loader (docs/genie.md)
+        return read_pyats_inventory(path)
     return parse_testbed(text, source=path)
 
 
