@@ -30,7 +30,10 @@ def up(tmp_path: Path) -> Iterator[tuple[Stack, Path]]:
     proc = subprocess.Popen([*WATCHKEEPER, "up", "-c", str(config), "--listen",
                              f"127.0.0.1:{port}"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            # the client's variables, exported: `up` must still start
+                            env={**os.environ, "PYTHONUNBUFFERED": "1",
+                                 "WATCHKEEPER_SERVER": f"http://127.0.0.1:{port}",
+                                 "WATCHKEEPER_TOKEN": "not-a-key", "WATCHKEEPER_URL": "x"})
     stack = Stack(proc, f"http://127.0.0.1:{port}")
     try:
         stack.wait_ready()
