@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Route
 
 from watchkeeper.api import openapi
 from watchkeeper.api.auth import PROTECTED, TokenAuth
-from watchkeeper.api.errors import HANDLERS, ContainErrors
+from watchkeeper.api.errors import HANDLERS, ContainErrors, scrub_paths
 from watchkeeper.api.esmond import EsmondApi
 from watchkeeper.api.inventory import InventoryApi
 from watchkeeper.api.limits import BodyLimit
@@ -64,7 +64,9 @@ def create_app(
     @operation("watchkeeper's own Prometheus metrics", "public", errors=(),
                answer_type="text/plain")
     async def exposition(request: Request) -> Response:
-        return Response(metrics.exposition(),
+        # Public whatever public_reads says: labels (a model's stale reason) may quote a
+        # server path, which is not for everyone.
+        return Response(scrub_paths(metrics.exposition().decode()),
                         media_type="text/plain; version=0.0.4; charset=utf-8")
 
     document: dict[str, Any] = {}

@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from watchkeeper.api.errors import scrub_paths
 from watchkeeper.api.limits import decode_json, whole_param
 from watchkeeper.api.openapi import Param, operation, paging
 from watchkeeper.api.redact import redact
@@ -95,7 +96,8 @@ def summary(model: LiveModel) -> InventoryCollector:
     return InventoryCollector(
         name=model.name, version=snapshot.version, nodes=snapshot.graph.node_count,
         relations=snapshot.graph.relation_count, synced_at=snapshot.synced_at,
-        stale_since=snapshot.stale_since, stale_reason=snapshot.stale_reason,
+        stale_since=snapshot.stale_since,
+        stale_reason=None if snapshot.stale_reason is None else scrub_paths(snapshot.stale_reason),
         versions=model.versions(),
         stats=InventoryStats(builds=stats.builds, build_failures=stats.build_failures,
                              discarded_builds=stats.discarded_builds,

@@ -41,6 +41,8 @@ SECRETS = ("s3cret-community", "hunter2-password")
 CONFIG = """\
 data_dir: {data_dir}
 inventory:
+  file: {data_dir}/inventory.yaml
+  collectors: {{static: {{period: 0.2}}}}
   devices:
     - name: core1
       address: 127.0.0.1
@@ -60,6 +62,10 @@ engines:
   - name: alarms
     engine: alarms
 """
+
+
+INVENTORY_FILE = "devices: [{name: edge1, address: 127.0.0.2}]\n"
+"""The static model's file (``data_dir/inventory.yaml``), rebuilt every 0.2 s."""
 
 
 @dataclass
@@ -85,13 +91,14 @@ class FullApp:
 @asynccontextmanager
 async def full_app(data_dir: Path, *, public_reads: bool = True,
                    max_body_bytes: int = 1_000_000) -> AsyncIterator[FullApp]:
+    (data_dir / "inventory.yaml").write_text(INVENTORY_FILE)
     settings, locator = load_settings(CONFIG.format(data_dir=data_dir), source="wk.yaml")
     clock = FakeClock(NOW)
     metrics = SelfMetrics()
     archive = build_archive(settings, locator, clock=clock, metrics=metrics)
     parts = build_esmond(settings, locator, archive=archive, clock=clock)
     assert parts.esmond is not None
-    inventory = build_inventory(settings, locator, clock=clock)
+    inventory = build_inventory(settings, locator, clock=clock, metrics=metrics)
     bus = LocalBus()
     services = Services(clock=clock, metrics=metrics, sink=archive)
     pipeline = build_pipeline(build_engines(settings, locator, services), bus, locator)

@@ -3,6 +3,7 @@ no answer to a request without a token carries a secret or a server path."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -91,6 +92,26 @@ async def test_anonymous_answers_carry_no_secret_or_path(full: FullApp) -> None:
         assert core["attrs"]["connections"]["snmp"] == {"community": "<redacted>",
                                                         "port": 16161}
         assert core["attrs"]["connections"]["ssh"]["password"] == "<redacted>"
+
+
+async def test_a_stale_model_names_no_server_path(full: FullApp) -> None:
+    """A model whose file broke is stale with the reason, and neither the inventory
+    listing nor /metrics (both public) shows the file's path."""
+    (full.data_dir / "inventory.yaml").write_text("devices: [\n")
+    async with full.client() as anonymous:
+        for _ in range(200):  # the static model looks at its file every 0.2 s (fake clock)
+            await full.clock.advance(1)
+            listing = await anonymous.get("/api/v1/inventory")
+            [static] = listing.json()["collectors"]
+            if static["stale_reason"]:
+                break
+            await asyncio.sleep(0.05)
+        assert "invalid YAML" in static["stale_reason"]
+        assert "<path>" in static["stale_reason"]
+        assert str(full.data_dir) not in listing.text
+        metrics = await anonymous.get("/metrics")
+        assert "invalid YAML" in metrics.text
+        assert str(full.data_dir) not in metrics.text
 
 
 NOW = 1_700_000_000.0
