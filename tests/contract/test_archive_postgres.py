@@ -142,19 +142,71 @@ async def test_a_newer_schema_is_refused(pg_schema: str) -> None:
             pass
 
 
-async def test_a_corrupt_log_row_stops_the_start(pg_schema: str) -> None:
-    """A log row that cannot be read is an error, never silently dropped data."""
+async def test_a_corrupt_log_row_fails_the_reads_of_its_shard(pg_schema: str) -> None:
+    """A log row that cannot be read is an error, never silently dropped data: start-up
+    does not wait for the log, so it starts; reads of that shard fail; the row stays."""
     async with postgres(pg_schema) as archive:
         await archive.write([Measurement(key=SHARED, ts=T0, value=1.0)])
     with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute(f"INSERT INTO {pg_schema}.ingest_log VALUES (0, 0, 'x', 1, '\\x02dead')")
+        conn.execute(f"INSERT INTO {pg_schema}.ingest_log SELECT 0, id % 64, 'x', 1,"
+                     f" '\\x02dead' FROM {pg_schema}.series")
 
-    with pytest.raises(ArchiveError, match="corrupt ingest log row"):
-        async with postgres(pg_schema):
-            pass
+    async with postgres(pg_schema) as archive:
+        with pytest.raises(ArchiveError, match="corrupt ingest log row"):
+            await archive.read(SHARED, T0, T0)
     with psycopg.connect(PG_DSN, autocommit=True) as conn:
         (rows,) = conn.execute(f"SELECT count(*) FROM {pg_schema}.ingest_log").fetchone() or (0,)
     assert rows == 1
+
+
+def _log_rows(schema: str) -> int:
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        (rows,) = conn.execute(f"SELECT count(*) FROM {schema}.ingest_log").fetchone() or (0,)
+    return int(rows)
+
+
+async def _until(condition: Any, what: str) -> None:
+    for _ in range(600):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never happened: {what}")
+
+
+async def test_the_log_is_compacted_by_age_and_vacuumed(pg_schema: str) -> None:
+    """Points that fill no chunk leave the log by themselves, and the log is vacuumed."""
+    def vacuumed() -> bool:
+        with psycopg.connect(PG_DSN, autocommit=True) as conn:
+            row = conn.execute("SELECT vacuum_count FROM pg_stat_user_tables WHERE"
+                               " schemaname = %s AND relname = 'ingest_log'",
+                               (pg_schema,)).fetchone()
+        return bool(row and row[0])
+
+    async with postgres(pg_schema, compact_after=0.05) as archive:
+        await archive.write([Measurement(key=SHARED, ts=T0 + i, value=float(i))
+                             for i in range(10)])
+        await archive.write([Measurement(key=SHARED, ts=T0 + 10, value=10.0)])
+        await _until(lambda: _log_rows(pg_schema) == 0, "the log drained")
+        await _until(vacuumed, "the log was vacuumed")
+        points = await archive.read(SHARED, T0, T0 + 10)
+    assert points.values.tolist() == [float(i) for i in range(11)]
+
+
+async def test_start_does_not_wait_for_compaction(pg_schema: str) -> None:
+    """With every shard's compaction lock held elsewhere, an archive starts beside another
+    one's backlog and reads it exactly; the backlog drains once the locks go."""
+    async with postgres(pg_schema, compact_after=3600) as writer:
+        await writer.write([Measurement(key=SHARED, ts=T0 + i, value=float(i))
+                            for i in range(5)])
+        with psycopg.connect(PG_DSN, autocommit=True) as locks:
+            locks.execute("SELECT pg_advisory_lock(hashtext(%s), s) FROM"
+                          " generate_series(0, 63) AS s", (pg_schema,))
+            async with postgres(pg_schema, compact_after=0.05) as restarted:
+                assert _log_rows(pg_schema) > 0
+                points = await restarted.read(SHARED, T0, T0 + 10)
+                assert points.values.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+                locks.execute("SELECT pg_advisory_unlock_all()")
+                await _until(lambda: _log_rows(pg_schema) == 0, "the backlog drained")
 
 
 def _count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:

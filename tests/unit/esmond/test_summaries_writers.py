@@ -105,16 +105,16 @@ async def test_turns_are_counted_and_exclusive() -> None:
         order: list[str] = []
 
         async def later() -> Mapping[str, int]:
-            async with second.writing(["k", "j"]) as turns:
+            async with second.writing([("k", "throughput"), ("j", "throughput")]) as turns:
                 order.append("second begins")
                 return dict(turns)
 
-        async with first.writing(["k"]) as turns:
-            assert turns == {"k": 1}
+        async with first.writing([("k", "throughput")]) as turns:
+            assert turns == {("k", "throughput"): 1}
             waiting = asyncio.create_task(later())
             await _until_waiting_for_lock()
             order.append("first ends")
-        assert await waiting == {"k": 2, "j": 1}
+        assert await waiting == {("k", "throughput"): 2, ("j", "throughput"): 1}
     assert order == ["first ends", "second begins"]
 
 
@@ -138,7 +138,7 @@ async def test_single_process_store_takes_no_lock(tmp_path: Path) -> None:
     store = SqliteMetadataStore(tmp_path)
     async with AsyncExitStack() as stack:
         await store.start(stack)
-        async with store.writing(["k"]) as turns:
+        async with store.writing([("k", "throughput")]) as turns:
             assert turns == {}
 
 
@@ -146,7 +146,8 @@ class _Refusing(SqliteMetadataStore):
     """A store whose turns cannot be taken (the database went away)."""
 
     @asynccontextmanager
-    async def writing(self, keys: Sequence[str]) -> AsyncIterator[Mapping[str, int]]:
+    async def writing(self, series: Sequence[tuple[str, str]]
+                      ) -> AsyncIterator[Mapping[tuple[str, str], int]]:
         raise ArchiveError("PostgreSQL metadata store: connection refused")
         yield {}  # pragma: no cover - unreachable, makes this a generator
 
@@ -185,13 +186,15 @@ def _series(metadata: str, metric: str = "throughput") -> SeriesKey:
     return SeriesKey.make(metadata, "esmond", metric, {})
 
 
-def test_bin_cache_forgets_one_metadata() -> None:
-    """forget() hides the states of one metadata's series; others stay; new ones count."""
+def test_bin_cache_forgets_one_event_type_of_one_metadata() -> None:
+    """forget() hides the states of one metadata's event type; others stay; new ones count."""
     cache = _BinCache(10)
-    cache.update({(_series("m1"), 0): 1.0, (_series("m2"), 0): 2.0})
-    cache.forget("m1")
+    cache.update({(_series("m1"), 0): 1.0, (_series("m2"), 0): 2.0,
+                  (_series("m1", "packet-count-sent"), 0): 4.0})
+    cache.forget(("m1", "throughput"))
     assert cache.get((_series("m1"), 0)) is None
     assert cache.get((_series("m2"), 0)) == 2.0
+    assert cache.get((_series("m1", "packet-count-sent"), 0)) == 4.0
     cache.update({(_series("m1"), 0): 3.0})
     assert cache.get((_series("m1"), 0)) == 3.0
 
@@ -207,7 +210,7 @@ async def test_bin_cache_reads_the_end_again_after_forget() -> None:
         assert await cache.last_ts(archive, key) == -math.inf
         cache.stored({key: 100})
         assert await cache.last_ts(archive, key) == 100
-        cache.forget("m1")
+        cache.forget(("m1", "throughput"))
         cache.stored({key: 200})  # a stale entry is not advanced
         assert await cache.last_ts(archive, key) == -math.inf
 
@@ -215,6 +218,6 @@ async def test_bin_cache_reads_the_end_again_after_forget() -> None:
 def test_a_disabled_bin_cache_keeps_nothing() -> None:
     """With size 0 nothing is cached, and forget() has nothing to do."""
     cache = _BinCache(0)
-    cache.forget("m1")
+    cache.forget(("m1", "throughput"))
     cache.update({(_series("m1"), 0): 1.0})
     assert cache.get((_series("m1"), 0)) is None

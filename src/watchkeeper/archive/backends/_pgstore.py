@@ -285,6 +285,21 @@ class PgStore:
         return [(seq, shard, None if blob is None else bytes(blob))
                 for seq, shard, blob in await cur.fetchall()]
 
+    async def aged_shards(self, conn: Connection, seen: int | None) -> tuple[int, list[int]]:
+        """The log's last seq now, and the shards holding rows up to ``seen`` (None: any)."""
+        cur = await conn.execute(
+            self.q("SELECT (SELECT last_value FROM {s}.log_seq), ARRAY(SELECT DISTINCT shard"
+                   " FROM {s}.ingest_log WHERE seq <= coalesce(%s, 9223372036854775807))"),
+            (seen,),
+        )
+        last, shards = await cur.fetchone() or (0, [])
+        return int(last), [int(shard) for shard in shards]
+
+    async def vacuum(self, conn: Connection, table: str) -> None:
+        """VACUUM one of the schema's tables (on an autocommit connection, outside any
+        transaction): compaction's dead tuples become reusable space at once."""
+        await conn.execute(sql.SQL("VACUUM {}.{}").format(self._s, sql.Identifier(table)))
+
     async def delete_log(self, conn: Connection, seqs: Sequence[int]) -> None:
         await conn.execute(self.q("DELETE FROM {s}.ingest_log WHERE seq = ANY(%s::bigint[])"),
                            (list(seqs),))

@@ -21,7 +21,18 @@ own from memory, other writers' from the table) in sequence order, merges them i
 the chunks (a later row wins on equal timestamps), and deletes them, in one
 transaction. A writer compacts a shard once its own pending points there reach about
 ``chunk_points`` per series (at most ``max_log_points / shards``), in a background task
-off the write path; all shards at start (recovering from a crash) and at close.
+off the write path, and at close.
+
+**Compaction by age.** Every read merges its shard's log, so a log that never fills a
+chunk (a bulk load of short series, a crashed writer's rows) would slow reads for good.
+Every ``compact_after`` seconds each instance looks at the log and compacts, in the
+background, every shard holding rows it already saw at its previous look: no row stays
+in the log much longer than twice that, whoever wrote it. The first look comes at start
+and takes in whatever is there (a crashed writer's backlog), but start-up never waits
+for it: reads are exact while the log drains. Compaction deletes log rows and rewrites
+partial chunks, which leaves dead tuples that autovacuum reaches late; once a round of
+compactions is over (or ``vacuum_rows`` chunk rows were rewritten meanwhile) the
+instance vacuums the two tables it changed.
 
 **Reads** from any instance are exact: one statement (one snapshot) returns the
 series' chunks in range and its shard's log rows; the log rows are applied over the
@@ -43,6 +54,7 @@ two truly concurrent writes of the same point may end either way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import uuid
@@ -124,6 +136,10 @@ class PostgresOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     """Bound on the points this instance keeps in the log (and in memory) before compacting."""
     pool_size: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
     """Connections to keep open."""
+    compact_after: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    """Seconds between looks at the log; rows seen at one look are compacted at the next."""
+    vacuum_rows: Annotated[int, msgspec.Meta(ge=1)] = 50_000
+    """Rewritten chunk rows after which the tables are vacuumed even while compacting."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -155,6 +171,10 @@ class PostgresArchive(Archive):
         self._write_lock = asyncio.Lock()
         self._dirty: set[int] = set()
         self._compactor: asyncio.Task[None] | None = None
+        self._looker: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self._rewritten = 0  # chunk rows deleted by compactions since the last vacuum
+        self._compacted = 0  # shards compacted since the last vacuum
         self._closing = False
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -175,11 +195,15 @@ class PostgresArchive(Archive):
                 self._series_in_shard = np.zeros(self._shards, dtype=np.int64)
                 for row in await self._store.all_series(conn):
                     self._learn(row)
-            await self._compact(range(self._shards))  # what a crashed writer left
+        # What a crashed writer left is compacted in the background (the first look).
+        self._looker = asyncio.create_task(self._look_loop(), name="pg-archive-look")
 
     async def _close(self) -> None:
         self._closing = True
+        self._stop.set()
         try:
+            if self._looker is not None:
+                await self._looker
             if self._compactor is not None:
                 await self._compactor
             await self._compact(range(len(self._own)))  # none if the start failed
@@ -384,10 +408,7 @@ class PostgresArchive(Archive):
         limit = np.minimum(self._opts.chunk_points * np.maximum(self._series_in_shard, 1),
                            max(self._opts.max_log_points // self._shards, 1))
         self._dirty.update(np.flatnonzero(self._pending >= limit).tolist())
-        if self._dirty and not self._closing and (
-            self._compactor is None or self._compactor.done()
-        ):
-            self._compactor = asyncio.create_task(self._compact_dirty())
+        self._kick()
 
     async def _compact_dirty(self) -> None:
         while self._dirty and not self._closing:
@@ -396,8 +417,45 @@ class PostgresArchive(Archive):
             try:
                 await self._compact([shard])
             except (psycopg.Error, ArchiveError):
-                # The log keeps the data; the next write over the limit tries again.
+                # The log keeps the data; the next look (or write over the limit) retries.
                 log.exception("compacting shard %d of %s failed", shard, self._opts.schema)
+
+    def _kick(self) -> None:
+        """Start compacting the dirty shards, unless a compaction runs already."""
+        if self._dirty and not self._closing and (
+            self._compactor is None or self._compactor.done()
+        ):
+            self._compactor = asyncio.create_task(self._compact_dirty())
+
+    async def _look_loop(self) -> None:
+        """Compact by age and vacuum, every ``compact_after`` seconds until closing."""
+        seen: int | None = None  # the log's last seq at the previous look; None: all
+        while not self._closing:
+            try:
+                seen = await self._look(seen)
+            except (psycopg.Error, ArchiveError):
+                log.exception("looking after the ingest log of %s failed", self._opts.schema)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self._opts.compact_after)
+
+    async def _look(self, seen: int | None) -> int:
+        """Mark the shards holding rows up to ``seen`` dirty; vacuum after compactions.
+        Returns the log's last seq now."""
+        busy = self._compactor is not None and not self._compactor.done()
+        if self._compacted and (not busy or self._rewritten >= self._opts.vacuum_rows):
+            await self._vacuum()
+        async with self._connection() as conn:
+            last, shards = await self._store.aged_shards(conn, seen)
+        self._dirty.update(shards)
+        self._kick()
+        return last
+
+    async def _vacuum(self) -> None:
+        tables = ["ingest_log", "chunks"] if self._rewritten else ["ingest_log"]
+        self._compacted = self._rewritten = 0
+        async with self._connection() as conn:
+            for table in tables:
+                await self._store.vacuum(conn, table)
 
     async def _compact(self, shards: Sequence[int] | range) -> None:
         for shard in shards:
@@ -406,6 +464,7 @@ class PostgresArchive(Archive):
                     await self._store.lock_shard(conn, shard)
                     forget = await self._compact_locked(conn, shard)
                 self._forget(shard, forget)
+            self._compacted += 1
 
     async def _compact_locked(self, conn: Connection, shard: int) -> list[int]:
         """Move every log row of ``shard`` into chunks; returns the own seqs now gone."""
@@ -413,23 +472,13 @@ class PostgresArchive(Archive):
         logged = await self._store.log_rows(conn, [shard], list(own))
         if not logged:
             return list(own)
-        heads = {kind: Head(np.float64 if kind == "float" else object) for kind in KINDS}
-        for seq, _, blob in logged:
-            batch = own[seq].batch if blob is None else decode_batch(blob)
-            for kind, (sids, ts, values) in zip(KINDS, batch.columns, strict=True):
-                heads[kind].append(seq, sids, ts, values)
-        grouped = [(kind, head.take()) for kind, head in heads.items() if len(head)]
+        # The decoding and encoding run in a thread: reads keep being answered meanwhile.
+        grouped = await asyncio.to_thread(_grouped, logged, own)
         old = await self._old_chunks(conn, [g for _, g in grouped])
-        flushes = []
-        for kind, g in grouped:
-            flush = Flush(kind, self._opts.chunk_points)
-            for i in range(len(g.sids)):
-                sid, ts, values = g.series(i)
-                tail, rows = old[sid]
-                flush.add(sid, ts, values, tail, rows)
-            flushes.append(flush)
-        await self._store.replace_chunks(conn, [d for f in flushes for d in f.deleted],
-                                         [r for f in flushes for r in f.inserted()])
+        deleted, inserted = await asyncio.to_thread(_flushed, grouped, old,
+                                                    self._opts.chunk_points)
+        await self._store.replace_chunks(conn, deleted, inserted)
+        self._rewritten += len(deleted)
         await self._store.widen_ranges(conn, _ranges([g for _, g in grouped]))
         await self._store.delete_log(conn, [seq for seq, _, _ in logged])
         # Every own row was compacted now, or by another process before.
@@ -518,6 +567,32 @@ def _by_shard(batch: Batch, shards: int) -> list[tuple[int, Batch]]:
             part = parts.setdefault(int(keys[lo]), [Column.empty(kind) for kind in KINDS])
             part[k] = Column(column.sids[rows], column.ts[rows], column.values[rows])
     return [(shard, Batch((), (c[0], c[1], c[2]))) for shard, c in sorted(parts.items())]
+
+
+def _grouped(logged: Sequence[tuple[int, int, bytes | None]],
+             own: dict[int, _Own]) -> list[tuple[Kind, Grouped]]:
+    """The log rows' points by kind and series (own rows from memory, others decoded)."""
+    heads = {kind: Head(np.float64 if kind == "float" else object) for kind in KINDS}
+    for seq, _, blob in logged:
+        batch = own[seq].batch if blob is None else decode_batch(blob)
+        for kind, (sids, ts, values) in zip(KINDS, batch.columns, strict=True):
+            heads[kind].append(seq, sids, ts, values)
+    return [(kind, head.take()) for kind, head in heads.items() if len(head)]
+
+
+def _flushed(grouped: list[tuple[Kind, Grouped]],
+             old: dict[int, tuple[Tail | None, list[ChunkRow]]],
+             chunk_points: int) -> tuple[list[tuple[int, int]], list[ChunkRow]]:
+    """The chunks the grouped points replace, and the chunks that replace them."""
+    flushes = []
+    for kind, g in grouped:
+        flush = Flush(kind, chunk_points)
+        for i in range(len(g.sids)):
+            sid, ts, values = g.series(i)
+            tail, rows = old[sid]
+            flush.add(sid, ts, values, tail, rows)
+        flushes.append(flush)
+    return [d for f in flushes for d in f.deleted], [r for f in flushes for r in f.inserted()]
 
 
 def _ranges(grouped: list[Grouped]) -> tuple[list[int], list[int], list[int]]:

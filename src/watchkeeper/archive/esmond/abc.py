@@ -77,19 +77,21 @@ class MetadataStore(ABC):
         """
 
     @asynccontextmanager
-    async def writing(self, keys: Sequence[str]) -> AsyncIterator[Mapping[str, int]]:
-        """Hold the right to write the points of metadata ``keys``, against every process.
+    async def writing(self, series: Sequence[tuple[str, str]]
+                      ) -> AsyncIterator[Mapping[tuple[str, str], int]]:
+        """Hold the right to write the points of ``(metadata key, event type)`` pairs,
+        against every process.
 
         Summaries are read, folded and written back (:mod:`.service`), so two processes
-        writing one metadata at once must take turns. Yields, per key, how many turns it
-        has had, this one included: a writer that counts one more than at its own last
-        turn knows nobody else wrote since, so what it cached of that metadata holds.
+        writing one event type of one metadata at once must take turns. Yields, per pair,
+        how many turns it has had, this one included: a writer that counts one more than
+        at its own last turn knows nobody else wrote since, so what it cached holds.
 
         This default is for a store only one process writes through (the embedded
         deployment: its archive admits one writing process): no lock, and an empty
         mapping, which means "nobody else writes".
         """
-        del keys
+        del series
         yield {}
 
     async def get(self, key: str) -> Metadata | None:

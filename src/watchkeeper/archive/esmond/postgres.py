@@ -5,8 +5,8 @@ Same tables and queries as the SQLite store (:mod:`._sql`); keys sort bytewise
 database: metadata creation is de-duplicated by the unique checksum (``ON CONFLICT``),
 and the schema is created under an advisory lock.
 
-**Writers take turns per metadata** (:meth:`writing`): a session advisory lock per
-metadata key, held on a connection of its own while the points and summaries are read,
+**Writers take turns per metadata and event type** (:meth:`writing`): a session
+advisory lock per pair, held on a connection of its own while the points and summaries are read,
 folded and stored, and a counter of turns in ``esmond_writes``, raised (and committed)
 as the turn begins, before anything is stored: a writer that dies mid-turn leaves the
 counter raised, so the others still know their caches are stale. The locks go with the
@@ -27,15 +27,15 @@ from watchkeeper.archive.esmond.model import Metadata, MetadataSpec, new_key
 from watchkeeper.errors import ArchiveError
 
 _SCHEMA_LOCK: Final = 0x65736D6F6E64  # "esmond"
-_WRITE_LOCKS: Final = 0x65736D77  # "esmw": the first half of every per-metadata lock id
+_WRITE_LOCKS: Final = 0x65736D77  # "esmw": the first half of every writing lock id
 # Locks in the order given (unnest keeps it; every process sorts the same way, so two
 # turns never wait for each other crosswise), then counts the turn.
 _BEGIN_TURN: Final = """
     WITH locked AS (SELECT count(pg_advisory_lock(%s, h)) FROM unnest(%s::int[]) AS u(h))
-    INSERT INTO esmond_writes AS w (metadata_key, turns)
-    SELECT k, 1 FROM unnest(%s::text[]) AS k, locked
-    ON CONFLICT (metadata_key) DO UPDATE SET turns = w.turns + 1
-    RETURNING metadata_key, turns"""
+    INSERT INTO esmond_writes AS w (metadata_key, event_type, turns)
+    SELECT k, e, 1 FROM unnest(%s::text[], %s::text[]) AS u(k, e), locked
+    ON CONFLICT (metadata_key, event_type) DO UPDATE SET turns = w.turns + 1
+    RETURNING metadata_key, event_type, turns"""
 SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS esmond_metadata (
         id BIGSERIAL PRIMARY KEY,
@@ -62,8 +62,10 @@ SCHEMA: Final = (
         PRIMARY KEY (metadata_id, position))""",
     "CREATE INDEX IF NOT EXISTS esmond_parameters_name ON esmond_parameters (name, value)",
     """CREATE TABLE IF NOT EXISTS esmond_writes (
-        metadata_key TEXT COLLATE "C" PRIMARY KEY,
-        turns BIGINT NOT NULL)""",
+        metadata_key TEXT COLLATE "C" NOT NULL,
+        event_type TEXT NOT NULL,
+        turns BIGINT NOT NULL,
+        PRIMARY KEY (metadata_key, event_type))""",
 )
 
 
@@ -130,20 +132,22 @@ class PostgresMetadataStore(MetadataStore):
             await cursor.executemany(_sql.TOUCH, [(now, et, key) for key, et in touched])
 
     @asynccontextmanager
-    async def writing(self, keys: Sequence[str]) -> AsyncIterator[Mapping[str, int]]:
-        unique = sorted(set(keys))
-        hashes = sorted({_lock_id(key) for key in unique})
+    async def writing(self, series: Sequence[tuple[str, str]]
+                      ) -> AsyncIterator[Mapping[tuple[str, str], int]]:
+        unique = sorted(set(series))
+        hashes = sorted({_lock_id(*pair) for pair in unique})
+        keys, event_types = [k for k, _ in unique], [e for _, e in unique]
         psycopg = _psycopg()
         async with self._turns:
             try:
                 conn = await self._turn_connection()
-                rows = await (await conn.execute(_BEGIN_TURN, (_WRITE_LOCKS, hashes, unique))
-                              ).fetchall()
+                rows = await (await conn.execute(
+                    _BEGIN_TURN, (_WRITE_LOCKS, hashes, keys, event_types))).fetchall()
             except psycopg.Error as exc:
                 await self._drop_turn_connection()  # with it, any lock it took
                 raise ArchiveError(f"PostgreSQL metadata store: {exc}") from exc
             try:
-                yield {key: int(turns) for key, turns in rows}
+                yield {(key, event_type): int(turns) for key, event_type, turns in rows}
             finally:
                 try:
                     await conn.execute("SELECT pg_advisory_unlock_all()")
@@ -205,10 +209,10 @@ class PostgresMetadataStore(MetadataStore):
             await self._drop_turn_connection()
 
 
-def _lock_id(key: str) -> int:
-    """The second half of a metadata's lock id: a stable 32-bit hash of its key (two keys
-    that collide merely take turns with each other)."""
-    return zlib.crc32(key.encode()) - 2**31
+def _lock_id(key: str, event_type: str) -> int:
+    """The second half of a pair's lock id: a stable 32-bit hash (two pairs that collide
+    merely take turns with each other)."""
+    return zlib.crc32(f"{key}/{event_type}".encode()) - 2**31
 
 
 def _psycopg() -> Any:

@@ -14,9 +14,10 @@ two histograms for one bin in one PUT are both merged (esmond lost one).
 
 **Several writers, exact summaries.** Folding a point into a bin reads the bin's state
 and writes it back, so two processes writing one metadata at once would lose each
-other's points (esmond does). Each commit therefore runs as a *turn* over the metadata
-it writes (:meth:`MetadataStore.writing`): on PostgreSQL a lock per metadata held
-across processes while the bins are read, folded and stored, so any number of servers
+other's points (esmond does). Each commit therefore runs as a *turn* over the event
+types of the metadata it writes (:meth:`MetadataStore.writing`): on PostgreSQL a lock
+per metadata and event type, held across processes while the bins are read, folded and
+stored, so any number of servers
 on one store give the summaries one server gives, and a numeric timestamp stored
 through one is refused (409) through every other. A store that only one process writes
 through (the embedded deployment) takes no lock.
@@ -25,9 +26,9 @@ through (the embedded deployment) takes no lock.
 the newest stored ts of each series written: a point later than that cannot be a
 duplicate and a bin later than that is empty, so a write of points arriving in time
 order reads nothing from the archive. It holds because this process is the only one
-that wrote the metadata since it cached it: the turn counter says so (a turn one more
+that wrote the event type since it cached it: the turn counter says so (a turn one more
 than this process's last), and when another process had a turn in between, everything
-cached of that metadata is dropped and read again under the lock. In the embedded
+cached of that event type is dropped and read again under the lock. In the embedded
 deployment one process owns the store, so the cache is always current (unless esmond
 series are also written through the native API). ``cache_bins=0`` turns it off.
 """
@@ -119,7 +120,8 @@ class EsmondArchive:
         self.clock = clock
         self._registered: dict[str, dict[str, tuple[Summary, ...]]] = {}
         self._bins: _BinCache = _BinCache(cache_bins)
-        self._turns: dict[str, int] = {}  # per metadata, the count at this process's last turn
+        # per (metadata key, event type): the turn count at this process's last turn
+        self._turns: dict[tuple[str, str], int] = {}
         self._touched: dict[tuple[str, str], int] = {}
         self._pending: list[_Request] = []
         self._wakeup = asyncio.Event()
@@ -193,10 +195,10 @@ class EsmondArchive:
         out = _Output()
         for ts, value in points:
             out.put(slot.key, ts, slot.kind, value)
-        async with self.metadata.writing([key]) as turns:
+        async with self.metadata.writing([(key, event_type)]) as turns:
             self._take_turns(turns)
             await self._store(out, touched=[])
-        self._bins.forget(key)  # what was cached of these series may be stale now
+        self._bins.forget((key, event_type))  # what was cached of it may be stale now
         return len(out.values)
 
     # -- reads --------------------------------------------------------------------------
@@ -247,23 +249,24 @@ class EsmondArchive:
         live = [r for r in requests if not r.done.done()]  # else the client went away
         if not live:
             return
+        series = {(r.key, p.event_type) for r in live for p in r.points}
         try:
-            async with self.metadata.writing([r.key for r in live]) as turns:
+            async with self.metadata.writing(sorted(series)) as turns:
                 self._take_turns(turns)
                 await self._commit_turn(live)
         except Exception as exc:  # taking the turn failed: nothing was stored
-            log.exception("esmond writes to %d metadata could not take their turn",
-                          len({r.key for r in live}))
+            log.exception("esmond writes to %d series could not take their turn",
+                          len(series))
             for request in live:
                 if not request.done.done():
                     request.done.set_exception(exc)
 
-    def _take_turns(self, turns: Mapping[str, int]) -> None:
-        """Drop what is cached of metadata another process wrote since our last turn."""
-        for key, count in turns.items():
-            if self._turns.get(key) != count - 1:
-                self._bins.forget(key)
-            self._turns[key] = count
+    def _take_turns(self, turns: Mapping[tuple[str, str], int]) -> None:
+        """Drop what is cached of event types another process wrote since our last turn."""
+        for pair, count in turns.items():
+            if self._turns.get(pair) != count - 1:
+                self._bins.forget(pair)
+            self._turns[pair] = count
 
     async def _commit_turn(self, requests: list[_Request]) -> None:
         scratch = _Scratch(self._bins)
@@ -290,7 +293,8 @@ class EsmondArchive:
         except Exception as exc:
             log.exception("storing %d esmond writes failed", len(accepted))
             for request in accepted:
-                self._bins.forget(request.key)  # whatever was stored, read it again
+                for point in request.points:  # whatever was stored, read it again
+                    self._bins.forget((request.key, point.event_type))
                 if not request.done.done():
                     request.done.set_exception(exc)
             return
@@ -488,24 +492,25 @@ class _BinCache:
     needs no read: nothing can be stored there (the usual case, as points arrive in time
     order).
 
-    Entries carry the *generation* of their metadata (a series' subject is its metadata
-    key); :meth:`forget` moves a metadata to the next one, so all it had cached is
-    ignored at once, and ages out as the cache turns over.
+    Entries carry the *generation* of their event type of their metadata (a series'
+    subject is its metadata key, its metric the event type); :meth:`forget` moves one to
+    the next generation, so all it had cached is ignored at once, and ages out as the
+    cache turns over.
     """
 
     def __init__(self, size: int) -> None:
         self.size = size
         self._states: OrderedDict[tuple[SeriesKey, int], tuple[int, State]] = OrderedDict()
         self._last: dict[SeriesKey, tuple[int, float]] = {}
-        self._generations: dict[str, int] = {}
+        self._generations: dict[tuple[str, str], int] = {}
 
-    def forget(self, metadata_key: str) -> None:
-        """Ignore everything cached of ``metadata_key``'s series."""
+    def forget(self, series: tuple[str, str]) -> None:
+        """Ignore everything cached of one ``(metadata key, event type)``."""
         if self.size:
-            self._generations[metadata_key] = self._generations.get(metadata_key, 0) + 1
+            self._generations[series] = self._generations.get(series, 0) + 1
 
     def _generation(self, key: SeriesKey) -> int:
-        return self._generations.get(key.subject, 0)
+        return self._generations.get((key.subject, key.metric), 0)
 
     async def last_ts(self, archive: Archive, key: SeriesKey) -> float | None:
         """The newest stored ts of series ``key`` (-inf: none); None when the cache is off."""
