@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 import yaml
 
@@ -201,7 +202,8 @@ async def test_secrets_never_reach_logs_or_reports(
     devices = [Device(name="mute", address="127.0.0.1",
                       connections={"snmp": {"port": 9, "community": "env:WK_TEST_COMMUNITY",
                                             "request_timeout": 0.2, "retries": 0}})]
-    config = [spec("snmp", "snmp", objects=[{"name": "up", "oid": "1.3.6.1.2.1.1.3.0"}])]
+    config = [msgspec.structs.replace(  # pysnmp's first import may take a second or more
+        spec("snmp", "snmp", objects=[{"name": "up", "oid": "1.3.6.1.2.1.1.3.0"}]), timeout=10.0)]
     async with Manager(devices, config) as manager:
         await manager.run("r")
         paths = manager.finalize_report(tmp_path / "report.yaml")
