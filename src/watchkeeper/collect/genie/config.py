@@ -94,7 +94,8 @@ def genie_config_from(data: Any, *, source: str | None,
     plugins = data.get("plugins") or {}
     if not isinstance(plugins, Mapping):
         raise where.error("plugins", "must be a mapping of plugin name to settings")
-    entries = [_entry(str(key), body, where) for key, body in sorted(plugins.items())]
+    entries = [_entry(str(key), body, where) for key, body in
+               sorted(plugins.items(), key=lambda kv: str(kv[0]))]
     connections = data.get("connections") or {}
     if not isinstance(connections, Mapping) or not all(
             isinstance(v, Mapping) for v in connections.values()):
@@ -130,10 +131,12 @@ def _entry(key: str, body: Any, where: Locator) -> PluginEntry:
 
 
 def collector_settings(config: GenieConfig, *, timeout: float = 300.0,
-                       connection_timeout: float = 10.0,
+                       connection_timeout: float = 10.0, connect: bool = True,
                        argv: Sequence[str] = ()) -> list[CollectorSettings]:
     """One collector per enabled plugin, named by its key; ``argv`` is the command line the
-    plugins' parsers also read (genie lets a real ``--option`` win over the YAML's)."""
+    plugins' parsers also read (genie lets a real ``--option`` win over the YAML's);
+    ``connect``: connect a device before its plugins run, as genie's timed daemon does (its
+    plain Manager leaves that to ``setup()`` or the plugins)."""
     return [
         CollectorSettings(
             name=entry.key, plugin=ADAPTER, interval=entry.interval, timeout=timeout,
@@ -142,6 +145,7 @@ def collector_settings(config: GenieConfig, *, timeout: float = 300.0,
                 "module": entry.module, "arguments": entry.arguments,
                 "plugin_arguments": entry.plugin_arguments, "argv": list(argv),
                 "connections": config.connections, "connection_timeout": connection_timeout,
+                "connect": connect,
             },
         )
         for entry in config.plugins

@@ -19,10 +19,11 @@ with its collectors made by :func:`~watchkeeper.collect.genie.config.collector_s
 bound to the very testbed object given, so plugins see the user's pyATS devices. Results are
 watchkeeper's (``result["status"]`` is a :class:`~watchkeeper.model.Status`, whose ``name``
 is ``OK``...), keyed by the configuration's plugin key, not the plugin's display name.
-Checks run in worker threads of this process, one at a time per device, never in forked
-children; ``run`` must not be called from inside a running event loop (use the async
-Manager there). ``telemetry.yaml`` keeps genie's shape: run, plugin, device, ``status``
-(capitalised) and ``result`` (ISO-UTC timestamp to message).
+As in genie, ``run`` does not connect devices: ``setup()`` or the plugins do. Checks run
+in worker threads of this process, one at a time per device, never in forked children;
+``run`` must not be called from inside a running event loop (use the async Manager there).
+``telemetry.yaml`` keeps genie's shape: run, plugin, device, ``status`` (capitalised)
+and ``result`` (ISO-UTC timestamp to message).
 """
 
 from __future__ import annotations
@@ -105,7 +106,8 @@ class Manager:
         self.connection_timeout = connection_timeout
         self.configuration: GenieConfig = read_genie_config(configuration)
         specs = collector_settings(self.configuration, timeout=float(timeout),
-                                   connection_timeout=float(connection_timeout), argv=argv)
+                                   connection_timeout=float(connection_timeout),
+                                   connect=False, argv=argv)
         self._manager = _Manager(devices_from_testbed(testbed), specs)
         for job in self._manager.jobs:
             if isinstance(job.collector, GeniePluginCollector):
