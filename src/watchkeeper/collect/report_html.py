@@ -16,6 +16,7 @@ content is rendered here, escaped, and nothing is built from text in the browser
 from __future__ import annotations
 
 import html
+import json
 import math
 from collections import Counter
 from typing import Any, Final
@@ -248,7 +249,7 @@ def _measurement(m: dict[str, Any], prefix: str) -> str:
 
 def value_text(value: object, unit: str) -> str:
     """A measurement's value for people: numbers in human units, histograms as a bucket
-    count and the total, anything else as compact text."""
+    count and the total, other objects as JSON, cut at 80 characters."""
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, int | float):
@@ -256,5 +257,5 @@ def value_text(value: object, unit: str) -> str:
     if isinstance(value, dict) and all(isinstance(v, int | float) for v in value.values()):
         total = sum(value.values())
         return f"histogram: {len(value)} buckets, {significant(float(total))} samples"
-    text = str(value)
+    text = json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else str(value)
     return text if len(text) <= 80 else text[:79] + "…"

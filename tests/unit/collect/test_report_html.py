@@ -175,7 +175,38 @@ def test_value_text_of_other_kinds() -> None:
     assert value_text({"1": 3, "2": 4}, "ms") == "histogram: 2 buckets, 7 samples"
     assert value_text(True, "") == "true"
     assert value_text(float("nan"), "ms") == "nan"
-    assert value_text({"a": "b"}, "") == "{'a': 'b'}"
+    assert value_text({"a": "b"}, "") == '{"a": "b"}'
     assert value_text("x" * 100, "").endswith("…")
     assert significant(0.0) == "0"
     assert significant(float("nan")) == "nan"
+
+
+class Shapes(Collector):
+    """A histogram and a JSON object beside a number."""
+
+    async def poll(self, device: Device, ctx: PollContext) -> PollResult:
+        key = ctx.measure("x", 1.0).key
+        from watchkeeper.model import Measurement, SeriesKey
+
+        trace = Measurement(key=SeriesKey.make(device.name, ctx.plugin, "trace"), ts=ctx.now,
+                            obj={"hops": [1, 2]})
+        return ctx.result([ctx.measure("rtt", histogram={"1": 3, "2": 4}, unit="ms"), trace,
+                           ctx.measure("x", 1.0, unit="d")], Status.OK, str(key))
+
+
+async def test_histograms_and_objects_reach_the_report(tmp_path: Path) -> None:
+    """Every kind of measurement is in the data file and readable on the page."""
+    config = [CollectorSettings(name="shapes", plugin=f"{__name__}:Shapes", devices=["*"],
+                                timeout=5.0)]
+    async with Manager([Device(name="r1", address="127.0.0.1")], config) as manager:
+        await manager.run("now")
+        data, page = manager.finalize_report(tmp_path / "r.json")
+    values = [m["value"] for m in
+              msgspec.json.decode(data.read_bytes())["runs"]["now"]["results"]["shapes"]["r1"][
+                  "measurements"]]
+    assert values == [{"1": 3, "2": 4}, {"hops": [1, 2]}, 1.0]
+    html = page.read_text()
+    assert "<i>rtt</i> histogram: 2 buckets, 7 samples" in html
+    assert "<i>trace</i> {&quot;hops&quot;: [1, 2]}" in html
+    assert "<i>x</i> 1 d" in html
+    assert "show: <label for='show-problems'>problems 0</label>" in html
