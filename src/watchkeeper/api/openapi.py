@@ -155,7 +155,7 @@ def _operation(route: Route, method: str, spec: Operation | None) -> dict[str, A
     params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
               for n in names]
     entry: dict[str, Any] = {
-        "operationId": f"{method.lower()}_{template(route.path)}",
+        "operationId": _operation_id(method, route.path),
         "summary": spec.summary if spec else "(undescribed)",
         "parameters": params,
         "responses": {"default": {"description": "error",
@@ -163,6 +163,12 @@ def _operation(route: Route, method: str, spec: Operation | None) -> dict[str, A
                                       "schema": {"$ref": "#/components/schemas/ErrorBody"}}}}},
     }
     return entry
+
+
+def _operation_id(method: str, path: str) -> str:
+    """``get_api_v1_series``; a trailing slash adds ``_`` (esmond serves both forms)."""
+    words = re.sub(r"[^A-Za-z0-9]+", "_", template(path)).strip("_")
+    return f"{method.lower()}_{words}" + ("_" if path.endswith("/") else "")
 
 
 def _fill(entry: dict[str, Any], spec: Operation, ref_of: Mapping[Any, Any]) -> None:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from openapi_spec_validator import validate
 from starlette.routing import Route
 
 from tests.unit.api.full_app import SECRETS, FullApp, full_app
@@ -31,6 +32,7 @@ async def _document(full: FullApp) -> dict[str, object]:
     assert response.status_code == 200
     document = response.json()
     assert document["openapi"] == "3.1.0"
+    validate(document)  # a valid OpenAPI 3.1 document, schemas included
     return document
 
 
