@@ -21,6 +21,7 @@ revocation).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import re
 import secrets
@@ -303,9 +304,9 @@ class PostgresTokenStore(_SqlTokenStore):
         except ImportError as exc:  # pragma: no cover - depends on the installed extras
             raise ArchiveError("the PostgreSQL token store needs psycopg: "
                                "pip install 'watchkeeper[postgres]'") from exc
+        exit_stack.push_async_callback(self._close)
         try:
             self._conn = await self._connect(psycopg)
-            exit_stack.push_async_callback(self._conn.close)
             async with self._conn.transaction():
                 # Servers starting together must not race on CREATE TABLE.
                 await self._conn.execute("SELECT pg_advisory_xact_lock(7285830213)")
@@ -316,15 +317,32 @@ class PostgresTokenStore(_SqlTokenStore):
                 await self._conn.execute(
                     "ALTER TABLE api_tokens ADD COLUMN IF NOT EXISTS last_used BIGINT")
             self._probe = await self._connect(psycopg)
-            exit_stack.push_async_callback(self._probe.close)
         except psycopg.Error as exc:
             raise ArchiveError(f"PostgreSQL token store: {exc}") from exc
-        exit_stack.push_async_callback(self._stop_reading)
 
     async def _connect(self, psycopg: Any) -> Any:
         conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
         if self.schema is not None:
             await conn.execute(f'SET search_path TO "{self.schema}"')
+        return conn
+
+    async def _close(self) -> None:
+        await self._stop_reading()
+        for conn in (self._conn, self._probe):
+            if conn is not None:
+                await conn.close()
+
+    async def _usable(self, name: str) -> Any:
+        """The connection ``name`` (_conn or _probe), opened again if it was lost (a
+        server restart, a killed backend): one failed request, not a dead store."""
+        import psycopg
+
+        conn = getattr(self, name)
+        if conn.closed:
+            with contextlib.suppress(psycopg.Error):
+                await conn.close()
+            conn = await self._connect(psycopg)
+            setattr(self, name, conn)
         return conn
 
     async def revision(self) -> int:
@@ -342,8 +360,7 @@ class PostgresTokenStore(_SqlTokenStore):
         while self._next is not None:
             waiting, self._next = self._next, None
             try:
-                cursor = await self._probe.execute(_REVISION)
-                row = await cursor.fetchone()
+                row = await self._read_revision(psycopg)
             except asyncio.CancelledError:  # closing: never leave a caller hanging
                 waiting.set_exception(ArchiveError("the token store is closed"))
                 raise
@@ -351,6 +368,18 @@ class PostgresTokenStore(_SqlTokenStore):
                 waiting.set_exception(ArchiveError(f"PostgreSQL token store: {exc}"))
             else:
                 waiting.set_result(int(row[0]) if row else 0)
+
+    async def _read_revision(self, psycopg: Any) -> Any:
+        probe = await self._usable("_probe")
+        try:
+            cursor = await probe.execute(_REVISION)
+            return await cursor.fetchone()
+        except psycopg.OperationalError:
+            if not probe.closed:
+                raise
+        probe = await self._usable("_probe")  # lost: a read may be repeated, once
+        cursor = await probe.execute(_REVISION)
+        return await cursor.fetchone()
 
     async def _stop_reading(self) -> None:
         if self._reading is not None and not self._reading.done():
@@ -364,6 +393,7 @@ class PostgresTokenStore(_SqlTokenStore):
             raise ArchiveError("the token store is not started")
         async with self._lock:
             try:
+                await self._usable("_conn")
                 if len(statements) == 1:  # autocommit: one round trip
                     rows = await self._fetch(*statements[0])
                 else:

@@ -75,3 +75,31 @@ async def test_postgres_that_cannot_be_reached_is_an_archive_error() -> None:
         store = PostgresTokenStore("host=127.0.0.1 port=9 user=x dbname=x connect_timeout=2")
         with pytest.raises(ArchiveError, match="PostgreSQL token store"):
             await store.start(stack)
+
+
+@pytest.mark.external_service
+async def test_postgres_connections_lost_are_opened_again() -> None:
+    """A killed backend (a database restart): the revision read reconnects and answers at
+    once; a statement on the lost main connection fails once, the next one works."""
+    import psycopg
+
+    schema = f"tokens_test_{uuid.uuid4().hex[:10]}"
+    try:
+        async with AsyncExitStack() as stack:
+            store = PostgresTokenStore(PG_DSN, schema=schema)
+            await store.start(stack)
+            key = await store.create("u", write=True, now=1)
+            before = await store.revision()
+            async with await psycopg.AsyncConnection.connect(PG_DSN, autocommit=True) as admin:
+                for conn in (store._probe, store._conn):  # the backends to kill
+                    await admin.execute("SELECT pg_terminate_backend(%s)",
+                                        (conn.info.backend_pid,))
+            assert await store.revision() == before
+            with pytest.raises(ArchiveError, match="PostgreSQL token store"):
+                await store.lookup(key)
+            found = await store.lookup(key)
+            assert found is not None
+            assert found.user == "u"
+    finally:
+        with psycopg.connect(PG_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
