@@ -104,9 +104,7 @@ class Writer:
 
     def load(self) -> None:
         """Read the catalog, replay the ingest log into the heads, and compact it."""
-        for row in self.store.all_series():
-            series = NewSeries(row.sid, row.key, str(row.key), row.unit, row.kind)
-            self.catalog.add(series, row.first_ms, row.last_ms)
+        self.load_catalog()
         for seq, blob in self.store.log():
             self._apply(seq, decode_batch(blob))
             self._next_seq = seq + 1
@@ -114,6 +112,12 @@ class Writer:
             log.info("replayed %d points from the ingest log of %s", self._log_points,
                      self.store.path)
         self.compact()
+
+    def load_catalog(self) -> None:
+        """Read every series into the catalog."""
+        for row in self.store.all_series():
+            series = NewSeries(row.sid, row.key, str(row.key), row.unit, row.kind)
+            self.catalog.add(series, row.first_ms, row.last_ms)
 
     def close(self) -> None:
         """Compact everything (so the next start replays nothing) and close the file."""
