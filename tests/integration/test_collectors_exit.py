@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -59,15 +60,28 @@ def test_once_exits_right_after_reporting_the_timeout(tmp_path: Path) -> None:
     assert "timed out after 1s" in done.stdout
 
 
-def test_the_daemon_stops_promptly_on_sigterm(tmp_path: Path) -> None:
-    """SIGTERM while a sync poll is stuck: the daemon stops within seconds, exit status 0."""
-    proc = subprocess.Popen([*WATCHKEEPER, "collect", "--config", str(config(tmp_path)),
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.mark.parametrize("command", [["collect"], ["up", "--listen", "127.0.0.1:PORT"]])
+def test_the_daemon_stops_promptly_on_sigterm(tmp_path: Path, command: list[str]) -> None:
+    """SIGTERM while polls are stuck: `collect` and `up` stop within seconds, status 0."""
+    command = [word.replace("PORT", str(free_port())) for word in command]
+    proc = subprocess.Popen([*WATCHKEEPER, *command, "--config", str(config(tmp_path)),
                              "--data-dir", str(tmp_path / "var")],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         assert proc.stdout is not None
-        assert "running" in proc.stdout.readline()
+        for _ in range(20):  # the ready line ("... Ctrl-C stops"), maybe after others
+            line = proc.stdout.readline()
+            if "Ctrl-C stops" in line or not line:
+                break
+        assert "Ctrl-C stops" in line, line or proc.stderr.read()
         time.sleep(3)  # a few stuck polls (and their refusals) happen meanwhile
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=EXIT_WITHIN)

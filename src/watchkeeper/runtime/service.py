@@ -38,7 +38,7 @@ from watchkeeper.runtime.assemble import (
     plan_jobs,
 )
 from watchkeeper.runtime.bridge import outcome_sink
-from watchkeeper.runtime.collect import observed, server_routes
+from watchkeeper.runtime.collect import exit_unhindered, observed, server_routes
 from watchkeeper.runtime.esmond import build_esmond
 from watchkeeper.runtime.grafolean import grafolean_routes
 from watchkeeper.runtime.inventory import (
@@ -102,6 +102,7 @@ async def run(
     Shutdown runs in reverse start order: the API stops taking requests, the scheduler
     stops polling, the pipeline drains and flushes into the archive, the archive closes.
     """
+    exit_unhindered()  # a plugin stuck in to_thread must not hold up the exit
     clock = clock or SystemClock()
     metrics = SelfMetrics()
     try:
