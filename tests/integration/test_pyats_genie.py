@@ -232,6 +232,23 @@ def test_setup_and_takedown_connect_and_disconnect_the_testbed(lab: Path) -> Non
 
 
 @pytest.mark.slow
+def test_collect_once_runs_a_testbed_and_a_genietelemetry_config_unchanged(lab: Path) -> None:
+    """No watchkeeper config at all: the testbed by environment, the genie file by flag."""
+    env = {**os.environ, "WATCHKEEPER_INVENTORY__FILE": str(lab / "testbed.yaml"),
+           "COLUMNS": "200"}
+    run = subprocess.run(
+        [*WATCHKEEPER, "collect", "--once", "--genietelemetry", "genietelemetry.yaml",
+         "--report", "run.yaml"],
+        cwd=lab, env=env, capture_output=True, text=True, timeout=110, check=False)
+    assert run.returncode == 2, run.stderr[-3000:]  # CRITICAL: uname_wrong expects Plan9
+    results = yaml.safe_load((lab / "run.yaml").read_text())["runs"]["once"]["results"]
+    assert results["uname"]["box"]["status"] == "ok"
+    assert results["uname_wrong"]["box"]["status"] == "critical"
+    assert results["uname"]["box"]["measurements"] == [
+        {"series": "box/uname/genie.code", "value": 0.0, "unit": ""}]
+
+
+@pytest.mark.slow
 def test_the_collect_daemon_archives_a_genie_plugin_on_a_pyats_inventory(lab: Path) -> None:
     config = lab / "wk.yaml"
     config.write_text(textwrap.dedent(f"""\

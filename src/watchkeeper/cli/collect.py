@@ -45,6 +45,10 @@ def add_commands(commands: Any) -> None:
                      help="with --once: only this collector (by its config name); repeatable")
     cmd.add_argument("--device", "-d", action="append", metavar="SELECTOR",
                      help="with --once: only devices matching (name, tag:X, group:X)")
+    cmd.add_argument("--genietelemetry", metavar="FILE",
+                     help="also run the plugins of this genie.telemetry configuration, on "
+                          "the inventory (a pyATS testbed may be inventory.file); see "
+                          "docs/genie.md")
     cmd.add_argument("--server", metavar="URL",
                      help="fetch jobs from and send results to this watchkeeper server "
                           "(without it: run locally)")
@@ -57,12 +61,23 @@ def add_commands(commands: Any) -> None:
 
 
 def _collect(args: argparse.Namespace) -> int:
+    code = _run(args)
+    from watchkeeper.runtime.collect import leave_promptly
+
+    return leave_promptly(code)  # never held up by threads a plugin left behind
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.server:
         return _remote(args)
     settings, locator = settings_from_args(args)
     setup_logging(settings.log_level)
     from watchkeeper.runtime import collect
 
+    if args.genietelemetry:
+        from watchkeeper.collect.genie.config import with_genie_plugins
+
+        settings = with_genie_plugins(settings, args.genietelemetry)
     if args.once:
         manager = asyncio.run(collect.run_once(settings, locator, report=args.report,
                                                plugins=args.plugin, devices=args.device))

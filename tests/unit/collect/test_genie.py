@@ -276,6 +276,22 @@ def test_configuration_from_a_path_a_dict_or_an_open_file(tmp_path: Path) -> Non
         read_genie_config(tmp_path / "missing.yaml")
 
 
+def test_a_genie_file_adds_collectors_to_the_settings(tmp_path: Path) -> None:
+    from watchkeeper.collect.genie.config import with_genie_plugins
+    from watchkeeper.settings import load_settings
+
+    path = tmp_path / "gt.yaml"
+    path.write_text(CONFIG)
+    settings, _ = load_settings("collectors: [{name: tcp, plugin: tcp}]", env={})
+    added = with_genie_plugins(settings, path)
+    assert [c.name for c in added.collectors or []] == ["tcp", "alpha", "zeta"]
+    assert [c.name for c in with_genie_plugins(load_settings(env={})[0], path).collectors
+            or []] == ["alpha", "zeta"]  # no collectors configured: only the file's
+    clash, _ = load_settings("collectors: [{name: zeta, plugin: tcp}]", env={})
+    with pytest.raises(ConfigError, match=r"plugins\.zeta: a genie plugin key is also"):
+        with_genie_plugins(clash, path)
+
+
 @pytest.mark.parametrize(("text", "where", "message"), [
     ("- a\n", "gt.yaml", "the top level must be a mapping"),
     ("plugins: [a]\n", "gt.yaml:1: plugins", "must be a mapping of plugin name"),

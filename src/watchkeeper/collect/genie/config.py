@@ -31,7 +31,7 @@ from typing import IO, Any
 import msgspec
 
 from watchkeeper.errors import ConfigError
-from watchkeeper.settings import CollectorSettings, Locator, read_yaml
+from watchkeeper.settings import CollectorSettings, Locator, Settings, read_yaml
 
 ADAPTER = "watchkeeper.collect.genie.adapter:GeniePluginCollector"
 _RESERVED = ("module", "enabled", "interval", "devices", "plugin_arguments")
@@ -150,3 +150,16 @@ def collector_settings(config: GenieConfig, *, timeout: float = 300.0,
         )
         for entry in config.plugins
     ]
+
+
+def with_genie_plugins(settings: Settings, configuration: Configuration) -> Settings:
+    """``settings`` whose collectors also run this configuration's plugins (``watchkeeper
+    collect --genietelemetry FILE``); a plugin key equal to a collector's name is refused."""
+    config = read_genie_config(configuration)
+    own = list(settings.collectors or [])
+    taken = {spec.name for spec in own}
+    for entry in config.plugins:
+        if entry.key in taken:
+            raise ConfigError("a genie plugin key is also a collector's name",
+                              file=config.source, key=f"plugins.{entry.key}")
+    return msgspec.structs.replace(settings, collectors=[*own, *collector_settings(config)])
