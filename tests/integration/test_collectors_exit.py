@@ -60,6 +60,22 @@ def test_once_exits_right_after_reporting_the_timeout(tmp_path: Path) -> None:
     assert "timed out after 1s" in done.stdout
 
 
+def test_once_exits_even_with_a_thread_a_plugin_left_running(tmp_path: Path) -> None:
+    """A plugin's own non-daemon thread would keep the interpreter alive: after a short
+    grace the process flushes its output and ends anyway, with the run's exit code."""
+    path = tmp_path / "wk.yaml"
+    path.write_text("inventory:\n  devices: [{name: target, address: 127.0.0.1}]\n"
+                    "collectors:\n  - {name: leaves, plugin: tests.unit.collect.plugins:"
+                    f"LeavesAThread, options: {{seconds: {STUCK_FOR}}}}}\n")
+    done = subprocess.run([*WATCHKEEPER, "collect", "--once", "--config", str(path),
+                           "--data-dir", str(tmp_path / "var")],
+                          cwd=REPO, capture_output=True, text=True, timeout=EXIT_WITHIN,
+                          check=False, env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr
+    assert "overall OK" in done.stdout  # printed and flushed before the forced exit
+    assert "threads a plugin started still run: plugin-sleeper" in done.stderr
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

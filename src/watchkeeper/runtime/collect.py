@@ -18,6 +18,9 @@ import contextlib
 import logging
 import os
 import socket
+import sys
+import threading
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -122,6 +125,33 @@ def exit_unhindered() -> None:
     """Give the running loop a default executor whose threads never delay exit: a plugin's
     ``to_thread`` call stuck for good must not hold ``collect`` up (see collect.workers)."""
     asyncio.get_running_loop().set_default_executor(DaemonExecutor())
+
+
+EXIT_GRACE = 3.0
+"""Seconds threads a plugin started may run on once ``collect`` is done."""
+
+
+def leave_promptly(code: int, *, grace: float = EXIT_GRACE) -> int:
+    """``code``, once the threads a plugin may have started (not daemons, so the interpreter
+    would wait for them) have ended, or after ``grace`` seconds; then, as a last resort,
+    flush the logs and standard streams and end the process with ``os._exit(code)``."""
+    deadline = time.monotonic() + grace
+    for thread in _lingering():
+        thread.join(max(0.0, deadline - time.monotonic()))
+    left = _lingering()
+    if not left:
+        return code
+    log.warning("exiting while %d threads a plugin started still run: %s", len(left),
+                ", ".join(sorted(t.name for t in left)))
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _lingering() -> list[threading.Thread]:
+    main = threading.main_thread()
+    return [t for t in threading.enumerate() if t is not main and not t.daemon and t.is_alive()]
 
 
 def exit_code(status: Status) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -85,3 +86,15 @@ class SleepyThread(Collector):
     async def poll(self, device: Device, ctx: PollContext) -> PollResult:
         await asyncio.to_thread(time.sleep, self.options.seconds)
         return ctx.result([ctx.measure("slept", self.options.seconds)])
+
+
+class LeavesAThread(Collector):
+    """Starts a (non-daemon) thread that outlives the poll: the interpreter would wait."""
+
+    class Options(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+        seconds: float = 60.0
+
+    async def poll(self, device: Device, ctx: PollContext) -> PollResult:
+        threading.Thread(target=time.sleep, args=(self.options.seconds,),
+                         name="plugin-sleeper").start()
+        return ctx.result([ctx.measure("started", 1.0)])
