@@ -13,6 +13,7 @@ state (connections, counters, cursors) survives, and only dropped ones are close
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -156,14 +157,23 @@ def _bare(exc: ConfigError) -> str:
     return text.split(": ", 1)[1] if text.startswith("<settings>") else text
 
 
-async def close_collectors(collectors: Iterable[Collector]) -> None:
-    """``aclose`` each once; one failing never stops the others closing."""
+CLOSE_TIMEOUT = 5.0
+"""Seconds one collector's ``aclose`` may take at shutdown before it is given up on."""
+
+
+async def close_collectors(collectors: Iterable[Collector], *,
+                           timeout: float = CLOSE_TIMEOUT) -> None:  # noqa: ASYNC109 - per close
+    """``aclose`` each once, each within ``timeout``; one failing or hanging never stops the
+    others closing, nor the process stopping."""
     seen: set[int] = set()
     for collector in collectors:
         if id(collector) in seen:
             continue
         seen.add(id(collector))
         try:
-            await collector.aclose()
+            async with asyncio.timeout(timeout):
+                await collector.aclose()
+        except TimeoutError:
+            log.warning("closing collector %s took over %gs; given up", collector.name, timeout)
         except Exception:
             log.exception("closing collector %s failed", collector.name)

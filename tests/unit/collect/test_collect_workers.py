@@ -16,6 +16,7 @@ import pytest
 from tests.unit.collect.fakes import Recorder, job, settle, spec
 from watchkeeper.clock import SystemClock
 from watchkeeper.collect.abc import Collector, PollContext
+from watchkeeper.collect.build import close_collectors
 from watchkeeper.collect.poll import run_poll
 from watchkeeper.collect.scheduler import Scheduler
 from watchkeeper.collect.workers import DaemonExecutor, PollWorkers, default_workers
@@ -164,3 +165,23 @@ async def test_the_daemon_executor_serves_to_thread_and_never_waits_at_shutdown(
         executor.submit(sum, [])
     gate.set()
     assert stuck.result(timeout=10) is True
+
+
+class HangsOnClose(Quick):
+    async def aclose(self) -> None:
+        await asyncio.sleep(3600)
+
+
+async def test_a_collector_whose_close_hangs_is_given_up_on(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Shutdown closes every collector, each within its bound: a hanging ``aclose`` is
+    logged and left, and the next one still closes."""
+    closed: list[str] = []
+
+    class Closes(Quick):
+        async def aclose(self) -> None:
+            closed.append("closed")
+
+    await close_collectors([HangsOnClose(), Closes()], timeout=0.05)
+    assert closed == ["closed"]
+    assert "closing collector quick took over 0.05s; given up" in caplog.text
