@@ -183,12 +183,13 @@ async def keep_report(latest: LatestResults, path: str, *, clock: Clock,
     try:
         while True:
             await clock.sleep_until(clock.time() + every)
-            await _write_latest(latest, path)
+            await write_latest(latest, path)
     finally:
-        await _write_latest(latest, path)
+        await write_latest(latest, path)
 
 
-async def _write_latest(latest: LatestResults, path: str) -> None:
+async def write_latest(latest: LatestResults, path: str) -> None:
+    """Write the latest results to ``path``; an OS error is logged, not raised."""
     latest.refresh()
     try:
         await asyncio.to_thread(latest.finalize_report, path)

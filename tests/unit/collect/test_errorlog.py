@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+from pathlib import Path
 
 import pytest
 
-from tests.unit.collect.fakes import START
+from tests.unit.collect.fakes import START, settle
 from watchkeeper.clock import FakeClock
 from watchkeeper.collect.abc import PollResult
 from watchkeeper.collect.errorlog import ErrorLog
 from watchkeeper.collect.manager import LatestResults
 from watchkeeper.collect.scheduler import PollOutcome
 from watchkeeper.model import CheckResult, Device, Status
+from watchkeeper.runtime.collect import keep_report, write_latest
 
 
 def outcome(job: str, status: Status, text: str = "", at: float = START) -> PollOutcome:
@@ -57,3 +61,30 @@ async def test_latest_results_keep_each_jobs_last_outcome_as_one_run() -> None:
     run = report["runs"]["latest"]
     assert (report["status"], run["plugins"]) == ("warning", {"a": "warning", "b": "ok"})
     assert run["results"]["a"]["d1"]["messages"][0]["text"] == "meh"
+
+
+async def test_the_daemon_report_is_rewritten_periodically_and_at_the_end(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Every period and once more when cancelled; a path that cannot be written is logged,
+    never fatal to the collector."""
+    clock = FakeClock(START)
+    latest = LatestResults()
+    await latest(outcome("a:d1", Status.OK))
+    report = tmp_path / "latest.json"
+    task = asyncio.create_task(keep_report(latest, str(report), clock=clock, every=10))
+    await settle()
+    await clock.advance(10)
+    for _ in range(200):
+        if report.exists():
+            break
+        await asyncio.sleep(0.01)
+    first = json.loads(report.read_text())
+    assert first["runs"]["latest"]["plugins"] == {"a": "ok"}
+    await latest(outcome("a:d1", Status.CRITICAL, "down", at=START + 10))
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert json.loads(report.read_text())["status"] == "critical"  # written at the end
+
+    (tmp_path / "file").write_text("")
+    await write_latest(latest, str(tmp_path / "file" / "r.yaml"))
+    assert "cannot write the report" in caplog.text
