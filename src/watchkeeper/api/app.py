@@ -16,6 +16,8 @@ from watchkeeper.api import openapi
 from watchkeeper.api.auth import PROTECTED, TokenAuth
 from watchkeeper.api.errors import HANDLERS, ContainErrors, scrub_paths
 from watchkeeper.api.esmond import EsmondApi
+from watchkeeper.api.ingest import PATHS as INGEST_PATHS
+from watchkeeper.api.ingest import IngestApi
 from watchkeeper.api.inventory import InventoryApi
 from watchkeeper.api.limits import BodyLimit
 from watchkeeper.api.native import NativeApi
@@ -27,7 +29,7 @@ from watchkeeper.inventory import InventoryManager
 from watchkeeper.telemetry import SelfMetrics
 from watchkeeper.wire import CollectAck, CollectBatch, CollectConfig
 
-GUARDED: Final = (*PROTECTED, "/api/v1/rollup", "/api/v1/inventory")
+GUARDED: Final = (*PROTECTED, "/api/v1/rollup", "/api/v1/inventory", *INGEST_PATHS)
 """What the token middleware guards: every archive, alarm, collector and inventory route.
 Only health, metrics and the OpenAPI document are outside (they carry no data)."""
 
@@ -78,6 +80,7 @@ def create_app(
         return JSONResponse(document)
 
     routes: list[BaseRoute] = [*NativeApi(archive).routes(),
+                               *IngestApi(archive).routes(),
                                Route("/metrics", exposition, methods=["GET"]),
                                Route(openapi.PATH, describe, methods=["GET"])]
     if inventory is not None:
@@ -88,7 +91,7 @@ def create_app(
     middleware = [Middleware(ContainErrors), Middleware(BodyLimit, max_bytes=max_body_bytes)]
     if tokens is not None:
         middleware.append(Middleware(TokenAuth, tokens=tokens, public_reads=public_reads,
-                                     protected=GUARDED))
+                                     protected=GUARDED, basic=INGEST_PATHS))
     return Starlette(
         routes=routes,
         exception_handlers=HANDLERS,

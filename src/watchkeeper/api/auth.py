@@ -6,7 +6,10 @@ It guards the esmond routes, the native archive routes (``/api/v1/write``,
 (``/api/v1/inventory/notifications``); health, metrics and the inventory read routes pass
 through untouched.
 
-``Authorization: Token <key>`` (keyword in any case). Reads (GET, HEAD, OPTIONS) are
+``Authorization: Token <key>`` or ``Bearer <key>`` (keyword in any case; Prometheus'
+``remote_write.authorization`` sends Bearer). Under the ``basic`` path prefixes (the
+ecosystem's write routes: Prometheus and Telegraf send a username and password), basic
+auth is read too, the key being the password. Reads (GET, HEAD, OPTIONS) are
 public unless ``public_reads`` is off; every other method needs a token with the write
 right. Failures answer in esmond's words and form:
 
@@ -26,6 +29,7 @@ key's "last used" time is written at most once a minute. Keys are never logged.
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
 from collections.abc import Callable
@@ -50,15 +54,18 @@ PROTECTED: Final = ("/esmond/perfsonar/", "/perfsonar/", "/api/v1/write", "/api/
 """Path prefixes the middleware guards."""
 
 
-def parse_authorization(header: bytes | None) -> str | None:
-    """The key of a ``Token <key>`` header; None for no header or another scheme.
+def parse_authorization(header: bytes | None, *, basic: bool = False) -> str | None:
+    """The key of a ``Token <key>`` or ``Bearer <key>`` header (with ``basic``, also the
+    password of a ``Basic`` header); None for no header or another scheme.
 
     Raises AuthError (401) for a ``Token`` header without exactly one key.
     """
     if not header:
         return None
     parts = header.split()
-    if not parts or parts[0].lower() != b"token":
+    if basic and len(parts) == 2 and parts[0].lower() == b"basic":
+        return _basic_password(parts[1])
+    if not parts or parts[0].lower() not in (b"token", b"bearer"):
         return None
     if len(parts) == 1:
         raise AuthError("Invalid token header. No credentials provided.")
@@ -71,6 +78,17 @@ def parse_authorization(header: bytes | None) -> str | None:
                         "characters.") from None
 
 
+def _basic_password(encoded: bytes) -> str:
+    try:
+        _, colon, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        raise AuthError("Invalid basic header. Credentials not correctly base64 encoded.") \
+            from None
+    if not colon or not password:
+        raise AuthError("Invalid basic header. No credentials provided.")
+    return password
+
+
 class TokenAuth:
     """ASGI middleware applying the rules above to HTTP requests under ``protected`` paths."""
 
@@ -81,12 +99,14 @@ class TokenAuth:
         *,
         public_reads: bool = True,
         protected: tuple[str, ...] = PROTECTED,
+        basic: tuple[str, ...] = (),
         now: Callable[[], float] = time.time,
     ) -> None:
         self.app = app
         self.tokens = tokens
         self.public_reads = public_reads
         self.protected = protected
+        self.basic = basic
         self._now = now
         self._known: dict[str, Token] = {}
         self._revision: int | None = None
@@ -97,7 +117,8 @@ class TokenAuth:
             await self.app(scope, receive, send)
             return
         try:
-            token = await self.authenticate(_header(scope))
+            token = await self.authenticate(
+                _header(scope), basic=bool(self.basic) and scope["path"].startswith(self.basic))
             self.authorize(scope["method"], token)
         except AuthError as exc:
             response = error_response(exc.status, str(exc))
@@ -108,9 +129,9 @@ class TokenAuth:
         scope.setdefault("state", {})["token"] = token
         await self.app(scope, receive, send)
 
-    async def authenticate(self, header: bytes | None) -> Token | None:
+    async def authenticate(self, header: bytes | None, *, basic: bool = False) -> Token | None:
         """The token the header names; None without one; AuthError for a bad one."""
-        key = parse_authorization(header)
+        key = parse_authorization(header, basic=basic)
         if key is None:
             return None
         revision = await self.tokens.revision()

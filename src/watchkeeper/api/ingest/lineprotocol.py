@@ -1,0 +1,206 @@
+"""InfluxDB line protocol, parsed and mapped to series (pure; no I/O).
+
+``measurement[,tag=v...] field=v[,field=v...] [timestamp]``, escaping per the spec
+(measurement: comma and space; tag keys and values, field keys: comma, equals sign and
+space; string field values: double quote and backslash). Field values: floats,
+``1i`` integers, ``1u`` unsigned, ``"strings"``, booleans ``t/T/true/True/TRUE`` and
+the false forms.
+
+Mapping (docs/ecosystem.md): field ``F`` of measurement ``M`` with tags ``T``, written to
+database (or bucket) ``D``, is series ``<host tag or "influx">/<D>/<M>.<F>{T without host}``.
+Characters a watchkeeper name cannot hold become ``_``; tag keys become identifiers.
+Numbers are stored as numbers, booleans as 1/0, strings as object points (their series
+holds strings only). A batch is parsed whole before anything is stored: one bad line
+refuses the batch, naming the line.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Final
+
+from watchkeeper.errors import InvalidData
+
+PRECISIONS: Final = {"n": 1e-9, "ns": 1e-9, "u": 1e-6, "us": 1e-6, "µ": 1e-6, "ms": 1e-3,
+                     "s": 1.0, "m": 60.0, "h": 3600.0}
+TRUE: Final = frozenset({"t", "T", "true", "True", "TRUE"})
+FALSE: Final = frozenset({"f", "F", "false", "False", "FALSE"})
+_NOT_NAME = re.compile(r"[^A-Za-z0-9_.:@-]")
+_NOT_IDENT = re.compile(r"[^A-Za-z0-9_]")
+_FLOAT = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
+_INT = re.compile(r"^[+-]?\d+[iu]$")
+
+
+@dataclass
+class Batch:
+    """Parsed points: numbers (series text, seconds, value) and strings (series, ts, text)."""
+
+    numbers: list[tuple[str, float, float]] = field(default_factory=list)
+    strings: list[tuple[str, float, str]] = field(default_factory=list)
+
+
+class LineError(InvalidData):
+    """A line that does not parse; ``line`` is its text, ``number`` its 1-based position."""
+
+    def __init__(self, reason: str, *, line: str, number: int) -> None:
+        self.reason = reason
+        self.line = line
+        self.number = number
+        super().__init__(f"unable to parse '{line[:1000]}' (line {number}): {reason}",
+                         field="body", value=number)
+
+
+def parse(text: str, *, database: str, precision: str, now: float) -> Batch:
+    """Every point of a body; :class:`LineError` for the first bad line."""
+    scale = PRECISIONS.get(precision)
+    if scale is None:
+        raise InvalidData(f"unknown precision, use one of {', '.join(PRECISIONS)}",
+                          field="precision", value=precision)
+    plugin = _name(database)
+    batch = Batch()
+    for number, raw in enumerate(text.split("\n"), start=1):
+        line = raw.strip(" \t\r")
+        if not line or line.startswith("#"):
+            continue
+        try:
+            _parse_line(line, plugin, scale, now, batch)
+        except _Bad as exc:
+            raise LineError(str(exc), line=line, number=number) from None
+    return batch
+
+
+class _Bad(Exception):
+    """A reason a line does not parse (caught and given the line by :func:`parse`)."""
+
+
+def _parse_line(line: str, plugin: str, scale: float, now: float, batch: Batch) -> None:
+    parts = _split(line, " ") if "\\" in line or '"' in line else line.split(" ")
+    parts = [p for p in parts if p]  # runs of spaces separate too
+    if len(parts) < 2:
+        raise _Bad("missing fields")
+    if len(parts) > 3:
+        raise _Bad("invalid field format (unescaped space?)")
+    measurement, subject, labels = _series(parts[0])
+    stamp = now
+    if len(parts) == 3:
+        try:
+            stamp = int(parts[2]) * scale
+        except ValueError:
+            raise _Bad(f"bad timestamp {parts[2]!r}") from None
+    suffix = ""
+    if labels:
+        suffix = "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items())) + "}"
+    head = f"{subject}/{plugin}/{_name(measurement)}."
+    for pair in _split(parts[1], ","):
+        key, eq, raw = _partition(pair)
+        if not eq or not key:
+            raise _Bad(f"invalid field format {pair!r}")
+        text = f"{head}{_name(key)}{suffix}"
+        if raw.startswith('"'):
+            batch.strings.append((text, stamp, _string(raw)))
+        else:
+            batch.numbers.append((text, stamp, _number(raw)))
+
+
+def _series(text: str) -> tuple[str, str, dict[str, str]]:
+    """Measurement, subject (the host tag or ``influx``) and the other tags."""
+    series, *tags = _split(text, ",")
+    measurement = _unescape(series)
+    if not measurement:
+        raise _Bad("missing measurement")
+    subject = "influx"
+    labels: dict[str, str] = {}
+    for tag in tags:
+        key, eq, value = _partition(tag, tag=True)
+        if not eq or not key or not value:
+            raise _Bad(f"missing tag key or value in {tag!r}")
+        if key == "host":
+            subject = _name(value)
+        else:
+            labels[_ident(key)] = value
+    return measurement, subject, labels
+
+
+def _number(raw: str) -> float:
+    if raw in TRUE:
+        return 1.0
+    if raw in FALSE:
+        return 0.0
+    if _INT.match(raw):
+        if raw.endswith("u") and raw.startswith("-"):
+            raise _Bad(f"unsigned value {raw!r} is negative")
+        return float(int(raw[:-1]))
+    if _FLOAT.match(raw):
+        return float(raw)
+    raise _Bad(f"invalid number {raw!r}" if raw else "missing field value")
+
+
+def _string(raw: str) -> str:
+    if len(raw) < 2 or not raw.endswith('"') or (raw.endswith('\\"') and not raw.endswith('\\\\"')):
+        raise _Bad(f"unterminated string {raw[:50]!r}")
+    return re.sub(r'\\([\\"])', r"\1", raw[1:-1])
+
+
+def _escaped_end(raw: str) -> bool:
+    """Whether the closing quote is escaped (an odd run of backslashes before it)."""
+    run = len(raw) - 1 - len(raw[:-1].rstrip("\\"))
+    return run % 2 == 1
+
+
+def _split(text: str, sep: str) -> list[str]:
+    """``text`` split at ``sep`` outside backslash escapes and double-quoted strings."""
+    if "\\" not in text and '"' not in text:
+        return text.split(sep)
+    parts: list[str] = []
+    start = 0
+    quoted = False
+    chars = iter(enumerate(text))
+    for i, char in chars:
+        if char == "\\":
+            next(chars, None)
+        elif char == '"':
+            quoted = not quoted
+        elif char == sep and not quoted:
+            parts.append(text[start:i])
+            start = i + 1
+    if quoted:
+        raise _Bad("unterminated string")
+    parts.append(text[start:])
+    return parts
+
+
+def _partition(text: str, *, tag: bool = False) -> tuple[str, str, str]:
+    """Split at the first unescaped ``=``: (unescaped key, '=' or '', value), the value
+    unescaped for a tag and left raw for a field (a string field has its own escapes)."""
+    if "\\" not in text:
+        key, eq, value = text.partition("=")
+        return key, eq, value
+    i = 0
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
+            continue
+        if text[i] == "=":
+            value = text[i + 1:]
+            return _unescape(text[:i]), "=", _unescape(value) if tag else value
+        i += 1
+    return _unescape(text), "", ""
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\([, =\\])", r"\1", text) if "\\" in text else text
+
+
+def _name(text: str) -> str:
+    return _NOT_NAME.sub("_", text) or "_"
+
+
+def _ident(text: str) -> str:
+    name = _NOT_IDENT.sub("_", text)
+    return f"_{name}" if not name or name[0].isdigit() else name
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
