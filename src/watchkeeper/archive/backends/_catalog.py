@@ -6,6 +6,7 @@ counts, chunk tails) lives in numpy arrays indexed by id instead of dicts.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final, NamedTuple, TypeVar
 
 import numpy as np
@@ -61,6 +62,17 @@ class Catalog:
         self.first_ms[series.sid] = NO_FIRST if first_ms is None else first_ms
         self.last_ms[series.sid] = NO_LAST if last_ms is None else last_ms
         self.next_id = max(self.next_id, series.sid + 1)
+
+    def forget(self, added: Sequence[NewSeries]) -> None:
+        """Undo :meth:`add` of the series a write created, in order, when it failed."""
+        for series in added:
+            del self.ids[series.key], self.ids_by_text[series.text]
+            del self._keys[series.sid], self._units[series.sid]
+            self.kinds[series.sid] = 0
+            self.first_ms[series.sid] = NO_FIRST
+            self.last_ms[series.sid] = NO_LAST
+        if added:
+            self.next_id = min(self.next_id, added[0].sid)
 
     def key(self, sid: int) -> SeriesKey:
         return self._keys[sid]

@@ -61,13 +61,16 @@ from watchkeeper.archive.backends._points import (
 )
 from watchkeeper.archive.backends._rollups import RollupPlan
 from watchkeeper.archive.backends._store import Store
-from watchkeeper.errors import ArchiveError, SeriesNotFound
+from watchkeeper.errors import ArchiveError, InvalidData, SeriesNotFound
 from watchkeeper.model import Measurement, SeriesKey
 
 log = logging.getLogger(__name__)
 
 _TABLES = 16  # series lists remembered (one per regular writer, typically)
 SETTLE_LATER_FROM: Final = 1_000  # points; smaller batches join the heads before the answer
+
+Write = Columns | Sequence[Measurement]
+"""One write request's points, columnar or as measurements."""
 
 Ids = npt.NDArray[np.int32]
 Int64Array = npt.NDArray[np.int64]
@@ -134,39 +137,76 @@ class Writer:
     def write(self, measurements: Sequence[Measurement]) -> int:
         """Make the batch durable (one committed log row); :meth:`settle` adds it to the
         heads."""
-        self.settle()
-        return self._commit(columnize(measurements, self.catalog))
+        return _raised(self.write_group([tuple(measurements)]))
 
     def write_columns(self, columns: Columns) -> int:
         """The same for a columnar batch."""
+        return _raised(self.write_group([columns]))
+
+    def write_group(self, writes: Sequence[Write]) -> list[int | InvalidData]:
+        """Make several writes durable in one commit (group commit: one fsync for all).
+
+        Each write is validated on its own against the catalog as the writes before it
+        in the group leave it; a write refused with InvalidData gets its error in the
+        answer and the others are stored. Each write keeps its own log row, in order.
+        Should the commit fail, nothing of the group is stored and the error is raised.
+        """
         self.settle()
-        batch = columnize_columns(columns, self.catalog, self._tables)
-        stored = self._commit(batch)
-        token, table = columns.series_token, batch.series_table
+        outcomes: list[int | InvalidData] = []
+        batches: list[tuple[Batch, Columns | None]] = []
+        created: list[NewSeries] = []
+        try:
+            for write in writes:
+                try:
+                    batch = self._columnize(write)
+                except InvalidData as exc:  # this write alone is refused
+                    outcomes.append(exc)
+                    continue
+                outcomes.append(len(batch))
+                if len(batch):
+                    for series in batch.new_series:  # the group's next writes see them
+                        self.catalog.add(series)
+                        created.append(series)
+                    batches.append((batch, write if isinstance(write, Columns) else None))
+            self._commit(batches, created)
+        except BaseException:
+            self.catalog.forget(created)
+            raise
+        return outcomes
+
+    def _columnize(self, write: Write) -> Batch:
+        if isinstance(write, Columns):
+            return columnize_columns(write, self.catalog, self._tables)
+        return columnize(write, self.catalog)
+
+    def _commit(self, batches: list[tuple[Batch, Columns | None]],
+                created: list[NewSeries]) -> None:
+        if not batches:
+            return
+        # cheaper than zstd on a local disk
+        blobs = [encode_batch(batch, compress=False) for batch, _ in batches]
+        first = self._next_seq
+        with self.store.transaction():
+            self.store.insert_series(created)
+            for seq, blob in enumerate(blobs, first):
+                self.store.append_log(seq, blob)
+        self._next_seq += len(blobs)
+        for series in created:
+            self._tails[series.sid] = None
+        for seq, (batch, columns) in enumerate(batches, first):
+            self._unsettled.append((seq, batch))
+            if columns is not None:
+                self._remember_table(columns.series_token, batch.series_table)
+        if sum(len(batch) for batch, _ in batches) < SETTLE_LATER_FROM:
+            self.settle()  # small: not worth a second trip through the archive's thread
+
+    def _remember_table(self, token: bytes | None, table: Int64Array | None) -> None:
         if (token is not None and table is not None and token not in self._tables
                 and not self.catalog.kinds[table].any()):  # number series only
             # The ids are final now (committed); series are never renumbered.
             if len(self._tables) >= _TABLES:
                 del self._tables[next(iter(self._tables))]
             self._tables[token] = table
-        return stored
-
-    def _commit(self, batch: Batch) -> int:
-        if not len(batch):
-            return 0
-        blob = encode_batch(batch, compress=False)  # cheaper than zstd on a local disk
-        seq = self._next_seq
-        with self.store.transaction():
-            self.store.insert_series(batch.new_series)
-            self.store.append_log(seq, blob)
-        self._next_seq += 1
-        for series in batch.new_series:
-            self.catalog.add(series)
-            self._tails[series.sid] = None
-        self._unsettled.append((seq, batch))
-        if len(batch) < SETTLE_LATER_FROM:
-            self.settle()  # small: not worth a second trip through the archive's thread
-        return len(batch)
 
     @property
     def unsettled(self) -> bool:
@@ -327,3 +367,11 @@ class Writer:
         if sid is None:
             raise SeriesNotFound(str(key))
         return sid
+
+
+def _raised(outcomes: list[int | InvalidData]) -> int:
+    """The one outcome of a group of one write: its count, or its error raised."""
+    (outcome,) = outcomes
+    if isinstance(outcome, InvalidData):
+        raise outcome
+    return outcome

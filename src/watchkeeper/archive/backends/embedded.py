@@ -15,6 +15,11 @@ restart replays the log, so an acknowledged point survives SIGKILL and, with ``f
 power loss. ``synchronous="normal"`` skips the per-commit fsync: a power cut may then
 lose the last writes, a process crash still loses nothing.
 
+**Group commit.** Writes that arrive while a commit is in flight wait together and share
+the next commit (one transaction, one fsync; each write keeps its own log row and is
+validated on its own). Each caller is answered once the commit holding its write has
+returned, so still nothing is acknowledged before it is durable.
+
 **One writer, many readers.** ``start()`` takes an exclusive, non-blocking ``flock`` on
 ``archive.lock``. The instance that gets it is the writer until it closes; the kernel
 drops the lock when the process dies, even by SIGKILL, so a crashed writer never leaves
@@ -49,7 +54,7 @@ import msgspec
 from watchkeeper.archive.abc import Archive, Columns, Points, Rollup, SeriesMeta
 from watchkeeper.archive.backends._reader import Reader
 from watchkeeper.archive.backends._store import Store
-from watchkeeper.archive.backends._writer import Writer
+from watchkeeper.archive.backends._writer import Write, Writer
 from watchkeeper.clock import Clock
 from watchkeeper.errors import ArchiveError, ConfigError
 from watchkeeper.model import Measurement, SeriesKey
@@ -87,6 +92,8 @@ class EmbeddedArchive(Archive):
         self._core: Writer | Reader | None = None
         self._lock: _WriterLock | None = None
         self._writer_pid = ""
+        self._waiting: list[tuple[Write, asyncio.Future[int]]] = []  # for the next commit
+        self._committer: asyncio.Task[None] | None = None
 
     @property
     def path(self) -> Path:
@@ -105,23 +112,56 @@ class EmbeddedArchive(Archive):
         exit_stack.push_async_callback(self._call, self._close)
 
     async def write(self, measurements: Sequence[Measurement]) -> int:
-        writer = self._writer()
-        return self._written(writer, await self._call(writer.write, tuple(measurements)))
+        return await self._grouped(tuple(measurements))
 
     async def write_columns(self, columns: Columns) -> int:
-        writer = self._writer()
-        return self._written(writer, await self._call(writer.write_columns, columns))
+        return await self._grouped(columns)
 
-    def _written(self, writer: Writer, stored: int) -> int:
-        """Count a committed write; a large one joins the heads in a job queued now, which
-        runs while the caller is answered (every later operation would run it first)."""
-        if stored:
-            self.metrics.points_ingested.inc(stored)
-            self.metrics.ingest_batches.inc()
+    async def _grouped(self, write: Write) -> int:
+        """Store ``write`` in the next group commit; its count once that is durable.
+
+        Writes that arrive while a commit is in flight wait together and share the next
+        one (one fsync for all of them); each caller is answered when the commit that
+        holds its write has returned, so nothing is acknowledged before it is durable.
+        """
+        writer = self._writer()
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiting.append((write, done))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_waiting(writer))
+        return await done
+
+    async def _commit_waiting(self, writer: Writer) -> None:
+        while self._waiting:
+            group, self._waiting = self._waiting, []
+            try:
+                outcomes = await self._call(writer.write_group, [write for write, _ in group])
+            except BaseException as exc:
+                for _, done in group:
+                    if not done.done():
+                        done.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            self._answer(writer, group, outcomes)
+
+    def _answer(self, writer: Writer, group: list[tuple[Write, asyncio.Future[int]]],
+                outcomes: Sequence[int | Exception]) -> None:
+        """Answer a committed group; a large one joins the heads in a job queued now, which
+        runs while the callers are answered (every later operation would run it first)."""
+        for (_, done), outcome in zip(group, outcomes, strict=True):
+            if isinstance(outcome, int) and outcome:
+                self.metrics.points_ingested.inc(outcome)
+                self.metrics.ingest_batches.inc()
+            if done.done():  # the caller has gone (cancelled)
+                continue
+            if isinstance(outcome, Exception):
+                done.set_exception(outcome)
+            else:
+                done.set_result(outcome)
         if writer.unsettled:  # a large batch: settled right behind the answer
             assert self._executor is not None  # _call ran
             self._executor.submit(self._settle, writer)
-        return stored
 
     @staticmethod
     def _settle(writer: Writer) -> None:
