@@ -136,12 +136,34 @@ PLUGINS = {
 }
 
 
+# An OS-abstracted plugin package laid out as genie.libs.telemetry's are.
+OS_PACKAGE = {
+    "__init__.py": "from genie import abstract\nabstract.declare_package(__name__)\n"
+                   "from .plugin import Plugin\n",
+    "plugin.py": "from genie.telemetry.plugin import BasePlugin\n"
+                 "from genie.telemetry.status import OK\n\n"
+                 "class Plugin(BasePlugin):\n"
+                 "    def execution(self, device, **kwargs):\n"
+                 "        return OK('generic')\n",
+    "linux/__init__.py": "from genie import abstract\nabstract.declare_token(__name__)\n"
+                         "from .plugin import *\n",
+    "linux/plugin.py": "from genie.telemetry.status import OK\n"
+                       "from ..plugin import Plugin as Generic\n\n"
+                       "class Plugin(Generic):\n"
+                       "    def execution(self, device, **kwargs):\n"
+                       "        return OK('linux')\n",
+}
+
+
 @pytest.fixture
 def plugins_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     where = tmp_path / "plugins"
     where.mkdir()
     for name, source in PLUGINS.items():
         (where / f"{name}.py").write_text(textwrap.dedent(source))
+    for name, source in OS_PACKAGE.items():
+        (where / "wk_os" / name).parent.mkdir(parents=True, exist_ok=True)
+        (where / "wk_os" / name).write_text(source)
     monkeypatch.syspath_prepend(str(where))
     return where
 
@@ -422,6 +444,14 @@ async def test_plugin_arguments_and_the_command_line(plugins_path: Path,
     command_line_wins = genie("wk_args", plugin_arguments={"args_depth": 3},
                               argv=["--args_depth", "9", "--unrelated", "x"])
     assert (await poll_once(command_line_wins, box)).check.summary == "depth=9 mode=fast"
+
+
+async def test_the_os_specific_plugin_is_found_by_genie_abstraction(
+        plugins_path: Path, testbed_file: Path) -> None:
+    collector = genie("wk_os")
+    box, edge = read_pyats_inventory(testbed_file)
+    assert (await poll_once(collector, box)).check.summary == "linux"
+    assert (await poll_once(collector, edge)).check.summary == "generic"  # iosxe: no token
 
 
 def test_supported_os_and_bad_modules(plugins_path: Path, testbed_file: Path) -> None:
