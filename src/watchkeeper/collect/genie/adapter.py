@@ -96,11 +96,13 @@ class GeniePluginCollector(Collector):
             try:
                 module = importlib.import_module(self.options.module)
             except ImportError as exc:
-                raise ConfigError(f"cannot import the genie plugin module: {exc}",
-                                  key="options.module", value=self.options.module) from None
+                raise ConfigError(f"collector {self.name!r}: cannot import the genie plugin "
+                                  f"module: {exc}", key="options.module",
+                                  value=self.options.module) from None
             if not isinstance(getattr(module, "Plugin", None), type):
-                raise ConfigError("a genie plugin module defines a class `Plugin`",
-                                  key="options.module", value=self.options.module)
+                raise ConfigError(f"collector {self.name!r}: a genie plugin module defines a "
+                                  "class `Plugin`", key="options.module",
+                                  value=self.options.module)
             self._module = module
         return self._module
 
