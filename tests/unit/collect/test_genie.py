@@ -133,6 +133,17 @@ PLUGINS = {
                 return PARTIAL(f"depth={self.args.args_depth} mode={self.args.args_mode}")
         """,
     "wk_no_plugin": "VALUE = 1\n",
+    "wk_blocks": """
+        import threading
+        from watchkeeper.collect.genie import BasePlugin, OK
+
+        GATE = threading.Event()
+
+        class Plugin(BasePlugin):
+            def execution(self, device, **kwargs):
+                GATE.wait(60)
+                return OK("released")
+        """,
 }
 
 
@@ -452,6 +463,27 @@ async def test_the_os_specific_plugin_is_found_by_genie_abstraction(
     box, edge = read_pyats_inventory(testbed_file)
     assert (await poll_once(collector, box)).check.summary == "linux"
     assert (await poll_once(collector, edge)).check.summary == "generic"  # iosxe: no token
+
+
+async def test_a_call_stuck_on_a_device_makes_the_others_busy_not_stuck(
+        plugins_path: Path, testbed_file: Path, testbed: Any) -> None:
+    """Two plugins on one bound testbed share each pyATS device, one call at a time."""
+    import wk_blocks  # type: ignore[import-not-found]
+
+    box = device_of(testbed_file)
+    blocks, warns = genie("wk_blocks"), genie("wk_warns")
+    blocks.bind(testbed)
+    warns.bind(testbed)
+    try:
+        stuck = await poll_once(blocks, box, timeout=0.5)
+        assert stuck.status is Status.ERRORED  # its timeout; its thread is still inside
+        busy = await poll_once(warns, box, timeout=2)
+        assert busy.status is Status.ERRORED
+        assert busy.check.summary.startswith("box is busy: an earlier call")
+    finally:
+        wk_blocks.GATE.set()
+    after = await poll_once(warns, box, timeout=30)
+    assert after.status is Status.WARNING
 
 
 def test_supported_os_and_bad_modules(plugins_path: Path, testbed_file: Path) -> None:

@@ -119,7 +119,14 @@ class GeniePluginCollector(Collector):
     def poll(self, device: Device, ctx: PollContext) -> PollResult:
         """Blocking (pyATS is): watchkeeper runs it in a worker thread."""
         target = self._pyats_device(device)
-        with _device_lock(target):
+        lock = _device_lock(target)
+        # Wait for the device at most half the budget: a call stuck on it (a plugin that
+        # never returns) makes others ERRORED "busy" and never holds their threads for good.
+        if not lock.acquire(timeout=ctx.timeout / 2):
+            text = (f"{device.name} is busy: an earlier call on its pyATS device has not "
+                    "returned")
+            return _result(ctx, Status.ERRORED, (Message(ts=ctx.now, text=text),), None)
+        try:
             if self.options.connect and not _connected(target):
                 failure = self._connect(device.name, target)
                 if failure is not None:
@@ -131,6 +138,8 @@ class GeniePluginCollector(Collector):
             except Exception as exc:  # noqa: BLE001 - genie: any exception is ERRORED with its text
                 text = str(exc) or type(exc).__name__
                 return _result(ctx, Status.ERRORED, (Message(ts=ctx.now, text=text),), 3)
+        finally:
+            lock.release()
         status, messages = to_watchkeeper(returned, now=ctx.now)
         return _result(ctx, status, messages, genie_code(returned))
 
