@@ -11,13 +11,15 @@ All three work on the store the servers read, chosen exactly as ``serve`` choose
 is PostgreSQL when ``esmond.store`` or ``archive.backend`` is postgres, else
 ``auth.sqlite3`` in the data directory (``--data-dir``, default ``./var``). They refuse
 rather than write where no server looks: ``--data-dir`` against a configuration whose
-tokens live in PostgreSQL, or a data directory that does not exist.
+tokens live in PostgreSQL, or a data directory that does not exist; in a directory no
+server has used yet they work, with a note saying so.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -25,7 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from watchkeeper import runtime
-from watchkeeper.archive.tokens import PostgresTokenStore, Token, TokenStore, key_id
+from watchkeeper.archive.tokens import DB_NAME, PostgresTokenStore, Token, TokenStore, key_id
 from watchkeeper.cli.options import (
     add_config,
     add_data_dir,
@@ -89,6 +91,10 @@ def open_store(args: argparse.Namespace) -> TokenStore:
         raise UsageError(f"data directory {data_dir} does not exist, so no server reads "
                          "tokens there: give the one the server uses (--data-dir DIR or "
                          "-c FILE), or start the server once to create it")
+    if not any((data_dir / name).exists() for name in (DB_NAME, "archive.lock")):
+        # Allowed (a token made before the first start), but a typo would look the same.
+        print(f"watchkeeper: note: no server has used {data_dir} yet; start servers with "
+              f"--data-dir {data_dir} for them to read this store", file=sys.stderr)
     return store
 
 

@@ -94,7 +94,8 @@ def test_revoke_needs_an_id_or_a_user(capsys: pytest.CaptureFixture[str]) -> Non
 def test_a_data_dir_no_server_uses_is_refused(tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     """A directory that does not exist is not created: a token there would be read by no
-    server, so nothing is written and nothing claims success."""
+    server, so nothing is written and nothing claims success. One that exists but that no
+    server has used yet works, with a note."""
     missing = tmp_path / "typo"
     for action in (["create", "--user", "x"], ["list"], ["revoke", "--user", "x"]):
         code, out, err = run(capsys, *action, "--data-dir", str(missing))
@@ -102,6 +103,13 @@ def test_a_data_dir_no_server_uses_is_refused(tmp_path: Path,
         assert out == ""
         assert f"data directory {missing} does not exist" in err
     assert not missing.exists()
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    code, out, err = run(capsys, "create", "--user", "x", "--data-dir", str(fresh))
+    assert code == 0
+    assert f"no server has used {fresh} yet" in err
+    code, out, err = run(capsys, "list", "--data-dir", str(fresh))
+    assert (code, err) == (0, "")  # the store is there now: no note
 
 
 def test_data_dir_against_a_postgres_config_is_refused(
