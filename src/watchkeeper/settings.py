@@ -137,6 +137,13 @@ class EsmondSettings(_Section, frozen=True):
     dsn: str = ""  # PostgreSQL connection string, when store is "postgres"
 
 
+class GraphiteSettings(_Section, frozen=True):
+    """The Graphite plaintext listener (docs/ecosystem.md): off unless ``listen`` is set."""
+
+    listen: str = ""  # host:port, e.g. "127.0.0.1:2003"
+    templates: list[str] = msgspec.field(default_factory=list)  # "[filter] template [k=v,...]"
+
+
 class Settings(_Section, frozen=True):
     """The whole configuration. ``collectors: None`` means "watch this machine" defaults."""
 
@@ -151,6 +158,7 @@ class Settings(_Section, frozen=True):
     collect: CollectSettings = msgspec.field(default_factory=CollectSettings)
     engines: list[EngineSettings] = msgspec.field(default_factory=_default_engines)
     esmond: EsmondSettings = msgspec.field(default_factory=EsmondSettings)
+    graphite: GraphiteSettings = msgspec.field(default_factory=GraphiteSettings)
 
 
 class Locator:

@@ -41,6 +41,7 @@ from watchkeeper.runtime.bridge import outcome_sink
 from watchkeeper.runtime.collect import exit_unhindered, observed, server_routes
 from watchkeeper.runtime.esmond import build_esmond
 from watchkeeper.runtime.grafolean import grafolean_routes
+from watchkeeper.runtime.graphite import start_graphite
 from watchkeeper.runtime.inventory import (
     AmqpNotifications,
     JobReconciler,
@@ -128,6 +129,7 @@ async def run(
         stack.callback(sock.close)
         await archive.start(stack)
         await esmond.start(stack)
+        await start_graphite(stack, settings, locator, archive=archive, clock=clock)
         await live_inventory.start(stack)
         if settings.inventory.notifications_url:  # the scaled deployment's notifications
             await AmqpNotifications(live_inventory, url=settings.inventory.notifications_url,

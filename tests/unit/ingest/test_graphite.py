@@ -1,0 +1,82 @@
+"""Graphite plaintext: line parsing, templates, and the TCP listener into a real archive."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import pytest
+
+from watchkeeper.api.ingest.graphite import key_text, parse_line, parse_template
+from watchkeeper.archive.backends.embedded import EmbeddedArchive
+from watchkeeper.clock import FakeClock
+from watchkeeper.errors import ConfigError, InvalidData
+from watchkeeper.model import SeriesKey
+from watchkeeper.runtime.graphite import start_graphite
+from watchkeeper.settings import load_settings
+from watchkeeper.telemetry import SelfMetrics
+
+
+def test_lines() -> None:
+    """path value timestamp; a missing or -1 timestamp is now; junk is refused."""
+    assert parse_line("a.b 1.5 1700000000", 5.0) == ("a.b", 1.7e9, 1.5)
+    assert parse_line("a.b 2", 5.0) == ("a.b", 5.0, 2.0)
+    assert parse_line("a.b 2 -1", 5.0)[1] == 5.0
+    for bad in ("a.b", "a.b x 1", "a b c d", "a 1 inf"):
+        with pytest.raises(InvalidData):
+            parse_line(bad, 5.0)
+
+
+def test_templates() -> None:
+    """Filters pick templates in order; names map nodes to subject, plugin, metric and
+    labels; * is greedy; extra tags apply; no match is graphite/graphite/<path>."""
+    templates = [parse_template("servers.* .host.metric* dc=eu"),
+                 parse_template("host.plugin.metric*"),
+                 parse_template("stats.* .region")]
+    assert key_text("servers.web1.cpu.idle", templates) == 'web1/graphite/cpu.idle{dc="eu"}'
+    assert key_text("h1.cpu-0.cpu-idle", templates) == "h1/cpu-0/cpu-idle"
+    assert key_text("stats.eu.x.y", templates) == \
+        'graphite/graphite/x.y{region="eu"}'
+    assert key_text("a b", []) == "graphite/graphite/a_b"
+    assert key_text("solo", [parse_template("host.plugin.metric")]) == "solo/graphite/graphite"
+    for bad in ("a b c", "host.1x", "host x-y=1"):
+        with pytest.raises(InvalidData):
+            parse_template(bad)
+
+
+async def test_listener_stores_lines(tmp_path: Path) -> None:
+    """Lines sent over TCP (split across writes, with a bad one) are stored on the
+    template's series once the connection's chunk is written; bad settings fail."""
+    settings, locator = load_settings(
+        "graphite: {listen: '127.0.0.1:0', templates: ['host.plugin.metric*']}\n", source="s.yaml")
+    async with AsyncExitStack() as stack:
+        archive = EmbeddedArchive(data_dir=tmp_path, options=EmbeddedArchive.Options(),
+                                  clock=FakeClock(), metrics=SelfMetrics())
+        await archive.start(stack)
+        listener = await start_graphite(stack, settings, locator, archive=archive,
+                                        clock=archive.clock)
+        assert listener is not None
+        assert listener.address is not None
+        reader, writer = await asyncio.open_connection(*listener.address)
+        writer.write(b"h1.cpu-0.cpu-idle 97 1700000000\nbad line here x\nh1.cpu-0.cpu-")
+        await writer.drain()
+        writer.write(b"idle 96 1700000010\n")
+        writer.close()
+        await writer.wait_closed()
+        key = SeriesKey.parse("h1/cpu-0/cpu-idle")
+        for _ in range(200):
+            metas, _ = await archive.list_series()
+            if metas and (await archive.read(key, 0, 2e9)).values.tolist() == [97.0, 96.0]:
+                break
+            await asyncio.sleep(0.05)
+        assert (await archive.read(key, 0, 2e9)).values.tolist() == [97.0, 96.0]
+        del reader
+    off, locator = load_settings("{}\n", source="s.yaml")
+    async with AsyncExitStack() as stack:
+        assert await start_graphite(stack, off, locator, archive=archive, clock=archive.clock) \
+            is None
+    bad, locator = load_settings("graphite: {listen: '127.0.0.1:0', templates: ['a b c']}\n",
+                                 source="s.yaml")
+    with pytest.raises(ConfigError):
+        await start_graphite(AsyncExitStack(), bad, locator, archive=archive, clock=archive.clock)
