@@ -8,7 +8,8 @@ and carries the context needed to act on it::
     ├── UsageError (ValueError)           a wrong command line (the CLI exits 64)
     ├── PluginError (ImportError)         group, plugin: not found, or breaks its contract
     ├── CollectError                      a poll that could not be run
-    │   └── PollTimeout (TimeoutError)    the poll exceeded its timeout
+    │   ├── PollTimeout (TimeoutError)    the poll exceeded its timeout
+    │   └── LocalSaturation               resource: watchkeeper ran out of its own capacity
     ├── PipelineError                     an engine chain that cannot run
     ├── InventoryError                    the inventory model cannot be built or read
     ├── ArchiveError                      the archive refused or failed an operation
@@ -93,6 +94,15 @@ class CollectError(WatchkeeperError):
 
 class PollTimeout(CollectError, TimeoutError):
     """A poll ran longer than its timeout."""
+
+
+class LocalSaturation(CollectError):
+    """watchkeeper itself ran out of capacity (a connection pool, worker threads, a queue):
+    the poll failed for a local reason, never the device's fault. ``resource`` names it."""
+
+    def __init__(self, message: str, *, resource: str) -> None:
+        self.resource = resource
+        super().__init__(message)
 
 
 class PipelineError(WatchkeeperError):

@@ -97,8 +97,9 @@ class DeleteResult(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Health(msgspec.Struct, frozen=True, kw_only=True):
-    status: str
+    status: str  # "ok", or "degraded" (watchkeeper's own overload) with the reasons
     version: str
+    reasons: list[str] = msgspec.field(default_factory=list)
 
 
 class ErrorBody(msgspec.Struct, frozen=True, kw_only=True):

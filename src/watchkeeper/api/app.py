@@ -3,7 +3,7 @@ and its own OpenAPI document at ``/api/v1/openapi.json``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from starlette.applications import Starlette
@@ -20,6 +20,7 @@ from watchkeeper.api.ingest import PATHS as INGEST_PATHS
 from watchkeeper.api.ingest import IngestApi
 from watchkeeper.api.inventory import InventoryApi
 from watchkeeper.api.limits import BodyLimit
+from watchkeeper.api.metrics import RequestMetrics
 from watchkeeper.api.native import NativeApi
 from watchkeeper.api.openapi import Operation, operation
 from watchkeeper.archive import Archive
@@ -55,12 +56,15 @@ def create_app(
     esmond: EsmondArchive | None = None,
     tokens: TokenStore | None = None,
     public_reads: bool = True,
+    health: Callable[[], Sequence[str]] | None = None,
 ) -> Starlette:
     """The REST application. The runtime owns the archive's lifecycle, not the app.
 
     With ``esmond``, the esmond-compatible routes are served too. With ``tokens``, the
     esmond and native archive routes need ``Authorization: Token <key>`` to write (and to
-    read unless ``public_reads``, see :mod:`.auth`); without, they are open.
+    read unless ``public_reads``, see :mod:`.auth`); without, they are open. ``health``
+    says why watchkeeper is degraded (nothing: ok). Every request is counted in
+    ``metrics`` by route template and status class (:mod:`.metrics`).
     """
 
     @operation("watchkeeper's own Prometheus metrics", "public", errors=(),
@@ -79,7 +83,7 @@ def create_app(
             document.update(openapi.build(request.app.routes, ELSEWHERE))
         return JSONResponse(document)
 
-    routes: list[BaseRoute] = [*NativeApi(archive).routes(),
+    routes: list[BaseRoute] = [*NativeApi(archive, degraded=health).routes(),
                                *IngestApi(archive).routes(),
                                Route("/metrics", exposition, methods=["GET"]),
                                Route(openapi.PATH, describe, methods=["GET"])]
@@ -88,7 +92,8 @@ def create_app(
     routes.extend(extra_routes)  # e.g. the remote collectors' routes (api.collect)
     if esmond is not None:
         routes.extend(EsmondApi(esmond).routes())
-    middleware = [Middleware(ContainErrors), Middleware(BodyLimit, max_bytes=max_body_bytes)]
+    middleware = [Middleware(RequestMetrics, metrics=metrics), Middleware(ContainErrors),
+                  Middleware(BodyLimit, max_bytes=max_body_bytes)]
     if tokens is not None:
         middleware.append(Middleware(TokenAuth, tokens=tokens, public_reads=public_reads,
                                      protected=GUARDED, basic=INGEST_PATHS))

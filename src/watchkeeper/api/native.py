@@ -234,9 +234,11 @@ def _columns(body: WriteColumns, series: Sequence[str], *, token: bytes | None =
 class NativeApi:
     """Handlers bound to one archive."""
 
-    def __init__(self, archive: Archive, *, now: Callable[[], float] = time.time) -> None:
+    def __init__(self, archive: Archive, *, now: Callable[[], float] = time.time,
+                 degraded: Callable[[], Sequence[str]] | None = None) -> None:
         self._archive = archive
         self._now = now
+        self._degraded = degraded  # why watchkeeper is degraded (its poller's saturation)
 
     def routes(self) -> Sequence[Route]:
         return [
@@ -248,9 +250,14 @@ class NativeApi:
             Route("/api/v1/write", self.write, methods=["POST"]),
         ]
 
-    @operation("liveness and version", "public", answer=Health, errors=())
+    @operation("liveness, version, and whether watchkeeper is degraded (still 200)",
+               "public", answer=Health, errors=())
     async def health(self, request: Request) -> Response:
-        return _json(Health(status="ok", version=__version__))
+        # Degraded answers 200: watchkeeper is alive and serving, only overloaded; a 503
+        # would have a load balancer or a liveness probe restart it, which sheds nothing.
+        reasons = list(self._degraded()) if self._degraded is not None else []
+        return _json(Health(status="degraded" if reasons else "ok", version=__version__,
+                            reasons=reasons))
 
     @operation("list series under a prefix, a page at a time", "read", answer=SeriesList,
                params=(Param("prefix", description="series name prefix"), *paging(None)))

@@ -53,6 +53,9 @@ class PollResult(msgspec.Struct, frozen=True, kw_only=True):
 
     check: CheckResult
     measurements: tuple[Measurement, ...] = ()
+    # The local resource (an http pool, worker threads) whose exhaustion failed this poll:
+    # watchkeeper's own saturation, reported as its health and never as the device's.
+    local_fault: str | None = None
 
     @property
     def status(self) -> Status:
@@ -184,6 +187,10 @@ class Collector(ABC):
         except msgspec.ValidationError as exc:
             raise ConfigError(f"device {device.name!r}: {exc}",
                               key=f"connections.{self.protocol}") from None
+
+    def plan_capacity(self, jobs: int) -> None:  # noqa: B027 - optional hook
+        """Told how many jobs the scheduler runs on this instance, whenever that changes,
+        so a collector can size its pools from them; most collectors hold no pool."""
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook; most collectors hold nothing
         """Release what polls opened (clients, engines); the runtime calls it at shutdown."""

@@ -30,7 +30,7 @@ from typing import Any
 
 from watchkeeper.collect.abc import Collector, JobSpec, PollContext, PollResult
 from watchkeeper.collect.workers import PollWorkers, default_workers
-from watchkeeper.errors import CollectError
+from watchkeeper.errors import CollectError, LocalSaturation
 from watchkeeper.model import CheckResult, Device, Measurement, Message, Status
 
 log = logging.getLogger(__name__)
@@ -164,6 +164,9 @@ def _failure(exc: Exception, collector: Collector, job: JobSpec, now: float) -> 
     # the traceback is for whoever debugs the plugin.
     if not isinstance(exc, CollectError):  # raised on purpose, with its reason: no traceback
         log.debug("%s: poll of %s failed", collector.name, job.job_id, exc_info=exc)
+    if isinstance(exc, LocalSaturation):  # watchkeeper's overload: the scheduler counts it
+        return PollResult(check=CheckResult.of(Status.ERRORED, describe(exc), ts=now),
+                          local_fault=exc.resource)
     return _status(Status.ERRORED, describe(exc), now)
 
 

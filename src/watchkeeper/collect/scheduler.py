@@ -12,6 +12,14 @@ pops due entries, starts each poll as a task and sleeps on the clock until the n
 time; :meth:`Scheduler.reconcile` wakes it when it adds an earlier one. A slot whose
 previous poll still runs is skipped and counted, never queued. An ERRORED poll is retried
 with exponential backoff, never later than the job's next regular slot.
+
+Overload is the poller's, and said so (:mod:`.saturation`): when every concurrency slot is
+taken, a due poll of a collector already holding its fair share of the slots is shed
+(counted per collector) rather than queued, so one slow collector cannot starve the others;
+polls started past their interval, skipped slots, local resource faults (ERRORED with the
+resource, never retried early, never CRITICAL) and a sink that holds polls back are
+counted too. With ``self_device`` the scheduler runs its own self-check job on it, and
+every outcome is marked ``saturated`` while the poller is.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import logging
 import math
 import random
 import zlib
+from collections import Counter as Tally
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, NamedTuple
 
@@ -32,6 +41,7 @@ from prometheus_client import Counter
 from watchkeeper.clock import Clock
 from watchkeeper.collect.abc import Collector, JobSpec, PollResult
 from watchkeeper.collect.poll import run_poll
+from watchkeeper.collect.saturation import SELF_CHECK, Saturation, SaturationMonitor, SelfCheck
 from watchkeeper.errors import ConfigError
 from watchkeeper.model import Device, Status
 from watchkeeper.telemetry import SelfMetrics
@@ -57,6 +67,7 @@ class PollOutcome(msgspec.Struct, frozen=True, kw_only=True):
     started: float
     finished: float
     result: PollResult
+    saturated: bool = False  # the poller was saturated when the poll ended (alarms say so)
 
 
 class SchedulerStats(msgspec.Struct, frozen=True, kw_only=True):
@@ -65,6 +76,7 @@ class SchedulerStats(msgspec.Struct, frozen=True, kw_only=True):
     polls: int
     skipped: int
     errors: int
+    shed: int = 0
 
 
 Sink = Callable[[PollOutcome], Awaitable[None]]
@@ -138,6 +150,8 @@ class Scheduler:
         jitter: float = 0.0,
         retry_backoff: tuple[float, float] = (5.0, 300.0),
         shutdown_grace: float = 5.0,
+        self_device: Device | None = None,
+        self_check_interval: float = 10.0,
     ) -> None:
         if max_concurrency < 1 or per_device_concurrency < 1:
             raise ConfigError("concurrency limits must be at least 1", key="scheduler")
@@ -149,6 +163,16 @@ class Scheduler:
         self._backoff = retry_backoff
         self._grace = shutdown_grace
         self._global = asyncio.Semaphore(max_concurrency)
+        self._max = max_concurrency
+        self._running_by: Tally[str] = Tally()  # running polls by collector
+        self._collectors = 1  # collectors with jobs, for the fair share of the slots
+        self._monitor = SaturationMonitor(clock=clock, metrics=metrics)
+        self._self_job: Job | None = None
+        if self_device is not None:
+            spec = JobSpec(job_id=f"{SELF_CHECK}:{self_device.name}", device=self_device,
+                           intervals=(self_check_interval,))
+            self._self_job = Job(SelfCheck(self._monitor, lambda: len(self._tasks)), spec,
+                                 timeout=self_check_interval)
         self._entries: dict[str, _Entry] = {}
         self._heap: list[tuple[float, int, str]] = []
         self._seq = itertools.count()
@@ -159,7 +183,7 @@ class Scheduler:
         self._wakeup: asyncio.Future[None] | None = None
         self._sleeping_until = math.inf
         self._running = False
-        self._polls = self._skipped = self._errors = 0
+        self._polls = self._skipped = self._errors = self._shed = 0
 
     # ---------------------------------------------------------------- jobs
 
@@ -171,6 +195,8 @@ class Scheduler:
         without valid intervals.
         """
         wanted: dict[str, Job] = {}
+        if self._self_job is not None:
+            jobs = itertools.chain(jobs, (self._self_job,))
         for job in jobs:
             self._steps_of(job.spec)  # validate everything before touching the schedule
             wanted[job.spec.job_id] = job
@@ -192,8 +218,20 @@ class Scheduler:
             entry.slot = next_slot(phase_ms(entry.job.spec.job_id), entry.steps, after)
             self._push(entry)
         self._metrics.scheduled_jobs.set(len(self._entries))
+        self._plan_capacity(wanted.values())
         if len(self._heap) > 2 * len(self._entries) + 1024:
             self._compact()
+
+    def _plan_capacity(self, jobs: Iterable[Job]) -> None:
+        """Tell each collector instance how many jobs it now has, to size its pools."""
+        counts: dict[int, tuple[Collector, int]] = {}
+        for job in jobs:
+            collector = job.collector
+            _, n = counts.get(id(collector), (collector, 0))
+            counts[id(collector)] = (collector, n + 1)
+        for collector, n in counts.values():
+            collector.plan_capacity(n)
+        self._collectors = max(1, len({c.name for c, _ in counts.values()}))
 
     def _update(self, entry: _Entry, job: Job, now_ms: float) -> None:
         steps = self._steps_of(job.spec)
@@ -294,19 +332,30 @@ class Scheduler:
                 entry.slot = next_slot(phase, entry.steps, max(entry.slot, math.floor(now * 1000)))
             if entry.running:
                 self._skip(entry)
+            elif self._over_share(entry.job.collector.name):
+                self._shed += 1
+                self._monitor.shed(entry.job.collector.name)
             else:
                 self._start(entry, scheduled, due, intervals)
             self._push(entry)
 
+    def _over_share(self, plugin: str) -> bool:
+        """Every slot taken, and this collector holds its fair share of them or more."""
+        if len(self._tasks) < self._max:
+            return False
+        return self._running_by[plugin] * self._collectors >= self._max
+
     def _skip(self, entry: _Entry) -> None:
         self._skipped += 1
         self._metrics.polls_skipped.labels(entry.job.collector.name).inc()
+        self._monitor.skipped(entry.job.collector.name)
         log.debug("skipped %s: its previous poll still runs", entry.job.spec.job_id)
 
     def _start(
         self, entry: _Entry, scheduled: float, due: float, intervals: tuple[float, ...]
     ) -> None:
         entry.running = True
+        self._running_by[entry.job.collector.name] += 1
         poll = self._poll(entry, scheduled, due, intervals)
         task = asyncio.get_running_loop().create_task(poll)
         self._tasks.add(task)
@@ -318,12 +367,15 @@ class Scheduler:
         self, entry: _Entry, scheduled: float, due: float, intervals: tuple[float, ...]
     ) -> None:
         job = entry.job
+        plugin = job.collector.name
         errored_at: float | None = None
         try:
             state = entry.state if entry.state is not None else {}
             async with self._gate(job.spec.device.name), self._global:
                 started = self._clock.time()
-                self._metrics.scheduler_lateness.observe(max(0.0, started - due))
+                lateness = max(0.0, started - due)
+                self._metrics.scheduler_lateness.observe(lateness)
+                self._monitor.late(plugin, lateness, entry.steps[0] / 1000)
                 result = await run_poll(
                     job.collector, job.spec, now=scheduled, timeout=job.timeout,
                     affecting_intervals=intervals, state=state,
@@ -331,18 +383,21 @@ class Scheduler:
                 finished = self._clock.time()
             if state and entry.state is None:
                 entry.state = state
-            if self._account(entry, job.collector.name, result.check.status):
+            if self._account(entry, plugin, result):
                 errored_at = finished
             outcome = PollOutcome(
-                plugin=job.collector.name, job_id=job.spec.job_id, device=job.spec.device,
+                plugin=plugin, job_id=job.spec.job_id, device=job.spec.device,
                 scheduled=scheduled, started=started, finished=finished, result=result,
+                saturated=self._monitor.saturated,
             )
             try:
                 await self._sink(outcome)
             except Exception:
                 log.exception("the poll sink failed for %s", job.spec.job_id)
+            self._monitor.sink_held(self._clock.time() - finished)
         finally:
             entry.running = False  # held through the sink: a slow sink skips slots, not piles up
+            self._running_by[plugin] -= 1
         if errored_at is not None:
             self._retry(entry, errored_at, intervals)
 
@@ -352,9 +407,13 @@ class Scheduler:
             gate = self._gates[device] = _DeviceGate(self._per_device)
         return _GateLease(self._gates, device, gate)
 
-    def _account(self, entry: _Entry, plugin: str, status: Status) -> bool:
-        """Count the poll; True when it ERRORED and should be retried."""
+    def _account(self, entry: _Entry, plugin: str, result: PollResult) -> bool:
+        """Count the poll; True when it ERRORED for the device's sake and should be retried.
+
+        A local fault is the poller's overload: retrying early would only add to it."""
+        status = result.check.status
         self._polls += 1
+        self._monitor.polled()
         counter = self._counters.get((plugin, status.value))
         if counter is None:
             counter = self._metrics.polls.labels(plugin, status.value)
@@ -365,6 +424,9 @@ class Scheduler:
             return False
         self._errors += 1
         self._metrics.poll_errors.labels(plugin).inc()
+        if result.local_fault is not None:
+            self._monitor.local_fault(plugin, result.local_fault)
+            return False
         entry.failures += 1
         return True
 
@@ -386,14 +448,22 @@ class Scheduler:
             task.cancel()
         if pending:
             log.warning("cancelled %d polls still running after %gs", len(pending), self._grace)
-            await asyncio.gather(*pending, return_exceptions=True)
+            # A plugin may swallow the cancellation: it is left behind, not waited for, so
+            # the process still stops within two grace periods whatever the polls do.
+            _, stuck = await asyncio.wait(pending, timeout=self._grace)
+            if stuck:
+                log.warning("left %d polls behind that ignored cancellation", len(stuck))
 
     def stats(self) -> SchedulerStats:
-        """Counts since start: jobs scheduled, polls running, polls finished, skipped, errored."""
+        """Counts since start: jobs scheduled, polls running, finished, skipped, errored, shed."""
         return SchedulerStats(
             jobs=len(self._entries), running=len(self._tasks), polls=self._polls,
-            skipped=self._skipped, errors=self._errors,
+            skipped=self._skipped, errors=self._errors, shed=self._shed,
         )
+
+    def saturation(self) -> Saturation:
+        """Is the poller saturated over the last window, and why (watchkeeper's health)."""
+        return self._monitor.state()
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

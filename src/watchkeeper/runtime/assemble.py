@@ -246,10 +246,12 @@ class Plan:
 
 
 def build_scheduler(settings: Settings, *, clock: Clock, metrics: SelfMetrics,
-                    sink: Callable[[PollOutcome], Awaitable[None]]) -> Scheduler:
-    """The collectors' scheduler with the configured limits."""
+                    sink: Callable[[PollOutcome], Awaitable[None]],
+                    self_device: Device | None = None) -> Scheduler:
+    """The collectors' scheduler with the configured limits (and its self-check on
+    ``self_device``)."""
     return Scheduler(
-        clock=clock, metrics=metrics, sink=sink,
+        clock=clock, metrics=metrics, sink=sink, self_device=self_device,
         max_concurrency=settings.scheduler.max_concurrency,
         per_device_concurrency=settings.scheduler.per_device_concurrency,
         jitter=settings.scheduler.jitter,

@@ -28,8 +28,17 @@ def outcome_event(outcome: PollOutcome) -> Event:
         state=result.status.state,
         output=result.check.summary or result.status.value,
         measurements=(*result.measurements, status_point),
-        attrs={"status": result.status.value, "job": outcome.job_id},
+        attrs=_attrs(outcome),
     )
+
+
+def _attrs(outcome: PollOutcome) -> dict[str, str]:
+    attrs = {"status": outcome.result.status.value, "job": outcome.job_id}
+    if outcome.saturated:  # watchkeeper was overloaded: the alarm may not be the device's
+        attrs["poller_saturated"] = "true"
+    if outcome.result.local_fault is not None:
+        attrs["local_fault"] = outcome.result.local_fault
+    return attrs
 
 
 def outcome_sink(

@@ -19,7 +19,7 @@ from watchkeeper.api import create_app
 from watchkeeper.api.alarms import alarm_routes, event_routes
 from watchkeeper.clock import Clock, SystemClock
 from watchkeeper.collect.errorlog import ErrorLog
-from watchkeeper.collect.scheduler import Job
+from watchkeeper.collect.scheduler import Job, Scheduler
 from watchkeeper.errors import ConfigError, InventoryError
 from watchkeeper.inventory import DeviceLookup, InventoryManager, StaticInventory
 from watchkeeper.model import Device
@@ -59,6 +59,9 @@ KEEP_ALIVE_SECONDS = 75
 (httpx 5 s, aiohttp 15 s, Go 90 s is the exception): a server that closes first races a
 client reusing the connection at that moment, and the client sees a reset (uvicorn's
 default, 5 s, equals httpx's exactly). nginx's default, 75 s; D-number in decisions.md."""
+STOP_GRACE_SECONDS = 5
+"""On stop, how long running API requests, and each collector's close, may take before
+they are cut: ``up`` ends within seconds of Ctrl-C whatever its load (issue 17 §4)."""
 
 
 class _ApiServer(uvicorn.Server):
@@ -140,19 +143,24 @@ async def run(
             if isinstance(bus, LocalBus):  # an AMQP queue's depth is the broker's to report
                 for name in pipeline.engines:
                     metrics.queue_depth.labels(name).set_function(partial(bus.depth, name))
-            await _start_polling(stack, settings, clock=clock, metrics=metrics,
-                                 pipeline=pipeline, collectors=collectors, jobs=jobs,
-                                 inventory=live_inventory, base=inventory.devices())
+            scheduler = await _start_polling(
+                stack, settings, clock=clock, metrics=metrics, pipeline=pipeline,
+                collectors=collectors, jobs=jobs, inventory=live_inventory,
+                base=inventory.devices())
         routes = [*collect_routes, *(_pipeline_routes(settings, pipeline) if role == "up" else []),
                   *grafolean_routes(settings, locator, archive=archive, tokens=esmond.tokens,
                                     clock=clock)]
         app = create_app(archive, metrics=metrics, max_body_bytes=settings.server.max_body_bytes,
                          inventory=live_inventory, extra_routes=routes,
                          esmond=esmond.esmond, tokens=esmond.tokens,
-                         public_reads=settings.server.public_reads)
+                         public_reads=settings.server.public_reads,
+                         health=_poller_health(scheduler) if role == "up" else None)
+        # A bounded graceful stop: requests still running after it are cut (Ctrl-C under
+        # any load ends within seconds, not when the last writer gives up).
         config = uvicorn.Config(app, log_level=_uvicorn_level(settings.log_level),
                                 access_log=False, lifespan="off",
-                                timeout_keep_alive=KEEP_ALIVE_SECONDS)
+                                timeout_keep_alive=KEEP_ALIVE_SECONDS,
+                                timeout_graceful_shutdown=STOP_GRACE_SECONDS)
         server = _ApiServer(config)
         serving = asyncio.create_task(server.serve(sockets=[sock]), name="api")
         stack.push_async_callback(_stop_server, server, serving)
@@ -181,9 +189,13 @@ def _freeze_startup_objects() -> None:
 async def _start_polling(stack: AsyncExitStack, settings: Settings, *, clock: Clock,
                          metrics: SelfMetrics, pipeline: Pipeline,
                          collectors: Sequence[BoundCollector], jobs: Sequence[Job],
-                         inventory: InventoryManager, base: Sequence[Device]) -> None:
-    """Start the scheduler on the jobs, feeding the pipeline; jobs then follow the inventory."""
+                         inventory: InventoryManager, base: Sequence[Device]) -> Scheduler:
+    """Start the scheduler on the jobs, feeding the pipeline; jobs then follow the inventory.
+
+    The scheduler also runs its self-check on this host (``<host>/watchkeeper/...``)."""
     scheduler = build_scheduler(settings, clock=clock, metrics=metrics,
+                                self_device=Device(name=socket.gethostname(),
+                                                   address="127.0.0.1", tags=("self",)),
                                 sink=observed(outcome_sink(pipeline.publish),
                                               errors=ErrorLog(clock)))  # ERRORED reasons logged
     scheduler.reconcile(jobs)
@@ -192,6 +204,12 @@ async def _start_polling(stack: AsyncExitStack, settings: Settings, *, clock: Cl
     stack.push_async_callback(_cancel, polling)
     # Devices appear and go without a restart.
     await JobReconciler(inventory, scheduler, collectors, base=base, clock=clock).start(stack)
+    return scheduler
+
+
+def _poller_health(scheduler: Scheduler) -> Callable[[], tuple[str, ...]]:
+    """Why ``/api/v1/health`` says degraded: the poller's saturation reasons, if any."""
+    return lambda: scheduler.saturation().reasons
 
 
 def _pipeline_routes(settings: Settings, pipeline: Pipeline) -> list[BaseRoute]:

@@ -114,13 +114,13 @@ async def test_a_bad_scheme_is_a_broken_check() -> None:
 
 async def test_the_client_is_made_on_first_poll_and_closed_by_aclose() -> None:
     collector = HttpCollector(HttpOptions(), name="http", transport=httpx.MockTransport(answer()))
-    assert collector._client is None  # no I/O, nothing opened, in the constructor
+    assert collector._pool is None  # no I/O, nothing opened, in the constructor
     spec = JobSpec(job_id="http:a", device=Device(name="a", address="a"), intervals=(30.0,))
     await run_poll(collector, spec, now=START, timeout=5.0, affecting_intervals=(), state={})
-    client = collector._client
-    assert client is not None
+    assert collector._pool is not None
+    client = collector._pool.client
     await run_poll(collector, spec, now=START, timeout=5.0, affecting_intervals=(), state={})
-    assert collector._client is client  # shared across polls
+    assert collector._pool.client is client  # shared across polls
     await collector.aclose()
     assert client.is_closed
     await collector.aclose()  # idempotent

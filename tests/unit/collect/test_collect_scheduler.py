@@ -229,21 +229,21 @@ async def test_devices_do_not_limit_each_other(
     assert scheduler._gates == {}  # per-device semaphores are dropped when unused
 
 
-async def test_the_global_limit_caps_running_polls(
-    clock: FakeClock, sink: Recorder, make_scheduler: MakeScheduler
+async def test_the_global_limit_caps_running_polls_and_sheds_the_rest(
+    clock: FakeClock, sink: Recorder, metrics: SelfMetrics, make_scheduler: MakeScheduler
 ) -> None:
+    """With every slot taken, a due poll is shed and counted, not queued behind the others."""
     gated = Gated()
     scheduler = make_scheduler(max_concurrency=2)
     scheduler.reconcile([job(gated, f"g:{i}", device=f"d{i}", timeout=60) for i in range(5)])
     await clock.advance(10)
     assert len(gated.started) == 2
-    assert scheduler.stats().running == 5  # three wait for a slot
-    gated.gates[0].set()
+    assert scheduler.stats().running == 2
+    assert scheduler.stats().shed == 3
+    assert sample(metrics, "watchkeeper_polls_shed_total", plugin="gated") == 3
+    gated.release_all()
     await settle()
-    assert len(gated.started) == 3
-    while len(sink.outcomes) < 5:
-        gated.release_all()
-        await settle()
+    assert len(sink.outcomes) == 2
     assert sum(gated.active.values()) == 0
 
 

@@ -5,6 +5,15 @@ One ``httpx.AsyncClient`` per collector instance is created on the first poll (n
 the constructor) and reused by every job of the instance. The runtime should call
 :meth:`HttpCollector.aclose` when it drops the instance or shuts down.
 
+The client's pool has ``max_connections`` connections (by default one per job of the
+instance, 4 to 16) and a gate of as many slots in front of it: httpcore's pool does
+work proportional to waiting requests x connections on every change, so letting
+hundreds of polls queue inside it starved the event loop (1,500 jobs stalled the
+collector). A poll that gets no slot within half its budget is ERRORED as watchkeeper's
+saturation (:class:`~watchkeeper.errors.LocalSaturation`), not CRITICAL: the device was
+never asked. A pool that stops making progress (httpx's own ``PoolTimeout`` behind a free
+gate, or no request finishing for a while) is stuck: the client is replaced.
+
 ``tls.days_left`` is read from the certificate of the very connection the request used
 (httpx's ``network_stream`` extension). With ``verify_tls`` on, the standard library
 decodes it; with verification off, Python only hands out the raw certificate, which is
@@ -13,6 +22,9 @@ parsed when the optional ``cryptography`` package is importable and skipped othe
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import re
 import ssl
 import time
@@ -23,9 +35,14 @@ import msgspec
 
 from watchkeeper.collect.abc import Collector, PollContext, PollResult
 from watchkeeper.collect.poll import describe
+from watchkeeper.errors import LocalSaturation
 from watchkeeper.model import Device, Measurement, Status
 
+log = logging.getLogger(__name__)
+
 DAY = 86_400.0
+POOL_RANGE = (4, 16)  # connections when sized from the jobs: at least, at most
+STALL_AFTER = 5.0  # seconds without a finished request, while polls wait, that mean stuck
 
 
 class HttpOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -36,8 +53,11 @@ class HttpOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     verify_tls: bool = True
     tls_warn_days: float = 14.0
     follow_redirects: bool = False
+    max_connections: int | None = None  # None: one per job of this instance, 4 to 16
 
     def __post_init__(self) -> None:
+        if self.max_connections is not None and self.max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
         if self.body_match is not None:
             try:
                 re.compile(self.body_match)
@@ -57,38 +77,69 @@ class HttpCollector(Collector):
     ) -> None:
         super().__init__(options, name=name)
         self._transport = transport  # tests pass an httpx.MockTransport
-        self._client: httpx.AsyncClient | None = None
+        self._pool: _Pool | None = None
+        self._jobs = 0
+        self._closing: set[asyncio.Task[None]] = set()
+        self.recycled = 0  # stuck clients replaced so far
+
+    @property
+    def pool_size(self) -> int:
+        """Connections (and gate slots) of the client: configured, or sized from the jobs."""
+        if self.options.max_connections is not None:
+            return self.options.max_connections
+        low, high = POOL_RANGE
+        return max(low, min(high, self._jobs))
+
+    def plan_capacity(self, jobs: int) -> None:
+        """Size the pool from the jobs; a client already open keeps its size until replaced."""
+        self._jobs = jobs
 
     async def aclose(self) -> None:
         """Close the shared client; a later poll would open a new one."""
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.client.aclose()
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
+    def _current(self) -> _Pool:
+        if self._pool is None:
+            size = self.pool_size
             # trust_env off: a probe measures the target itself, not a proxy from the env.
-            self._client = httpx.AsyncClient(
+            client = httpx.AsyncClient(
                 verify=self.options.verify_tls, follow_redirects=self.options.follow_redirects,
                 transport=self._transport, trust_env=False,
+                limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
             )
-        return self._client
+            self._pool = _Pool(client, size)
+        return self._pool
 
     async def poll(self, device: Device, ctx: PollContext) -> PollResult:
         opts = self.options
         url = opts.url.replace("{address}", device.address or device.name)
         url = url.replace("{name}", device.name)
         what = f"{opts.method} {url}"
-        started = time.perf_counter()
-        try:
-            # Give up before the poll's own timeout: a slow server is CRITICAL, not ERRORED.
-            async with self._http().stream(opts.method, url, timeout=ctx.timeout * 0.9) as resp:
-                not_after = _not_after(resp, verified=opts.verify_tls)
-                body = await resp.aread()
-        except httpx.UnsupportedProtocol:
-            raise  # a bad URL is a broken check: ERRORED
-        except httpx.TransportError as exc:
-            return ctx.result([], Status.CRITICAL, f"{what}: {describe(exc)}")
+        # Give up before the poll's own timeout: a slow server is CRITICAL, not ERRORED.
+        budget = ctx.timeout * 0.9
+        pool = self._current()
+        async with self._slot(pool, budget / 2):
+            started = time.perf_counter()
+            try:
+                async with pool.client.stream(
+                    opts.method, url, timeout=httpx.Timeout(budget, pool=budget / 2)
+                ) as resp:
+                    not_after = _not_after(resp, verified=opts.verify_tls)
+                    body = await resp.aread()
+            except httpx.UnsupportedProtocol:
+                raise  # a bad URL is a broken check: ERRORED
+            except httpx.PoolTimeout:
+                # Our gate had a slot, so httpcore's pool should have had a connection.
+                self._recycle(pool, "its pool timed out behind a free slot")
+                raise self._saturated(pool, "the client's pool had no connection") from None
+            except httpx.TransportError as exc:
+                pool.progress()
+                return ctx.result([], Status.CRITICAL, f"{what}: {describe(exc)}")
+            pool.progress()
         latency = (time.perf_counter() - started) * 1000
 
         out = [
@@ -103,6 +154,39 @@ class HttpCollector(Collector):
         notes = [text for s, text in checks if s is not Status.OK and text]
         summary = f"{what}: HTTP {resp.status_code} in {latency:.1f} ms"
         return ctx.result(out, status, "; ".join([summary, *notes]))
+
+    @contextlib.asynccontextmanager
+    async def _slot(self, pool: _Pool, wait: float) -> Any:
+        """Hold one of the pool's slots; none within ``wait`` seconds is our saturation."""
+        try:
+            async with asyncio.timeout(wait):
+                await pool.gate.acquire()
+        except TimeoutError:
+            if pool.stalled():
+                self._recycle(pool, f"no request finished in {STALL_AFTER:g}s")
+            raise self._saturated(pool, f"no free connection within {wait:.2g}s") from None
+        try:
+            yield
+        finally:
+            pool.gate.release()
+
+    def _saturated(self, pool: _Pool, why: str) -> LocalSaturation:
+        return LocalSaturation(
+            f"http collector {self.name!r}: {why} (pool of {pool.size}); "
+            "watchkeeper is saturated, the device was not asked",
+            resource="http_pool",
+        )
+
+    def _recycle(self, pool: _Pool, why: str) -> None:
+        """Replace a stuck client: new polls get a fresh one, the old closes on the side."""
+        if self._pool is not pool:
+            return  # already replaced by another poll
+        self._pool = None
+        self.recycled += 1
+        log.warning("http collector %r: replacing its client, %s", self.name, why)
+        task = asyncio.get_running_loop().create_task(_close_quietly(pool.client))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     def _check_status(self, code: int) -> tuple[Status, str]:
         expected = self.options.expect_status
@@ -130,6 +214,32 @@ class HttpCollector(Collector):
         if days < self.options.tls_warn_days:
             return Status.WARNING, f"TLS certificate expires in {days:.1f} days"
         return Status.OK, ""
+
+
+class _Pool:
+    """One client, a gate of as many slots as it has connections, and when it last
+    finished a request (a pool that stops finishing while polls wait is stuck)."""
+
+    __slots__ = ("client", "gate", "last_progress", "size")
+
+    def __init__(self, client: httpx.AsyncClient, size: int) -> None:
+        self.client = client
+        self.size = size
+        self.gate = asyncio.Semaphore(size)
+        self.last_progress = time.monotonic()
+
+    def progress(self) -> None:
+        self.last_progress = time.monotonic()
+
+    def stalled(self) -> bool:
+        return time.monotonic() - self.last_progress > STALL_AFTER
+
+
+async def _close_quietly(client: httpx.AsyncClient) -> None:
+    """Close a replaced client; a stuck one may not close cleanly, and need not."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(5):
+            await client.aclose()
 
 
 def _not_after(resp: httpx.Response, *, verified: bool) -> float | None:

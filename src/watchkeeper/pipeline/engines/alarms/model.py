@@ -126,6 +126,9 @@ class Alarm(msgspec.Struct, kw_only=True):
     unlogged: int = 0
     due: float = math.inf  # when something next changes by itself (see _next_due)
     caused_by: str | None = None  # the upstream alarm's entity id (impact)
+    # A state change came while watchkeeper's poller was saturated (its own overload), as
+    # Icinga marks overdue checks: the device may be fine (check attr "poller_saturated").
+    poller_saturated: bool = False
     steps: list[Step] = msgspec.field(default_factory=list)
 
 
@@ -196,6 +199,8 @@ def _check(track: Track, event: Event, opts: AlarmOptions, out: list[Step]) -> N
     track.soft_count = 0
     author = f"{event.connector}.{event.connector_name}"
     _change_state(track, state, t, author=author, message=event.output, opts=opts, out=out)
+    if track.alarm is not None and event.attrs.get("poller_saturated") == "true":
+        track.alarm.poller_saturated = True
 
 
 def _soft(track: Track, state: int) -> None:
