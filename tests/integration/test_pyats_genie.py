@@ -266,13 +266,22 @@ def test_the_collect_daemon_archives_a_genie_plugin_on_a_pyats_inventory(lab: Pa
            "WK_GENIE_PASSWORD": "unused-with-key-auth"}
     daemon = subprocess.Popen([*WATCHKEEPER, "collect", "--config", str(config), "--data-dir",
                                str(data)], cwd=lab, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+                              stderr=subprocess.STDOUT, text=True)
+    out = ""
     try:
-        time.sleep(10)  # pyATS' import and the first connection take a few seconds
+        # unicon logs each command it runs: the third `uname -a` means two polls are done
+        assert daemon.stdout is not None
+        deadline = time.monotonic() + 90
+        while out.count("executing command 'uname -a'") < 3 and time.monotonic() < deadline:
+            line = daemon.stdout.readline()
+            if not line:
+                break
+            out += line
     finally:
         daemon.send_signal(signal.SIGINT)
-        out, err = daemon.communicate(timeout=60)
-    assert daemon.returncode == 0, err[-3000:]
+        rest, _ = daemon.communicate(timeout=60)
+        out += rest
+    assert daemon.returncode == 0, out[-3000:]
     port = _free_port()
     server = subprocess.Popen([*WATCHKEEPER, "serve", "--listen", f"127.0.0.1:{port}",
                                "--data-dir", str(data)], cwd=REPO, stdout=subprocess.PIPE,
