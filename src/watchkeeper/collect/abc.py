@@ -188,9 +188,12 @@ class Collector(ABC):
             raise ConfigError(f"device {device.name!r}: {exc}",
                               key=f"connections.{self.protocol}") from None
 
-    def plan_capacity(self, jobs: int) -> None:  # noqa: B027 - optional hook
+    def plan_capacity(self, jobs: int) -> int | None:
         """Told how many jobs the scheduler runs on this instance, whenever that changes,
-        so a collector can size its pools from them; most collectors hold no pool."""
+        so a collector can size its pools from them. Returns how many polls of the instance
+        may usefully run at once (more are shed by the scheduler), or None: no limit, as
+        for most collectors, which hold no pool."""
+        return None
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook; most collectors hold nothing
         """Release what polls opened (clients, engines); the runtime calls it at shutdown."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 
@@ -79,6 +80,7 @@ class SaturationMonitor:
         self._rotated = clock.time()
         self._was_saturated = False
         self._logged = -float("inf")
+        self._shed_counters: dict[str, Any] = {}
 
     # ------------------------------------------------------------ signs
 
@@ -97,7 +99,10 @@ class SaturationMonitor:
 
     def shed(self, plugin: str) -> None:
         self._now().shed[plugin] += 1
-        self._metrics.polls_shed.labels(plugin).inc()
+        counter = self._shed_counters.get(plugin)  # hot under overload: one lookup, not labels()
+        if counter is None:
+            counter = self._shed_counters[plugin] = self._metrics.polls_shed.labels(plugin)
+        counter.inc()
 
     def local_fault(self, plugin: str, resource: str) -> None:
         self._now().faults[plugin, resource] += 1

@@ -13,9 +13,11 @@ time; :meth:`Scheduler.reconcile` wakes it when it adds an earlier one. A slot w
 previous poll still runs is skipped and counted, never queued. An ERRORED poll is retried
 with exponential backoff, never later than the job's next regular slot.
 
-Overload is the poller's, and said so (:mod:`.saturation`): when every concurrency slot is
-taken, a due poll of a collector already holding its fair share of the slots is shed
-(counted per collector) rather than queued, so one slow collector cannot starve the others;
+Overload is the poller's, and said so (:mod:`.saturation`): a due poll is shed (not
+started, counted per collector) when its collector already runs as many polls as it said it
+has capacity for (``Collector.plan_capacity``: an http pool's size), or when every
+concurrency slot is taken and its collector holds its fair share of them, so one slow
+collector cannot starve the others;
 polls started past their interval, skipped slots, local resource faults (ERRORED with the
 resource, never retried early, never CRITICAL) and a sink that holds polls back are
 counted too. With ``self_device`` the scheduler runs its own self-check job on it, and
@@ -166,6 +168,7 @@ class Scheduler:
         self._max = max_concurrency
         self._running_by: Tally[str] = Tally()  # running polls by collector
         self._collectors = 1  # collectors with jobs, for the fair share of the slots
+        self._capacity: dict[str, int] = {}  # polls a collector can usefully run at once
         self._monitor = SaturationMonitor(clock=clock, metrics=metrics)
         self._self_job: Job | None = None
         if self_device is not None:
@@ -229,8 +232,11 @@ class Scheduler:
             collector = job.collector
             _, n = counts.get(id(collector), (collector, 0))
             counts[id(collector)] = (collector, n + 1)
+        self._capacity = {}
         for collector, n in counts.values():
-            collector.plan_capacity(n)
+            capacity = collector.plan_capacity(n)
+            if capacity is not None:
+                self._capacity[collector.name] = self._capacity.get(collector.name, 0) + capacity
         self._collectors = max(1, len({c.name for c, _ in counts.values()}))
 
     def _update(self, entry: _Entry, job: Job, now_ms: float) -> None:
@@ -340,10 +346,12 @@ class Scheduler:
             self._push(entry)
 
     def _over_share(self, plugin: str) -> bool:
-        """Every slot taken, and this collector holds its fair share of them or more."""
-        if len(self._tasks) < self._max:
-            return False
-        return self._running_by[plugin] * self._collectors >= self._max
+        """The collector runs as many polls as it has capacity for, or every slot is taken
+        and it holds its fair share of them or more."""
+        running = self._running_by[plugin]
+        if running >= self._capacity.get(plugin, self._max):
+            return True
+        return len(self._tasks) >= self._max and running * self._collectors >= self._max
 
     def _skip(self, entry: _Entry) -> None:
         self._skipped += 1

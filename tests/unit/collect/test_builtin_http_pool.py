@@ -29,11 +29,12 @@ async def poll(collector: HttpCollector, name: str = "web", timeout: float = 5.0
 def test_the_pool_is_sized_from_the_jobs_within_bounds() -> None:
     """One connection per job, 4 to 16; max_connections overrides."""
     collector = HttpCollector(HttpOptions(), name="http")
-    sizes = []
+    sizes, capacities = [], []
     for jobs in (1, 10, 5000):
-        collector.plan_capacity(jobs)
+        capacities.append(collector.plan_capacity(jobs))
         sizes.append(collector.pool_size)
     assert sizes == [4, 10, 16]
+    assert capacities == [8, 20, 32]  # polls at once: a slot each, as many waiting
     fixed = HttpCollector(HttpOptions(max_connections=64), name="http")
     fixed.plan_capacity(5000)
     assert fixed.pool_size == 64
@@ -109,3 +110,27 @@ async def test_a_transport_error_is_still_the_devices() -> None:
         await collector.aclose()
     assert result.status is Status.CRITICAL
     assert result.local_fault is None
+
+
+async def test_a_poll_cut_by_its_timeout_lets_the_request_finish_and_free_its_slot() -> None:
+    """The request is shielded from the poll's cancellation: it ends on its own (here,
+    answered late) and only then gives its slot back, so the gate and the client's pool
+    never disagree."""
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.3)
+        return httpx.Response(200, content=b"late")
+
+    collector = HttpCollector(HttpOptions(max_connections=1), name="web",
+                              transport=httpx.MockTransport(slow))
+    try:
+        result = await poll(collector, timeout=0.1)
+        assert result.status is Status.ERRORED
+        assert "timed out" in result.check.summary
+        gate = collector._current().gate
+        assert gate.locked()  # the request still runs and holds its slot
+        async with asyncio.timeout(10):
+            while collector._fetching:
+                await asyncio.sleep(0.01)
+        assert not gate.locked()
+    finally:
+        await collector.aclose()

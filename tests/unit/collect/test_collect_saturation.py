@@ -182,6 +182,30 @@ async def test_one_slow_collector_does_not_starve_another(
     assert scheduler.stats().shed == 6
 
 
+async def test_a_collector_is_not_given_more_polls_than_its_capacity(
+    clock: FakeClock, sink: Recorder, metrics: SelfMetrics, make_scheduler: MakeScheduler
+) -> None:
+    """Polls beyond what a collector said it can run at once are shed before they start:
+    no task, no timer, no ERRORED event per poll, only a count."""
+
+    class Small(Gated):
+        def plan_capacity(self, jobs: int) -> int:
+            self.planned = jobs
+            return 2
+
+    small = Small(name="small")
+    scheduler = make_scheduler(max_concurrency=100)
+    scheduler.reconcile([job(small, f"small:{i}", device=f"d{i}", timeout=60) for i in range(5)])
+    assert small.planned == 5
+    await clock.advance(10)
+    await settle()
+    assert len(small.started) == 2
+    assert scheduler.stats().shed == 3
+    assert sample(metrics, "watchkeeper_polls_shed_total", plugin="small") == 3
+    small.release_all()
+    await settle()
+
+
 async def test_stopping_does_not_wait_for_a_poll_that_ignores_cancellation(
     clock: FakeClock, metrics: SelfMetrics, sink: Recorder
 ) -> None:

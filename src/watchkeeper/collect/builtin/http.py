@@ -80,6 +80,7 @@ class HttpCollector(Collector):
         self._pool: _Pool | None = None
         self._jobs = 0
         self._closing: set[asyncio.Task[None]] = set()
+        self._fetching: set[asyncio.Task[Any]] = set()  # requests, each holding a slot
         self.recycled = 0  # stuck clients replaced so far
 
     @property
@@ -90,12 +91,20 @@ class HttpCollector(Collector):
         low, high = POOL_RANGE
         return max(low, min(high, self._jobs))
 
-    def plan_capacity(self, jobs: int) -> None:
-        """Size the pool from the jobs; a client already open keeps its size until replaced."""
+    def plan_capacity(self, jobs: int) -> int:
+        """Size the pool from the jobs; a client already open keeps its size until replaced.
+
+        Twice the pool may run at once (half of them waiting for a connection); the
+        scheduler sheds more, which costs nothing, where a poll waiting only to fail as
+        saturated costs a task, a timer and an event each."""
         self._jobs = jobs
+        return 2 * self.pool_size
 
     async def aclose(self) -> None:
-        """Close the shared client; a later poll would open a new one."""
+        """Close the shared client (after its requests, for at most 5 s); a later poll
+        would open a new one."""
+        if self._fetching:
+            await asyncio.wait(set(self._fetching), timeout=5)
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.client.aclose()
@@ -120,27 +129,27 @@ class HttpCollector(Collector):
         url = url.replace("{name}", device.name)
         what = f"{opts.method} {url}"
         # Give up before the poll's own timeout: a slow server is CRITICAL, not ERRORED.
-        budget = ctx.timeout * 0.9
+        deadline = time.monotonic() + ctx.timeout * 0.9
         pool = self._current()
-        async with self._slot(pool, budget / 2):
-            started = time.perf_counter()
-            try:
-                async with pool.client.stream(
-                    opts.method, url, timeout=httpx.Timeout(budget, pool=budget / 2)
-                ) as resp:
-                    not_after = _not_after(resp, verified=opts.verify_tls)
-                    body = await resp.aread()
-            except httpx.UnsupportedProtocol:
-                raise  # a bad URL is a broken check: ERRORED
-            except httpx.PoolTimeout:
-                # Our gate had a slot, so httpcore's pool should have had a connection.
-                self._recycle(pool, "its pool timed out behind a free slot")
-                raise self._saturated(pool, "the client's pool had no connection") from None
-            except httpx.TransportError as exc:
-                pool.progress()
-                return ctx.result([], Status.CRITICAL, f"{what}: {describe(exc)}")
-            pool.progress()
-        latency = (time.perf_counter() - started) * 1000
+        await self._acquire(pool, ctx.timeout * 0.45)
+        # The request runs in its own task, shielded: a poll cancelled by its timeout (or by
+        # shutdown) must not interrupt httpcore mid-cleanup, which leaves the request in the
+        # pool's books holding a connection for good; enough of those and the pool stalls
+        # (issue 17: 200 requests, then none). httpx's own timeouts end it instead.
+        fetch = asyncio.get_running_loop().create_task(
+            self._fetch(pool, url, max(0.05, deadline - time.monotonic())))
+        self._fetching.add(fetch)
+        fetch.add_done_callback(self._fetched)
+        try:
+            resp, body, not_after, latency = await asyncio.shield(fetch)
+        except httpx.UnsupportedProtocol:
+            raise  # a bad URL is a broken check: ERRORED
+        except httpx.PoolTimeout:
+            # Our gate had a slot, so httpcore's pool should have had a connection.
+            self._recycle(pool, "its pool timed out behind a free slot")
+            raise self._saturated(pool, "the client's pool had no connection") from None
+        except httpx.TransportError as exc:
+            return ctx.result([], Status.CRITICAL, f"{what}: {describe(exc)}")
 
         out = [
             ctx.measure("http.latency", latency, unit="ms"),
@@ -155,9 +164,31 @@ class HttpCollector(Collector):
         summary = f"{what}: HTTP {resp.status_code} in {latency:.1f} ms"
         return ctx.result(out, status, "; ".join([summary, *notes]))
 
-    @contextlib.asynccontextmanager
-    async def _slot(self, pool: _Pool, wait: float) -> Any:
-        """Hold one of the pool's slots; none within ``wait`` seconds is our saturation."""
+    async def _fetch(
+        self, pool: _Pool, url: str, budget: float
+    ) -> tuple[httpx.Response, bytes, float | None, float]:
+        """One request on a slot already held; the slot is released when it is over."""
+        try:
+            started = time.perf_counter()
+            timeout = httpx.Timeout(budget, pool=min(budget, 1.0))
+            async with pool.client.stream(self.options.method, url, timeout=timeout) as resp:
+                not_after = _not_after(resp, verified=self.options.verify_tls)
+                body = await resp.aread()
+            pool.progress()
+            return resp, body, not_after, (time.perf_counter() - started) * 1000
+        except httpx.TransportError:
+            pool.progress()  # the pool works: the device did not answer
+            raise
+        finally:
+            pool.gate.release()
+
+    def _fetched(self, task: asyncio.Task[Any]) -> None:
+        self._fetching.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a poll that gave up must not log it as lost
+
+    async def _acquire(self, pool: _Pool, wait: float) -> None:
+        """Take one of the pool's slots; none within ``wait`` seconds is our saturation."""
         try:
             async with asyncio.timeout(wait):
                 await pool.gate.acquire()
@@ -165,10 +196,6 @@ class HttpCollector(Collector):
             if pool.stalled():
                 self._recycle(pool, f"no request finished in {STALL_AFTER:g}s")
             raise self._saturated(pool, f"no free connection within {wait:.2g}s") from None
-        try:
-            yield
-        finally:
-            pool.gate.release()
 
     def _saturated(self, pool: _Pool, why: str) -> LocalSaturation:
         return LocalSaturation(
