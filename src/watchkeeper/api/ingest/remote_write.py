@@ -1,10 +1,11 @@
 """Prometheus remote write 1.0: a snappy block holding a protobuf ``WriteRequest``.
 
-The three messages (``WriteRequest``, ``TimeSeries``, ``Label``/``Sample``) are described
-in code and parsed by the ``protobuf`` package's C (upb) parser: measured against a small
-hand-written decoder, it reads a 10,000-series request several times faster (decision
-D-prom, figures in docs/performance.md). Exemplars, native histograms and metadata are
-not read.
+The messages (``WriteRequest``, ``TimeSeries``, ``Label``, ``Sample``) are read by a small
+hand-written decoder that remembers the series key of each label set's raw bytes: measured
+against the ``protobuf`` package (upb, with the descriptor built in code here), it is
+faster once a series is known, which is every request after the first (decision in
+docs/decisions.md, figures in docs/performance.md). Exemplars, native histograms and
+metadata are skipped.
 
 Everything a sender cannot fix by retrying is :class:`InvalidData` (400: Prometheus drops
 the batch): a corrupt block, a truncated or malformed message, labels out of order or
@@ -18,12 +19,12 @@ from __future__ import annotations
 import functools
 import itertools
 import struct
+from collections.abc import Iterator
 from typing import Any, Final
 
 import cramjam
 import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-from google.protobuf.message import DecodeError
 
 from watchkeeper.archive import Columns
 from watchkeeper.errors import InvalidData
@@ -73,37 +74,203 @@ def decompress(body: bytes) -> bytes:
         raise InvalidData(f"not a snappy block: {exc}", field="body") from None
 
 
-def decode(body: bytes) -> Columns:
-    """A remote-write request body (snappy protobuf) as a columnar write batch."""
-    request = write_request_class()()
-    try:
-        request.ParseFromString(decompress(body))
-    except DecodeError as exc:
-        raise InvalidData(f"not a WriteRequest protobuf: {exc}", field="body") from None
-    series: list[str] = []
-    index: list[int] = []
-    stamps: list[int] = []
-    values: list[float] = []
-    for position, ts in enumerate(request.timeseries):
-        labels = [(label.name, label.value) for label in ts.labels]
-        check_order(labels, position)
-        samples = [(s.timestamp, s.value) for s in ts.samples
-                   if s.value == s.value or struct.pack("<d", s.value) != STALE_NAN]
-        if not samples:
-            continue
+class Decoder:
+    """Decodes requests, remembering the series key of each label set it has seen.
+
+    Prometheus sends the same series every scrape interval, so the raw bytes of a
+    series' labels are looked up first: a known label set costs one dict lookup, and
+    only new ones are decoded, checked and mapped. The messages are read by hand (three
+    small messages); :func:`write_request_class` is kept for tests and benchmarks, which
+    compare the two (docs/performance.md).
+    """
+
+    def __init__(self, *, remember: int = 1_000_000) -> None:
+        self._keys: dict[bytes, str] = {}
+        self._remember = remember
+
+    def decode(self, body: bytes) -> Columns:
+        """A remote-write request body (snappy protobuf) as a columnar write batch."""
         try:
-            text = promlabels.key_text(labels)
-        except InvalidData as exc:
-            raise InvalidData(f"timeseries[{position}]: {exc}", field="labels") from None
-        at = len(series)
-        series.append(text)
-        for stamp, value in samples:
-            index.append(at)
-            stamps.append(stamp)
-            values.append(value)
-    return Columns(series=series, index=np.asarray(index, dtype=np.int32),
-                   ts=np.asarray(stamps, dtype=np.float64) / 1000.0,
-                   values=np.asarray(values, dtype=np.float64))
+            parsed = list(_each_timeseries(decompress(body)))
+        except (_Malformed, IndexError, struct.error) as exc:
+            raise InvalidData(f"not a WriteRequest protobuf: {exc or 'truncated'}",
+                              field="body") from None
+        series: list[str] = []
+        index: list[int] = []
+        stamps: list[int] = []
+        values: list[float] = []
+        for position, (labels, samples) in enumerate(parsed):
+            if samples:
+                at = len(series)
+                series.append(self._key(labels, position))
+                for stamp, value in samples:
+                    index.append(at)
+                    stamps.append(stamp)
+                    values.append(value)
+        return Columns(series=series, index=np.asarray(index, dtype=np.int32),
+                       ts=np.asarray(stamps, dtype=np.float64) / 1000.0,
+                       values=np.asarray(values, dtype=np.float64))
+
+    def _key(self, raw: bytes, position: int) -> str:
+        text = self._keys.get(raw)
+        if text is None:
+            try:
+                labels = _labels(raw)
+            except (_Malformed, IndexError) as exc:
+                raise InvalidData(f"timeseries[{position}]: bad labels: {exc or 'truncated'}",
+                                  field="labels") from None
+            check_order(labels, position)
+            try:
+                text = promlabels.key_text(labels)
+            except InvalidData as exc:
+                raise InvalidData(f"timeseries[{position}]: {exc}", field="labels") from None
+            if len(self._keys) >= self._remember:
+                self._keys.clear()
+            self._keys[raw] = text
+        return text
+
+
+def decode(body: bytes) -> Columns:
+    """A remote-write request body as a columnar batch (a fresh :class:`Decoder`)."""
+    return Decoder().decode(body)
+
+
+class _Malformed(Exception):
+    """The bytes are not the message they should be."""
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    byte = buf[pos]
+    if byte < 0x80:
+        return byte, pos + 1
+    result, shift = byte & 0x7F, 7
+    while True:
+        pos += 1
+        byte = buf[pos]
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos + 1
+        shift += 7
+        if shift > 63:
+            raise _Malformed("a varint longer than 10 bytes")
+
+
+def _each_timeseries(buf: bytes) -> Iterator[tuple[bytes, list[tuple[int, float]]]]:
+    """Each TimeSeries of a WriteRequest: its labels' raw bytes and its samples."""
+    pos, end = 0, len(buf)
+    while pos < end:
+        key, pos = _varint(buf, pos)
+        if key != 0x0A:  # not a TimeSeries (metadata...): skipped
+            pos = _skip(buf, pos, key, end)
+            continue
+        size, pos = _varint(buf, pos)
+        stop = pos + size
+        if stop > end:
+            raise _Malformed("a TimeSeries runs past the end")
+        yield _timeseries(buf, pos, stop)
+        pos = stop
+
+
+def _skip(buf: bytes, pos: int, key: int, end: int) -> int:
+    """The position after an unknown field's value."""
+    wire = key & 7
+    if wire == 0:
+        return _varint(buf, pos)[1]
+    if wire == 1:
+        pos += 8
+    elif wire == 2:
+        size, pos = _varint(buf, pos)
+        pos += size
+    elif wire == 5:
+        pos += 4
+    else:
+        raise _Malformed(f"wire type {wire}")
+    if pos > end:
+        raise _Malformed("a field runs past the end")
+    return pos
+
+
+def _timeseries(buf: bytes, pos: int, stop: int) -> tuple[bytes, list[tuple[int, float]]]:
+    """The raw bytes of a TimeSeries' labels (their identity) and its samples, stale
+    markers left out."""
+    first = last = -1
+    pieces: list[bytes] = []
+    samples: list[tuple[int, float]] = []
+    while pos < stop:
+        at = pos
+        key, pos = _varint(buf, pos)
+        if key == 0x0A:  # Label
+            size, pos = _varint(buf, pos)
+            pos += size
+            if first < 0:
+                first = at
+            elif at != last:  # labels interleaved with other fields: keep them apart
+                pieces.append(buf[first:last])
+                first = at
+            last = pos
+        elif key == 0x12:  # Sample
+            size, pos = _varint(buf, pos)
+            sample = _sample(buf, pos, pos + size)
+            pos += size
+            if sample is not None:
+                samples.append(sample)
+        else:  # exemplars, native histograms: not read
+            pos = _skip(buf, pos, key, stop)
+    if pos != stop:
+        raise _Malformed("a TimeSeries' fields overrun it")
+    raw = buf[first:last] if first >= 0 else b""
+    return (b"".join([*pieces, raw]) if pieces else raw), samples
+
+
+def _sample(buf: bytes, pos: int, stop: int) -> tuple[int, float] | None:
+    value, stamp = 0.0, 0
+    while pos < stop:
+        key, pos = _varint(buf, pos)
+        if key == 0x09:
+            raw = buf[pos:pos + 8]
+            if raw == STALE_NAN:
+                return None  # Prometheus' stale marker: the series went away
+            (value,) = struct.unpack("<d", raw)
+            pos += 8
+        elif key == 0x10:
+            stamp, pos = _varint(buf, pos)
+            if stamp >= 1 << 63:
+                stamp -= 1 << 64
+        else:
+            pos = _skip(buf, pos, key, stop)
+    if pos != stop:
+        raise _Malformed("a Sample's fields overrun it")
+    return stamp, value
+
+
+def _labels(raw: bytes) -> list[tuple[str, str]]:
+    """The (name, value) pairs of a run of Label messages."""
+    out = []
+    pos, end = 0, len(raw)
+    try:
+        while pos < end:
+            _, pos = _varint(raw, pos)  # the Label field's key (0x0A)
+            size, pos = _varint(raw, pos)
+            stop = pos + size
+            name = value = ""
+            while pos < stop:
+                key, pos = _varint(raw, pos)
+                if key in (0x0A, 0x12):
+                    length, pos = _varint(raw, pos)
+                    text = raw[pos:pos + length].decode("utf-8")
+                    pos += length
+                    if key == 0x0A:
+                        name = text
+                    else:
+                        value = text
+                else:
+                    pos = _skip(raw, pos, key, stop)
+            if pos != stop:
+                raise _Malformed("a Label's fields overrun it")
+            out.append((name, value))
+    except UnicodeDecodeError as exc:
+        raise _Malformed(f"a label is not UTF-8: {exc}") from None
+    return out
 
 
 def check_order(labels: list[tuple[str, str]], position: int) -> None:

@@ -44,6 +44,7 @@ class IngestApi:
     def __init__(self, archive: Archive, *, now: Callable[[], float] | None = None) -> None:
         self._archive = archive
         self._now = now or archive.clock.time
+        self._remote = remote_write.Decoder()
 
     def routes(self) -> Sequence[Route]:
         return [
@@ -59,8 +60,8 @@ class IngestApi:
                errors=(400, 401, 403, 413, 507))
     async def prometheus_write(self, request: Request) -> Response:
         body = await request.body()
-        columns = (await run_in_threadpool(remote_write.decode, body)
-                   if len(body) > _THREAD_BYTES else remote_write.decode(body))
+        columns = (await run_in_threadpool(self._remote.decode, body)
+                   if len(body) > _THREAD_BYTES else self._remote.decode(body))
         if len(columns):
             await self._archive.write_columns(columns)
         return Response(status_code=204)
