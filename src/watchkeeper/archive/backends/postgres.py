@@ -30,9 +30,9 @@ background, every shard holding rows it already saw at its previous look: no row
 in the log much longer than twice that, whoever wrote it. The first look comes at start
 and takes in whatever is there (a crashed writer's backlog), but start-up never waits
 for it: reads are exact while the log drains. Compaction deletes log rows and rewrites
-partial chunks, which leaves dead tuples that autovacuum reaches late; once a round of
-compactions is over (or ``vacuum_rows`` chunk rows were rewritten meanwhile) the
-instance vacuums the two tables it changed.
+partial chunks, which leaves dead tuples that autovacuum reaches late (after a bulk
+load: tables three times the size of their data); so at every look after compactions the
+instance vacuums the tables they changed, and the space is reused at once.
 
 **Reads** from any instance are exact: one statement (one snapshot) returns the
 series' chunks in range and its shard's log rows; the log rows are applied over the
@@ -138,8 +138,6 @@ class PostgresOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     """Connections to keep open."""
     compact_after: Annotated[float, msgspec.Meta(gt=0)] = 5.0
     """Seconds between looks at the log; rows seen at one look are compacted at the next."""
-    vacuum_rows: Annotated[int, msgspec.Meta(ge=1)] = 50_000
-    """Rewritten chunk rows after which the tables are vacuumed even while compacting."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -441,8 +439,7 @@ class PostgresArchive(Archive):
     async def _look(self, seen: int | None) -> int:
         """Mark the shards holding rows up to ``seen`` dirty; vacuum after compactions.
         Returns the log's last seq now."""
-        busy = self._compactor is not None and not self._compactor.done()
-        if self._compacted and (not busy or self._rewritten >= self._opts.vacuum_rows):
+        if self._compacted:
             await self._vacuum()
         async with self._connection() as conn:
             last, shards = await self._store.aged_shards(conn, seen)

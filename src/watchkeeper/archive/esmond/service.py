@@ -17,10 +17,9 @@ and writes it back, so two processes writing one metadata at once would lose eac
 other's points (esmond does). Each commit therefore runs as a *turn* over the event
 types of the metadata it writes (:meth:`MetadataStore.writing`): on PostgreSQL a lock
 per metadata and event type, held across processes while the bins are read, folded and
-stored, so any number of servers
-on one store give the summaries one server gives, and a numeric timestamp stored
-through one is refused (409) through every other. A store that only one process writes
-through (the embedded deployment) takes no lock.
+stored. Any number of servers on one store give the summaries one server gives, and a
+numeric timestamp stored through one is refused (409) through every other. A store
+that only one process writes through (the embedded deployment) takes no lock.
 
 **Bin cache.** The state of recently written summary bins stays in memory, and so does
 the newest stored ts of each series written: a point later than that cannot be a
