@@ -338,6 +338,11 @@ class JobReconciler:
                 except WatchkeeperError as exc:
                     log.error("collector %s: device %s from the inventory left out: %s",
                               spec.name, device.name, exc)
+            try:  # jobs of no device: a prometheus collector's file_sd targets
+                jobs.extend(Job(collector=item.collector, spec=job, timeout=spec.timeout)
+                            for job in item.collector.jobs([], (spec.interval,)))
+            except WatchkeeperError as exc:
+                log.error("collector %s: targets left out: %s", spec.name, exc)
         return jobs
 
 

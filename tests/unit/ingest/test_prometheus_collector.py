@@ -8,15 +8,20 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from watchkeeper.clock import FakeClock
 from watchkeeper.collect.builtin.prometheus import PrometheusCollector, PrometheusOptions
 from watchkeeper.collect.builtin.promtext import Relabel
 from watchkeeper.collect.poll import run_poll
 from watchkeeper.collect.testing import poll_once
 from watchkeeper.errors import ConfigError
 from watchkeeper.model import Device, Status
+from watchkeeper.runtime.assemble import BoundCollector
+from watchkeeper.runtime.inventory import JobReconciler
+from watchkeeper.settings import CollectorSettings
 
 BODY = b"""# TYPE node_load1 gauge
 node_load1 0.5
@@ -108,3 +113,24 @@ async def test_file_sd_targets(exporter: int, tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(ConfigError):
         list(collector(file_sd=(str(tmp_path / "bad.json"),)).jobs([], (15.0,)))
+
+
+def test_inventory_changes_keep_file_sd_targets(tmp_path: Path) -> None:
+    """The reconciler asks each collector for its jobs of no device too, so file_sd
+    targets stay scheduled when the inventory changes, even with no device selected
+    (repeats share one job id: the scheduler keeps one)."""
+    sd = tmp_path / "targets.json"
+    sd.write_text('[{"targets": ["127.0.0.1:9"]}]')
+    prom = collector(file_sd=(str(sd),))
+    bound = BoundCollector(spec=CollectorSettings(name="prom", plugin="prometheus",
+                                                  devices=["h1"]), collector=prom,
+                           path="collectors[0]")
+    no_models = SimpleNamespace(snapshots=list)  # jobs() reads no model
+    reconciler = JobReconciler(no_models, None, [bound], base=[],  # type: ignore[arg-type]
+                               clock=FakeClock())
+    ids = [job.spec.job_id for job in reconciler.jobs([Device(name="h1"), Device(name="h2")])]
+    assert set(ids) == {"prom:h1", "prom:127.0.0.1:9/metrics"}
+    assert [job.spec.job_id for job in reconciler.jobs([Device(name="h2")])] == [
+        "prom:127.0.0.1:9/metrics"]
+    sd.write_text("{")
+    assert [job.spec.job_id for job in reconciler.jobs([])] == []

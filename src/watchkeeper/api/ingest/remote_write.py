@@ -158,16 +158,21 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
 def _each_timeseries(buf: bytes) -> Iterator[tuple[bytes, list[tuple[int, float]]]]:
     """Each TimeSeries of a WriteRequest: its labels' raw bytes and its samples."""
     pos, end = 0, len(buf)
+    stamps: dict[bytes, int] = {}  # a request's samples mostly share a few timestamps
     while pos < end:
         key, pos = _varint(buf, pos)
         if key != 0x0A:  # not a TimeSeries (metadata...): skipped
             pos = _skip(buf, pos, key, end)
             continue
-        size, pos = _varint(buf, pos)
+        size = buf[pos]  # one or two bytes, inline: this loop runs per series
+        if size < 0x80:
+            pos += 1
+        else:
+            size, pos = _varint(buf, pos)
         stop = pos + size
         if stop > end:
             raise _Malformed("a TimeSeries runs past the end")
-        yield _timeseries(buf, pos, stop)
+        yield _timeseries(buf, pos, stop, stamps)
         pos = stop
 
 
@@ -190,12 +195,18 @@ def _skip(buf: bytes, pos: int, key: int, end: int) -> int:
     return pos
 
 
-def _timeseries(buf: bytes, pos: int, stop: int) -> tuple[bytes, list[tuple[int, float]]]:
+def _timeseries(buf: bytes, pos: int, stop: int, stamps: dict[bytes, int]
+                ) -> tuple[bytes, list[tuple[int, float]]]:
     """The raw bytes of a TimeSeries' labels (their identity) and its samples, stale
     markers left out."""
     first = last = -1
     pieces: list[bytes] = []
     samples: list[tuple[int, float]] = []
+    start = pos
+    while pos < stop and buf[pos] == 0x0A and buf[pos + 1] < 0x80:  # the usual labels: fast
+        pos += 2 + buf[pos + 1]
+    if pos > start:
+        first, last = start, pos
     while pos < stop:
         at = pos
         key, pos = _varint(buf, pos)
@@ -210,7 +221,7 @@ def _timeseries(buf: bytes, pos: int, stop: int) -> tuple[bytes, list[tuple[int,
             last = pos
         elif key == 0x12:  # Sample
             size, pos = _varint(buf, pos)
-            sample = _sample(buf, pos, pos + size)
+            sample = _sample(buf, pos, pos + size, stamps)
             pos += size
             if sample is not None:
                 samples.append(sample)
@@ -222,7 +233,22 @@ def _timeseries(buf: bytes, pos: int, stop: int) -> tuple[bytes, list[tuple[int,
     return (b"".join([*pieces, raw]) if pieces else raw), samples
 
 
-def _sample(buf: bytes, pos: int, stop: int) -> tuple[int, float] | None:
+def _sample(buf: bytes, pos: int, stop: int, stamps: dict[bytes, int]
+            ) -> tuple[int, float] | None:
+    if stop - pos > 10 and buf[pos] == 0x09 and buf[pos + 9] == 0x10:  # the usual layout
+        raw = buf[pos + 1:pos + 9]
+        varint = buf[pos + 10:stop]
+        stamp = stamps.get(varint)
+        if stamp is None:
+            stamp, end = _varint(buf, pos + 10)
+            if end != stop or stamp >= 1 << 63:
+                return _sample_fields(buf, pos, stop)
+            stamps[varint] = stamp
+        return None if raw == STALE_NAN else (stamp, struct.unpack("<d", raw)[0])
+    return _sample_fields(buf, pos, stop)
+
+
+def _sample_fields(buf: bytes, pos: int, stop: int) -> tuple[int, float] | None:
     value, stamp = 0.0, 0
     while pos < stop:
         key, pos = _varint(buf, pos)
