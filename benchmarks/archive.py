@@ -213,8 +213,10 @@ class Ours:
 
     name = "watchkeeper"
 
-    def __init__(self, workdir: Path, backend: str, schema: str) -> None:
+    def __init__(self, workdir: Path, backend: str, schema: str, *,
+                 env: dict[str, str] | None = None) -> None:
         self.workdir = workdir
+        self.env = env  # e.g. PYTHONPATH of another source tree, to compare two versions
         self.backend = backend
         self.schema = schema
         self.port = free_port()
@@ -228,7 +230,7 @@ class Ours:
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "--serve", "--dir", str(self.workdir),
              "--port", str(self.port), "--backend", self.backend, "--schema", self.schema],
-            stdout=log, stderr=subprocess.STDOUT)
+            stdout=log, stderr=subprocess.STDOUT, env=self.env)
         try:
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:

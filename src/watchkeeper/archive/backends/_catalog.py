@@ -33,49 +33,97 @@ class NewSeries(NamedTuple):
     kind: Kind
 
 
+class KeyIds:
+    """The catalog's ids looked up by :class:`SeriesKey` (through the key's text form)."""
+
+    def __init__(self, by_text: dict[str, int]) -> None:
+        self._by_text = by_text
+
+    def get(self, key: object, default: int | None = None) -> int | None:
+        if not isinstance(key, SeriesKey):
+            hash(key)  # an unhashable key raises TypeError, as a dict lookup would
+            return default
+        return self._by_text.get(str(key), default)
+
+    def __getitem__(self, key: SeriesKey) -> int:
+        sid = self.get(key)
+        if sid is None:
+            raise KeyError(key)
+        return sid
+
+    def __contains__(self, key: object) -> bool:
+        return self.get(key) is not None
+
+
 class Catalog:
-    """Series by key and by id, with each one's kind, unit and first/last timestamp (ms)."""
+    """Series by text and by id, with each one's kind, unit and first/last timestamp (ms).
+
+    A series costs its text form, one dict entry and a few array slots: keys are not
+    kept (:meth:`key` parses the text again, and ``SeriesKey.parse`` remembers recent
+    answers), units only when not empty. A million series: ~200 MB as SeriesKey objects
+    in four dicts, ~190 bytes a series this way (docs/performance.md).
+    """
 
     def __init__(self) -> None:
-        self.ids: dict[SeriesKey, int] = {}
         self.ids_by_text: dict[str, int] = {}
-        self._keys: dict[int, SeriesKey] = {}
-        self._units: dict[int, str] = {}
+        self.ids = KeyIds(self.ids_by_text)
+        self._texts: list[str | None] = []  # by series id
+        self._units: dict[int, str] = {}  # series with a unit only
         self.kinds = np.zeros(0, dtype=np.int8)  # KIND_CODES by series id
         self.first_ms = np.zeros(0, dtype=np.int64)
         self.last_ms = np.zeros(0, dtype=np.int64)
         self.next_id = 0
+        self._count = 0
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return self._count
 
     def add(
         self, series: NewSeries, first_ms: int | None = None, last_ms: int | None = None
     ) -> None:
         """Register a series (ids must be unique; they need not be contiguous)."""
-        self._grow(series.sid + 1)
-        self.ids[series.key] = series.sid
-        self.ids_by_text[series.text] = series.sid
-        self._keys[series.sid] = series.key
-        self._units[series.sid] = series.unit
-        self.kinds[series.sid] = KIND_CODES[series.kind]
-        self.first_ms[series.sid] = NO_FIRST if first_ms is None else first_ms
-        self.last_ms[series.sid] = NO_LAST if last_ms is None else last_ms
-        self.next_id = max(self.next_id, series.sid + 1)
+        self.add_text(series.sid, series.text, series.unit, series.kind, first_ms, last_ms)
+
+    def add_text(  # noqa: PLR0917  (the columns of a series row, as they are read)
+        self, sid: int, text: str, unit: str, kind: Kind, first_ms: int | None = None,
+        last_ms: int | None = None,
+    ) -> None:
+        """:meth:`add` from a series' canonical text form (no key is built)."""
+        self._grow(sid + 1)
+        if len(self._texts) <= sid:
+            self._texts.extend([None] * (sid + 1 - len(self._texts)))
+        self.ids_by_text[text] = sid
+        if unit:
+            self._units[sid] = unit
+        self.kinds[sid] = KIND_CODES[kind]
+        self.first_ms[sid] = NO_FIRST if first_ms is None else first_ms
+        self.last_ms[sid] = NO_LAST if last_ms is None else last_ms
+        self.next_id = max(self.next_id, sid + 1)
+        if self._texts[sid] is None:
+            self._count += 1
+        self._texts[sid] = text
 
     def forget(self, added: Sequence[NewSeries]) -> None:
         """Undo :meth:`add` of the series a write created, in order, when it failed."""
         for series in added:
-            del self.ids[series.key], self.ids_by_text[series.text]
-            del self._keys[series.sid], self._units[series.sid]
+            del self.ids_by_text[series.text]
+            self._texts[series.sid] = None
+            self._units.pop(series.sid, None)
             self.kinds[series.sid] = 0
             self.first_ms[series.sid] = NO_FIRST
             self.last_ms[series.sid] = NO_LAST
+            self._count -= 1
         if added:
             self.next_id = min(self.next_id, added[0].sid)
 
+    def text(self, sid: int) -> str:
+        text = self._texts[sid]
+        if text is None:
+            raise KeyError(sid)
+        return text
+
     def key(self, sid: int) -> SeriesKey:
-        return self._keys[sid]
+        return SeriesKey.parse(self.text(sid))
 
     def kind(self, sid: int) -> Kind:
         return KINDS[int(self.kinds[sid])]
@@ -95,13 +143,14 @@ class Catalog:
         return (None, None) if first == NO_FIRST else (first, last)
 
     def unit(self, sid: int) -> str:
-        return self._units[sid]
+        return self._units.get(sid, "")
 
-    def meta(self, sid: int) -> SeriesMeta:
+    def meta(self, sid: int, key: SeriesKey | None = None) -> SeriesMeta:
+        """What a listing says of a series (``key``: its key, if the caller has it)."""
         first, last = self.range(sid)
         return SeriesMeta(
-            key=self._keys[sid],
-            unit=self._units[sid],
+            key=self.key(sid) if key is None else key,
+            unit=self.unit(sid),
             kind=self.kind(sid),
             first_ts=None if first is None else first / 1000.0,
             last_ts=None if last is None else last / 1000.0,

@@ -284,6 +284,11 @@ class Store:
     def all_series(self) -> Iterator[SeriesRow]:
         return self._series_rows("SELECT {} FROM series", ())
 
+    def series_texts(self) -> Iterator[tuple[int, str, str, Kind, int | None, int | None]]:
+        """Every series as (id, text form, unit, kind, first_ms, last_ms): no key built."""
+        return iter(self._conn.execute(
+            "SELECT id, key, unit, kind, first_ts, last_ts FROM series"))
+
     def series_by_key(self, text: str) -> SeriesRow | None:
         return next(self._series_rows("SELECT {} FROM series WHERE key = ?", (text,)), None)
 

@@ -98,7 +98,7 @@ class Writer:
         self.heads: dict[Kind, Head] = {
             kind: Head(np.float64 if kind == "float" else object) for kind in KINDS
         }
-        self._tails: dict[int, Tail | None] = {}  # absent: unknown, None: no chunk yet
+        self._tails = _Tails()
         self._log: deque[tuple[int, int]] = deque()  # (seq, points) of the rows kept
         self._log_points = 0
         self._next_seq = 1
@@ -118,9 +118,9 @@ class Writer:
 
     def load_catalog(self) -> None:
         """Read every series into the catalog."""
-        for row in self.store.all_series():
-            series = NewSeries(row.sid, row.key, str(row.key), row.unit, row.kind)
-            self.catalog.add(series, row.first_ms, row.last_ms)
+        add = self.catalog.add_text
+        for sid, text, unit, kind, first_ms, last_ms in self.store.series_texts():
+            add(sid, text, unit, kind, first_ms, last_ms)
 
     def close(self) -> None:
         """Compact everything (so the next start replays nothing) and close the file."""
@@ -192,7 +192,7 @@ class Writer:
                 self.store.append_log(seq, blob)
         self._next_seq += len(blobs)
         for series in created:
-            self._tails[series.sid] = None
+            self._tails.set(series.sid, None)
         for seq, (batch, columns) in enumerate(batches, first):
             self._unsettled.append((seq, batch))
             if columns is not None:
@@ -264,7 +264,8 @@ class Writer:
             self.store.trim_log(trim_before)
         for head in self.heads.values():
             head.drop(sids)
-        self._tails.update(plan.tails)
+        for sid, tail in plan.tails.items():
+            self._tails.set(sid, tail)
         while self._log and self._log[0][0] < trim_before:
             self._log_points -= self._log.popleft()[1]
 
@@ -282,10 +283,12 @@ class Writer:
         plan.tails.update(flush.tails)
 
     def _tail(self, sid: int) -> Tail | None:
-        if sid not in self._tails:
+        tail = self._tails.get(sid)
+        if tail is _UNKNOWN:
             row = self.store.last_chunk(sid)
-            self._tails[sid] = None if row is None else Tail(row.start_ms, row.end_ms, row.n)
-        return self._tails[sid]
+            tail = None if row is None else Tail(row.start_ms, row.end_ms, row.n)
+            self._tails.set(sid, tail)
+        return tail
 
     # -- reads ------------------------------------------------------------------------
 
@@ -330,7 +333,7 @@ class Writer:
     ) -> tuple[list[SeriesMeta], int]:
         self.settle()  # the heads' points widen the series' time ranges
         rows, total = self.store.list_series(prefix, limit, offset)
-        return [self.catalog.meta(row.sid) for row in rows], total
+        return [self.catalog.meta(row.sid, row.key) for row in rows], total
 
     def delete(self, key: SeriesKey, start: float, end: float) -> int:
         """Remove points; the log is emptied first so a replay cannot bring them back."""
@@ -359,7 +362,7 @@ class Writer:
             first, last = self.store.chunk_range(sid)
             self.store.set_ranges([(first, last, sid)])
         self.catalog.set_range(sid, first, last)
-        self._tails.pop(sid, None)
+        self._tails.forget(sid)
         return removed
 
     def _sid(self, key: SeriesKey) -> int:
@@ -367,6 +370,40 @@ class Writer:
         if sid is None:
             raise SeriesNotFound(str(key))
         return sid
+
+
+_UNKNOWN: Final = Tail(0, 0, -1)
+
+
+class _Tails:
+    """The last chunk of every series (start, end, points) in arrays indexed by id: a
+    million series would take ~200 MB as a dict of tuples."""
+
+    def __init__(self) -> None:
+        self._start = np.zeros(0, dtype=np.int64)
+        self._end = np.zeros(0, dtype=np.int64)
+        self._n = np.zeros(0, dtype=np.int32)  # -1: not looked up yet, 0: no chunk
+
+    def get(self, sid: int) -> Tail | None:
+        """The series' tail, None when it has no chunk, ``_UNKNOWN`` when not looked up."""
+        if sid >= len(self._n) or self._n[sid] < 0:
+            return _UNKNOWN
+        n = int(self._n[sid])
+        return Tail(int(self._start[sid]), int(self._end[sid]), n) if n else None
+
+    def set(self, sid: int, tail: Tail | None) -> None:
+        if sid >= len(self._n):
+            size = max(sid + 1, 2 * len(self._n), 64)
+            self._start = np.resize(self._start, size)
+            self._end = np.resize(self._end, size)
+            n = np.full(size, -1, dtype=np.int32)
+            n[: len(self._n)] = self._n
+            self._n = n
+        self._start[sid], self._end[sid], self._n[sid] = tail or (0, 0, 0)
+
+    def forget(self, sid: int) -> None:
+        if sid < len(self._n):
+            self._n[sid] = -1
 
 
 def _raised(outcomes: list[int | InvalidData]) -> int:

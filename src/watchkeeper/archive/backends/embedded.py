@@ -93,7 +93,8 @@ class EmbeddedArchive(Archive):
         self._lock: _WriterLock | None = None
         self._writer_pid = ""
         self._waiting: list[tuple[Write, asyncio.Future[int]]] = []  # for the next commit
-        self._committer: asyncio.Task[None] | None = None
+        self._in_flight = False  # a commit is running: new writes wait in _waiting
+        self._committer: asyncio.Task[None] | None = None  # commits what waited
 
     @property
     def path(self) -> Path:
@@ -123,43 +124,66 @@ class EmbeddedArchive(Archive):
         Writes that arrive while a commit is in flight wait together and share the next
         one (one fsync for all of them); each caller is answered when the commit that
         holds its write has returned, so nothing is acknowledged before it is durable.
+        A write that finds no commit in flight commits at once, from its own task.
         """
         writer = self._writer()
-        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._waiting.append((write, done))
-        if self._committer is None or self._committer.done():
-            self._committer = asyncio.create_task(self._commit_waiting(writer))
-        return await done
+        if self._in_flight:
+            done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            self._waiting.append((write, done))
+            return await done
+        self._in_flight = True
+        try:
+            (outcome,) = await self._call(writer.write_group, [write])
+        finally:
+            if self._waiting:  # they came during this commit: the next one is theirs
+                self._committer = asyncio.create_task(self._commit_waiting(writer))
+            else:
+                self._in_flight = False
+        self._count(outcome)
+        self._settle_soon(writer)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
     async def _commit_waiting(self, writer: Writer) -> None:
-        while self._waiting:
-            group, self._waiting = self._waiting, []
-            try:
-                outcomes = await self._call(writer.write_group, [write for write, _ in group])
-            except BaseException as exc:
-                for _, done in group:
-                    if not done.done():
-                        done.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    raise
-                continue
-            self._answer(writer, group, outcomes)
+        try:
+            while self._waiting:
+                group, self._waiting = self._waiting, []
+                try:
+                    outcomes = await self._call(writer.write_group,
+                                                [write for write, _ in group])
+                except BaseException as exc:
+                    for _, done in group:
+                        if not done.done():
+                            done.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                self._answer(writer, group, outcomes)
+        finally:
+            self._in_flight = False
 
     def _answer(self, writer: Writer, group: list[tuple[Write, asyncio.Future[int]]],
                 outcomes: Sequence[int | Exception]) -> None:
-        """Answer a committed group; a large one joins the heads in a job queued now, which
-        runs while the callers are answered (every later operation would run it first)."""
         for (_, done), outcome in zip(group, outcomes, strict=True):
-            if isinstance(outcome, int) and outcome:
-                self.metrics.points_ingested.inc(outcome)
-                self.metrics.ingest_batches.inc()
+            self._count(outcome)
             if done.done():  # the caller has gone (cancelled)
                 continue
             if isinstance(outcome, Exception):
                 done.set_exception(outcome)
             else:
                 done.set_result(outcome)
-        if writer.unsettled:  # a large batch: settled right behind the answer
+        self._settle_soon(writer)
+
+    def _count(self, outcome: int | Exception) -> None:
+        if isinstance(outcome, int) and outcome:
+            self.metrics.points_ingested.inc(outcome)
+            self.metrics.ingest_batches.inc()
+
+    def _settle_soon(self, writer: Writer) -> None:
+        """A large write joins the heads in a job queued now, which runs while the callers
+        are answered (every later operation would run it first)."""
+        if writer.unsettled:
             assert self._executor is not None  # _call ran
             self._executor.submit(self._settle, writer)
 
