@@ -16,6 +16,7 @@ refuses the batch, naming the line.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Final
@@ -81,17 +82,13 @@ def _parse_line(line: str, plugin: str, scale: float, now: float, batch: Batch) 
         raise _Bad("missing fields")
     if len(parts) > 3:
         raise _Bad("invalid field format (unescaped space?)")
-    measurement, subject, labels = _series(parts[0])
+    head, suffix = _head(parts[0], plugin)
     stamp = now
     if len(parts) == 3:
         try:
             stamp = int(parts[2]) * scale
         except ValueError:
             raise _Bad(f"bad timestamp {parts[2]!r}") from None
-    suffix = ""
-    if labels:
-        suffix = "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items())) + "}"
-    head = f"{subject}/{plugin}/{_name(measurement)}."
     for pair in _split(parts[1], ","):
         key, eq, raw = _partition(pair)
         if not eq or not key:
@@ -101,6 +98,17 @@ def _parse_line(line: str, plugin: str, scale: float, now: float, batch: Batch) 
             batch.strings.append((text, stamp, _string(raw)))
         else:
             batch.numbers.append((text, stamp, _number(raw)))
+
+
+@functools.lru_cache(maxsize=100_000)
+def _head(series: str, plugin: str) -> tuple[str, str]:
+    """The key text around the field name of a line's ``measurement,tags`` part,
+    remembered: a sender repeats the same series every interval."""
+    measurement, subject, labels = _series(series)
+    suffix = ""
+    if labels:
+        suffix = "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items())) + "}"
+    return f"{subject}/{plugin}/{_name(measurement)}.", suffix
 
 
 def _series(text: str) -> tuple[str, str, dict[str, str]]:
@@ -192,6 +200,7 @@ def _unescape(text: str) -> str:
     return re.sub(r"\\([, =\\])", r"\1", text) if "\\" in text else text
 
 
+@functools.lru_cache(maxsize=100_000)
 def _name(text: str) -> str:
     return _NOT_NAME.sub("_", text) or "_"
 
