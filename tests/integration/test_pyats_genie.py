@@ -125,6 +125,8 @@ plugins:
   uname_wrong:
     module: uname_plugin
     plugin_arguments: {uname_expect: Plan9}
+connections:
+  box: {logfile: LOGFILE}   # unicon's session log (by default a new file in /tmp)
 """
 
 
@@ -149,6 +151,10 @@ def pyats_testbed(known_hosts: Path, port: int = 2222) -> str:
         """)
 
 
+def unicon_log(where: Path) -> str:
+    return str(where / "unicon.log")
+
+
 @pytest.fixture
 def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """tmp_path holding the testbed, the plugin module and the genie configuration."""
@@ -157,7 +163,7 @@ def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     known_hosts.write_text(f"[127.0.0.1]:2222 {kind} {key}\n")
     (tmp_path / "testbed.yaml").write_text(pyats_testbed(known_hosts))
     (tmp_path / "uname_plugin.py").write_text(UNAME_PLUGIN)
-    (tmp_path / "genietelemetry.yaml").write_text(CONFIG)
+    (tmp_path / "genietelemetry.yaml").write_text(CONFIG.replace("LOGFILE", unicon_log(tmp_path)))
     monkeypatch.setenv("WK_GENIE_PASSWORD", "unused-with-key-auth")
     monkeypatch.syspath_prepend(str(tmp_path))
     return tmp_path
@@ -194,7 +200,8 @@ async def test_a_genie_plugin_as_a_collector_on_the_pyats_device(lab: Path) -> N
                                              "key": f"file:{KEY}",
                                              "password": "env:WK_GENIE_PASSWORD"}
     spec = CollectorSettings(name="uname", plugin="genie", timeout=60,
-                             options={"module": "uname_plugin"})
+                             options={"module": "uname_plugin",
+                                      "connections": {"box": {"logfile": unicon_log(lab)}}})
     async with CoreManager(devices, [spec]) as manager:
         first = (await manager.run("first"))["uname"]["box"]
         second = (await manager.run("second"))["uname"]["box"]
@@ -208,7 +215,8 @@ async def test_a_device_unicon_cannot_reach_is_critical(lab: Path) -> None:
     known_hosts = lab / "known_hosts"
     (lab / "closed.yaml").write_text(pyats_testbed(known_hosts, port=1))
     spec = CollectorSettings(name="uname", plugin="genie", timeout=60,
-                             options={"module": "uname_plugin", "connection_timeout": 20})
+                             options={"module": "uname_plugin", "connection_timeout": 20,
+                                      "connections": {"box": {"logfile": unicon_log(lab)}}})
     async with CoreManager(read_pyats_inventory(lab / "closed.yaml"), [spec]) as manager:
         result = (await manager.run("once"))["uname"]["box"]
     assert result.status is Status.CRITICAL
@@ -259,7 +267,7 @@ def test_the_collect_daemon_archives_a_genie_plugin_on_a_pyats_inventory(lab: Pa
             plugin: genie
             interval: 1
             timeout: 60
-            options: {{module: uname_plugin}}
+            options: {{module: uname_plugin, connections: {{box: {{logfile: {unicon_log(lab)}}}}}}}
         """))
     data = lab / "var"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(lab), str(REPO / "src")]),
