@@ -73,7 +73,8 @@ class Plugin(BasePlugin):
 
 # The developer guide's hello-world main program, in its shape; the one changed line is the
 # Manager's import (genie.telemetry -> watchkeeper.collect.genie). `ats.topology` is pyATS'
-# own legacy name, kept as the guide writes it.
+# own legacy name, kept as the guide writes it; `self.` where the guide slips into `this.`;
+# the testbed path, plugins and run names are this test's.
 HELLO_WORLD = """\
 import sys
 import tempfile
