@@ -137,7 +137,7 @@ def _points(url: str, series: str) -> list[list[float]]:
 
     import httpx
 
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # a loaded machine may take long to start a server
     while time.monotonic() < deadline:
         try:
             response = httpx.get(f"{url}/api/v1/query", params={"series": series,
