@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).parent
-HELPERS = {"run_all", "peers"}
+HELPERS = {"run_all", "peers", "soak"}  # soak runs an hour by default: run it by itself
 
 
 def benchmarks(only: set[str]) -> list[Path]:
