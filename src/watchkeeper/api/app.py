@@ -23,6 +23,7 @@ from watchkeeper.api.limits import BodyLimit
 from watchkeeper.api.metrics import RequestMetrics
 from watchkeeper.api.native import NativeApi
 from watchkeeper.api.openapi import Operation, operation
+from watchkeeper.api.prometheus_query import READ_POSTS, PrometheusQueryApi
 from watchkeeper.archive import Archive
 from watchkeeper.archive.esmond import EsmondArchive
 from watchkeeper.archive.tokens import TokenStore
@@ -85,6 +86,7 @@ def create_app(
 
     routes: list[BaseRoute] = [*NativeApi(archive, degraded=health).routes(),
                                *IngestApi(archive).routes(),
+                               *PrometheusQueryApi(archive).routes(),
                                Route("/metrics", exposition, methods=["GET"]),
                                Route(openapi.PATH, describe, methods=["GET"])]
     if inventory is not None:
@@ -96,7 +98,8 @@ def create_app(
                   Middleware(BodyLimit, max_bytes=max_body_bytes)]
     if tokens is not None:
         middleware.append(Middleware(TokenAuth, tokens=tokens, public_reads=public_reads,
-                                     protected=GUARDED, basic=INGEST_PATHS))
+                                     protected=GUARDED, basic=INGEST_PATHS,
+                                     read_posts=READ_POSTS))
     return Starlette(
         routes=routes,
         exception_handlers=HANDLERS,

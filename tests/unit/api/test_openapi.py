@@ -17,7 +17,7 @@ from watchkeeper.api.openapi import PATH, all_paths, template
 
 SAMPLE = {"collector": "static", "span": "1..latest", "key": "x", "action": "ack",
           "event_type": "throughput", "summary": "base", "window": "0", "account": "1",
-          "entity": "1", "credential": "1", "sensor": "1"}
+          "entity": "1", "credential": "1", "sensor": "1", "name": "job"}
 
 
 @pytest.fixture

@@ -1,0 +1,19 @@
+"""PromQL over the archive: parsed by ``promql-parser``, evaluated in numpy with
+Prometheus 2.x semantics (see docs/promql.md). Pure computation over what
+:meth:`Archive.read` returns; the HTTP API is ``watchkeeper.api.prometheus_query``."""
+from __future__ import annotations
+
+from watchkeeper.archive.promql.engine import Engine, Limits, Result, parse
+from watchkeeper.archive.promql.values import (
+    BadQuery,
+    QueryError,
+    QueryTimeout,
+    QueryTooLarge,
+    Raw,
+    Series,
+    format_time,
+    format_value,
+)
+
+__all__ = ["BadQuery", "Engine", "Limits", "QueryError", "QueryTimeout", "QueryTooLarge",
+           "Raw", "Result", "Series", "format_time", "format_value", "parse"]

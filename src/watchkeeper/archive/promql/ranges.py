@@ -1,0 +1,286 @@
+"""Functions over range vectors (``rate``, ``*_over_time``, ``deriv``...), in numpy.
+
+Each takes one series' samples and the windows of the steps (``[ref - range, ref]``,
+closed at both ends as in Prometheus 2.x) and returns a value and a presence flag per
+step. Window bounds come from ``searchsorted``; what needs every sample of a window
+gathers the windows into a 2-d array (in chunks of steps, to bound memory) and walks its
+columns in sample order, so sums accumulate in the order Prometheus adds them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Final
+
+import numpy as np
+
+from watchkeeper.archive.promql.values import BadQuery, Floats, Ints, Mask, Raw
+
+_CHUNK_CELLS: Final = 1 << 21  # steps x window samples gathered at once
+Result = tuple[Floats, Mask]
+
+
+def bounds(raw: Raw, ref: Ints, range_ms: int) -> tuple[Ints, Ints]:
+    """Index of each window's first sample, and one past its last."""
+    lo = np.searchsorted(raw.ts, ref - range_ms, side="left")
+    hi = np.searchsorted(raw.ts, ref, side="right")
+    return lo.astype(np.int64), hi.astype(np.int64)
+
+
+def _windows(values: Floats, lo: Ints, hi: Ints) -> Iterator[tuple[slice, Floats, Mask]]:
+    """Windows as 2-d arrays (steps x samples), masked past each window's end."""
+    n = len(lo)
+    width = int((hi - lo).max()) if n else 0
+    if width == 0 or len(values) == 0:
+        yield slice(0, n), np.zeros((n, 0)), np.zeros((n, 0), dtype=bool)
+        return
+    rows = max(1, _CHUNK_CELLS // width)
+    cols = np.arange(width)
+    for start in range(0, n, rows):
+        part = slice(start, min(n, start + rows))
+        idx = lo[part, None] + cols
+        mask = idx < hi[part, None]
+        yield part, values[np.minimum(idx, len(values) - 1)], mask
+
+
+def _by_window(raw: Raw, lo: Ints, hi: Ints, fn: Callable[[Floats, Mask], Floats]) -> Floats:
+    out = np.empty(len(lo))
+    for part, grid, mask in _windows(raw.values, lo, hi):
+        out[part] = fn(grid, mask) if grid.shape[1] else np.nan
+    return out
+
+
+def _kahan_columns(grid: Floats, mask: Mask) -> Floats:
+    """Row sums added column by column with Kahan compensation (Prometheus' kahanSum)."""
+    total = np.zeros(grid.shape[0])
+    comp = np.zeros(grid.shape[0])
+    for j in range(grid.shape[1]):
+        x = np.where(mask[:, j], grid[:, j], 0.0)
+        t = total + x
+        big = np.abs(total) >= np.abs(x)
+        comp += np.where(big, (total - t) + x, (x - t) + total)
+        total = t
+    return total + comp
+
+
+def extrapolated(raw: Raw, ref: Ints, range_ms: int, *, counter: bool, per_second: bool) -> Result:
+    """``rate``, ``increase`` (counters) and ``delta``: Prometheus' extrapolatedRate."""
+    lo, hi = bounds(raw, ref, range_ms)
+    count = hi - lo
+    ok = count >= 2
+    first = np.where(ok, lo, 0)
+    last = np.where(ok, hi - 1, 0)
+    v, t = raw.values, raw.ts
+    if len(v) == 0:
+        return np.zeros(len(ref)), ok
+    result = v[last] - v[first]
+    if counter:
+        drops = np.zeros(len(v) + 1)
+        drops[2:] = np.cumsum(np.where(v[1:] < v[:-1], v[:-1], 0.0))
+        # resets between samples first..last: pairs (i-1, i) with first < i <= last
+        result = result + (drops[last + 1] - drops[first + 1])
+        # a first sample below zero counts as a reset from 0 in Prometheus' loop; it adds 0
+    sampled = (t[last] - t[first]) / 1000.0
+    with np.errstate(all="ignore"):
+        average = sampled / np.maximum(count - 1, 1)
+        to_start = (t[first] - (ref - range_ms)) / 1000.0
+        to_end = (ref - t[last]) / 1000.0
+        if counter:
+            to_zero = sampled * (v[first] / result)
+            use_zero = (result > 0) & (v[first] >= 0) & (to_zero < to_start)
+            to_start = np.where(use_zero, to_zero, to_start)
+        threshold = average * 1.1
+        interval = (sampled + np.where(to_start < threshold, to_start, average / 2)
+                    + np.where(to_end < threshold, to_end, average / 2))
+        result = result * (interval / sampled)
+        if per_second:
+            result = result / (range_ms / 1000.0)
+    return result, ok
+
+
+def instant_rate(raw: Raw, ref: Ints, range_ms: int, *, per_second: bool) -> Result:
+    """``irate`` and ``idelta``: the last two samples of each window."""
+    lo, hi = bounds(raw, ref, range_ms)
+    ok = (hi - lo) >= 2
+    last = np.where(ok, hi - 1, 1)
+    prev = last - 1
+    if len(raw.values) < 2:
+        return np.zeros(len(ref)), np.zeros(len(ref), dtype=bool)
+    v, t = raw.values, raw.ts
+    if not per_second:
+        return v[last] - v[prev], ok
+    result = np.where(v[last] < v[prev], v[last], v[last] - v[prev])
+    gap = t[last] - t[prev]
+    ok &= gap != 0
+    with np.errstate(all="ignore"):
+        return result / (np.where(gap == 0, 1, gap) / 1000.0), ok
+
+
+def _count_pairs(raw: Raw, ref: Ints, range_ms: int, hit: Mask) -> Result:
+    """How many consecutive pairs of each window satisfy ``hit`` (changes, resets)."""
+    lo, hi = bounds(raw, ref, range_ms)
+    prefix = np.zeros(len(raw.values) + 1, dtype=np.int64)
+    if len(raw.values) > 1:
+        prefix[2:] = np.cumsum(hit)
+    ok = hi > lo
+    start = np.minimum(lo + 1, hi)
+    return (prefix[hi] - prefix[start]).astype(np.float64), ok
+
+
+def changes(raw: Raw, ref: Ints, range_ms: int) -> Result:
+    v = raw.values
+    differ = (v[1:] != v[:-1]) & ~(np.isnan(v[1:]) & np.isnan(v[:-1]))
+    return _count_pairs(raw, ref, range_ms, differ)
+
+
+def resets(raw: Raw, ref: Ints, range_ms: int) -> Result:
+    v = raw.values
+    return _count_pairs(raw, ref, range_ms, v[1:] < v[:-1])
+
+
+def over_time(name: str, raw: Raw, ref: Ints, range_ms: int) -> Result:
+    """The ``*_over_time`` functions (but ``quantile_over_time``)."""
+    lo, hi = bounds(raw, ref, range_ms)
+    count = hi - lo
+    ok = count > 0
+    if name == "count_over_time":
+        return count.astype(np.float64), ok
+    if name == "present_over_time":
+        return np.ones(len(ref)), ok
+    if name == "last_over_time":
+        return raw.values[np.where(ok, hi - 1, 0)] if len(raw.values) else np.zeros(len(ref)), ok
+    fn = _OVER_TIME[name]
+    return _by_window(raw, lo, hi, fn), ok
+
+
+def _sum(grid: Floats, mask: Mask) -> Floats:
+    return _kahan_columns(grid, mask)
+
+
+def _avg(grid: Floats, mask: Mask) -> Floats:
+    count: Floats = mask.sum(axis=1).astype(np.float64)
+    return _kahan_columns(grid, mask) / count
+
+
+def _extreme(pick: Callable[..., Floats], fill: float) -> Callable[[Floats, Mask], Floats]:
+    def fn(grid: Floats, mask: Mask) -> Floats:
+        real = mask & ~np.isnan(grid)
+        found = pick(np.where(real, grid, fill), axis=1)
+        return np.where(real.any(axis=1), found, np.nan)
+    return fn
+
+
+def _variance(grid: Floats, mask: Mask) -> Floats:
+    n: Floats = mask.sum(axis=1).astype(np.float64)
+    mean = _kahan_columns(grid, mask) / n
+    dev = np.where(mask, grid - mean[:, None], 0.0)
+    return _kahan_columns(dev * dev, mask) / n
+
+
+def _stddev(grid: Floats, mask: Mask) -> Floats:
+    return np.sqrt(_variance(grid, mask))
+
+
+_OVER_TIME: Final[dict[str, Callable[[Floats, Mask], Floats]]] = {
+    "sum_over_time": _sum,
+    "avg_over_time": _avg,
+    "min_over_time": _extreme(np.min, np.inf),
+    "max_over_time": _extreme(np.max, -np.inf),
+    "stdvar_over_time": _variance,
+    "stddev_over_time": _stddev,
+}
+OVER_TIME: Final = frozenset({*_OVER_TIME, "count_over_time", "present_over_time",
+                              "last_over_time"})
+
+
+def quantiles(grid: Floats, mask: Mask, q: Floats) -> Floats:
+    """Prometheus' quantile of each row's masked values (NaN sorts first), rank
+    ``q * (n - 1)`` interpolated linearly; ``q`` outside [0, 1] gives -Inf/+Inf."""
+    n = mask.sum(axis=1)
+    nans = (np.isnan(grid) & mask).sum(axis=1)
+    keyed = np.where(mask, np.where(np.isnan(grid), -np.inf, grid), np.inf)
+    ordered = np.sort(keyed, axis=1)
+    cols = np.arange(grid.shape[1])
+    ordered = np.where(cols[None, :] < nans[:, None], np.nan, ordered)
+    with np.errstate(all="ignore"):
+        rank = q * (n - 1)
+        lower = np.clip(np.floor(rank), 0, None)
+        upper = np.minimum(n - 1, lower + 1)
+        weight = rank - np.floor(rank)
+        rows = np.arange(grid.shape[0])
+        li = np.clip(np.nan_to_num(lower), 0, max(grid.shape[1] - 1, 0)).astype(np.int64)
+        ui = np.clip(np.nan_to_num(upper), 0, max(grid.shape[1] - 1, 0)).astype(np.int64)
+        if grid.shape[1] == 0:
+            value = np.full(grid.shape[0], np.nan)
+        else:
+            value = ordered[rows, li] * (1 - weight) + ordered[rows, ui] * weight
+    value = np.where(q < 0, -np.inf, np.where(q > 1, np.inf, value))
+    return np.where(np.isnan(q) | (n == 0), np.nan, value)
+
+
+def quantile_over_time(raw: Raw, ref: Ints, range_ms: int, q: Floats) -> Result:
+    lo, hi = bounds(raw, ref, range_ms)
+    out = np.empty(len(ref))
+    for part, grid, mask in _windows(raw.values, lo, hi):
+        out[part] = quantiles(grid, mask, q[part])
+    return out, hi > lo
+
+
+def regression(raw: Raw, ref: Ints, range_ms: int, intercept_at: Ints | None) -> tuple[
+        Floats, Floats, Mask]:
+    """Slope and intercept of the least-squares line through each window, as Prometheus'
+    linearRegression computes them (Kahan sums; x in seconds from ``intercept_at``, or
+    from the window's first sample)."""
+    lo, hi = bounds(raw, ref, range_ms)
+    ok = (hi - lo) >= 2
+    slope = np.full(len(ref), np.nan)
+    icept = np.full(len(ref), np.nan)
+    ts = raw.ts
+    for part, grid, mask in _windows(raw.values, lo, hi):
+        if grid.shape[1] == 0:
+            continue
+        idx = np.minimum(lo[part, None] + np.arange(grid.shape[1]), max(len(ts) - 1, 0))
+        origin = ts[np.minimum(lo[part], len(ts) - 1)] if intercept_at is None \
+            else intercept_at[part]
+        x = np.where(mask, (ts[idx] - origin[:, None]) / 1e3, 0.0)
+        y = np.where(mask, grid, 0.0)
+        n = mask.sum(axis=1).astype(np.float64)
+        sx, sy = _kahan_columns(x, mask), _kahan_columns(y, mask)
+        sxy, sx2 = _kahan_columns(x * y, mask), _kahan_columns(x * x, mask)
+        first = grid[:, 0]
+        const = np.all(~mask | (grid == first[:, None]), axis=1)
+        with np.errstate(all="ignore"):
+            cov = sxy - sx * sy / n
+            var = sx2 - sx * sx / n
+            s = cov / var
+            i = sy / n - s * sx / n
+        inf_first = np.isinf(first)
+        slope[part] = np.where(const, np.where(inf_first, np.nan, 0.0), s)
+        icept[part] = np.where(const, np.where(inf_first, np.nan, first), i)
+    return slope, icept, ok
+
+
+def holt_winters(raw: Raw, ref: Ints, range_ms: int, sf: float, tf: float) -> Result:
+    """Double exponential smoothing, Prometheus' holt_winters."""
+    if not (0 < sf < 1):
+        raise BadQuery(f"invalid smoothing factor. Expected: 0 < sf < 1, got: {sf:f}")
+    if not (0 < tf < 1):
+        raise BadQuery(f"invalid trend factor. Expected: 0 < tf < 1, got: {tf:f}")
+    lo, hi = bounds(raw, ref, range_ms)
+    out = np.full(len(ref), np.nan)
+    for part, grid, mask in _windows(raw.values, lo, hi):
+        if grid.shape[1] < 2:
+            continue
+        s0 = np.zeros(grid.shape[0])
+        s1 = grid[:, 0].copy()
+        b = grid[:, 1] - grid[:, 0]
+        for i in range(1, grid.shape[1]):
+            live = mask[:, i]
+            x = sf * grid[:, i]
+            nb = b if i == 1 else tf * (s1 - s0) + (1 - tf) * b
+            y = (1 - sf) * (s1 + nb)
+            s0 = np.where(live, s1, s0)
+            s1 = np.where(live, x + y, s1)
+            b = np.where(live, nb, b)
+        out[part] = s1
+    return out, (hi - lo) >= 2

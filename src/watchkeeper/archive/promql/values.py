@@ -1,0 +1,129 @@
+"""The values a PromQL expression evaluates to over the steps of a query, and its errors.
+
+Time is in integer milliseconds (as in Prometheus), values are float64. An instant vector
+over ``n`` steps is a list of :class:`Series`, each with a value and a presence flag per
+step (NaN is a value in PromQL, so absence needs its own mask). A scalar is one float64
+array of ``n``. A range vector, which only a function argument can be, is a
+:class:`RangeArg`: raw samples and the window each step looks at.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from watchkeeper.errors import ArchiveError
+
+Floats = npt.NDArray[np.float64]
+Ints = npt.NDArray[np.int64]
+Mask = npt.NDArray[np.bool_]
+Labels = dict[str, str]
+NAME: Final = "__name__"
+
+
+class QueryError(ArchiveError):
+    """A query Prometheus would refuse; ``error_type`` is Prometheus' ``errorType``."""
+
+    error_type = "execution"
+    status = 422
+
+
+class BadQuery(QueryError):
+    """The query or a parameter is wrong, or uses what is not supported (400 ``bad_data``)."""
+
+    error_type = "bad_data"
+    status = 400
+
+
+class QueryTooLarge(QueryError):
+    """The query would touch more series or samples than the limits allow (422)."""
+
+
+class QueryTimeout(QueryError):
+    """The query ran past its timeout (503 ``timeout``)."""
+
+    error_type = "timeout"
+    status = 503
+
+
+@dataclass
+class Series:
+    """One series of an instant vector over the steps: ``values[i]`` counts where
+    ``present[i]``. ``stamps`` (selector results only) holds each step's sample time."""
+
+    labels: Labels
+    values: Floats
+    present: Mask
+    stamps: Ints | None = None
+
+
+@dataclass
+class Raw:
+    """Stored samples of one series, ascending in time (ms)."""
+
+    labels: Labels
+    ts: Ints
+    values: Floats
+
+
+@dataclass
+class RangeArg:
+    """A range vector argument: each step ``i`` looks at ``[ref[i] - range, ref[i]]``."""
+
+    series: list[Raw]
+    range_ms: int
+    ref: Ints
+    matchers: tuple[tuple[str, str, str], ...] = field(default=())
+
+
+def key(labels: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """A hashable, ordered identity of a label set."""
+    return tuple(sorted(labels.items()))
+
+
+def drop_name(labels: Labels) -> Labels:
+    if NAME not in labels:
+        return labels
+    return {k: v for k, v in labels.items() if k != NAME}
+
+
+def merge_same(series: list[Series]) -> list[Series]:
+    """Series with equal labels joined into one, as Prometheus' result has one series per
+    label set; two present at the same step is the error Prometheus reports."""
+    groups: dict[tuple[tuple[str, str], ...], Series] = {}
+    out: list[Series] = []
+    for s in series:
+        k = key(s.labels)
+        have = groups.get(k)
+        if have is None:
+            groups[k] = s
+            out.append(s)
+            continue
+        if bool(np.any(have.present & s.present)):
+            raise QueryError("vector cannot contain metrics with the same labelset")
+        have.values = np.where(s.present, s.values, have.values)
+        have.present = have.present | s.present
+        have.stamps = None
+    return out
+
+
+def format_value(value: float) -> str:
+    """A value as Prometheus writes it (Go's ``FormatFloat(v, 'f', -1, 64)``)."""
+    if math.isnan(value):
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "+Inf" if value > 0 else "-Inf"
+    text = repr(value)
+    if "e" in text:
+        return np.format_float_positional(value, trim="-")
+    return text[:-2] if text.endswith(".0") else text
+
+
+def format_time(ms: int) -> float | int:
+    """A timestamp in seconds as Prometheus writes it (milliseconds, no trailing zeros)."""
+    return ms // 1000 if ms % 1000 == 0 else ms / 1000
