@@ -99,6 +99,10 @@ async def test_v2_write_token_header(served: Served) -> None:
     assert bad.json()["code"] == "invalid"
     assert (await served.http.post("/api/v2/write", headers=headers,
                                    content=b"m v=1")).status_code == 400
+    odd = await served.http.post("/api/v2/write?bucket=b", headers=headers,
+                                 content="m\u061d\tv=\x01\n".encode())
+    assert odd.status_code == 400
+    assert odd.headers["X-Influxdb-Error"].isascii()
     corrupt = await served.http.post("/api/v2/write?bucket=b", headers={
         **headers, "Content-Encoding": "gzip"}, content=b"not gzip")
     assert corrupt.status_code == 400

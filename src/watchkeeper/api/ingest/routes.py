@@ -161,4 +161,10 @@ def _influx_error(status: int, message: str, *, v2: bool) -> Response:
     body = {"code": "invalid", "message": message} if v2 else {"error": message}
     return Response(msgspec.json.encode(body), status_code=status,
                     media_type="application/json",
-                    headers={"X-Influxdb-Error": message[:1000]})
+                    headers={"X-Influxdb-Error": _header_safe(message[:1000])})
+
+
+def _header_safe(text: str) -> str:
+    """``text`` as a header value: ASCII (escapes for the rest), no control characters."""
+    ascii_text = text.encode("ascii", "backslashreplace").decode("ascii")
+    return "".join(c if " " <= c <= "~" else " " for c in ascii_text)
