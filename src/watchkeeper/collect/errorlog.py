@@ -40,6 +40,8 @@ class ErrorLog:
 
     def note(self, outcome: PollOutcome) -> None:
         """Look at one finished poll; log what the rules above say."""
+        if outcome.result.local_fault is not None:
+            return  # watchkeeper's own overload: collect.saturation logs it, once for all jobs
         job = outcome.job_id
         state = self._failing.get(job)
         if outcome.result.status is not Status.ERRORED:

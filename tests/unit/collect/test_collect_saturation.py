@@ -10,11 +10,12 @@ import pytest
 
 from tests.unit.collect.fakes import Echo, Gated, MakeScheduler, Recorder, job, settle
 from watchkeeper.clock import FakeClock
-from watchkeeper.collect.abc import Collector, PollContext
+from watchkeeper.collect.abc import Collector, PollContext, PollResult
+from watchkeeper.collect.errorlog import ErrorLog
 from watchkeeper.collect.saturation import SaturationMonitor
-from watchkeeper.collect.scheduler import Scheduler
+from watchkeeper.collect.scheduler import PollOutcome, Scheduler
 from watchkeeper.errors import LocalSaturation
-from watchkeeper.model import Device, Status
+from watchkeeper.model import CheckResult, Device, Status
 from watchkeeper.runtime.bridge import outcome_event
 from watchkeeper.telemetry import SelfMetrics
 
@@ -230,3 +231,17 @@ async def test_stopping_does_not_wait_for_a_poll_that_ignores_cancellation(
     assert task.done()
     release.set()
     await settle()
+
+
+def test_the_error_log_leaves_local_faults_to_the_saturation_line(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """1,500 jobs failing for want of a pool would be 1,500 lines: the monitor's one says it."""
+    errors = ErrorLog(clock)
+    result = PollResult(check=CheckResult.of(Status.ERRORED, "no free connection", ts=0.0),
+                        local_fault="http_pool")
+    with caplog.at_level(logging.INFO, "watchkeeper.collect.errors"):
+        for i in range(50):
+            errors.note(PollOutcome(plugin="web", job_id=f"web:{i}", device=Device(name=f"d{i}"),
+                                    scheduled=0.0, started=0.0, finished=0.0, result=result))
+    assert caplog.records == []
