@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test check-fast lint bench services clean
+.PHONY: run test check-fast lint bench services clean console
 
 $(VENV)/.stamp-run: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,9 +20,23 @@ $(VENV)/.stamp-dev: pyproject.toml
 	  $(PIP) install -e '.[pyats]' && $(PIP) install --no-deps "pysnmp==$$SNMP"
 	touch $@ $(VENV)/.stamp-run
 
+# The web console's uPlot comes from npm at the lockfile's version (docs/decisions.md D-console):
+# copied into the package's static folder, so `make run`, `make test` and a wheel built after
+# it carry it; nothing is fetched at run time.
+CONSOLE_VENDOR := src/watchkeeper/api/console/static/vendor
+$(CONSOLE_VENDOR)/.stamp: package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts
+	mkdir -p $(CONSOLE_VENDOR)
+	cp node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css $(CONSOLE_VENDOR)/
+	cp node_modules/uplot/LICENSE $(CONSOLE_VENDOR)/uPlot.LICENSE.txt
+	touch $@
+
+## console: the web console's JavaScript dependency (uPlot, from npm by the lockfile)
+console: $(CONSOLE_VENDOR)/.stamp
+
 ## run: the all-in-one stack on the embedded default (API on 127.0.0.1:8080, data in ./var);
 ##      another port: make run ARGS="--listen 127.0.0.1:9090" (see README)
-run: $(VENV)/.stamp-run
+run: $(VENV)/.stamp-run $(CONSOLE_VENDOR)/.stamp
 	$(VENV)/bin/watchkeeper up $(ARGS)
 
 ## services: install and start the real servers the tests talk to
@@ -37,7 +51,7 @@ lint: $(VENV)/.stamp-dev
 	$(PY) scripts/check_paths.py
 
 ## test: everything, against real services, with the coverage gate
-test: $(VENV)/.stamp-dev services lint
+test: $(VENV)/.stamp-dev $(CONSOLE_VENDOR)/.stamp services lint
 	$(PY) -m pytest --cov --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
 
 ## check-fast: the suite without external services or slow end-to-end runs

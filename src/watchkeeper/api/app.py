@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Route
 
 from watchkeeper.api import openapi
 from watchkeeper.api.auth import PROTECTED, TokenAuth
+from watchkeeper.api.console import console_routes
 from watchkeeper.api.errors import HANDLERS, ContainErrors, scrub_paths
 from watchkeeper.api.esmond import EsmondApi
 from watchkeeper.api.ingest import PATHS as INGEST_PATHS
@@ -94,6 +95,7 @@ def create_app(
     routes.extend(extra_routes)  # e.g. the remote collectors' routes (api.collect)
     if esmond is not None:
         routes.extend(EsmondApi(esmond).routes())
+    routes.extend(console_routes())  # `/` and `/console/`: the web console (docs/console.md)
     middleware = [Middleware(RequestMetrics, metrics=metrics), Middleware(ContainErrors),
                   Middleware(BodyLimit, max_bytes=max_body_bytes)]
     if tokens is not None:
