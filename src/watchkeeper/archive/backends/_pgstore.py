@@ -34,6 +34,9 @@ from watchkeeper.errors import ArchiveError
 from watchkeeper.model import SeriesKey
 
 SCHEMA_VERSION: Final = 2  # 2: chunks.summary
+Mine = tuple[str, int]
+"""The rows a caller keeps in memory: its writer id, and every seq of it up to this one.
+(One instance writes one batch at a time, so it holds all of those not compacted.)"""
 
 _DDL = (
     "CREATE SCHEMA IF NOT EXISTS {s}",
@@ -275,12 +278,12 @@ class PgStore:
                 await copy.write_row(row)
 
     async def log_rows(self, conn: Connection, shards: Sequence[int],
-                       mine: Sequence[int]) -> list[tuple[int, int, bytes | None]]:
+                       mine: Mine) -> list[tuple[int, int, bytes | None]]:
         """``(seq, shard, blob)`` of the shards' log rows in seq order; no blob for ``mine``."""
         cur = await conn.execute(
-            self.q("SELECT seq, shard, CASE WHEN seq = ANY(%s::bigint[]) THEN NULL ELSE blob END"
-                   " FROM {s}.ingest_log WHERE shard = ANY(%s::smallint[]) ORDER BY seq"),
-            (list(mine), list(shards)),
+            self.q("SELECT seq, shard, CASE WHEN writer = %s AND seq <= %s THEN NULL ELSE blob"
+                   " END FROM {s}.ingest_log WHERE shard = ANY(%s::smallint[]) ORDER BY seq"),
+            (*mine, list(shards)),
         )
         return [(seq, shard, None if blob is None else bytes(blob))
                 for seq, shard, blob in await cur.fetchall()]
@@ -307,7 +310,7 @@ class PgStore:
     # -- chunks -------------------------------------------------------------------------
 
     async def read_series(
-        self, conn: Connection, sid: int, *, shard: int, lo: int, hi: int, mine: Sequence[int]
+        self, conn: Connection, sid: int, *, shard: int, lo: int, hi: int, mine: Mine
     ) -> tuple[list[bytes], list[tuple[int, bytes | None]]]:
         """One series' chunks in ``[lo, hi]`` and its shard's log rows, in one statement.
 
@@ -316,12 +319,14 @@ class PgStore:
         """
         chunks = _CHUNKS_IN.replace("series_id, start_ts, end_ts, n, blob", "0, start_ts, blob")
         statement = (
-            f"({chunks}) UNION ALL (SELECT 1, seq, CASE WHEN seq = ANY(%(mine)s::bigint[])"  # noqa: S608 - constant SQL, bound values
-            " THEN NULL ELSE blob END FROM {s}.ingest_log WHERE shard = %(shard)s) ORDER BY 1, 2"
+            f"({chunks}) UNION ALL (SELECT 1, seq, CASE WHEN writer = %(writer)s AND"  # noqa: S608 - constant SQL, bound values
+            " seq <= %(upto)s THEN NULL ELSE blob END FROM {s}.ingest_log"
+            " WHERE shard = %(shard)s) ORDER BY 1, 2"
         )
         cur = await conn.execute(
             self.q(statement),
-            {"sid": sid, "lo": lo, "hi": hi, "shard": shard, "mine": list(mine)},
+            {"sid": sid, "lo": lo, "hi": hi, "shard": shard, "writer": mine[0],
+             "upto": mine[1]},
         )
         blobs: list[bytes] = []
         log: list[tuple[int, bytes | None]] = []

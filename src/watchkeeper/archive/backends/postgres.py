@@ -36,9 +36,10 @@ instance vacuums the tables they changed, and the space is reused at once.
 
 **Reads** from any instance are exact: one statement (one snapshot) returns the
 series' chunks in range and its shard's log rows; the log rows are applied over the
-chunks in sequence order. Rows this instance wrote come from memory, others' are
-decoded. ``delete()`` compacts the shard and rewrites the chunks in the same locked
-transaction, so no log row can bring deleted points back.
+chunks in sequence order. Rows this instance wrote come from memory (through one
+concatenated view per shard when there are many, :mod:`._pgown`), others' are decoded.
+``delete()`` compacts the shard and rewrites the chunks in the same locked transaction,
+so no log row can bring deleted points back.
 
 **Rollups** use stored summaries as the embedded archive does (:mod:`._rollups`): every
 float chunk row carries the hourly summary of its points, so a rollup with an
@@ -60,7 +61,6 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Final
 
@@ -93,11 +93,12 @@ from watchkeeper.archive.backends._batch import (
     columnize_columns,
     decode_batch,
     encode_batch,
-    logged_points,
 )
 from watchkeeper.archive.backends._catalog import NO_FIRST, NO_LAST, Catalog, NewSeries
 from watchkeeper.archive.backends._chunks import ChunkRow, Flush, Tail, old_range
 from watchkeeper.archive.backends._head import Grouped, Head, latest, rows_of
+from watchkeeper.archive.backends._pgown import VIEW_FROM, OwnViews, series_points
+from watchkeeper.archive.backends._pgown import OwnRow as _Own
 from watchkeeper.archive.backends._pgpool import Connection, Pool
 from watchkeeper.archive.backends._pgstore import PgStore
 from watchkeeper.archive.backends._points import (
@@ -140,14 +141,6 @@ class PostgresOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     """Seconds between looks at the log; rows seen at one look are compacted at the next."""
 
 
-@dataclass(frozen=True, eq=False)
-class _Own:
-    """A log row this instance wrote, kept until it is compacted."""
-
-    batch: Batch
-    points: int
-
-
 class PostgresArchive(Archive):
     """Chunks of compressed points in PostgreSQL, several writers, exact reads anywhere."""
 
@@ -164,6 +157,7 @@ class PostgresArchive(Archive):
         self._catalog = Catalog()
         self._shards = SHARDS
         self._own: list[dict[int, _Own]] = []
+        self._views = OwnViews(SHARDS)
         self._pending = np.zeros(0, dtype=np.int64)  # own points logged per shard
         self._series_in_shard = np.zeros(0, dtype=np.int64)
         self._write_lock = asyncio.Lock()
@@ -189,6 +183,7 @@ class PostgresArchive(Archive):
             async with pool.connection() as conn:
                 self._shards = await self._store.create(conn, SHARDS)
                 self._own = [{} for _ in range(self._shards)]
+                self._views = OwnViews(self._shards)
                 self._pending = np.zeros(self._shards, dtype=np.int64)
                 self._series_in_shard = np.zeros(self._shards, dtype=np.int64)
                 for row in await self._store.all_series(conn):
@@ -250,6 +245,7 @@ class PostgresArchive(Archive):
             self._add(series)
         for seq, (shard, part) in zip(seqs, parts, strict=True):
             self._own[shard][seq] = _Own(part, len(part))
+            self._views.changed(shard)
             self._pending[shard] += len(part)
         self._schedule_compaction()
         if self._pending.sum() > 2 * self._opts.max_log_points and self._compactor is not None:
@@ -291,12 +287,15 @@ class PostgresArchive(Archive):
             sid, kind = await self._series(key)
             shard = sid % self._shards
             own = dict(self._own[shard])  # rows compacted meanwhile are still here
+            version = self._views.version(shard)
             async with self._connection() as conn:
                 blobs, logged = await self._store.read_series(
-                    conn, sid, shard=shard, lo=lo, hi=hi, mine=list(own))
+                    conn, sid, shard=shard, lo=lo, hi=hi, mine=self._mine(own))
         ts, values = decode_chunks(kind, blobs)
-        batches = [own[seq].batch if blob is None else decode_batch(blob) for seq, blob in logged]
-        ts, values = overlay(ts, values, *logged_points(kind, sid, batches))
+        view = None
+        if len(own) >= VIEW_FROM and self._views.version(shard) == version:  # still ``own``
+            view = self._views.view(shard, kind, own)
+        ts, values = overlay(ts, values, *series_points(kind, sid, logged, view, own))
         return to_points(kind, ts, values, start, end, unit=self._catalog.unit(sid))
 
     async def rollup(
@@ -336,7 +335,7 @@ class PostgresArchive(Archive):
             rows, blobs = await self._store.summaries(conn, unique, plan.lo, plan.hi,
                                                       plan.full)
             ends = await self._store.chunks_end(conn, unique)
-            logged = await self._store.log_rows(conn, shards, list(own))
+            logged = await self._store.log_rows(conn, shards, self._mine(own))
         pending = _Pending([own[seq].batch if blob is None else decode_batch(blob)
                             for seq, _, blob in logged], unique)
 
@@ -358,7 +357,8 @@ class PostgresArchive(Archive):
                     conn, prefix, prefix_upper(prefix), limit, offset)
                 shards = sorted({row.sid % self._shards for row in rows})
                 own = {seq: mine for shard in shards for seq, mine in self._own[shard].items()}
-                logged = await self._store.log_rows(conn, shards, list(own)) if rows else []
+                logged = (await self._store.log_rows(conn, shards, self._mine(own))
+                          if rows else [])
         for row in rows:
             self._learn(row)
         batches = [own[seq].batch if blob is None else decode_batch(blob)
@@ -466,7 +466,7 @@ class PostgresArchive(Archive):
     async def _compact_locked(self, conn: Connection, shard: int) -> list[int]:
         """Move every log row of ``shard`` into chunks; returns the own seqs now gone."""
         own = dict(self._own[shard])
-        logged = await self._store.log_rows(conn, [shard], list(own))
+        logged = await self._store.log_rows(conn, [shard], self._mine(own))
         if not logged:
             return list(own)
         # The decoding and encoding run in a thread: reads keep being answered meanwhile.
@@ -507,10 +507,15 @@ class PostgresArchive(Archive):
                 out[sid] = (out[sid][0], rows)
         return out
 
+    def _mine(self, own: dict[int, _Own]) -> tuple[str, int]:
+        """What the log may leave out for rows in ``own``: this writer's up to its last."""
+        return self._writer, max(own, default=-1)
+
     def _forget(self, shard: int, seqs: Sequence[int]) -> None:
         rows = self._own[shard]
         for seq in seqs:
             rows.pop(seq, None)
+        self._views.changed(shard)
         self._pending[shard] = sum(row.points for row in rows.values())
 
     # -- series ---------------------------------------------------------------------------
