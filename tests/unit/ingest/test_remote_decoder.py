@@ -82,3 +82,45 @@ def test_oversized_block_is_refused() -> None:
     """A block announcing more than the limit is refused before it is inflated."""
     with pytest.raises(InvalidData):
         decode(b"\x80\x80\x80\x80\x02" + b"\x00")
+
+
+def one_sample_request(*series: tuple[list[tuple[str, str]], float]) -> bytes:
+    request = write_request_class()()
+    for labels, value in series:
+        ts = request.timeseries.add()
+        for name, text in labels:
+            ts.labels.add(name=name, value=text)
+        ts.samples.add(timestamp=1_700_000_000_000, value=value)
+    return snappy(request.SerializeToString())
+
+
+STALE = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
+
+
+def test_the_usual_layout_reads_as_the_general_one() -> None:
+    """One sample per series (Prometheus' usual request), long label sets (2-byte
+    lengths), NaN and stale markers: read the same by the vectorised path, known or new."""
+    long_value = "x" * 300
+    body = one_sample_request(([("__name__", "a")], 1.5), ([("__name__", "b")], math.nan),
+                              ([("__name__", "c")], STALE),
+                              ([("__name__", "d"), ("long", long_value)], -2.0))
+    decoder = Decoder()
+    for _ in range(2):
+        columns = decoder.decode(body)
+        assert list(columns.series) == ["prometheus/prometheus/a", "prometheus/prometheus/b",
+                                        f'prometheus/prometheus/d{{long="{long_value}"}}']
+        assert columns.ts.tolist() == [1_700_000_000.0] * 3
+        assert columns.values[0] == 1.5
+        assert math.isnan(columns.values[1])
+        assert columns.values[2] == -2.0
+
+
+@pytest.mark.parametrize("body", [
+    one_sample_request(([("job", "j"), ("__name__", "a")], 1.0)),   # out of order
+    snappy(field(1, label("__name__", "a") + field(1, field(1, b"l") + field(2, b"\xff"))
+                 + sample(1.0, 1_700_000_000_000))),                 # not UTF-8
+    snappy(field(1, label("__name__", "a") + sample(1.0, 1_700_000_000_000))[:-1]),  # cut
+])
+def test_the_usual_layout_refuses_what_the_general_one_refuses(body: bytes) -> None:
+    with pytest.raises(InvalidData):
+        Decoder().decode(body)

@@ -31,6 +31,7 @@ from watchkeeper.errors import InvalidData
 from watchkeeper.model import promlabels
 
 STALE_NAN: Final = struct.pack("<Q", 0x7FF0000000000002)
+_STALE_BITS: Final = np.uint64(0x7FF0000000000002)
 MAX_UNCOMPRESSED: Final = 256 * 1024 * 1024
 _F = descriptor_pb2.FieldDescriptorProto
 
@@ -90,8 +91,12 @@ class Decoder:
 
     def decode(self, body: bytes) -> Columns:
         """A remote-write request body (snappy protobuf) as a columnar write batch."""
+        buf = decompress(body)
+        usual = self._usual(buf)
+        if usual is not None:
+            return usual
         try:
-            parsed = list(_each_timeseries(decompress(body)))
+            parsed = list(_each_timeseries(buf))
         except (_Malformed, IndexError, struct.error) as exc:
             raise InvalidData(f"not a WriteRequest protobuf: {exc or 'truncated'}",
                               field="body") from None
@@ -110,6 +115,34 @@ class Decoder:
         return Columns(series=series, index=np.asarray(index, dtype=np.int32),
                        ts=np.asarray(stamps, dtype=np.float64) / 1000.0,
                        values=np.asarray(values, dtype=np.float64))
+
+    def _usual(self, buf: bytes) -> Columns | None:
+        """The request as Prometheus lays it out, read with one step per series and numpy
+        for the samples: every TimeSeries its labels then one Sample with a 6-byte
+        timestamp (milliseconds from 1971 to 2109). None for any other layout, or
+        anything wrong: the general reader then reads it (or says what is wrong)."""
+        layout = _usual_layout(buf)
+        if layout is None:
+            return None
+        raws, offsets = layout
+        texts = list(map(self._keys.get, raws))
+        for position, text in enumerate(texts):
+            if text is None:
+                if not _only_labels(raws[position]):
+                    return None
+                texts[position] = self._key(raws[position], position)
+        octets = np.frombuffer(buf, dtype=np.uint8)
+        starts = np.asarray(offsets, dtype=np.int64)[:, None]
+        values = octets[starts + np.arange(8)].copy().view("<f8").ravel()
+        varints = octets[starts + 9 + np.arange(6)].astype(np.int64)
+        if not ((varints[:, :5] >= 0x80).all() and (varints[:, 5] < 0x80).all()):
+            return None
+        stamps = ((varints & 0x7F) << (7 * np.arange(6, dtype=np.int64))).sum(axis=1)
+        kept = np.flatnonzero(values.view("<u8") != _STALE_BITS)  # stale markers: skipped
+        return Columns(series=[texts[i] for i in kept.tolist()],
+                       index=np.arange(len(kept), dtype=np.int32),
+                       ts=stamps[kept].astype(np.float64) / 1000.0,
+                       values=values[kept].astype(np.float64))
 
     def _key(self, raw: bytes, position: int) -> str:
         text = self._keys.get(raw)
@@ -267,6 +300,47 @@ def _sample_fields(buf: bytes, pos: int, stop: int) -> tuple[int, float] | None:
     if pos != stop:
         raise _Malformed("a Sample's fields overrun it")
     return stamp, value
+
+
+def _usual_layout(buf: bytes) -> tuple[list[bytes], list[int]] | None:
+    """Each TimeSeries' label bytes and the offset of its one Sample's value, when every
+    TimeSeries is laid out as :meth:`Decoder._usual` wants; else None."""
+    raws: list[bytes] = []
+    offsets: list[int] = []
+    pos, end = 0, len(buf)
+    try:
+        while pos < end and buf[pos] == 0x0A:
+            size = buf[pos + 1]
+            if size < 0x80:
+                pos += 2
+            elif buf[pos + 2] < 0x80:
+                size, pos = (size & 0x7F) | buf[pos + 2] << 7, pos + 3
+            else:
+                break
+            stop, at = pos + size, pos + size - 18
+            if stop > end or at < pos or buf[at:at + 3] != b"\x12\x10\x09" \
+                    or buf[at + 11] != 0x10:
+                break
+            raws.append(buf[pos:at])
+            offsets.append(at + 3)
+            pos = stop
+    except IndexError:
+        return None
+    return (raws, offsets) if pos == end else None
+
+
+def _only_labels(raw: bytes) -> bool:
+    """Whether ``raw`` is a run of Label fields and nothing else."""
+    pos, end = 0, len(raw)
+    try:
+        while pos < end:
+            if raw[pos] != 0x0A:
+                return False
+            size, pos = _varint(raw, pos + 1)
+            pos += size
+    except (IndexError, _Malformed):
+        return False
+    return pos == end
 
 
 def _labels(raw: bytes) -> list[tuple[str, str]]:
