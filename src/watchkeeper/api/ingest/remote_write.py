@@ -20,7 +20,7 @@ import functools
 import itertools
 import struct
 from collections.abc import Iterator
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import cramjam
 import numpy as np
@@ -125,12 +125,14 @@ class Decoder:
         if layout is None:
             return None
         raws, offsets = layout
-        texts = list(map(self._keys.get, raws))
-        for position, text in enumerate(texts):
-            if text is None:
-                if not _only_labels(raws[position]):
-                    return None
-                texts[position] = self._key(raws[position], position)
+        found = list(map(self._keys.get, raws))
+        if None in found:  # new label sets: checked and mapped once
+            for position, raw in enumerate(raws):
+                if found[position] is None:
+                    if not _only_labels(raw):
+                        return None
+                    found[position] = self._key(raw, position)
+        texts = cast(list[str], found)
         octets = np.frombuffer(buf, dtype=np.uint8)
         starts = np.asarray(offsets, dtype=np.int64)[:, None]
         values = octets[starts + np.arange(8)].copy().view("<f8").ravel()
@@ -139,7 +141,8 @@ class Decoder:
             return None
         stamps = ((varints & 0x7F) << (7 * np.arange(6, dtype=np.int64))).sum(axis=1)
         kept = np.flatnonzero(values.view("<u8") != _STALE_BITS)  # stale markers: skipped
-        return Columns(series=[texts[i] for i in kept.tolist()],
+        return Columns(series=texts if len(kept) == len(texts)
+                       else [texts[i] for i in kept.tolist()],
                        index=np.arange(len(kept), dtype=np.int32),
                        ts=stamps[kept].astype(np.float64) / 1000.0,
                        values=values[kept].astype(np.float64))
