@@ -65,13 +65,17 @@ class Flush:
     tails: dict[int, Tail] = field(default_factory=dict)  # series whose last chunk changes
     _builder: ChunkBuilder | None = None
 
-    def add(self, sid: int, ts: Int64Array, values: Values, tail: Tail | None,
-            old: list[ChunkRow]) -> None:
-        """Queue a series' new points (sorted, one per timestamp), merged with ``old``."""
+    def add(  # noqa: PLR0917  (a series' points, its tail and old chunks: one each)
+        self, sid: int, ts: Int64Array, values: Values, tail: Tail | None,
+        old: list[ChunkRow], decoded: tuple[Int64Array, Values] | None = None,
+    ) -> None:
+        """Queue a series' new points (sorted, one per timestamp), merged with ``old``
+        (``decoded``: their points, when the caller decoded many series' chunks at once)."""
         if self._builder is None:
             self._builder = ChunkBuilder(self.kind, self.chunk_points)
         if old:
-            old_ts, old_values = decode_chunks(self.kind, (row.blob for row in old))
+            old_ts, old_values = decoded or decode_chunks(self.kind,
+                                                          (row.blob for row in old))
             ts, values = latest(np.concatenate((old_ts, ts)), np.concatenate((old_values, values)))
             self.deleted.extend((sid, row.start_ms) for row in old)
         last = self._builder.add(sid, ts, values)

@@ -336,6 +336,20 @@ class Store:
         ).fetchall()
         return [ChunkRow(*row) for row in rows if row[2] >= lo_ms]
 
+    def chunks_at(self, keys: Sequence[tuple[int, int]]) -> list[ChunkRow | None]:
+        """The chunks starting at each ``(sid, start_ms)``, in order (None: no such chunk),
+        in one statement (one per key before SQLite 3.38)."""
+        if not _JSON_EACH:
+            return [next(iter(self.chunks(sid, start, start)), None) for sid, start in keys]
+        found = {
+            (row[0], row[1]): ChunkRow(*row)
+            for row in self._conn.execute(
+                "SELECT c.series_id, c.start_ts, c.end_ts, c.n, c.blob FROM json_each(?1) AS j"
+                " JOIN chunks AS c ON c.series_id = j.value ->> 0 AND c.start_ts = j.value ->> 1",
+                (json.dumps(keys),))
+        }
+        return [found.get(key) for key in keys]
+
     def last_chunk(self, sid: int) -> ChunkRow | None:
         row = self._conn.execute(
             "SELECT series_id, start_ts, end_ts, n, blob FROM chunks WHERE series_id = ?"

@@ -271,16 +271,38 @@ class Writer:
 
     def _plan_flush(self, plan: _Plan, kind: Kind, grouped: Grouped) -> None:
         flush = Flush(kind, self.chunk_points)
+        tails = [self._tail(int(sid)) for sid in grouped.sids.tolist()]
+        olds = self._old_chunks(grouped, tails)
+        decoded = _decoded_apart(kind, olds)
         for i in range(len(grouped.sids)):
             sid, ts, values = grouped.series(i)
-            tail = self._tail(sid)
-            needed = old_range(tail, int(ts[0]), int(ts[-1]), self.chunk_points)
-            old = self.store.chunks(sid, *needed) if needed else []
-            flush.add(sid, ts, values, tail, old)
+            flush.add(sid, ts, values, tails[i], olds[i], decoded[i])
             plan.ranges.append((*self.catalog.range(sid), sid))
         plan.deleted.extend(flush.deleted)
         plan.inserted.extend(flush.inserted())
         plan.tails.update(flush.tails)
+
+    def _old_chunks(self, grouped: Grouped, tails: list[Tail | None]) -> list[list[ChunkRow]]:
+        """The chunks each series' flush merges with: its partial last chunk, fetched for
+        all series in one statement (with many series, one statement each took ~0.1 ms
+        a series), or every chunk new points reach into when they came out of order."""
+        olds: list[list[ChunkRow]] = [[] for _ in tails]
+        last: list[tuple[int, int]] = []  # (position, sid) of series topping up their tail
+        for i, tail in enumerate(tails):
+            sid, ts, _ = grouped.series(i)
+            needed = old_range(tail, int(ts[0]), int(ts[-1]), self.chunk_points)
+            if needed is None or tail is None:
+                continue
+            if needed == (tail.start_ms, tail.end_ms) and ts[0] > tail.end_ms:
+                last.append((i, sid))
+            else:
+                olds[i] = self.store.chunks(sid, *needed)
+        if last:
+            rows = self.store.chunks_at([(sid, tails[i].start_ms)  # type: ignore[union-attr]
+                                         for i, sid in last])
+            for (i, _), row in zip(last, rows, strict=True):
+                olds[i] = [] if row is None else [row]
+        return olds
 
     def _tail(self, sid: int) -> Tail | None:
         tail = self._tails.get(sid)
@@ -370,6 +392,22 @@ class Writer:
         if sid is None:
             raise SeriesNotFound(str(key))
         return sid
+
+
+def _decoded_apart(kind: Kind, olds: list[list[ChunkRow]]
+                   ) -> list[tuple[Int64Array, Values] | None]:
+    """Each series' old float chunks decoded, all series in one batch (chunkscan's
+    fixed cost per call was ~0.5 ms a series when each topped up its tail alone)."""
+    if kind != "float" or not any(olds):
+        return [None] * len(olds)
+    ts, values = decode_chunks(kind, [row.blob for rows in olds for row in rows])
+    out: list[tuple[Int64Array, Values] | None] = []
+    at = 0
+    for rows in olds:
+        n = sum(row.n for row in rows)
+        out.append((ts[at:at + n], values[at:at + n]) if rows else None)
+        at += n
+    return out
 
 
 _UNKNOWN: Final = Tail(0, 0, -1)
