@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from watchkeeper.archive.rollup import AGGREGATIONS, bucketize, step_ms
 from watchkeeper.clock import Clock
-from watchkeeper.errors import InvalidData
+from watchkeeper.errors import InvalidData, SeriesNotFound
 from watchkeeper.model import Measurement, SeriesKey
 from watchkeeper.telemetry import SelfMetrics
 
@@ -196,6 +196,18 @@ class Archive(ABC):
     @abstractmethod
     async def read(self, key: SeriesKey, start: float, end: float) -> Points:
         """Points with ``start <= ts <= end``; raises SeriesNotFound for an unknown key."""
+
+    async def read_many(self, keys: Sequence[SeriesKey], start: float, end: float
+                        ) -> list[Points | None]:
+        """:meth:`read` of each key, in order (None for an unknown one). Backends override
+        it to read many series in one trip (PromQL reads every series a selector matches)."""
+        out: list[Points | None] = []
+        for key in keys:
+            try:
+                out.append(await self.read(key, start, end))
+            except SeriesNotFound:
+                out.append(None)
+        return out
 
     @abstractmethod
     async def delete(self, key: SeriesKey, start: float, end: float) -> int:

@@ -56,7 +56,7 @@ from watchkeeper.archive.backends._reader import Reader
 from watchkeeper.archive.backends._store import Store
 from watchkeeper.archive.backends._writer import Write, Writer
 from watchkeeper.clock import Clock
-from watchkeeper.errors import ArchiveError, ConfigError
+from watchkeeper.errors import ArchiveError, ConfigError, SeriesNotFound
 from watchkeeper.model import Measurement, SeriesKey
 from watchkeeper.telemetry import SelfMetrics
 
@@ -201,6 +201,21 @@ class EmbeddedArchive(Archive):
 
     async def read(self, key: SeriesKey, start: float, end: float) -> Points:
         return await self._call(self._started().read, key, start, end)
+
+    async def read_many(self, keys: Sequence[SeriesKey], start: float, end: float
+                        ) -> list[Points | None]:
+        return await self._call(self._read_many, tuple(keys), start, end)
+
+    def _read_many(self, keys: tuple[SeriesKey, ...], start: float, end: float
+                   ) -> list[Points | None]:
+        core = self._started()  # on the archive thread: one trip for all the keys
+        out: list[Points | None] = []
+        for key in keys:
+            try:
+                out.append(core.read(key, start, end))
+            except SeriesNotFound:
+                out.append(None)
+        return out
 
     async def rollup(
         self,

@@ -39,11 +39,11 @@ from watchkeeper.archive.promql.values import (
     drop_name,
     merge_same,
 )
-from watchkeeper.errors import SeriesNotFound
 from watchkeeper.model import SeriesKey, promlabels
 
 LOOKBACK_MS: Final = 300_000
 SUBQUERY_STEP_MS: Final = 60_000  # Prometheus' default evaluation interval
+_READ_BATCH: Final = 256  # series per archive trip (the archive thread also serves writes)
 Value = Floats | list[Series] | str | RangeArg
 Matcher = tuple[str, str, str]
 
@@ -231,30 +231,32 @@ class Engine:
             raise QueryTooLarge(f"the query selects more than {ctx.limits.max_series} series "
                                 f"(the limit); narrow its selectors")
         out = []
-        for labels, key in chosen:
-            try:
-                points = await self._archive.read(key, start / 1000.0, end / 1000.0)
-            except SeriesNotFound:
-                continue
+        for at in range(0, len(chosen), _READ_BATCH):
+            batch = chosen[at:at + _READ_BATCH]
+            read = await self._archive.read_many([key for _, key in batch], start / 1000.0,
+                                                 end / 1000.0)
             ctx.tick()
-            if not len(points):
-                continue
-            ctx.spend(len(points))
-            stamps = np.rint(points.ts * 1000.0).astype(np.int64)
-            out.append(Raw(labels, stamps, np.asarray(points.values, dtype=np.float64)))
+            for (labels, _), points in zip(batch, read, strict=True):
+                if points is None or not len(points):
+                    continue
+                ctx.spend(len(points))
+                stamps = np.rint(points.ts * 1000.0).astype(np.int64)
+                out.append(Raw(labels, stamps, np.asarray(points.values, dtype=np.float64)))
         return out
 
     async def _instant(self, vs: Any, ctx: _Context) -> list[Series]:
         ref = self._ref(vs.at, vs.offset, ctx)
         raws = await self._fetch(vs, int(ref.min()) - LOOKBACK_MS, int(ref.max()), ctx)
-        out = []
-        for raw in raws:
-            idx = np.searchsorted(raw.ts, ref, side="right") - 1
-            safe = np.maximum(idx, 0)
-            present = (idx >= 0) & (raw.ts[safe] >= ref - LOOKBACK_MS)
-            if present.any():
-                out.append(Series(raw.labels, raw.values[safe], present, raw.ts[safe]))
-        ctx.spend(len(out) * len(ctx.steps))
+        # the latest sample in [ref - lookback, ref] is the last of that window
+        w = ranges.windows(raws, ref, LOOKBACK_MS)
+        n = len(ref)
+        present = (w.hi > w.lo).reshape(w.series, n)
+        last = np.maximum(w.hi - 1, 0)
+        values = w.values[last].reshape(w.series, n) if len(w.values) else np.zeros((0, n))
+        stamps = w.ts[last].reshape(w.series, n) if len(w.ts) else np.zeros((0, n), np.int64)
+        out = [Series(raw.labels, values[i], present[i], stamps[i])
+               for i, raw in enumerate(raws) if present[i].any()]
+        ctx.spend(len(out) * n)
         return out
 
     async def _matrix(self, ms: Any, ctx: _Context) -> RangeArg:
@@ -313,24 +315,23 @@ class Engine:
         if not isinstance(arg, RangeArg):
             raise BadQuery(f"function {name!r} takes a range vector")
         n = len(ctx.steps)
+        w = ranges.windows(arg.series, arg.ref, arg.range_ms)
         if name == "absent_over_time":
-            seen = np.zeros(n, dtype=bool)
-            for raw in arg.series:
-                lo, hi = ranges.bounds(raw, arg.ref, arg.range_ms)
-                seen |= hi > lo
+            seen: Mask = np.asarray((w.hi > w.lo).reshape(w.series, n).any(axis=0), dtype=bool)
             target = _unwrap(args[0])
             labels = functions.absent_labels(_matchers(target.vector_selector)) \
                 if isinstance(target, pp.MatrixSelector) else {}
             return [Series(labels, np.ones(n), ~seen)] if (~seen).any() else []
         extra = [await self._scalar_arg(a, ctx) for i, a in enumerate(args) if i != position]
-        compute = _range_fn(name, extra, ctx)
+        ctx.tick()
+        values, present = _range_fn(name, extra, ctx)(w)
+        values = values.reshape(w.series, n)
+        present = present.reshape(w.series, n)
         out = []
-        for raw in arg.series:
-            ctx.tick()
-            value, present = compute(raw, arg)
-            if present.any():
+        for i, raw in enumerate(arg.series):
+            if present[i].any():
                 labels = raw.labels if name == "last_over_time" else drop_name(raw.labels)
-                out.append(Series(labels, value, present))
+                out.append(Series(labels, values[i], present[i]))
         ctx.spend(len(out) * n)
         return merge_same(out)
 
@@ -468,35 +469,32 @@ def _matching(modifier: Any, op: str) -> binary.Matching:
                            bool_=bool(modifier.return_bool))
 
 
-RangeFn = Callable[[Raw, RangeArg], tuple[Floats, Mask]]
+RangeFn = Callable[[ranges.Windows], tuple[Floats, Mask]]
 
 
 def _range_fn(name: str, extra: list[Floats], ctx: _Context) -> RangeFn:
     if name in ("rate", "increase", "delta"):
         counter, per_second = name != "delta", name == "rate"
-        return lambda raw, a: ranges.extrapolated(raw, a.ref, a.range_ms, counter=counter,
-                                                  per_second=per_second)
+        return lambda w: ranges.extrapolated(w, counter=counter, per_second=per_second)
     if name in ("irate", "idelta"):
-        return lambda raw, a: ranges.instant_rate(raw, a.ref, a.range_ms,
-                                                  per_second=name == "irate")
+        return lambda w: ranges.instant_rate(w, per_second=name == "irate")
     if name in ("deriv", "predict_linear"):
-        def linear(raw: Raw, a: RangeArg) -> tuple[Floats, Mask]:
+        def linear(w: ranges.Windows) -> tuple[Floats, Mask]:
             if name == "deriv":
-                slope, _, ok = ranges.regression(raw, a.ref, a.range_ms, None)
+                slope, _, ok = ranges.regression(w, None)
                 return slope, ok
-            slope, icept, ok = ranges.regression(raw, a.ref, a.range_ms, ctx.steps)
-            return icept + slope * extra[0], ok
+            slope, icept, ok = ranges.regression(w, np.tile(ctx.steps, w.series))
+            return icept + slope * w.tile(extra[0]), ok
         return linear
     if name in ("holt_winters", "double_exponential_smoothing"):
         sf, tf = float(extra[0][0]), float(extra[1][0])
-        return lambda raw, a: ranges.holt_winters(raw, a.ref, a.range_ms, sf, tf)
+        return lambda w: ranges.holt_winters(w, sf, tf)
     others: dict[str, RangeFn] = {
-        "quantile_over_time": lambda raw, a: ranges.quantile_over_time(raw, a.ref, a.range_ms,
-                                                                        extra[0]),
-        "changes": lambda raw, a: ranges.changes(raw, a.ref, a.range_ms),
-        "resets": lambda raw, a: ranges.resets(raw, a.ref, a.range_ms),
+        "quantile_over_time": lambda w: ranges.quantile_over_time(w, w.tile(extra[0])),
+        "changes": ranges.changes,
+        "resets": ranges.resets,
     }
-    return others.get(name, lambda raw, a: ranges.over_time(name, raw, a.ref, a.range_ms))
+    return others.get(name, lambda w: ranges.over_time(name, w))
 
 
 def _negate(value: Value) -> Value:
@@ -523,12 +521,10 @@ def _sorted(vec: list[Series], *, descending: bool) -> list[Series]:
 
 def _window_samples(arg: RangeArg) -> list[Raw]:
     """The samples of each series inside the (single) window: an instant query of a range."""
-    out = []
-    for raw in arg.series:
-        lo, hi = ranges.bounds(raw, arg.ref[:1], arg.range_ms)
-        if hi[0] > lo[0]:
-            out.append(Raw(raw.labels, raw.ts[lo[0]:hi[0]], raw.values[lo[0]:hi[0]]))
-    return out
+    w = ranges.windows(arg.series, arg.ref[:1], arg.range_ms)
+    return [Raw(raw.labels, w.ts[lo:hi], w.values[lo:hi])
+            for raw, lo, hi in zip(arg.series, w.lo.tolist(), w.hi.tolist(), strict=True)
+            if hi > lo]
 
 
 def _unwrap(node: Any) -> Any:

@@ -9,7 +9,8 @@ columns in sample order, so sums accumulate in the order Prometheus adds them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
@@ -20,11 +21,44 @@ _CHUNK_CELLS: Final = 1 << 21  # steps x window samples gathered at once
 Result = tuple[Floats, Mask]
 
 
-def bounds(raw: Raw, ref: Ints, range_ms: int) -> tuple[Ints, Ints]:
-    """Index of each window's first sample, and one past its last."""
-    lo = np.searchsorted(raw.ts, ref - range_ms, side="left")
-    hi = np.searchsorted(raw.ts, ref, side="right")
-    return lo.astype(np.int64), hi.astype(np.int64)
+@dataclass(frozen=True)
+class Windows:
+    """The windows of every step of every series of a range argument, flattened: row
+    ``k = series * steps + step`` looks at samples ``lo[k]:hi[k]`` of the concatenated
+    ``ts``/``values``; ``first[i]`` marks a series' first sample (no pair ends there)."""
+
+    ts: Ints
+    values: Floats
+    first: Mask
+    lo: Ints
+    hi: Ints
+    ref: Ints
+    range_ms: int
+    series: int
+    steps: int
+
+    def tile(self, per_step: Floats) -> Floats:
+        """A per-step argument (a scalar) repeated for each series' rows."""
+        return np.tile(per_step, self.series)
+
+
+def windows(raws: Sequence[Raw], ref: Ints, range_ms: int) -> Windows:
+    """Every window of ``raws`` at each ``ref`` (``[ref - range, ref]``), found by one
+    ``searchsorted`` over the series laid end to end (each shifted past the last)."""
+    lengths = np.array([len(r.ts) for r in raws], dtype=np.int64)
+    ts = np.concatenate([r.ts for r in raws]) if raws else np.zeros(0, dtype=np.int64)
+    values = np.concatenate([r.values for r in raws]) if raws else np.zeros(0)
+    first = np.zeros(len(ts), dtype=bool)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    first[starts[lengths > 0]] = True
+    lowest = min(int(ts.min()) if len(ts) else 0, int(ref.min()) - range_ms)
+    span = max(int(ts.max()) if len(ts) else 0, int(ref.max())) - lowest + 1
+    shift = np.arange(len(raws), dtype=np.int64) * span
+    keyed = np.repeat(shift, lengths) + (ts - lowest)
+    lo = np.searchsorted(keyed, (shift[:, None] + (ref - range_ms - lowest)).ravel(), "left")
+    hi = np.searchsorted(keyed, (shift[:, None] + (ref - lowest)).ravel(), "right")
+    return Windows(ts, values, first, lo.astype(np.int64), hi.astype(np.int64),
+                   np.tile(ref, len(raws)), range_ms, len(raws), len(ref))
 
 
 def _windows(values: Floats, lo: Ints, hi: Ints) -> Iterator[tuple[slice, Floats, Mask]]:
@@ -43,9 +77,9 @@ def _windows(values: Floats, lo: Ints, hi: Ints) -> Iterator[tuple[slice, Floats
         yield part, values[np.minimum(idx, len(values) - 1)], mask
 
 
-def _by_window(raw: Raw, lo: Ints, hi: Ints, fn: Callable[[Floats, Mask], Floats]) -> Floats:
-    out = np.empty(len(lo))
-    for part, grid, mask in _windows(raw.values, lo, hi):
+def _by_window(w: Windows, fn: Callable[[Floats, Mask], Floats]) -> Floats:
+    out = np.empty(len(w.lo))
+    for part, grid, mask in _windows(w.values, w.lo, w.hi):
         out[part] = fn(grid, mask) if grid.shape[1] else np.nan
     return out
 
@@ -63,28 +97,28 @@ def _kahan_columns(grid: Floats, mask: Mask) -> Floats:
     return total + comp
 
 
-def extrapolated(raw: Raw, ref: Ints, range_ms: int, *, counter: bool, per_second: bool) -> Result:
+def extrapolated(w: Windows, *, counter: bool, per_second: bool) -> Result:
     """``rate``, ``increase`` (counters) and ``delta``: Prometheus' extrapolatedRate."""
-    lo, hi = bounds(raw, ref, range_ms)
-    count = hi - lo
+    count = w.hi - w.lo
     ok = count >= 2
-    first = np.where(ok, lo, 0)
-    last = np.where(ok, hi - 1, 0)
-    v, t = raw.values, raw.ts
+    v, t = w.values, w.ts
     if len(v) == 0:
-        return np.zeros(len(ref)), ok
+        return np.zeros(len(w.lo)), ok
+    first = np.where(ok, w.lo, 0)
+    last = np.where(ok, w.hi - 1, 0)
     result = v[last] - v[first]
     if counter:
+        # a reset between samples i-1 and i of one series adds v[i-1]; summed over
+        # first < i <= last by a prefix sum (a series' first sample ends no pair)
+        drop = np.where((v[1:] < v[:-1]) & ~w.first[1:], v[:-1], 0.0)
         drops = np.zeros(len(v) + 1)
-        drops[2:] = np.cumsum(np.where(v[1:] < v[:-1], v[:-1], 0.0))
-        # resets between samples first..last: pairs (i-1, i) with first < i <= last
+        drops[2:] = np.cumsum(drop)
         result = result + (drops[last + 1] - drops[first + 1])
-        # a first sample below zero counts as a reset from 0 in Prometheus' loop; it adds 0
     sampled = (t[last] - t[first]) / 1000.0
     with np.errstate(all="ignore"):
         average = sampled / np.maximum(count - 1, 1)
-        to_start = (t[first] - (ref - range_ms)) / 1000.0
-        to_end = (ref - t[last]) / 1000.0
+        to_start = (t[first] - (w.ref - w.range_ms)) / 1000.0
+        to_end = (w.ref - t[last]) / 1000.0
         if counter:
             to_zero = sampled * (v[first] / result)
             use_zero = (result > 0) & (v[first] >= 0) & (to_zero < to_start)
@@ -94,19 +128,18 @@ def extrapolated(raw: Raw, ref: Ints, range_ms: int, *, counter: bool, per_secon
                     + np.where(to_end < threshold, to_end, average / 2))
         result = result * (interval / sampled)
         if per_second:
-            result = result / (range_ms / 1000.0)
+            result = result / (w.range_ms / 1000.0)
     return result, ok
 
 
-def instant_rate(raw: Raw, ref: Ints, range_ms: int, *, per_second: bool) -> Result:
+def instant_rate(w: Windows, *, per_second: bool) -> Result:
     """``irate`` and ``idelta``: the last two samples of each window."""
-    lo, hi = bounds(raw, ref, range_ms)
-    ok = (hi - lo) >= 2
-    last = np.where(ok, hi - 1, 1)
+    ok = (w.hi - w.lo) >= 2
+    if len(w.values) < 2:
+        return np.zeros(len(w.lo)), ok
+    last = np.where(ok, w.hi - 1, 1)
     prev = last - 1
-    if len(raw.values) < 2:
-        return np.zeros(len(ref)), np.zeros(len(ref), dtype=bool)
-    v, t = raw.values, raw.ts
+    v, t = w.values, w.ts
     if not per_second:
         return v[last] - v[prev], ok
     result = np.where(v[last] < v[prev], v[last], v[last] - v[prev])
@@ -116,41 +149,39 @@ def instant_rate(raw: Raw, ref: Ints, range_ms: int, *, per_second: bool) -> Res
         return result / (np.where(gap == 0, 1, gap) / 1000.0), ok
 
 
-def _count_pairs(raw: Raw, ref: Ints, range_ms: int, hit: Mask) -> Result:
+def _count_pairs(w: Windows, hit: Mask) -> Result:
     """How many consecutive pairs of each window satisfy ``hit`` (changes, resets)."""
-    lo, hi = bounds(raw, ref, range_ms)
-    prefix = np.zeros(len(raw.values) + 1, dtype=np.int64)
-    if len(raw.values) > 1:
-        prefix[2:] = np.cumsum(hit)
-    ok = hi > lo
-    start = np.minimum(lo + 1, hi)
-    return (prefix[hi] - prefix[start]).astype(np.float64), ok
+    prefix = np.zeros(len(w.values) + 1, dtype=np.int64)
+    if len(w.values) > 1:
+        prefix[2:] = np.cumsum(hit & ~w.first[1:])
+    start = np.minimum(w.lo + 1, w.hi)
+    return (prefix[w.hi] - prefix[start]).astype(np.float64), w.hi > w.lo
 
 
-def changes(raw: Raw, ref: Ints, range_ms: int) -> Result:
-    v = raw.values
+def changes(w: Windows) -> Result:
+    v = w.values
     differ = (v[1:] != v[:-1]) & ~(np.isnan(v[1:]) & np.isnan(v[:-1]))
-    return _count_pairs(raw, ref, range_ms, differ)
+    return _count_pairs(w, differ)
 
 
-def resets(raw: Raw, ref: Ints, range_ms: int) -> Result:
-    v = raw.values
-    return _count_pairs(raw, ref, range_ms, v[1:] < v[:-1])
+def resets(w: Windows) -> Result:
+    v = w.values
+    return _count_pairs(w, v[1:] < v[:-1])
 
 
-def over_time(name: str, raw: Raw, ref: Ints, range_ms: int) -> Result:
+def over_time(name: str, w: Windows) -> Result:
     """The ``*_over_time`` functions (but ``quantile_over_time``)."""
-    lo, hi = bounds(raw, ref, range_ms)
-    count = hi - lo
+    count = w.hi - w.lo
     ok = count > 0
     if name == "count_over_time":
         return count.astype(np.float64), ok
     if name == "present_over_time":
-        return np.ones(len(ref)), ok
+        return np.ones(len(w.lo)), ok
     if name == "last_over_time":
-        return raw.values[np.where(ok, hi - 1, 0)] if len(raw.values) else np.zeros(len(ref)), ok
-    fn = _OVER_TIME[name]
-    return _by_window(raw, lo, hi, fn), ok
+        if not len(w.values):
+            return np.zeros(len(w.lo)), ok
+        return w.values[np.where(ok, w.hi - 1, 0)], ok
+    return _by_window(w, _OVER_TIME[name]), ok
 
 
 def _sum(grid: Floats, mask: Mask) -> Floats:
@@ -218,29 +249,26 @@ def quantiles(grid: Floats, mask: Mask, q: Floats) -> Floats:
     return np.where(np.isnan(q) | (n == 0), np.nan, value)
 
 
-def quantile_over_time(raw: Raw, ref: Ints, range_ms: int, q: Floats) -> Result:
-    lo, hi = bounds(raw, ref, range_ms)
-    out = np.empty(len(ref))
-    for part, grid, mask in _windows(raw.values, lo, hi):
+def quantile_over_time(w: Windows, q: Floats) -> Result:
+    out = np.empty(len(w.lo))
+    for part, grid, mask in _windows(w.values, w.lo, w.hi):
         out[part] = quantiles(grid, mask, q[part])
-    return out, hi > lo
+    return out, w.hi > w.lo
 
 
-def regression(raw: Raw, ref: Ints, range_ms: int, intercept_at: Ints | None) -> tuple[
-        Floats, Floats, Mask]:
+def regression(w: Windows, intercept_at: Ints | None) -> tuple[Floats, Floats, Mask]:
     """Slope and intercept of the least-squares line through each window, as Prometheus'
     linearRegression computes them (Kahan sums; x in seconds from ``intercept_at``, or
     from the window's first sample)."""
-    lo, hi = bounds(raw, ref, range_ms)
-    ok = (hi - lo) >= 2
-    slope = np.full(len(ref), np.nan)
-    icept = np.full(len(ref), np.nan)
-    ts = raw.ts
-    for part, grid, mask in _windows(raw.values, lo, hi):
+    ok = (w.hi - w.lo) >= 2
+    slope = np.full(len(w.lo), np.nan)
+    icept = np.full(len(w.lo), np.nan)
+    ts = w.ts
+    for part, grid, mask in _windows(w.values, w.lo, w.hi):
         if grid.shape[1] == 0:
             continue
-        idx = np.minimum(lo[part, None] + np.arange(grid.shape[1]), max(len(ts) - 1, 0))
-        origin = ts[np.minimum(lo[part], len(ts) - 1)] if intercept_at is None \
+        idx = np.minimum(w.lo[part, None] + np.arange(grid.shape[1]), max(len(ts) - 1, 0))
+        origin = ts[np.minimum(w.lo[part], len(ts) - 1)] if intercept_at is None \
             else intercept_at[part]
         x = np.where(mask, (ts[idx] - origin[:, None]) / 1e3, 0.0)
         y = np.where(mask, grid, 0.0)
@@ -260,15 +288,14 @@ def regression(raw: Raw, ref: Ints, range_ms: int, intercept_at: Ints | None) ->
     return slope, icept, ok
 
 
-def holt_winters(raw: Raw, ref: Ints, range_ms: int, sf: float, tf: float) -> Result:
+def holt_winters(w: Windows, sf: float, tf: float) -> Result:
     """Double exponential smoothing, Prometheus' holt_winters."""
     if not (0 < sf < 1):
         raise BadQuery(f"invalid smoothing factor. Expected: 0 < sf < 1, got: {sf:f}")
     if not (0 < tf < 1):
         raise BadQuery(f"invalid trend factor. Expected: 0 < tf < 1, got: {tf:f}")
-    lo, hi = bounds(raw, ref, range_ms)
-    out = np.full(len(ref), np.nan)
-    for part, grid, mask in _windows(raw.values, lo, hi):
+    out = np.full(len(w.lo), np.nan)
+    for part, grid, mask in _windows(w.values, w.lo, w.hi):
         if grid.shape[1] < 2:
             continue
         s0 = np.zeros(grid.shape[0])
@@ -283,4 +310,4 @@ def holt_winters(raw: Raw, ref: Ints, range_ms: int, sf: float, tf: float) -> Re
             s1 = np.where(live, x + y, s1)
             b = np.where(live, nb, b)
         out[part] = s1
-    return out, (hi - lo) >= 2
+    return out, (w.hi - w.lo) >= 2
