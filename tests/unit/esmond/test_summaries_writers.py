@@ -221,3 +221,11 @@ def test_a_disabled_bin_cache_keeps_nothing() -> None:
     cache.forget(("m1", "throughput"))
     cache.update({(_series("m1"), 0): 1.0})
     assert cache.get((_series("m1"), 0)) is None
+
+
+async def test_a_turn_needs_a_started_store() -> None:
+    """Taking a turn before start() is an error that says so, not a hang."""
+    store = PostgresMetadataStore(PG_DSN)
+    with pytest.raises(ArchiveError, match="not started"):
+        async with store.writing([("k", "throughput")]):
+            pass  # pragma: no cover - never reached
