@@ -65,7 +65,14 @@ def parse(text: str, *, database: str, precision: str, now: float) -> Batch:
         if not line or line.startswith("#"):
             continue
         try:
-            _parse_line(line, plugin, scale, now, batch)
+            parts = line.split(" ")
+            if len(parts) == 3 and "," not in parts[1] and "\\" not in line \
+                    and '"' not in line:  # the usual line: one plain numeric field
+                key, eq, value = parts[1].partition("=")
+                batch.numbers.append((_key_text(parts[0], _field_key(key, eq, parts[1]), plugin),
+                                      _stamp(parts[2], scale), _number(value)))
+            else:
+                _parse_line(line, plugin, scale, now, batch)
         except _Bad as exc:
             raise LineError(str(exc), line=line, number=number) from None
     return batch
@@ -83,12 +90,7 @@ def _parse_line(line: str, plugin: str, scale: float, now: float, batch: Batch) 
     if len(parts) > 3:
         raise _Bad("invalid field format (unescaped space?)")
     head, suffix = _head(parts[0], plugin)
-    stamp = now
-    if len(parts) == 3:
-        try:
-            stamp = int(parts[2]) * scale
-        except ValueError:
-            raise _Bad(f"bad timestamp {parts[2]!r}") from None
+    stamp = _stamp(parts[2], scale) if len(parts) == 3 else now
     for pair in _split(parts[1], ","):
         key, eq, raw = _partition(pair)
         if not eq or not key:
@@ -98,6 +100,26 @@ def _parse_line(line: str, plugin: str, scale: float, now: float, batch: Batch) 
             batch.strings.append((text, stamp, _string(raw)))
         else:
             batch.numbers.append((text, stamp, _number(raw)))
+
+
+def _field_key(key: str, eq: str, pair: str) -> str:
+    if not eq or not key:
+        raise _Bad(f"invalid field format {pair!r}")
+    return key
+
+
+def _stamp(text: str, scale: float) -> float:
+    try:
+        return int(text) * scale
+    except ValueError:
+        raise _Bad(f"bad timestamp {text!r}") from None
+
+
+@functools.lru_cache(maxsize=200_000)
+def _key_text(series: str, field: str, plugin: str) -> str:
+    """The series key of a field (its key without escapes) of a ``measurement,tags`` part."""
+    head, suffix = _head(series, plugin)
+    return f"{head}{_name(field)}{suffix}"
 
 
 @functools.lru_cache(maxsize=100_000)
