@@ -288,7 +288,10 @@ class NativeApi:
 
     @operation("every float series under a prefix, aggregated in buckets", "read",
                answer=RollupResult,
-               params=(Param("prefix"), Param("start", required=True), _RANGE[1],
+               params=(Param("prefix"),
+                       Param("metric", description="only series with this metric "
+                                                   "(check.status: the console's health)"),
+                       Param("start", required=True), _RANGE[1],
                        Param("step", "number", "bucket seconds", required=True),
                        Param("aggs", description="comma-separated: " + ", ".join(AGGREGATIONS))))
     async def rollup(self, request: Request) -> Response:
@@ -314,7 +317,8 @@ class NativeApi:
             raise InvalidData("must not be before start", field="end", value=params.get("end"))
         prefix = params.get("prefix", "")
         metas, _ = await self._archive.list_series(prefix=prefix)
-        metas = [m for m in metas if m.kind == "float"]
+        metric = params.get("metric", "")
+        metas = [m for m in metas if m.kind == "float" and (not metric or m.key.metric == metric)]
         rolled = await self._archive.rollup([m.key for m in metas], start=start, end=end,
                                             step=step, aggs=aggs)
         return _json(RollupResult(prefix=prefix, start=start, end=end, step=step, aggs=aggs,

@@ -35,6 +35,7 @@ async function route() {
   }
   const main = document.getElementById("main");
   document.body.dataset.ready = "";
+  document.body.dataset.routeAt = String(performance.now());  // for benchmarks/console.py
   document.getElementById("status").textContent = "";
   const load = PAGES[page];
   if (!load) {
@@ -51,7 +52,11 @@ async function route() {
   } catch (error) {
     view.append(el("p", {class: "error"}, String(error.message || error)));
   }
-  if (mine === generation) document.body.dataset.ready = page;
+  if (mine === generation) {
+    // ms since navigation, and since this view was asked for (benchmarks/console.py)
+    document.body.dataset.readyAt = String(performance.now());
+    document.body.dataset.ready = page;
+  }
 }
 
 function showTokenState() {

@@ -138,6 +138,7 @@ export async function render(root, params, nav) {
   const results = await Promise.all(view.series.map((s) => fetchSeries(s, view, step)));
   const arrived = performance.now();
   drawn = draw(chart, results, view, step, (from, to) => setView({from, to, preset: ""}));
+  await new Promise((resolve) => requestAnimationFrame(() => resolve()));  // painted
   const done = performance.now();
   const points = results.reduce((n, r) => n + r.ts.length, 0);
   info.textContent = `step ${step} s; ${points} buckets in ${results.length} series` +
@@ -149,7 +150,9 @@ export async function render(root, params, nav) {
 }
 
 function draw(target, results, view, step, zoom) {
+  const began = performance.now();
   const {times, columns} = align(results, step);
+  target.dataset.alignMs = String(performance.now() - began);
   const bands = results.length <= 4 && step > 1;
   const data = [times];
   const series = [{}];
@@ -187,7 +190,9 @@ function draw(target, results, view, step, zoom) {
     target.append(el("p", {class: "error"}, "uPlot is missing: run `make console` (docs/console.md)"));
     return null;
   }
+  const built = performance.now();
   const plot = new window.uPlot(options, data, target);
+  target.dataset.buildMs = String(performance.now() - built);
   return {
     plot,
     csv: () => {

@@ -22,7 +22,7 @@ export function rollUp(checks, keyOf) {
 }
 
 export async function latestChecks() {
-  const answer = await get("/api/v1/rollup", {start: `${WINDOW}s`, step: WINDOW, aggs: "last"});
+  const answer = await get("/api/v1/rollup", {metric: "check.status", start: `${WINDOW}s`, step: WINDOW, aggs: "last"});
   const checks = [];
   for (const s of answer.series) {
     const parts = splitSeries(s.series);

@@ -1,0 +1,202 @@
+"""The web console in headless chromium: Overview interactive time, Explore draw time.
+
+    python benchmarks/console.py [--series 10000] [--hours 24] [--runs 5]
+
+A real ``watchkeeper up`` (no collectors) is loaded with ``--series`` float series of
+``--hours`` of 10-s points (bulk columns), one check.status series per 50 of them, and
+200 alarms; then Debian's chromium (Playwright, never a downloaded browser) opens:
+
+- **Overview**, cold (new browser context each run): ms from navigation until the page
+  has rendered its first answer (``body[data-ready]``, set after every table is filled);
+- **Explore** with 20 series x 1 day: the page's own figures, fetch (all 20 rollups) and
+  draw (uPlot built and one frame painted), and click-to-drawn (the "1d" preset pressed
+  on a 6 h view of the same series, until drawn);
+- buckets per series Explore fetches for 1 year and for 1 hour (the step is chosen so
+  that no series brings more than ~1,000);
+- page weight: bytes of HTML, JS and CSS the Overview loads (uncompressed: the server
+  does not compress).
+
+Medians of ``--runs``. Prometheus' graph page over the same data is not timed here (not
+done; docs/console.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import numpy as np
+
+from watchkeeper.wire import COLUMNS_CONTENT_TYPE, WriteColumns
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run"]
+WATCHKEEPER = [sys.executable, "-m", "watchkeeper.cli.main"]
+PER_HOST = 50
+STEP = 10.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def names(series: int) -> list[str]:
+    return [f"host{i // PER_HOST:04d}/bench/m{i % PER_HOST:02d}" for i in range(series)]
+
+
+def load(url: str, token: str, series: int, hours: float, now: float) -> tuple[int, float]:
+    """Every series, ``hours`` of 10-s points ending now: (points, seconds)."""
+    keys = names(series)
+    hosts = sorted({k.split("/")[0] for k in keys})
+    status = [f"{h}/ping/check.status" for h in hosts]
+    everything = keys + status
+    rounds = int(hours * 3600 / STEP)
+    per_request = max(1, 1_000_000 // len(everything))
+    rng = np.random.default_rng(7)
+    index = np.arange(len(everything), dtype="<i4")
+    began = time.perf_counter()
+    written = 0
+    with httpx.Client(base_url=url, timeout=600,
+                      headers={"Authorization": f"Token {token}",
+                               "Content-Type": COLUMNS_CONTENT_TYPE}) as http:
+        for first in range(0, rounds, per_request):
+            count = min(per_request, rounds - first)
+            ts = now - (rounds - first - np.arange(count)) * STEP
+            values = np.concatenate([
+                np.round(50 + rng.normal(0, 5, (count, len(keys))), 2),
+                np.where(rng.random((count, len(status))) < 0.9, 0.0, 2.0)], axis=1)
+            body = WriteColumns(series=everything, index=np.tile(index, count).tobytes(),
+                                ts=np.repeat(ts, len(everything)).astype("<f8").tobytes(),
+                                values=values.astype("<f8").ravel().tobytes())
+            http.post("/api/v1/write", content=msgspec.msgpack.encode(body)).raise_for_status()
+            written += count * len(everything)
+        events = [{"connector": "bench", "connector_name": "b", "event_type": "check",
+                   "source_type": "resource", "component": f"host{i:04d}", "resource": "ping",
+                   "state": 1 + i % 3, "output": "bench", "timestamp": int(now)}
+                  for i in range(200)]
+        http.post("/api/v1/events/canopsis", content=json.dumps(events),
+                  headers={"Content-Type": "application/json"}).raise_for_status()
+    return written, time.perf_counter() - began
+
+
+def ready(page: Any, name: str) -> dict[str, float]:
+    page.wait_for_selector(f"body[data-ready='{name}']", state="attached", timeout=120_000)
+    body = page.locator("body")
+    return {"route": float(body.get_attribute("data-route-at") or 0),
+            "ready": float(body.get_attribute("data-ready-at") or 0)}
+
+
+def measure(url: str, series: int, runs: int) -> dict[str, Any]:
+    from playwright.sync_api import sync_playwright
+
+    chosen = names(series)[:: max(1, series // 20)][:20]
+    explore = "&".join(f"s={s}" for s in chosen)
+    figures: dict[str, list[float]] = {"overview": [], "fetch": [], "draw": [], "click": []}
+    weight = 0
+    buckets: dict[str, float] = {}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        for run in range(runs):
+            context = browser.new_context(viewport={"width": 1400, "height": 900})
+            page = context.new_page()
+            sizes: list[int] = []
+            page.on("response", lambda r, sizes=sizes: sizes.append(
+                len(r.body())) if "/console/" in r.url or r.url.endswith("/") else None)
+            page.goto(f"{url}/#/overview")
+            figures["overview"].append(ready(page, "overview")["ready"])
+            if run == 0:
+                page.wait_for_timeout(500)
+                weight = sum(sizes)
+            page.goto(f"{url}/#/explore?{explore}&r=6h")
+            ready(page, "explore")
+            page.evaluate("() => { document.body.dataset.ready = ''; }")  # not the 6 h view's
+            page.click("button[data-range='1d']")
+            marks = ready(page, "explore")
+            section = page.locator("#page-explore")
+            figures["fetch"].append(float(section.get_attribute("data-fetch-ms") or 0))
+            figures["draw"].append(float(section.get_attribute("data-draw-ms") or 0))
+            figures["click"].append(marks["ready"] - marks["route"])
+            if run == 0:
+                for preset in ("1y", "1h"):
+                    page.goto(f"{url}/#/explore?s={chosen[0]}&r={preset}")
+                    ready(page, "explore")
+                    buckets[preset] = float(section.get_attribute("data-points") or 0)
+            context.close()
+        browser.close()
+    return {"medians_ms": {k: round(statistics.median(v), 1) for k, v in figures.items()},
+            "runs_ms": {k: [round(x, 1) for x in v] for k, v in figures.items()},
+            "page_weight_bytes": weight, "buckets_per_series": buckets}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--series", type=int, default=10_000)
+    parser.add_argument("--hours", type=float, default=24.0)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="wk-console-bench-") as tmp:
+        data = Path(tmp) / "var"
+        data.mkdir()
+        config = Path(tmp) / "wk.yaml"
+        config.write_text(f"data_dir: {data}\ncollectors: []\n")
+        token = subprocess.run([*WATCHKEEPER, "token", "create", "--user", "bench", "--write",
+                                "-c", str(config)], capture_output=True, text=True, check=True,
+                               timeout=60).stdout.split()[-1]
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        proc = subprocess.Popen([*WATCHKEEPER, "up", "-c", str(config), "--listen",
+                                 f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise SystemExit(f"watchkeeper up did not start: {proc.stderr}")
+                time.sleep(0.2)
+            points, seconds = load(url, token, args.series, args.hours, time.time())
+            print(f"loaded {points:,} points ({args.series:,} series + check.status, "
+                  f"{args.hours:g} h at 10 s) in {seconds:.1f} s")
+            result = measure(url, args.series, args.runs)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    m = result["medians_ms"]
+    print(f"Overview interactive from navigation (cold context): {m['overview']} ms median")
+    print(f"Explore 20 series x 1 day: fetch {m['fetch']} ms, draw {m['draw']} ms, "
+          f"click to drawn {m['click']} ms (medians)")
+    print(f"buckets per series: 1 year {result['buckets_per_series'].get('1y')}, "
+          f"1 hour {result['buckets_per_series'].get('1h')}")
+    print(f"Overview page weight: {result['page_weight_bytes'] / 1024:.0f} KiB uncompressed")
+    load1, load5, _ = os.getloadavg()
+    print(f"machine load average during the run: {load1:.1f} (1 min), {load5:.1f} (5 min) "
+          f"on {os.cpu_count()} CPUs: figures on a busy machine include waiting for a CPU")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
