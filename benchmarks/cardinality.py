@@ -21,6 +21,8 @@ Measured (HTTP only: bodies are encoded before the clock starts):
 * series listing: one device's series by prefix (``dev00042/``), the first page of all
   series (whose total counts every series), and VictoriaMetrics' ``/api/v1/series`` by
   label (``{dev="dev00042"}``) and by name (``{__name__="m3"}``, limited);
+* with ``--compare DIR``, the same for a second watchkeeper server running the code of
+  ``DIR/src`` (e.g. before a change), sent the same requests in turn;
 * peak RSS (VmHWM) of each server, and the memory of watchkeeper's series index: the RSS
   a fresh process gains by loading the catalog of the archive, per series.
 """
@@ -56,6 +58,7 @@ from watchkeeper.wire import WriteColumns
 T0 = 1_700_000_000
 INTERVAL = 10
 PER_DEVICE = 500  # 50 interfaces x 10 metrics
+COMPARE = "watchkeeper (compare)"
 
 
 @dataclass
@@ -136,10 +139,11 @@ def send_rounds(net: Network, batches: list[Encoders], rounds: range, *,
     for r in rounds:
         ts, values = net.round(r)
         for enc in batches:
-            bodies = {"watchkeeper": enc.ours(ts, values), "victoria-metrics": enc.vm(ts, values)}
+            bodies = {"ours": enc.ours(ts, values), "victoria-metrics": enc.vm(ts, values)}
             for name, send in systems.items():
+                body = bodies.get(name) or bodies["ours"]
                 began = time.perf_counter()
-                send(bodies[name])
+                send(body)
                 clocks.add(name, phase, time.perf_counter() - began)
         if (r + 1) % 10 == 0:
             print(f"  round {r + 1}", file=sys.stderr, flush=True)
@@ -249,19 +253,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     batches = [Encoders(net, lo, min(lo + args.batch, args.series))
                for lo in range(0, args.series, args.batch)]
     results: dict[str, Any] = {
-        "args": vars(args) | {"dir": str(args.dir)},
+        "args": vars(args) | {"dir": str(args.dir), "compare": str(args.compare)},
         "environment": {"python": platform.python_version(), "cpus": os.cpu_count(),
                         **environment()},
         "checkpoints": []}
-    ours = Ours(root / "ours", "embedded", "")
-    ours.workdir.mkdir()
+    envs: dict[str, dict[str, str] | None] = {"watchkeeper": None}
+    if args.compare:
+        envs[COMPARE] = dict(os.environ, PYTHONPATH=str(args.compare / "src"))
     try:
         with ExitStack() as stack:
             vm = stack.enter_context(VictoriaMetrics.started(root))
-            server = Server(ours)
-            stack.callback(server.stop)
-            print(f"watchkeeper up in {server.start():.1f} s", file=sys.stderr)
-            systems = {"watchkeeper": ours.ingest, "victoria-metrics": vm.ingest}
+            servers = {}
+            for name, env in envs.items():
+                ours = Ours(root / f"ours{len(servers)}", "embedded", "", env=env)
+                ours.workdir.mkdir()
+                servers[name] = server = Server(ours)
+                stack.callback(server.stop)
+                print(f"{name} up in {server.start():.1f} s", file=sys.stderr)
+            systems = {name: server.ours.ingest for name, server in servers.items()}
+            systems["victoria-metrics"] = vm.ingest
             clocks = Clocks()
             print("round 0: every series new", file=sys.stderr)
             send_rounds(net, batches, range(1), systems=systems, clocks=clocks, phase="new")
@@ -271,7 +281,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 send_rounds(net, batches, range(done, target), systems=systems, clocks=clocks,
                             phase="sustained")
                 done = target
-                results["checkpoints"].append(checkpoint(server, vm, net, target))
+                results["checkpoints"].append(checkpoint(servers, vm, net, target))
             results["ingest"] = {
                 phase: {name: clocks.rate(phase, name) for name in systems}
                 for phase in ("new", "sustained") if phase in clocks.points}
@@ -279,28 +289,32 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results["rss_mb"] = {name: max(cp["rss_before_restart_mb"][name]
                                            for cp in results["checkpoints"])
                                  for name in systems}
-            results["close_s"] = server.stop()
-            results["index"] = index_memory(ours.workdir)
+            results["close_s"] = servers["watchkeeper"].stop()
+            results["index"] = index_memory(servers["watchkeeper"].ours.workdir)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return results
 
 
-def checkpoint(server: Server, vm: VictoriaMetrics, net: Network, points: int
+def checkpoint(servers: dict[str, Server], vm: VictoriaMetrics, net: Network, points: int
                ) -> dict[str, Any]:
     """Listing, bytes per point and restart times with ``points`` points per series."""
-    ours = server.ours
     print(f"checkpoint at {points} points per series", file=sys.stderr)
+    ours = servers["watchkeeper"].ours
     out: dict[str, Any] = {"points_per_series": points}
     out["listing"] = listings(ours, vm, net.n)
-    out["rss_before_restart_mb"] = {"watchkeeper": peak_rss_mb(ours.pid),
-                                    "victoria-metrics": peak_rss_mb(vm.pid)}
+    out["rss_before_restart_mb"] = {name: peak_rss_mb(server.ours.pid)
+                                    for name, server in servers.items()}
+    out["rss_before_restart_mb"]["victoria-metrics"] = peak_rss_mb(vm.pid)
     vm.flush()
-    out["close_s"], out["ours_start_s"] = server.restart()
-    out["vm_start_s"] = restart_vm(vm)
     total = net.n * points
-    out["bytes_per_point"] = {"watchkeeper": our_bytes(ours) / total,
-                              "victoria-metrics": vm.data_bytes() / total}
+    out["bytes_per_point"] = {}
+    for name, server in servers.items():
+        prefix = "" if name == "watchkeeper" else f"{name} "
+        out[f"{prefix}close_s"], out[f"{prefix}ours_start_s"] = server.restart()
+        out["bytes_per_point"][name] = our_bytes(server.ours) / total
+    out["vm_start_s"] = restart_vm(vm)
+    out["bytes_per_point"]["victoria-metrics"] = vm.data_bytes() / total
     return out
 
 
@@ -342,6 +356,16 @@ def report(results: dict[str, Any]) -> str:
                  f"{lst['ours_first_page_all_ms']:.1f} | | ≤ 50 |")
     lines.append(f"| VM: every series of one metric name ({results['args']['series'] // 10:,}), "
                  f"ms | | {lst['vm_name_m3_ms']:.1f} | |")
+    if COMPARE in rss:
+        lines += ["", f"{COMPARE} (the code of --compare, same run): "
+                  + ", ".join(f"{phase} ingest {rates[COMPARE]:,.0f} points/s"
+                              for phase, rates in ing.items())
+                  + f", peak RSS {rss[COMPARE]:,.0f} MB, "
+                  + ", ".join(f"{cp['bytes_per_point'][COMPARE]:.2f} B/point at "
+                              f"{cp['points_per_series']}, start-up "
+                              f"{cp[COMPARE + ' ours_start_s']:.1f} s, closing compaction "
+                              f"{cp[COMPARE + ' close_s']:.1f} s"
+                              for cp in results["checkpoints"]), ""]
     idx = results["index"]
     lines.append(f"| series index in memory, bytes/series (load {idx['load_s']:.1f} s) | "
                  f"{idx['bytes_per_series']:.0f} | | < ~1,000 |")
@@ -356,6 +380,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100_000, help="series per request")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 20,000 series, 10 points")
+    parser.add_argument("--compare", type=Path, default=None,
+                        help="a source tree (with src/) to run as a second watchkeeper")
     parser.add_argument("--dir", type=Path, default=None, help="for the temporary data")
     parser.add_argument("--json", dest="json_file", type=Path, default=None)
     args = parser.parse_args()

@@ -117,3 +117,30 @@ def test_a_series_costs_a_few_hundred_bytes_of_index() -> None:
         tracemalloc.stop()
     assert len(catalog) == n
     assert grown / n < 400
+
+
+def test_series_a_write_creates_are_added_at_once() -> None:
+    """add_new registers a write's new series as add would, one by one."""
+    one, many = Catalog(), Catalog()
+    new = [NewSeries(i, SeriesKey.make("h", "p", f"m{i}"), f"h/p/m{i}", "B" if i == 3 else "",
+                     "histogram" if i == 1 else "float") for i in range(70)]
+    for series in new:
+        one.add(series)
+    many.add_new(new)
+    many.add_new([])
+    for catalog in (one, many):
+        assert len(catalog) == 70
+        assert catalog.next_id == 70
+    for series in new:
+        assert many.ids_by_text[series.text] == one.ids_by_text[series.text] == series.sid
+        assert many.meta(series.sid) == one.meta(series.sid)
+
+
+def test_new_series_have_no_tail() -> None:
+    """set_none marks new series as having no chunk, growing the arrays as needed."""
+    tails = _Tails()
+    tails.set_none([3, 500])
+    tails.set_none([])
+    assert tails.get(3) is None
+    assert tails.get(500) is None
+    assert tails.get(4) is _UNKNOWN

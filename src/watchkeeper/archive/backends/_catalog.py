@@ -103,6 +103,28 @@ class Catalog:
             self._count += 1
         self._texts[sid] = text
 
+    def add_new(self, series: Sequence[NewSeries]) -> None:
+        """:meth:`add` of the series a write creates (ids above every known one), at once:
+        a write creating 100,000 series spent ~1 s adding them one by one."""
+        if not series:
+            return
+        sids = np.fromiter((s.sid for s in series), dtype=np.int64, count=len(series))
+        top = int(sids.max()) + 1
+        self._grow(top)
+        if len(self._texts) < top:
+            self._texts.extend([None] * (top - len(self._texts)))
+        texts = [s.text for s in series]
+        self.ids_by_text.update(zip(texts, sids.tolist(), strict=True))
+        for s in series:
+            self._texts[s.sid] = s.text
+            if s.unit:
+                self._units[s.sid] = s.unit
+        self.kinds[sids] = [KIND_CODES[s.kind] for s in series]
+        self.first_ms[sids] = NO_FIRST
+        self.last_ms[sids] = NO_LAST
+        self.next_id = max(self.next_id, top)
+        self._count += len(series)
+
     def forget(self, added: Sequence[NewSeries]) -> None:
         """Undo :meth:`add` of the series a write created, in order, when it failed."""
         for series in added:

@@ -164,9 +164,8 @@ class Writer:
                     continue
                 outcomes.append(len(batch))
                 if len(batch):
-                    for series in batch.new_series:  # the group's next writes see them
-                        self.catalog.add(series)
-                        created.append(series)
+                    self.catalog.add_new(batch.new_series)  # the group's next writes see them
+                    created.extend(batch.new_series)
                     batches.append((batch, write if isinstance(write, Columns) else None))
             self._commit(batches, created)
         except BaseException:
@@ -191,8 +190,7 @@ class Writer:
             for seq, blob in enumerate(blobs, first):
                 self.store.append_log(seq, blob)
         self._next_seq += len(blobs)
-        for series in created:
-            self._tails.set(series.sid, None)
+        self._tails.set_none([series.sid for series in created])
         for seq, (batch, columns) in enumerate(batches, first):
             self._unsettled.append((seq, batch))
             if columns is not None:
@@ -430,14 +428,23 @@ class _Tails:
         return Tail(int(self._start[sid]), int(self._end[sid]), n) if n else None
 
     def set(self, sid: int, tail: Tail | None) -> None:
-        if sid >= len(self._n):
-            size = max(sid + 1, 2 * len(self._n), 64)
+        self._grow(sid + 1)
+        self._start[sid], self._end[sid], self._n[sid] = tail or (0, 0, 0)
+
+    def set_none(self, sids: list[int]) -> None:
+        """New series: no chunk yet."""
+        if sids:
+            self._grow(max(sids) + 1)
+            self._n[sids] = 0
+
+    def _grow(self, size: int) -> None:
+        if size > len(self._n):
+            size = max(size, 2 * len(self._n), 64)
             self._start = np.resize(self._start, size)
             self._end = np.resize(self._end, size)
             n = np.full(size, -1, dtype=np.int32)
             n[: len(self._n)] = self._n
             self._n = n
-        self._start[sid], self._end[sid], self._n[sid] = tail or (0, 0, 0)
 
     def forget(self, sid: int) -> None:
         if sid < len(self._n):
