@@ -247,3 +247,41 @@ async def test_refusals_name_what_and_keep_the_limits(load: Loader) -> None:
     tiny = Engine(engine._archive, limits=Limits(max_samples=3))
     with pytest.raises(QueryTooLarge, match="too many samples"):
         await instant(tiny, "a", 0)
+
+
+@pytest.mark.parametrize(("fn", "reference"), [
+    ("abs", abs), ("ceil", math.ceil), ("floor", math.floor), ("exp", math.exp),
+    ("ln", math.log), ("log2", math.log2), ("log10", math.log10), ("sqrt", math.sqrt),
+    ("sin", math.sin), ("cos", math.cos), ("tan", math.tan), ("atan", math.atan),
+    ("sinh", math.sinh), ("cosh", math.cosh), ("tanh", math.tanh), ("asinh", math.asinh),
+    ("deg", math.degrees), ("rad", math.radians)])
+async def test_math_functions_drop_the_name(load: Loader, fn: str, reference: object) -> None:
+    engine = await load(60, {'g{a="1"}': "0.5"})
+    assert await instant(engine, f"{fn}(g)", 0) == {(("a", "1"),): pytest.approx(
+        reference(0.5))}  # type: ignore[operator]
+
+
+async def test_label_and_time_function_edges(load: Loader) -> None:
+    engine = await load(60, {'up{instance="h:1",job="n"}': "1", 'up{instance="h:2",job="n"}': "1"})
+    with pytest.raises(BadQuery, match="regular expression"):
+        await instant(engine, 'label_replace(up, "x", "", "job", "(")', 0)
+    with pytest.raises(QueryError, match="same labelset"):
+        await instant(engine, 'label_replace(up, "instance", "", "job", ".*")', 0)
+    with pytest.raises(BadQuery, match="destination label"):
+        await instant(engine, 'label_join(up, "1x", ",", "job")', 0)
+    with pytest.raises(BadQuery, match="source label"):
+        await instant(engine, 'label_join(up, "x", ",", "1y")', 0)
+    unmatched = await instant(engine, 'label_replace(up, "x", "$1", "job", "(z)")', 0)
+    assert all(dict(k).get("x") is None for k in unmatched)
+    named = await instant(engine, 'label_replace(up, "x", "${h}$$$9", "instance", '
+                                  '"(?P<h>[a-z]+):.*")', 0)
+    assert {dict(k)["x"] for k in named} == {"h$"}
+    emptied = await instant(engine, 'label_join(up, "job", "", "nothing")', 0)
+    assert all("job" not in dict(k) for k in emptied)
+    assert await instant(engine, "scalar(up)", 0) == {(): pytest.approx(math.nan,
+                                                                         nan_ok=True)}
+    assert await instant(engine, "hour(vector(NaN))", 0) == {(): pytest.approx(
+        math.nan, nan_ok=True)}
+    assert await instant(engine, "minute(vector(3600 + 120))", 0) == {(): 2}
+    with pytest.raises(QueryError, match="duplicate series"):
+        await instant(engine, "-up / ignoring(instance) group_left up", 0)
