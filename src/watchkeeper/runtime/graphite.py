@@ -93,10 +93,10 @@ class GraphiteListener:
             chunk = await reader.read(CHUNK)
             lines = (pending + chunk).split(b"\n")
             pending = lines.pop() if chunk else b""
-            if len(pending) > MAX_LINE:
-                raise InvalidData(f"a line longer than {MAX_LINE} bytes", field="line")
             written, skipped = await self.store(lines)
             stored, bad = stored + written, bad + skipped
+            if len(pending) > MAX_LINE:  # the complete lines before it are stored
+                raise InvalidData(f"a line longer than {MAX_LINE} bytes", field="line")
             if not chunk:
                 return stored, bad
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from watchkeeper.archive.backends.embedded import EmbeddedArchive
 from watchkeeper.clock import FakeClock
 from watchkeeper.errors import ConfigError, InvalidData
 from watchkeeper.model import SeriesKey
-from watchkeeper.runtime.graphite import start_graphite
+from watchkeeper.runtime.graphite import CHUNK, MAX_LINE, start_graphite
 from watchkeeper.settings import load_settings
 from watchkeeper.telemetry import SelfMetrics
 
@@ -80,3 +81,34 @@ async def test_listener_stores_lines(tmp_path: Path) -> None:
                                  source="s.yaml")
     with pytest.raises(ConfigError):
         await start_graphite(AsyncExitStack(), bad, locator, archive=archive, clock=archive.clock)
+
+
+async def test_listener_refusals(tmp_path: Path) -> None:
+    """A taken port or a bad listen address is a ConfigError; a connection sending a line
+    longer than the limit is closed, what came before it stored."""
+    async with AsyncExitStack() as stack:
+        archive = EmbeddedArchive(data_dir=tmp_path, options=EmbeddedArchive.Options(),
+                                  clock=FakeClock(), metrics=SelfMetrics())
+        await archive.start(stack)
+        settings, locator = load_settings("graphite: {listen: '127.0.0.1:0'}\n", source="s")
+        listener = await start_graphite(stack, settings, locator, archive=archive,
+                                        clock=archive.clock)
+        assert listener is not None
+        assert listener.address is not None
+        taken, locator = load_settings(
+            f"graphite: {{listen: '127.0.0.1:{listener.address[1]}'}}\n", source="s")
+        with pytest.raises(ConfigError):
+            await start_graphite(AsyncExitStack(), taken, locator, archive=archive,
+                                 clock=archive.clock)
+        bad, locator = load_settings("graphite: {listen: 'nowhere'}\n", source="s")
+        with pytest.raises(ConfigError):
+            await start_graphite(AsyncExitStack(), bad, locator, archive=archive,
+                                 clock=archive.clock)
+        reader, writer = await asyncio.open_connection(*listener.address)
+        with contextlib.suppress(ConnectionError):  # closed with our bytes unread: a reset
+            writer.write(b"a.b 1 1700000000\n" + b"x" * (MAX_LINE + CHUNK))
+            await writer.drain()
+            assert await asyncio.wait_for(reader.read(), 10) == b""  # closed by the listener
+        writer.close()
+        points = await archive.read(SeriesKey.parse("graphite/graphite/a.b"), 0, 2e9)
+        assert points.values.tolist() == [1.0]
