@@ -131,6 +131,7 @@ def test_ack_from_the_page_changes_the_alarm(tab: Page, console: Console) -> Non
     assert alarm["ack"]["message"] == "looking"
     # the list shows it within a poll (2 s)
     page.wait_for_selector(f"#alarm-list tr[data-key='{ENTITY}'] >> text=console", timeout=10_000)
+    tab.shot("alarm-acknowledged")
 
 
 def test_markup_from_devices_shows_as_text_and_runs_nothing(tab: Page) -> None:
@@ -170,3 +171,21 @@ def test_pages_are_served_with_a_strict_csp(console: Console) -> None:
         assert "unsafe-inline" not in csp
         assert "unsafe-eval" not in csp
     assert httpx.get(f"{console.url}/console/../pyproject.toml", timeout=5).status_code == 404
+
+
+def test_inventory_diff_shows_a_known_change(tab: Page, console: Console) -> None:
+    note = {"publisher_id": "operator.console", "event_type": "node.updated",
+            "payload": {"id": "device/db1", "attrs": {"rack": "B2"}}}
+    posted = httpx.post(f"{console.url}/api/v1/inventory/notifications", json=note,
+                        headers=console.headers(), timeout=10)
+    assert posted.status_code == 200, posted.text
+    deadline = time.monotonic() + 30
+    while True:
+        model = httpx.get(f"{console.url}/api/v1/inventory", timeout=5).json()["collectors"][0]
+        if len(model["versions"]) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    page = tab.open("inventory?c=static")
+    rows = page.locator("#inventory-diff tbody tr").all_inner_texts()
+    assert rows == ["changed\tdevice\tdevice/db1\track:  → B2"]
+    tab.shot("inventory")

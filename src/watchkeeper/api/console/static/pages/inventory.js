@@ -38,10 +38,41 @@ export async function render(root, params, nav) {
       table(["id", "name", "labels", ...keys], nodes.map((n) => [n.id, n.name, n.labels.join(", "),
         ...keys.map((k) => (k in n.attrs ? el("td", {class: "pre"}, attrText(n.attrs[k])) : ""))])));
   }
+  const versions = (models.find((m) => m.name === chosen) || {}).versions || [];
+  if (versions.length >= 2) root.append(await diffView(chosen, versions, params, nav));
   if (graph.relations.length) {
     root.append(el("h3", {}, `relations (${graph.relations.length})`),
       table(["source", "kind", "target", "attributes"], graph.relations.slice(0, 2000).map((r) =>
         [r.source, r.kind, r.target, el("td", {class: "pre"}, Object.keys(r.attrs).length ? JSON.stringify(r.attrs) : "")])));
   }
   return null;
+}
+
+// What changed between two kept versions (#/inventory?c=NAME&a=1&b=2).
+async function diffView(model, versions, params, nav) {
+  const sorted = [...versions].sort((x, y) => x - y);
+  const b = Number(params.get("b")) || sorted[sorted.length - 1];
+  const a = Number(params.get("a")) || sorted[sorted.length - 2];
+  const pick = (id, value) => el("select", {id, onchange: (e) => nav.go({c: model,
+      a: id === "diff-a" ? e.target.value : a, b: id === "diff-b" ? e.target.value : b})},
+    sorted.map((v) => el("option", {value: String(v), selected: v === value}, String(v))));
+  const box = el("div", {class: "card", id: "inventory-diff"},
+    el("h3", {}, "Changes between versions"), el("div", {class: "toolbar"}, "from", pick("diff-a", a), "to", pick("diff-b", b)));
+  if (a === b) return box;
+  const diff = await get(`/api/v1/inventory/${encodeURIComponent(model)}/versions/${a}..${b}`);
+  const nodeRows = (nodes, what) => nodes.map((n) => [what, n.kind, n.id, el("td", {class: "pre"}, JSON.stringify(n.attrs))]);
+  const rows = [...nodeRows(diff.appeared, "appeared"), ...nodeRows(diff.disappeared, "disappeared"),
+    ...diff.changed.map((c) => ["changed", c.after.kind, c.after.id,
+      el("td", {class: "pre"}, changedAttrs(c.before.attrs, c.after.attrs))]),
+    ...diff.relations_appeared.map((r) => ["relation appeared", r.kind, `${r.source} → ${r.target}`, ""]),
+    ...diff.relations_disappeared.map((r) => ["relation disappeared", r.kind, `${r.source} → ${r.target}`, ""])];
+  box.append(rows.length ? table(["change", "kind", "node", "attributes"], rows)
+    : el("p", {class: "muted"}, "no change"));
+  return box;
+}
+
+function changedAttrs(before, after) {
+  const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort();
+  return keys.filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]))
+    .map((k) => `${k}: ${attrText(before[k] ?? "")} → ${attrText(after[k] ?? "")}`).join("\n");
 }
