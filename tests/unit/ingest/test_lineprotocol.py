@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 
 import pytest
 
@@ -106,3 +107,25 @@ async def test_v2_write_token_header(served: Served) -> None:
     corrupt = await served.http.post("/api/v2/write?bucket=b", headers={
         **headers, "Content-Encoding": "gzip"}, content=b"not gzip")
     assert corrupt.status_code == 400
+
+
+@pytest.mark.parametrize("lines", [
+    ["cpu,host=h1,cpu=cpu0 usage=1.5 1700000000000000000",
+     "cpu,host=h1,cpu=cpu0 usage=-2e3 1700000000000000001", "mem free=.5 -3",
+     "m=x v=7. 9223372036854775807"],
+    ["cpu,host v=1 1"],                       # bad tag: the line-by-line reader names it
+    ["cpu v=1 99999999999999999999"],         # beyond int64: read line by line
+    ["cpu v=\u0661 1"],                       # a non-ASCII digit is no number
+])
+def test_plain_bodies_read_as_line_by_line(lines: list[str]) -> None:
+    """A body of plain lines (the regular-expression path) gives what the line-by-line
+    reader gives (forced here by a comment line), or the same error."""
+    plain = "\n".join(lines) + "\n"
+    general = "# forces the line-by-line reader\n" + plain
+    try:
+        expected = parse(general, database="db", precision="n", now=NOW)
+    except LineError as exc:
+        with pytest.raises(LineError, match=re.escape(exc.reason)):
+            parse(plain, database="db", precision="n", now=NOW)
+        return
+    assert parse(plain, database="db", precision="n", now=NOW) == expected
