@@ -77,3 +77,14 @@ async def test_auth_bearer_basic_and_rights(served: Served) -> None:
     assert response.status_code == 401
     bad = await served.http.post(PATH, content=body, headers={"Authorization": "Basic !!"})
     assert bad.status_code == 401
+
+
+async def test_bearer_works_on_native_routes(served: Served) -> None:
+    """Bearer is read on every route (the native write here); basic auth only on the
+    ecosystem's, so a Basic header elsewhere is no credential at all (esmond's rule)."""
+    point = {"points": [["h/p/m", 1.7e9, 1.0]]}
+    bearer = await served.http.post("/api/v1/write", json=point,
+                                    headers={"Authorization": f"Bearer {served.writer}"})
+    assert bearer.status_code == 201
+    basic = await served.http.post("/api/v1/write", json=point, auth=("u", served.writer))
+    assert basic.status_code == 401
