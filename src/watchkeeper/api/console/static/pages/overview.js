@@ -98,7 +98,7 @@ export async function render(root, params) {
             ["points ingested", fmtNumber(ingested, 6)],
             ["ingest rate", rate === null ? "measuring…" : `${fmtNumber(rate)} points/s`],
             ["scheduled jobs", jobs],
-            ["mean scheduler lateness", lateCount ? `${fmtNumber(lateSum / lateCount)} s over ${lateCount} polls` : "no polls yet"],
+            ["mean scheduler lateness", lateCount ? `${fmtNumber(1000 * lateSum / lateCount)} ms over ${lateCount} polls` : "no polls yet"],
           ]))),
       el("div", {class: "grid2"},
         healthTable("Devices (worst first)", devices, "ov-devices"),
