@@ -285,3 +285,13 @@ async def test_label_and_time_function_edges(load: Loader) -> None:
     assert await instant(engine, "minute(vector(3600 + 120))", 0) == {(): 2}
     with pytest.raises(QueryError, match="duplicate series"):
         await instant(engine, "-up / ignoring(instance) group_left up", 0)
+
+
+async def test_big_windows_are_computed_off_the_event_loop_alike(load: Loader) -> None:
+    """200,001 steps: the windows and rate run in a worker thread, with the same answer as
+    the small query computed on the loop."""
+    engine = await load(60, {"c": "0+10x10"})
+    big = await engine.query("rate(c[5m]) + c * 0", start=300_000, end=500_000, step=1)
+    assert len(big.steps) == 200_001
+    small = await instant(engine, "rate(c[5m]) + c * 0", 400_000)
+    assert float(big.series[0].values[100_000]) == one(small)

@@ -10,6 +10,7 @@ refused (:class:`BadQuery`, ``bad_data``) naming the function, never answered wr
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 import math
@@ -17,7 +18,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import numpy as np
 import promql_parser as pp
@@ -44,6 +45,10 @@ from watchkeeper.model import SeriesKey, promlabels
 LOOKBACK_MS: Final = 300_000
 SUBQUERY_STEP_MS: Final = 60_000  # Prometheus' default evaluation interval
 _READ_BATCH: Final = 256  # series per archive trip (the archive thread also serves writes)
+_OFFLOAD_CELLS: Final = 200_000
+"""Windows (series x steps) from which the numpy work runs in a worker thread, so a big
+query does not hold the event loop (and remote writes) for its whole computation."""
+_T = TypeVar("_T")
 Value = Floats | list[Series] | str | RangeArg
 Matcher = tuple[str, str, str]
 
@@ -248,7 +253,8 @@ class Engine:
         ref = self._ref(vs.at, vs.offset, ctx)
         raws = await self._fetch(vs, int(ref.min()) - LOOKBACK_MS, int(ref.max()), ctx)
         # the latest sample in [ref - lookback, ref] is the last of that window
-        w = ranges.windows(raws, ref, LOOKBACK_MS)
+        w = await _offload(len(raws) * len(ref),
+                           functools.partial(ranges.windows, raws, ref, LOOKBACK_MS))
         n = len(ref)
         present = (w.hi > w.lo).reshape(w.series, n)
         last = np.maximum(w.hi - 1, 0)
@@ -315,7 +321,8 @@ class Engine:
         if not isinstance(arg, RangeArg):
             raise BadQuery(f"function {name!r} takes a range vector")
         n = len(ctx.steps)
-        w = ranges.windows(arg.series, arg.ref, arg.range_ms)
+        w = await _offload(len(arg.series) * n, functools.partial(
+            ranges.windows, arg.series, arg.ref, arg.range_ms))
         if name == "absent_over_time":
             seen: Mask = np.asarray((w.hi > w.lo).reshape(w.series, n).any(axis=0), dtype=bool)
             target = _unwrap(args[0])
@@ -324,7 +331,8 @@ class Engine:
             return [Series(labels, np.ones(n), ~seen)] if (~seen).any() else []
         extra = [await self._scalar_arg(a, ctx) for i, a in enumerate(args) if i != position]
         ctx.tick()
-        values, present = _range_fn(name, extra, ctx)(w)
+        values, present = await _offload(len(w.lo),
+                                         functools.partial(_range_fn(name, extra, ctx), w))
         values = values.reshape(w.series, n)
         present = present.reshape(w.series, n)
         out = []
@@ -495,6 +503,18 @@ def _range_fn(name: str, extra: list[Floats], ctx: _Context) -> RangeFn:
         "resets": ranges.resets,
     }
     return others.get(name, lambda w: ranges.over_time(name, w))
+
+
+async def _offload(cells: int, work: Callable[[], _T]) -> _T:
+    """``work()``, in a worker thread when it is big (numpy releases the GIL there)."""
+    if cells < _OFFLOAD_CELLS:
+        return work()
+    return await asyncio.to_thread(_quiet, work)
+
+
+def _quiet(work: Callable[[], _T]) -> _T:
+    with np.errstate(all="ignore"):  # as on the loop: NaN and Inf are PromQL values
+        return work()
 
 
 def _negate(value: Value) -> Value:
