@@ -113,7 +113,11 @@ async def test_v2_write_token_header(served: Served) -> None:
     ["cpu,host=h1,cpu=cpu0 usage=1.5 1700000000000000000",
      "cpu,host=h1,cpu=cpu0 usage=-2e3 1700000000000000001", "mem free=.5 -3",
      "m=x v=7. 9223372036854775807"],
+    ["cpu,host=h1 user=1.5,n=3i,u=4u,ok=T,no=false,e=1e-3 17", "mem,host=h2 a=1i 18",
+     "x y=TRUE,z=f 19"],                      # Telegraf's usual: several fields per line
+    ["cpu v=1u,w=-1u 1"],                     # a negative unsigned: refused, line named
     ["cpu,host v=1 1"],                       # bad tag: the line-by-line reader names it
+    ["cpu,host v=1i,w=2i 1"],                 # the same on the several-fields path
     ["cpu v=1 99999999999999999999"],         # beyond int64: read line by line
     ["cpu v=\u0661 1"],                       # a non-ASCII digit is no number
 ])

@@ -36,6 +36,11 @@ _INT = re.compile(r"^[+-]?\d+[iu]$")
 _PLAIN = (r'([^\s,\\"#][^\s\\"]*) ([^\s,=\\"]+)='
           r"([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?) (-?\d{1,19})")
 _PLAIN_LINE = re.compile(rf"^{_PLAIN}$", re.ASCII | re.MULTILINE)
+_VALUE = (r"(?:[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?\d+i|\d+u"
+          r"|t|T|true|True|TRUE|f|F|false|False|FALSE)")
+_FIELDS_LINE = re.compile(
+    rf'^([^\s,\\"#][^\s\\"]*) ((?:[^\s,=\\"]+={_VALUE},)*[^\s,=\\"]+={_VALUE}) (-?\d{{1,19}})$',
+    re.ASCII | re.MULTILINE)
 
 
 @dataclass
@@ -91,9 +96,10 @@ def _plain(text: str, plugin: str, scale: float) -> Batch | None:
     comments or second fields, as Telegraf mostly sends), read by two regular-expression
     passes and numpy; None for any other body, or a series part that does not parse
     (the line-by-line reader then reads it, or names the bad line)."""
+    lines = text.count("\n") + (not text.endswith("\n"))
     found = _PLAIN_LINE.findall(text)  # whole lines only: one match per plain line
-    if len(found) != text.count("\n") + (not text.endswith("\n")):
-        return None  # some line is not plain (or the body is empty)
+    if len(found) != lines:  # some line is not plain (or the body is empty)
+        return _plain_fields(text, lines, plugin, scale)
     try:
         texts = [_key_text(series, key, plugin) for series, key, _, _ in found]
         values = np.array([value for _, _, value, _ in found], dtype=np.float64)
@@ -101,6 +107,34 @@ def _plain(text: str, plugin: str, scale: float) -> Batch | None:
     except (_Bad, OverflowError, ValueError):
         return None
     return Batch(numbers=list(zip(texts, stamps.tolist(), values.tolist(), strict=True)))
+
+
+def _plain_fields(text: str, lines: int, plugin: str, scale: float) -> Batch | None:
+    """A body of lines with unescaped number or boolean fields (Telegraf's usual), read by
+    one regular-expression pass and a short loop per field; else None."""
+    found = _FIELDS_LINE.findall(text)
+    if len(found) != lines:
+        return None
+    numbers: list[tuple[str, float, float]] = []
+    try:
+        for series, fields, stamp in found:
+            when = int(stamp) * scale
+            for pair in fields.split(","):
+                key, _, value = pair.partition("=")
+                numbers.append((_key_text(series, key, plugin), when, _plain_number(value)))
+    except _Bad:
+        return None
+    return Batch(numbers=numbers)
+
+
+def _plain_number(value: str) -> float:
+    """A value the plain-line pattern admitted: a float, ``i``/``u`` integer or boolean."""
+    last = value[-1]
+    if last in "iu":
+        return float(int(value[:-1]))
+    if last.isdigit() or last == ".":
+        return float(value)
+    return 1.0 if value in TRUE else 0.0
 
 
 class _Bad(Exception):
