@@ -22,8 +22,10 @@ Everything here runs on the archive's single thread.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import sqlite3
+import sys
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -68,6 +70,12 @@ log = logging.getLogger(__name__)
 
 _TABLES = 16  # series lists remembered (one per regular writer, typically)
 SETTLE_LATER_FROM: Final = 1_000  # points; smaller batches join the heads before the answer
+FLUSH_SLICE_POINTS: Final = 200_000
+"""A compaction decodes and encodes at most about this many points at once (head points
+plus the old chunk points they top up), slice after slice in the one transaction. A fixed
+set of series written evenly fills its heads together, and flushing 5,000 of them at once
+decoded and encoded 2.4 M points in one go: ~300 MB of work arrays, RSS raised for good by
+each larger wave (issue 17 §4: the soak's linear RSS growth). A slice costs ~15 MB."""
 
 Write = Columns | Sequence[Measurement]
 """One write request's points, columnar or as measurements."""
@@ -250,8 +258,12 @@ class Writer:
     def compact(self, sids: Ids | None = None) -> None:
         """Flush the heads of ``sids`` (every series when None) into chunks."""
         plan = _Plan()
+        flushed = 0
         for kind, head in self.heads.items():
-            self._plan_flush(plan, kind, head.take(sids))
+            for part in _slices(head, sids, self.chunk_points):
+                grouped = head.take(part)
+                flushed += len(grouped.ts)
+                self._plan_flush(plan, kind, grouped)
         keep_from = NO_SEQ if sids is None else min(h.min_seq(sids) for h in self.heads.values())
         trim_before = min(keep_from, self._next_seq)
         if not plan.inserted and not plan.deleted and not self._log:
@@ -266,6 +278,8 @@ class Writer:
             self._tails.set(sid, tail)
         while self._log and self._log[0][0] < trim_before:
             self._log_points -= self._log.popleft()[1]
+        if flushed >= FLUSH_SLICE_POINTS // 4:
+            _return_free_memory()
 
     def _plan_flush(self, plan: _Plan, kind: Kind, grouped: Grouped) -> None:
         flush = Flush(kind, self.chunk_points)
@@ -390,6 +404,42 @@ class Writer:
         if sid is None:
             raise SeriesNotFound(str(key))
         return sid
+
+
+def _return_free_memory() -> None:
+    """Hand the C heap's free pages back to the OS after a large flush (glibc only): the
+    flush's work arrays come and go in sizes that leave the heap fragmented, and RSS
+    then stays at its high-water mark (the soak: ~25 MB of it; D32)."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _load_libc() -> Any:
+    if sys.platform != "linux":
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:  # not glibc (musl): nothing to trim
+        return None
+
+
+_LIBC: Final = _load_libc()
+
+
+def _slices(head: Head, sids: Ids | None, chunk_points: int) -> list[Ids | None]:
+    """``sids`` (None: every series) cut so that each part holds at most about
+    :data:`FLUSH_SLICE_POINTS` points to decode and encode; ``[sids]`` when one part does."""
+    counts = head.counts
+    present = (np.flatnonzero(counts) if sids is None
+               else sids[(sids < len(counts)) & (counts[np.minimum(sids, len(counts) - 1)] > 0)]
+               if len(counts) else sids[:0])
+    weights = counts[present] + chunk_points  # its head, and at most one old chunk
+    if int(weights.sum()) <= FLUSH_SLICE_POINTS:
+        return [sids]
+    part = (np.cumsum(weights) - 1) // FLUSH_SLICE_POINTS
+    cuts = np.flatnonzero(np.diff(part)) + 1
+    return [piece.astype(np.int32) for piece in np.split(present, cuts)]
 
 
 def _decoded_apart(kind: Kind, olds: list[list[ChunkRow]]
