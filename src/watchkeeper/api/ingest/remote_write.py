@@ -24,7 +24,6 @@ from typing import Any, Final, cast
 
 import cramjam
 import numpy as np
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from watchkeeper.archive import Columns
 from watchkeeper.errors import InvalidData
@@ -33,12 +32,16 @@ from watchkeeper.model import promlabels
 STALE_NAN: Final = struct.pack("<Q", 0x7FF0000000000002)
 _STALE_BITS: Final = np.uint64(0x7FF0000000000002)
 MAX_UNCOMPRESSED: Final = 256 * 1024 * 1024
-_F = descriptor_pb2.FieldDescriptorProto
 
 
 @functools.cache
 def write_request_class() -> Any:
-    """The ``prometheus.WriteRequest`` message class (remote write 1.0's fields only)."""
+    """The ``prometheus.WriteRequest`` message class (remote write 1.0's fields only), for
+    tests and the benchmark, which encode requests as Prometheus does and compare decoders;
+    the server never needs it (``protobuf`` is a development dependency)."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    field_type = descriptor_pb2.FieldDescriptorProto
     file = descriptor_pb2.FileDescriptorProto(name="watchkeeper_remote.proto",
                                               package="prometheus", syntax="proto3")
 
@@ -46,18 +49,19 @@ def write_request_class() -> Any:
         msg = file.message_type.add(name=name)
         for fname, number, ftype, type_name, repeated in fields:
             field = msg.field.add(name=fname, number=number, type=ftype,
-                                  label=_F.LABEL_REPEATED if repeated else _F.LABEL_OPTIONAL)
+                                  label=field_type.LABEL_REPEATED if repeated
+                                  else field_type.LABEL_OPTIONAL)
             if type_name:
                 field.type_name = type_name
 
-    message("Label", ("name", 1, _F.TYPE_STRING, None, False),
-            ("value", 2, _F.TYPE_STRING, None, False))
-    message("Sample", ("value", 1, _F.TYPE_DOUBLE, None, False),
-            ("timestamp", 2, _F.TYPE_INT64, None, False))
-    message("TimeSeries", ("labels", 1, _F.TYPE_MESSAGE, ".prometheus.Label", True),
-            ("samples", 2, _F.TYPE_MESSAGE, ".prometheus.Sample", True))
+    message("Label", ("name", 1, field_type.TYPE_STRING, None, False),
+            ("value", 2, field_type.TYPE_STRING, None, False))
+    message("Sample", ("value", 1, field_type.TYPE_DOUBLE, None, False),
+            ("timestamp", 2, field_type.TYPE_INT64, None, False))
+    message("TimeSeries", ("labels", 1, field_type.TYPE_MESSAGE, ".prometheus.Label", True),
+            ("samples", 2, field_type.TYPE_MESSAGE, ".prometheus.Sample", True))
     message("WriteRequest",
-            ("timeseries", 1, _F.TYPE_MESSAGE, ".prometheus.TimeSeries", True))
+            ("timeseries", 1, field_type.TYPE_MESSAGE, ".prometheus.TimeSeries", True))
     pool = descriptor_pool.DescriptorPool()
     pool.Add(file)
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("prometheus.WriteRequest"))
