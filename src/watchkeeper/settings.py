@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import yaml
@@ -35,10 +35,19 @@ class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Base of every settings section: immutable, keyword-only, unknown keys refused."""
 
 
+class PromqlSettings(_Section, frozen=True):
+    """What one PromQL query may cost (docs/promql.md); over it, Prometheus' errors."""
+
+    max_series: Annotated[int, msgspec.Meta(gt=0)] = 100_000
+    max_samples: Annotated[int, msgspec.Meta(gt=0)] = 50_000_000
+    timeout: Annotated[float, msgspec.Meta(gt=0)] = 120.0
+
+
 class ServerSettings(_Section, frozen=True):
     listen: str = "127.0.0.1:8080"
     public_reads: bool = True
     max_body_bytes: int = 64 * 1024 * 1024
+    promql: PromqlSettings = msgspec.field(default_factory=PromqlSettings)
 
 
 class ArchiveSettings(_Section, frozen=True):

@@ -27,6 +27,7 @@ from watchkeeper.api.openapi import Operation, operation
 from watchkeeper.api.prometheus_query import READ_POSTS, PrometheusQueryApi
 from watchkeeper.archive import Archive
 from watchkeeper.archive.esmond import EsmondArchive
+from watchkeeper.archive.promql import Limits
 from watchkeeper.archive.tokens import TokenStore
 from watchkeeper.inventory import InventoryManager
 from watchkeeper.telemetry import SelfMetrics
@@ -59,6 +60,7 @@ def create_app(
     tokens: TokenStore | None = None,
     public_reads: bool = True,
     health: Callable[[], Sequence[str]] | None = None,
+    promql_limits: Limits | None = None,
 ) -> Starlette:
     """The REST application. The runtime owns the archive's lifecycle, not the app.
 
@@ -87,7 +89,7 @@ def create_app(
 
     routes: list[BaseRoute] = [*NativeApi(archive, degraded=health).routes(),
                                *IngestApi(archive).routes(),
-                               *PrometheusQueryApi(archive).routes(),
+                               *PrometheusQueryApi(archive, limits=promql_limits).routes(),
                                Route("/metrics", exposition, methods=["GET"]),
                                Route(openapi.PATH, describe, methods=["GET"])]
     if inventory is not None:

@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute
 
 from watchkeeper.api import create_app
 from watchkeeper.api.alarms import alarm_routes, event_routes
+from watchkeeper.archive.promql import Limits
 from watchkeeper.clock import Clock, SystemClock
 from watchkeeper.collect.errorlog import ErrorLog
 from watchkeeper.collect.scheduler import Job, Scheduler
@@ -154,6 +155,9 @@ async def run(
                          inventory=live_inventory, extra_routes=routes,
                          esmond=esmond.esmond, tokens=esmond.tokens,
                          public_reads=settings.server.public_reads,
+                         promql_limits=Limits(max_series=settings.server.promql.max_series,
+                                              max_samples=settings.server.promql.max_samples,
+                                              timeout=settings.server.promql.timeout),
                          health=_poller_health(scheduler) if role == "up" else None)
         # A bounded graceful stop: requests still running after it are cut (Ctrl-C under
         # any load ends within seconds, not when the last writer gives up).

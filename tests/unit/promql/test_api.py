@@ -13,7 +13,7 @@ import pytest
 from watchkeeper.api import create_app
 from watchkeeper.archive import Columns
 from watchkeeper.archive.backends.memory import MemoryArchive
-from watchkeeper.archive.promql import format_time, format_value
+from watchkeeper.archive.promql import Limits, format_time, format_value
 from watchkeeper.archive.tokens import SqliteTokenStore
 from watchkeeper.clock import FakeClock
 from watchkeeper.model import promlabels
@@ -191,3 +191,23 @@ def test_value_and_time_formats_are_go_s() -> None:
         "1", "0.1", "1000000000000000000000", "0.0000001", "NaN", "+Inf", "-Inf", "-2.5"]
     assert format_time(1_000_000) == 1000
     assert format_time(1_000_500) == 1000.5
+
+
+async def test_limits_reach_the_routes(tmp_path: Path) -> None:
+    """create_app's promql_limits (server.promql) refuse as Prometheus does."""
+    metrics = SelfMetrics()
+    async with AsyncExitStack() as stack:
+        archive = MemoryArchive(data_dir=tmp_path, options=MemoryArchive.Options(),
+                                clock=FakeClock(), metrics=metrics)
+        await archive.start(stack)
+        await archive.write_columns(Columns(
+            series=["a/b/m", "c/d/m"], index=np.array([0, 1], np.int32),
+            ts=np.array([10.0, 10.0]), values=np.array([1.0, 2.0])))
+        app = create_app(archive, metrics=metrics, promql_limits=Limits(max_series=1))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://wk") as http:
+            one = await http.get(f"{API}/query", params={"query": 'm{job="b"}', "time": "10"})
+            assert one.status_code == 200
+            both = await http.get(f"{API}/query", params={"query": "m", "time": "10"})
+            assert both.status_code == 422
+            assert both.json()["errorType"] == "execution"
