@@ -137,8 +137,8 @@ class SaturationMonitor:
             reasons.append(f"{skipped.total()} slots skipped, the previous poll still running "
                            f"({_by(skipped)})")
         if shed:
-            reasons.append(f"{shed.total()} polls shed, every concurrency slot taken "
-                           f"({_by(shed)})")
+            reasons.append(f"{shed.total()} polls shed, their collector at capacity or every "
+                           f"slot taken ({_by(shed)})")
         if faults:
             reasons.append(f"{faults.total()} polls failed for want of a local resource ("
                            + ", ".join(f"{p} {r}: {n}" for (p, r), n in faults.most_common())

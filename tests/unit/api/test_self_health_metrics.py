@@ -28,7 +28,7 @@ async def test_health_says_degraded_with_the_reasons_and_still_200(
     archive: MemoryArchive,
 ) -> None:
     """Degraded is alive and serving: 200, so no probe restarts an overloaded server."""
-    reasons = ("40 polls shed, every concurrency slot taken (web: 40)",)
+    reasons = ("40 polls shed, their collector at capacity or every slot taken (web: 40)",)
     async with client(archive, SelfMetrics(), health=lambda: reasons) as http:
         answer = await http.get("/api/v1/health")
     assert answer.status_code == 200
