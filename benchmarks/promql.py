@@ -9,7 +9,8 @@ snappy protobuf remote-write requests (40 samples per series each, in time order
 posted to watchkeeper (``watchkeeper serve``, embedded archive,
 ``/prometheus/api/v1/write``), VictoriaMetrics (``/api/v1/write``, ``benchmarks/peers.py``)
 and Debian's Prometheus (``--web.enable-remote-write-receiver``), each in its own
-process on loopback.
+process on loopback; each is left until its CPU use stays under 10 % for 3 s (its
+compaction after the load done) before the queries.
 
 Queries, each ``--runs`` times per server, interleaved, through each one's Prometheus API:
 
@@ -38,6 +39,7 @@ from typing import Any
 import cramjam
 import httpx
 import numpy as np
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peers import Peer, PeerUnavailable, VictoriaMetrics, free_port
@@ -130,6 +132,7 @@ class Watchkeeper:
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
         created = subprocess.run([*WATCHKEEPER, "token", "create", "--user", "bench", "--write",
                                   "--data-dir", str(workdir)], cwd=REPO, capture_output=True,
                                  text=True, timeout=60, check=True)
@@ -142,6 +145,7 @@ class Watchkeeper:
         proc = subprocess.Popen([*WATCHKEEPER, "serve", "--listen", f"127.0.0.1:{self.port}",
                                  "--data-dir", str(self.workdir), "--log-level", "warning"],
                                 cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        self.proc = proc
         try:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
@@ -154,6 +158,17 @@ class Watchkeeper:
             proc.terminate()
             proc.wait(60)
             log.close()
+
+
+def quiet(pid: int, timeout: float = 300.0) -> float:
+    """Seconds until process ``pid`` stays under 10 % of a CPU for 3 s (its compaction
+    after a load done), at most ``timeout``: queries then measure reading, not a backlog."""
+    process = psutil.Process(pid)
+    started = time.monotonic()
+    calm = 0
+    while time.monotonic() - started < timeout and calm < 3:
+        calm = calm + 1 if process.cpu_percent(interval=1.0) < 10 else 0
+    return time.monotonic() - started
 
 
 def load(http: httpx.Client, path: str, bodies: list[bytes]) -> float:
@@ -208,6 +223,8 @@ def main(args: argparse.Namespace) -> None:
         ours = stack.enter_context(Watchkeeper(tmp).running())
         print(f"watchkeeper loaded in {load(ours.http, '/prometheus/api/v1/write', bodies):.0f} s",
               flush=True)
+        assert ours.proc is not None
+        print(f"watchkeeper quiet after {quiet(ours.proc.pid):.0f} s", flush=True)
         servers["watchkeeper"] = (ours.http, "/prometheus/api/v1")
         for cls, path in ((VictoriaMetrics, "/api/v1/write"), (Prometheus, "/api/v1/write")):
             try:
@@ -218,6 +235,7 @@ def main(args: argparse.Namespace) -> None:
             print(f"{cls.name} loaded in {load(peer.http, path, bodies):.0f} s", flush=True)
             if isinstance(peer, VictoriaMetrics):
                 peer.flush()
+            print(f"{cls.name} quiet after {quiet(peer.pid):.0f} s", flush=True)
             servers[cls.name] = (peer.http, "/api/v1")
         rows = []
         for title, route, params in queries(samples):
