@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from watchkeeper.archive.abc import Columns
+from watchkeeper.archive.backends import _writer as _writer_module
 from watchkeeper.archive.backends._store import Store
 from watchkeeper.archive.backends._writer import Writer
 from watchkeeper.model import SeriesKey
@@ -59,4 +61,25 @@ def test_chunks_at_answers_in_order_with_none_for_missing(tmp_path: Path) -> Non
     start = int(T0 * 1000)
     rows = writer.store.chunks_at([(5, start), (7, start + 1), (2, start)])
     assert [None if row is None else (row.sid, row.n) for row in rows] == [(5, 1), None, (2, 1)]
+    writer.close()
+
+
+def test_short_tails_count_for_what_they_hold_when_slicing_a_flush(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch
+                                                                   ) -> None:
+    """A flush is sliced by head points plus each series' partial last chunk: series
+    with short tails share slices (a whole chunk each made one slice per ~400 series)."""
+    monkeypatch.setattr(_writer_module, "FLUSH_SLICE_POINTS", 2_000)
+    writer = _writer(tmp_path)
+    for r in range(2):
+        _round(writer, r)
+    writer.compact()
+    _round(writer, 2)
+    head = writer.heads["float"]
+    sliced = _writer_module._slices(head, None, writer._tails.old_points(480))
+    assert len(sliced) == 1  # 300 series: 300 head points and 600 tail points
+    assert len(_writer_module._slices(head, None, 480)) > 50
+    writer.compact()
+    points = writer.read(SeriesKey.parse('d/p/m{if="7"}'), T0, T0 + 100)
+    assert points.values.tolist() == [7.0, 1007.0, 2007.0]
     writer.close()

@@ -27,7 +27,7 @@ import logging
 import sqlite3
 import sys
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -260,7 +260,7 @@ class Writer:
         plan = _Plan()
         flushed = 0
         for kind, head in self.heads.items():
-            for part in _slices(head, sids, self.chunk_points):
+            for part in _slices(head, sids, self._tails.old_points(self.chunk_points)):
                 grouped = head.take(part)
                 flushed += len(grouped.ts)
                 self._plan_flush(plan, kind, grouped)
@@ -427,14 +427,20 @@ def _load_libc() -> Any:
 _LIBC: Final = _load_libc()
 
 
-def _slices(head: Head, sids: Ids | None, chunk_points: int) -> list[Ids | None]:
+def _slices(head: Head, sids: Ids | None, old_points: int | Callable[[Ids], Int64Array]
+            ) -> list[Ids | None]:
     """``sids`` (None: every series) cut so that each part holds at most about
-    :data:`FLUSH_SLICE_POINTS` points to decode and encode; ``[sids]`` when one part does."""
+    :data:`FLUSH_SLICE_POINTS` points to decode and encode; ``[sids]`` when one part does.
+    ``old_points``: what each series' flush may read back (its partial last chunk), or
+    the same bound for all."""
     counts = head.counts
     present = (np.flatnonzero(counts) if sids is None
                else sids[(sids < len(counts)) & (counts[np.minimum(sids, len(counts) - 1)] > 0)]
                if len(counts) else sids[:0])
-    weights = counts[present] + chunk_points  # its head, and at most one old chunk
+    # Its head and its partial last chunk: counting a whole chunk for each made a flush
+    # of 100,000 series with short tails 250 slices, each a pass over the whole head.
+    weights = counts[present] + (old_points if isinstance(old_points, int)
+                                 else old_points(present))
     if int(weights.sum()) <= FLUSH_SLICE_POINTS:
         return [sids]
     part = (np.cumsum(weights) - 1) // FLUSH_SLICE_POINTS
@@ -480,6 +486,18 @@ class _Tails:
     def set(self, sid: int, tail: Tail | None) -> None:
         self._grow(sid + 1)
         self._start[sid], self._end[sid], self._n[sid] = tail or (0, 0, 0)
+
+    def old_points(self, chunk_points: int) -> Callable[[Ids], Int64Array]:
+        """Points a flush of each series may read back: its partial last chunk (a whole
+        chunk when not looked up yet; none when the last chunk is full)."""
+        def points(sids: Ids) -> Int64Array:
+            n = np.full(len(sids), chunk_points, dtype=np.int64)
+            known = sids < len(self._n)
+            tail_n = self._n[sids[known]].astype(np.int64)
+            n[known] = np.where(tail_n < 0, chunk_points,
+                                np.where(tail_n < chunk_points, tail_n, 0))
+            return n
+        return points
 
     def set_none(self, sids: list[int]) -> None:
         """New series: no chunk yet."""
