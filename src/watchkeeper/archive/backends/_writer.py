@@ -81,6 +81,7 @@ Write = Columns | Sequence[Measurement]
 """One write request's points, columnar or as measurements."""
 
 Ids = npt.NDArray[np.int32]
+AnyIds = npt.NDArray[np.signedinteger[Any]]
 Int64Array = npt.NDArray[np.int64]
 Values = npt.NDArray[Any]
 
@@ -427,7 +428,7 @@ def _load_libc() -> Any:
 _LIBC: Final = _load_libc()
 
 
-def _slices(head: Head, sids: Ids | None, old_points: int | Callable[[Ids], Int64Array]
+def _slices(head: Head, sids: Ids | None, old_points: int | Callable[[AnyIds], Int64Array]
             ) -> list[Ids | None]:
     """``sids`` (None: every series) cut so that each part holds at most about
     :data:`FLUSH_SLICE_POINTS` points to decode and encode; ``[sids]`` when one part does.
@@ -487,10 +488,10 @@ class _Tails:
         self._grow(sid + 1)
         self._start[sid], self._end[sid], self._n[sid] = tail or (0, 0, 0)
 
-    def old_points(self, chunk_points: int) -> Callable[[Ids], Int64Array]:
+    def old_points(self, chunk_points: int) -> Callable[[AnyIds], Int64Array]:
         """Points a flush of each series may read back: its partial last chunk (a whole
         chunk when not looked up yet; none when the last chunk is full)."""
-        def points(sids: Ids) -> Int64Array:
+        def points(sids: AnyIds) -> Int64Array:
             n = np.full(len(sids), chunk_points, dtype=np.int64)
             known = sids < len(self._n)
             tail_n = self._n[sids[known]].astype(np.int64)
