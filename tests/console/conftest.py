@@ -89,7 +89,7 @@ def _seed(console: Console) -> None:
         time.sleep(0.2)
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     if not (VENDOR / "uPlot.iife.min.js").is_file():
         pytest.fail("uPlot is not in the console's static folder: run `make console`")
@@ -126,7 +126,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
             stack.stop()
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")  # not wider: the sync API's loop would block async tests
 def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 

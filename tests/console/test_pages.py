@@ -190,3 +190,16 @@ def test_inventory_diff_shows_a_known_change(tab: Page, console: Console) -> Non
     rows = page.locator("#inventory-diff tbody tr").all_inner_texts()
     assert rows == ["changed\tdevice\tdevice/db1\track:  → B2"]
     tab.shot("inventory")
+
+
+def test_typeahead_finds_a_series_and_adds_it_to_the_link(tab: Page) -> None:
+    page = tab.open("explore")
+    page.fill("#series-input", "web1/http/")
+    page.wait_for_selector(f"#series-options option[value='{LATENCY}']", state="attached",
+                           timeout=10_000)
+    page.fill("#series-input", LATENCY)
+    page.click("#series-add")
+    page.wait_for_url(f"**s={LATENCY.replace('/', '%2F')}*", timeout=10_000)
+    page.wait_for_selector("body[data-ready='explore']", state="attached")
+    assert page.locator("#series-chips").inner_text().startswith(LATENCY)
+    assert page.locator("#chart canvas").count() == 1

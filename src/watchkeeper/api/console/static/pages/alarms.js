@@ -4,7 +4,46 @@ import {ApiError, get, post, token} from "../api.js";
 import {append, clear, el, fmtAgo, fmtTime, stateBadge, table} from "../dom.js";
 
 const POLL_MS = 2000;
-const MAX_ROWS = 500;  // rendered rows; the filters narrow the rest
+const ROW_PX = 28;  // every row is one line this high (console.css .vlist)
+const OVERSCAN = 10;
+
+// A list of any length that keeps only the rows in view (plus a few) in the page, so
+// 10,000 alarms scroll like 30. Rows have one fixed height.
+class RowWindow {
+  constructor(headers, cells, rowAttrs) {
+    this.items = [];
+    this.cells = cells;
+    this.rowAttrs = rowAttrs;
+    this.body = el("tbody", {});
+    this.spacer = el("div", {class: "vspacer"});
+    this.table = el("table", {class: "vlist"},
+      el("thead", {}, el("tr", {}, headers.map((h) => el("th", {}, h)))), this.body);
+    this.node = el("div", {class: "vscroll", id: "alarm-scroll"}, this.spacer, this.table);
+    let pending = false;
+    this.node.addEventListener("scroll", () => {
+      if (pending) return;
+      pending = true;
+      requestAnimationFrame(() => { pending = false; this.render(); });
+    });
+  }
+
+  show(items) {
+    this.items = items;
+    this.spacer.style.height = `${(items.length + 1) * ROW_PX}px`;
+    this.node.style.height = `min(40vh, ${(items.length + 1) * ROW_PX + 4}px)`;
+    this.render();
+  }
+
+  render() {
+    const height = this.node.clientHeight || 600;
+    const first = Math.max(0, Math.floor(this.node.scrollTop / ROW_PX) - OVERSCAN);
+    const last = Math.min(this.items.length, first + Math.ceil(height / ROW_PX) + 2 * OVERSCAN);
+    this.table.style.transform = `translateY(${first * ROW_PX}px)`;
+    clear(this.body).append(...this.items.slice(first, last).map((item) =>
+      el("tr", this.rowAttrs(item), this.cells(item).map((c) =>
+        (c instanceof Node && c.tagName === "TD") ? c : el("td", {}, c)))));
+  }
+}
 
 export function filterAlarms(alarms, f) {
   const entity = (f.entity || "").toLowerCase();
@@ -23,7 +62,13 @@ export async function render(root, params, nav) {
   const select = (name, choices) => el("select", {id: `f-${name}`, onchange: (e) => update({[name]: e.target.value})},
     choices.map(([v, label]) => el("option", {value: v, selected: f[name] === v}, label)));
   const entity = el("input", {id: "f-entity", value: f.entity, placeholder: "entity contains"});
-  const list = el("div", {id: "alarm-list"});
+  const count = el("p", {class: "muted", id: "alarm-count"});
+  const rows = new RowWindow(["state", "status", "entity", "opened", "last change", "ack", "snoozed"],
+    (a) => [el("td", {}, stateBadge(a.state, a.state_name)), a.status_name, a.entity_id,
+            fmtAgo(a.opened), fmtAgo(a.last_change), a.ack ? a.ack.author || "yes" : "", a.snoozed ? "yes" : ""],
+    (a) => ({class: a.entity_id === f.key ? "clickable selected" : "clickable", "data-key": a.entity_id,
+             title: a.entity_id, onclick: () => update({key: a.entity_id})}));
+  const list = el("div", {id: "alarm-list"}, count, rows.node);
   const detail = el("div", {id: "alarm-detail", class: "card"});
   append(root, el("h2", {}, "Alarms"),
     el("form", {class: "toolbar", onsubmit: (e) => { e.preventDefault(); update({entity: entity.value}); }},
@@ -42,18 +87,13 @@ export async function render(root, params, nav) {
     try {
       const alarms = await get("/api/v1/alarms", {status: f.status, resolved: f.resolved ? "true" : "", limit: 100000});
       const shown = filterAlarms(alarms, f);
-      clear(list).append(el("p", {class: "muted"}, `${shown.length} of ${alarms.length} alarms` +
-        (shown.length > MAX_ROWS ? `, the ${MAX_ROWS} changed last shown` : "")),
-      table(["state", "status", "entity", "opened", "last change", "ack", "snoozed"],
-        shown.slice(0, MAX_ROWS).map((a) => [el("td", {}, stateBadge(a.state, a.state_name)), a.status_name,
-          a.entity_id, fmtAgo(a.opened), fmtAgo(a.last_change), a.ack ? a.ack.author || "yes" : "", a.snoozed ? "yes" : ""]),
-        (i) => ({class: shown[i].entity_id === f.key ? "clickable selected" : "clickable",
-                 "data-key": shown[i].entity_id,
-                 onclick: () => update({key: shown[i].entity_id})})));
+      count.textContent = `${shown.length} of ${alarms.length} alarms`;
+      rows.show(shown);
       if (f.key) await showDetail();
     } catch (error) {
-      clear(list).append(el("p", {class: error instanceof ApiError && error.status === 404 ? "muted" : "error"},
-        error instanceof ApiError && error.status === 404 ? "No alarms here: they are served by `watchkeeper up`." : error.message));
+      const absent = error instanceof ApiError && error.status === 404;
+      clear(list).append(el("p", {class: absent ? "muted" : "error"},
+        absent ? "No alarms here: they are served by `watchkeeper up`." : error.message));
     } finally { busy = false; }
   }
 
