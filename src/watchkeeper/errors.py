@@ -17,7 +17,11 @@ and carries the context needed to act on it::
     │   ├── InvalidData (ValueError)      field, value: a write or query with bad input
     │   ├── NotFound (LookupError)        a named thing (an esmond metadata) does not exist
     │   ├── Conflict                      a write would replace a point that must stay (409)
-    │   └── AuthError                     status: no valid token (401) or no right (403)
+    │   ├── AuthError                     status: no valid token (401) or no right (403)
+    │   └── QueryError                    a PromQL query refused: Prometheus' error_type, status
+    │       ├── BadQuery                  bad_data (400): unparsable, bad parameter, unsupported
+    │       ├── QueryTooLarge             execution (422): over a series or samples limit
+    │       └── QueryTimeout              timeout (503): ran past its time
     └── ClientError                       raised by watchkeeper.client
         ├── TransportError (OSError)      the server could not be reached
         └── HTTPStatusError               status, detail: the server answered 4xx/5xx
@@ -148,6 +152,32 @@ class AuthError(ArchiveError):
     def __init__(self, message: str, *, status: int = 401) -> None:
         self.status = status
         super().__init__(message)
+
+
+class QueryError(ArchiveError):
+    """A PromQL query Prometheus would refuse; ``error_type`` is Prometheus' ``errorType``
+    (``execution``, 422, for what fails while evaluating)."""
+
+    error_type = "execution"
+    status = 422
+
+
+class BadQuery(QueryError):
+    """The query or a parameter is wrong, or uses what is not supported (400 ``bad_data``)."""
+
+    error_type = "bad_data"
+    status = 400
+
+
+class QueryTooLarge(QueryError):
+    """The query would touch more series or samples than the limits allow (422)."""
+
+
+class QueryTimeout(QueryError):
+    """The query ran past its timeout (503 ``timeout``)."""
+
+    error_type = "timeout"
+    status = 503
 
 
 class ClientError(WatchkeeperError):

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 from watchkeeper.archive.promql.engine import Engine, Limits, Result, parse
 from watchkeeper.archive.promql.values import (
-    BadQuery,
-    QueryError,
-    QueryTimeout,
-    QueryTooLarge,
     Raw,
     Series,
     format_time,
     format_value,
 )
+from watchkeeper.errors import BadQuery, QueryError, QueryTimeout, QueryTooLarge
 
 __all__ = ["BadQuery", "Engine", "Limits", "QueryError", "QueryTimeout", "QueryTooLarge",
            "Raw", "Result", "Series", "format_time", "format_value", "parse"]

@@ -12,7 +12,6 @@ import numpy as np
 from watchkeeper.archive.promql.ranges import quantiles
 from watchkeeper.archive.promql.values import (
     NAME,
-    BadQuery,
     Floats,
     Labels,
     Mask,
@@ -20,6 +19,7 @@ from watchkeeper.archive.promql.values import (
     format_value,
     key,
 )
+from watchkeeper.errors import BadQuery
 
 SUPPORTED: Final = frozenset({"sum", "avg", "count", "min", "max", "stddev", "stdvar",
                               "group", "topk", "bottomk", "quantile", "count_values"})
@@ -39,7 +39,7 @@ def aggregate(op: str, series: list[Series], *, names: Sequence[str], without: b
     """``op`` over ``series`` (each ``n`` steps); ``param`` is k, φ or the label name."""
     if op not in SUPPORTED:
         raise BadQuery(f"aggregation {op!r} is not supported")
-    groups: dict[tuple[tuple[str, str], ...], tuple[Labels, list[Series]]] = {}
+    groups: dict[frozenset[tuple[str, str]], tuple[Labels, list[Series]]] = {}
     for s in series:
         g = grouping(s.labels, names, without)
         groups.setdefault(key(g), (g, []))[1].append(s)

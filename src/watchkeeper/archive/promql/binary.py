@@ -12,16 +12,14 @@ import numpy as np
 
 from watchkeeper.archive.promql.values import (
     NAME,
-    BadQuery,
     Floats,
     Labels,
     Mask,
-    QueryError,
     Series,
     drop_name,
-    key,
     merge_same,
 )
+from watchkeeper.errors import BadQuery, QueryError
 
 ARITHMETIC: Final[dict[str, Callable[[Floats, Floats], Floats]]] = {
     "+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide,
@@ -204,6 +202,3 @@ def _set_op(op: str, lhs: list[Series], rhs: list[Series], m: Matching, n: int) 
 def _show(sig: tuple[tuple[str, str], ...]) -> str:
     return "{" + ", ".join(f'{k}="{v}"' for k, v in sig) + "}"
 
-
-def key_of(s: Series) -> tuple[tuple[str, str], ...]:
-    return key(s.labels)

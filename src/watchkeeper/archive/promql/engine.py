@@ -27,19 +27,17 @@ from watchkeeper.archive.abc import Archive
 from watchkeeper.archive.promql import aggregate, binary, functions, ranges
 from watchkeeper.archive.promql.values import (
     NAME,
-    BadQuery,
     Floats,
     Ints,
     Labels,
     Mask,
-    QueryTimeout,
-    QueryTooLarge,
     RangeArg,
     Raw,
     Series,
     drop_name,
     merge_same,
 )
+from watchkeeper.errors import BadQuery, QueryTimeout, QueryTooLarge
 from watchkeeper.model import SeriesKey, promlabels
 
 LOOKBACK_MS: Final = 300_000

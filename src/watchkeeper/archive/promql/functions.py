@@ -11,7 +11,6 @@ import numpy as np
 
 from watchkeeper.archive.promql.values import (
     NAME,
-    BadQuery,
     Floats,
     Labels,
     Mask,
@@ -20,6 +19,7 @@ from watchkeeper.archive.promql.values import (
     key,
     merge_same,
 )
+from watchkeeper.errors import BadQuery
 
 _LABEL: Final = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _TEMPLATE: Final = re.compile(r"\$(\$|\{([^}]*)\}|([a-zA-Z0-9_]+))")
@@ -170,7 +170,7 @@ def scalar_of(vec: list[Series], n: int) -> Floats:
 def histogram_quantile(q: Floats, vec: list[Series], n: int) -> list[Series]:
     """Prometheus' bucketQuantile over classic ``le`` buckets, grouped by every other
     label (the metric name dropped)."""
-    groups: dict[tuple[tuple[str, str], ...], tuple[Labels, list[tuple[float, Series]]]] = {}
+    groups: dict[frozenset[tuple[str, str]], tuple[Labels, list[tuple[float, Series]]]] = {}
     for s in vec:
         le = s.labels.get("le")
         if le is None:

@@ -15,7 +15,8 @@ from typing import Final
 
 import numpy as np
 
-from watchkeeper.archive.promql.values import BadQuery, Floats, Ints, Mask, Raw
+from watchkeeper.archive.promql.values import Floats, Ints, Mask, Raw
+from watchkeeper.errors import BadQuery
 
 _CHUNK_CELLS: Final = 1 << 21  # steps x window samples gathered at once
 Result = tuple[Floats, Mask]

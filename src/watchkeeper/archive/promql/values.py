@@ -17,38 +17,13 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from watchkeeper.errors import ArchiveError
+from watchkeeper.errors import QueryError
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
 Mask = npt.NDArray[np.bool_]
 Labels = dict[str, str]
 NAME: Final = "__name__"
-
-
-class QueryError(ArchiveError):
-    """A query Prometheus would refuse; ``error_type`` is Prometheus' ``errorType``."""
-
-    error_type = "execution"
-    status = 422
-
-
-class BadQuery(QueryError):
-    """The query or a parameter is wrong, or uses what is not supported (400 ``bad_data``)."""
-
-    error_type = "bad_data"
-    status = 400
-
-
-class QueryTooLarge(QueryError):
-    """The query would touch more series or samples than the limits allow (422)."""
-
-
-class QueryTimeout(QueryError):
-    """The query ran past its timeout (503 ``timeout``)."""
-
-    error_type = "timeout"
-    status = 503
 
 
 @dataclass
@@ -81,9 +56,9 @@ class RangeArg:
     matchers: tuple[tuple[str, str, str], ...] = field(default=())
 
 
-def key(labels: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-    """A hashable, ordered identity of a label set."""
-    return tuple(sorted(labels.items()))
+def key(labels: Mapping[str, str]) -> frozenset[tuple[str, str]]:
+    """A hashable identity of a label set (no sort: it is computed for every series)."""
+    return frozenset(labels.items())
 
 
 def drop_name(labels: Labels) -> Labels:
@@ -95,7 +70,7 @@ def drop_name(labels: Labels) -> Labels:
 def merge_same(series: list[Series]) -> list[Series]:
     """Series with equal labels joined into one, as Prometheus' result has one series per
     label set; two present at the same step is the error Prometheus reports."""
-    groups: dict[tuple[tuple[str, str], ...], Series] = {}
+    groups: dict[frozenset[tuple[str, str]], Series] = {}
     out: list[Series] = []
     for s in series:
         k = key(s.labels)
