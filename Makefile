@@ -20,7 +20,7 @@ $(VENV)/.stamp-dev: pyproject.toml
 	  $(PIP) install -e '.[pyats]' && $(PIP) install --no-deps "pysnmp==$$SNMP"
 	touch $@ $(VENV)/.stamp-run
 
-# The web console's uPlot comes from npm at the lockfile's version (docs/decisions.md D-console):
+# The web console's uPlot comes from npm at the lockfile's version (docs/decisions.md D34):
 # copied into the package's static folder, so `make run`, `make test` and a wheel built after
 # it carry it; nothing is fetched at run time.
 CONSOLE_VENDOR := src/watchkeeper/api/console/static/vendor

@@ -203,3 +203,28 @@ def test_typeahead_finds_a_series_and_adds_it_to_the_link(tab: Page) -> None:
     page.wait_for_selector("body[data-ready='explore']", state="attached")
     assert page.locator("#series-chips").inner_text().startswith(LATENCY)
     assert page.locator("#chart canvas").count() == 1
+
+
+def test_alarm_list_keeps_only_the_rows_in_view(tab: Page, console: Console) -> None:
+    """2,000 more alarms: the page holds a window of rows, and scrolling to the end shows
+    the last one (the list is sorted by last change, newest first)."""
+    events = [{"connector": "bulk", "connector_name": "b", "event_type": "check",
+               "source_type": "resource", "component": f"bulk{i:04d}", "resource": "r",
+               "state": 1 + i % 3, "output": "x", "timestamp": int(console.now)}
+              for i in range(2000)]
+    posted = httpx.post(f"{console.url}/api/v1/events/canopsis", json=events,
+                        headers=console.headers(), timeout=30)
+    assert posted.status_code == 202, posted.text
+    deadline = time.monotonic() + 60
+    while len(httpx.get(f"{console.url}/api/v1/alarms", params={"limit": 5000},
+                        timeout=10).json()) < 2001:
+        assert time.monotonic() < deadline, "the bulk alarms never opened"
+        time.sleep(0.5)
+    page = tab.open("alarms")
+    page.wait_for_selector("#alarm-count:has-text('2001 of 2001')", timeout=10_000)
+    assert page.locator("#alarm-scroll tbody tr").count() < 100
+    alarms = httpx.get(f"{console.url}/api/v1/alarms", params={"limit": 5000}, timeout=10).json()
+    page.locator("#alarm-scroll").evaluate("node => { node.scrollTop = node.scrollHeight; }")
+    last = alarms[-1]["entity_id"]
+    page.wait_for_selector(f"#alarm-scroll tr[data-key='{last}']", timeout=10_000)
+    assert page.locator("#alarm-scroll tbody tr").count() < 100
