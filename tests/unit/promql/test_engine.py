@@ -295,3 +295,11 @@ async def test_big_windows_are_computed_off_the_event_loop_alike(load: Loader) -
     assert len(big.steps) == 200_001
     small = await instant(engine, "rate(c[5m]) + c * 0", 400_000)
     assert float(big.series[0].values[100_000]) == one(small)
+
+
+async def test_a_new_series_is_seen_by_the_next_query(load: Loader) -> None:
+    engine = await load(60, {'n{a="1"}': "1"})
+    assert len(await instant(engine, "n", 0)) == 1
+    await load(60, {'n{a="2"}': "2"})  # same archive, one series more
+    assert len(await instant(engine, "n", 0)) == 2
+    assert len(await instant(engine, "n", 0)) == 2  # the kept index

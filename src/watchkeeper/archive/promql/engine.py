@@ -133,6 +133,8 @@ class Engine:
     def __init__(self, archive: Archive, *, limits: Limits | None = None) -> None:
         self._archive = archive
         self.limits = limits or Limits()
+        self._known: tuple[int, list[tuple[Labels, SeriesKey]], dict[str, list[int]]] | None \
+            = None
 
     async def query(self, text: str, *, start: int, end: int, step: int,
                     time_limit: float | None = None) -> Result:
@@ -177,11 +179,18 @@ class Engine:
         return out
 
     async def _index(self) -> tuple[list[tuple[Labels, SeriesKey]], dict[str, list[int]]]:
-        metas, _ = await self._archive.list_series()
+        """Every float series' labels, and their positions by metric name. Series are
+        never removed (a delete removes points), so an unchanged count is an unchanged
+        set: the index is kept from query to query until the count moves."""
+        _, total = await self._archive.list_series(limit=0)
+        if self._known is not None and self._known[0] == total:
+            return self._known[1], self._known[2]
+        metas, total = await self._archive.list_series()
         index = [(_labels(m.key), m.key) for m in metas if m.kind == "float"]
         by_name: dict[str, list[int]] = {}
         for i, (labels, _) in enumerate(index):
             by_name.setdefault(labels[NAME], []).append(i)
+        self._known = (total, index, by_name)
         return index, by_name
 
     # -- evaluation -------------------------------------------------------------------
