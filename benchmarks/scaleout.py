@@ -334,12 +334,15 @@ def archive_part(args: argparse.Namespace, root: Path, vm: VictoriaMetrics | Non
             if vm is not None:
                 rounds = list(w.rounds(first + args.rounds, args.rounds, seed=run_no))
                 result.vm_ingest.append(timed_ingest(lambda r: encode_vm(w, r), vm_senders,
-                                                     rounds, points))
+                                                     rounds, points, pids=[vm.pid]))
         serve_cpu = sum(r["serve_cpu_s"] for r in result.ingest)
         pg_cpu = sum(r["pg_cpu_s"] for r in result.ingest)
         timed = sum(r["points"] for r in result.ingest)
         result.cpu_per_million = {"serve": serve_cpu / timed * 1e6,
                                   "postgres backends": pg_cpu / timed * 1e6}
+        if result.vm_ingest:
+            result.cpu_per_million["victoria-metrics"] = sum(
+                r["serve_cpu_s"] for r in result.vm_ingest) / timed * 1e6
         result.pg_backends = len(backends)
         written += read_part(args, result, servers, token)
         settle(pids, timeout=60)
@@ -646,6 +649,8 @@ def report(results: dict[str, Any]) -> str:
         row("CPU s per million points: serve", lambda a: f"{a['cpu_per_million']['serve']:.2f}")
         row("CPU s per million points: PostgreSQL backends",
             lambda a: f"{a['cpu_per_million']['postgres backends']:.2f}")
+        row("CPU s per million points: VictoriaMetrics (same rounds)",
+            lambda a: f"{a['cpu_per_million'].get('victoria-metrics', float('nan')):.2f}")
         row("stop (closing compaction), s", lambda a: f"{a['close_s']:.1f}")
         if results["vm"]:
             vm = results["vm"]
