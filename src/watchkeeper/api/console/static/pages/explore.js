@@ -92,8 +92,23 @@ function csvCell(text) {
   return /[",\n\r]/.test(s) || /^[=+\-@]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
+// uPlot (and its CSS) is loaded by the first Explore, not by every page.
+let uplotLoading = null;
+export function loadUplot() {
+  if (typeof window.uPlot === "function") return Promise.resolve(true);
+  uplotLoading ||= new Promise((resolve) => {
+    document.head.append(el("link", {rel: "stylesheet", href: "/console/vendor/uPlot.min.css"}));
+    const script = el("script", {src: "/console/vendor/uPlot.iife.min.js"});
+    script.addEventListener("load", () => resolve(true));
+    script.addEventListener("error", () => { uplotLoading = null; resolve(false); });
+    document.head.append(script);
+  });
+  return uplotLoading;
+}
+
 export async function render(root, params, nav) {
   const view = viewOf(params);
+  const plotting = view.series.length ? loadUplot() : null;  // meanwhile, the data comes
   const setView = (changes) => nav.go(paramsOf({...view, ...changes}));
   const input = el("input", {id: "series-input", list: "series-options", size: 60,
                              placeholder: "series name prefix, e.g. host/system/", autocomplete: "off"});
@@ -136,6 +151,7 @@ export async function render(root, params, nav) {
   const step = chooseStep(view.to - view.from);
   const started = performance.now();
   const results = await Promise.all(view.series.map((s) => fetchSeries(s, view, step)));
+  await plotting;
   const arrived = performance.now();
   drawn = draw(chart, results, view, step, (from, to) => setView({from, to, preset: ""}));
   await null;  // after uPlot's own microtask: the canvas is drawn
