@@ -116,9 +116,11 @@ def test_ack_from_the_page_changes_the_alarm(tab: Page, console: Console) -> Non
     page.click("#act-ack")
     assert "enter a write token" in page.locator("#act-outcome").inner_text()
     page.fill("#token", console.token)
-    page.click("#token-save")
+    page.click("#token-save")  # the page is drawn again, with the token
+    page.wait_for_selector("body[data-ready='alarms'] #act-ack", state="attached")
     assert page.input_value("#token") == ""  # the key is not left on screen
     assert console.token not in page.content()
+    page.fill("#act-message", "looking")
     page.click("#act-ack")
     page.wait_for_selector("#act-outcome:has-text('ack: done')", timeout=10_000)
     deadline = time.monotonic() + 15

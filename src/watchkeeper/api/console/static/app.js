@@ -71,6 +71,7 @@ function setUp() {
     setToken(input.value.trim());
     input.value = "";  // never left on screen
     showTokenState();
+    route();  // what needed a token (public_reads: false) shows now
   });
   document.getElementById("token-forget").addEventListener("click", () => {
     setToken("");
