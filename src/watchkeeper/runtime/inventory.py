@@ -281,12 +281,16 @@ class JobReconciler:
         self._clock = clock
         self._min_interval = min_interval
         self._changed = asyncio.Event()
-        self._versions: tuple[int, ...] = tuple(s.version for s in manager.snapshots())
+        self._versions: tuple[int, ...] = ()  # none reconciled yet
         self._devices: dict[str, Device] | None = None
         self.passes = 0
 
     async def start(self, exit_stack: AsyncExitStack) -> None:
         self._manager.subscribe(self._on_change)
+        if any(s.version for s in self._manager.snapshots()):
+            # built before we listened (`up` on the AMQP bus starts polling only after the
+            # bus and its partition sharing, seconds later): its devices were never applied
+            self._changed.set()
         task = asyncio.create_task(self._run(), name="inventory-jobs")
         exit_stack.push_async_callback(_cancel, task)
 

@@ -85,6 +85,25 @@ async def test_jobs_follow_devices_in_the_inventory_file(tmp_path: Path,
         assert len(recorder.sets) == 3
 
 
+async def test_a_model_built_before_the_reconciler_starts_is_applied(
+        tmp_path: Path, clock: FakeClock) -> None:
+    """`up` on the AMQP bus starts polling seconds after the inventory: the model built
+    meanwhile still brings its devices (they were never polled, issue 16)."""
+    inventory_file = tmp_path / "inventory.yaml"
+    touch(inventory_file, "devices: [{name: r1}]\n")
+    settings, locator = load_settings(SETTINGS.format(file=inventory_file))
+    manager = build_inventory(settings, locator, clock=clock)
+    collectors = build_collectors(settings, locator)
+    recorder = Recorder(Scheduler(clock=clock, metrics=SelfMetrics(), sink=_discard))
+    async with AsyncExitStack() as stack:
+        await manager.start(stack)
+        await until(lambda: manager.get("static").latest().version > 0)
+        await JobReconciler(manager, recorder, collectors,
+                            base=devices_from(settings), clock=clock).start(stack)
+        await until(lambda: len(recorder.sets) == 1)
+        assert recorder.sets[-1] == ["reach:localhost", "reach:r1"]
+
+
 async def test_a_broken_file_keeps_the_jobs(tmp_path: Path, clock: FakeClock) -> None:
     """A bad edit marks the model stale; the devices (and their jobs) stay."""
     inventory_file = tmp_path / "inventory.yaml"
