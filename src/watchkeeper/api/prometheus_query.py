@@ -35,7 +35,7 @@ from watchkeeper.archive.promql import (
     format_time,
     format_value,
 )
-from watchkeeper.archive.promql.engine import selector_matchers
+from watchkeeper.archive.promql.engine import is_panic, selector_matchers
 from watchkeeper.errors import InvalidData
 
 PREFIX: Final = "/prometheus/api/v1"
@@ -248,41 +248,47 @@ def _ms(seconds: float) -> int:
 def _time(form: dict[str, list[str]], name: str) -> int:
     """A Prometheus timestamp parameter (unix seconds or RFC 3339) in milliseconds."""
     text = _one(form, name)
-    try:
-        seconds = float(text)
-        if math.isfinite(seconds):
-            whole = math.floor(seconds)
-            return whole * 1000 + round((seconds - whole) * 1000)
-    except ValueError:
-        pass
-    try:
-        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-        if moment.tzinfo is not None:
-            return _ms(moment.timestamp())
-    except ValueError:
-        pass
     if text in ("-292273086-05-16T16:47:06Z", "minTime"):
         return _MIN_TIME * 1000
     if text in ("292277025-08-18T07:12:54.999999999Z", "maxTime"):
         return _MAX_TIME * 1000
+    seconds = math.nan
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+            if moment.tzinfo is not None:
+                seconds = moment.timestamp()
+        except ValueError:
+            pass
+    if _MIN_TIME <= seconds <= _MAX_TIME:  # NaN, Inf and the far past or future are not
+        whole = math.floor(seconds)
+        return whole * 1000 + round((seconds - whole) * 1000)
     raise BadQuery(f'invalid parameter "{name}": cannot parse "{text}" to a valid timestamp')
 
 
 def _duration(form: dict[str, list[str]], name: str) -> int:
     """A Prometheus duration parameter (seconds or ``1m30s``) in milliseconds."""
     text = _one(form, name)
+    millis: int | None = None
     try:
         seconds = float(text)
-        if math.isfinite(seconds):
-            return round(seconds * 1000)
+        if abs(seconds) <= _MAX_TIME:  # Prometheus refuses what overflows int64 ns
+            millis = round(seconds * 1000)
     except ValueError:
-        pass
-    try:
-        delta = pp.parse_duration(text)
-        return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
-    except (ValueError, OverflowError):
+        try:
+            delta = pp.parse_duration(text)
+            millis = (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+        except (ValueError, OverflowError):
+            pass
+        except BaseException as exc:  # the Rust parser panics on some inputs
+            if not is_panic(exc):
+                raise
+    if millis is None or abs(millis) > _MAX_TIME * 1000:
         raise BadQuery(f'invalid parameter "{name}": cannot parse "{text}" to a valid '
-                       "duration") from None
+                       "duration")
+    return millis
 
 
 def _timeout(form: dict[str, list[str]]) -> float | None:

@@ -303,3 +303,16 @@ async def test_a_new_series_is_seen_by_the_next_query(load: Loader) -> None:
     await load(60, {'n{a="2"}': "2"})  # same archive, one series more
     assert len(await instant(engine, "n", 0)) == 2
     assert len(await instant(engine, "n", 0)) == 2  # the kept index
+
+
+@pytest.mark.parametrize("query", ["c @ 1e20", "c offset 9999999y", "c[1ms:99999999y]",
+                                   "rate(c[99999999y])"])
+async def test_times_out_of_range_are_refused_or_answered(load: Loader, query: str) -> None:
+    """What the parser reads but Python's or int64's time cannot hold is bad_data, never
+    a crash or a number from wrapped-around arithmetic."""
+    engine = await load(60, {"c": "1 2 3"})
+    try:
+        answer = await instant(engine, query, 120_000)
+    except BadQuery:
+        return
+    assert answer == {}

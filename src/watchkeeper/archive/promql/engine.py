@@ -125,6 +125,15 @@ def parse(text: str) -> Any:
         return pp.parse(text)
     except ValueError as exc:
         raise BadQuery(f"invalid parameter \"query\": {exc}") from None
+    except BaseException as exc:  # the Rust parser's panics derive from BaseException
+        if not is_panic(exc):
+            raise
+        raise BadQuery(f"invalid parameter \"query\": {exc}") from None
+
+
+def is_panic(exc: BaseException) -> bool:
+    """Whether ``exc`` is a panic of a Rust extension (pyo3's PanicException)."""
+    return type(exc).__name__ == "PanicException"
 
 
 class Engine:
@@ -226,7 +235,9 @@ class Engine:
             elif kind == pp.AtModifierType.End:
                 fixed = ctx.end
             else:
-                fixed = _ms(at.at.timestamp())
+                fixed = _ms(_attr(at, "at").timestamp())
+                if abs(fixed) >= 1 << 53:
+                    raise BadQuery(f"@ timestamp out of range: {fixed / 1000}")
             base = np.full(len(ctx.steps), fixed, dtype=np.int64)
         return base - (_duration_ms(offset) if offset is not None else 0)
 
@@ -257,7 +268,7 @@ class Engine:
         return out
 
     async def _instant(self, vs: Any, ctx: _Context) -> list[Series]:
-        ref = self._ref(vs.at, vs.offset, ctx)
+        ref = self._ref(vs.at, _attr(vs, "offset"), ctx)
         raws = await self._fetch(vs, int(ref.min()) - LOOKBACK_MS, int(ref.max()), ctx)
         # the latest sample in [ref - lookback, ref] is the last of that window
         w = await _offload(len(raws) * len(ref),
@@ -274,15 +285,15 @@ class Engine:
 
     async def _matrix(self, ms: Any, ctx: _Context) -> RangeArg:
         vs = ms.vector_selector
-        ref = self._ref(vs.at, vs.offset, ctx)
-        range_ms = _duration_ms(ms.range)
+        ref = self._ref(vs.at, _attr(vs, "offset"), ctx)
+        range_ms = _duration_ms(_attr(ms, "range"))
         raws = await self._fetch(vs, int(ref.min()) - range_ms, int(ref.max()), ctx)
         return RangeArg(raws, range_ms, ref, _matchers(vs))
 
     async def _subquery(self, sq: Any, ctx: _Context) -> RangeArg:
-        ref = self._ref(sq.at, sq.offset, ctx)
-        range_ms = _duration_ms(sq.range)
-        step = _duration_ms(sq.step) if sq.step else SUBQUERY_STEP_MS
+        ref = self._ref(sq.at, _attr(sq, "offset"), ctx)
+        range_ms = _duration_ms(_attr(sq, "range"))
+        step = _duration_ms(_attr(sq, "step")) if _attr(sq, "step") else SUBQUERY_STEP_MS
         if step <= 0:
             raise BadQuery("zero or negative subquery step")
         low = int(ref.min()) - range_ms
@@ -552,6 +563,15 @@ def _window_samples(arg: RangeArg) -> list[Raw]:
     return [Raw(raw.labels, w.ts[lo:hi], w.values[lo:hi])
             for raw, lo, hi in zip(arg.series, w.lo.tolist(), w.hi.tolist(), strict=True)
             if hi > lo]
+
+
+def _attr(node: Any, name: str) -> Any:
+    """A syntax node's time attribute; BadQuery when it does not fit Python's types (the
+    parser reads ``x[99999999y]``, Python's timedelta cannot hold it)."""
+    try:
+        return getattr(node, name)
+    except (ValueError, OverflowError) as exc:
+        raise BadQuery(f"{name} out of range: {exc}") from None
 
 
 def _unwrap(node: Any) -> Any:

@@ -54,6 +54,8 @@ def windows(raws: Sequence[Raw], ref: Ints, range_ms: int) -> Windows:
     first[starts[lengths > 0]] = True
     lowest = min(int(ts.min()) if len(ts) else 0, int(ref.min()) - range_ms)
     span = max(int(ts.max()) if len(ts) else 0, int(ref.max())) - lowest + 1
+    if span * max(len(raws), 1) >= 1 << 62:  # the keys below would wrap around in int64
+        raise BadQuery(f"a range of {range_ms} ms over {len(raws)} series is too large")
     shift = np.arange(len(raws), dtype=np.int64) * span
     keyed = np.repeat(shift, lengths) + (ts - lowest)
     lo = np.searchsorted(keyed, (shift[:, None] + (ref - range_ms - lowest)).ravel(), "left")
