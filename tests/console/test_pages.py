@@ -230,3 +230,12 @@ def test_alarm_list_keeps_only_the_rows_in_view(tab: Page, console: Console) -> 
     last = alarms[-1]["entity_id"]
     page.wait_for_selector(f"#alarm-scroll tr[data-key='{last}']", timeout=10_000)
     assert page.locator("#alarm-scroll tbody tr").count() < 100
+
+
+def test_live_tail_shows_a_new_point(tab: Page, console: Console) -> None:
+    page = tab.open(f"explore?s={LATENCY}&r=15m&live=1")
+    before = int(page.locator("#explore-info").inner_text().split()[3])
+    written = httpx.post(f"{console.url}/api/v1/write", headers=console.headers(), timeout=10,
+                         json={"points": [[LATENCY, time.time(), 42.0]]})
+    assert written.status_code == 201, written.text
+    page.wait_for_selector(f"#explore-info:has-text('{before + 1} buckets')", timeout=15_000)

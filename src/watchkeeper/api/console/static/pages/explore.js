@@ -115,7 +115,10 @@ export async function render(root, params, nav) {
   const options = el("datalist", {id: "series-options"});
   const chart = el("div", {class: "chart", id: "chart"});
   const info = el("div", {class: "muted", id: "explore-info"});
-  let timer = null, drawn = null;
+  const range = el("span", {class: "muted", id: "explore-range"});
+  const showRange = (v) => { range.textContent = `${fmtTime(v.from)} – ${fmtTime(v.to)} (drag on the chart to zoom)`; };
+  showRange(view);
+  let timer = null, drawn = null, tail = null, stopped = false;
 
   input.addEventListener("input", () => {
     clearTimeout(timer);
@@ -139,7 +142,7 @@ export async function render(root, params, nav) {
     el("div", {class: "toolbar"},
       Object.keys(PRESETS).map((p) => el("button", {type: "button", class: p === view.preset ? "active" : "",
         "data-range": p, onclick: () => setView({preset: p})}, p)),
-      el("span", {class: "muted"}, `${fmtTime(view.from)} – ${fmtTime(view.to)} (drag on the chart to zoom)`),
+      range,
       el("button", {type: "button", id: "dl-csv", onclick: () => drawn && download("watchkeeper.csv", "text/csv", drawn.csv())}, "CSV"),
       el("button", {type: "button", id: "dl-json", onclick: () => drawn && download("watchkeeper.json", "application/json", drawn.json())}, "JSON")),
     chart, info);
@@ -153,18 +156,43 @@ export async function render(root, params, nav) {
   const results = await Promise.all(view.series.map((s) => fetchSeries(s, view, step)));
   await plotting;
   const arrived = performance.now();
-  drawn = draw(chart, results, view, step, (from, to) => setView({from, to, preset: ""}));
+  const zoomTo = (from, to) => setView({from, to, preset: ""});
+  drawn = draw(chart, results, view, step, zoomTo);
   await null;  // after uPlot's own microtask: the canvas is drawn
   root.dataset.drawnMs = String(performance.now() - arrived);
   await new Promise((resolve) => requestAnimationFrame(() => resolve()));  // on screen
   const done = performance.now();
-  const points = results.reduce((n, r) => n + r.ts.length, 0);
-  info.textContent = `step ${step} s; ${points} buckets in ${results.length} series` +
-    results.filter((r) => r.missing).map((r) => `; no float series ${r.series}`).join("");
+  const showInfo = (rs) => {
+    const points = rs.reduce((n, r) => n + r.ts.length, 0);
+    info.textContent = `step ${step} s; ${points} buckets in ${rs.length} series` +
+      rs.filter((r) => r.missing).map((r) => `; no float series ${r.series}`).join("");
+    root.dataset.points = String(points);
+  };
+  showInfo(results);
   root.dataset.fetchMs = String(arrived - started);
   root.dataset.drawMs = String(done - arrived);
-  root.dataset.points = String(points);
-  return () => { clearTimeout(timer); drawn?.plot?.destroy(); };
+
+  // Live tail: a preset range follows now, redrawn every max(10 s, step) (`live=N`
+  // seconds in the URL; live=0 stops it).
+  const every = params.has("live") ? Number(params.get("live")) : Math.max(10, step);
+  if (view.preset && every > 0) {
+    const tick = async () => {
+      const now = Date.now() / 1000;
+      const live = {...view, from: now - PRESETS[view.preset], to: now};
+      try {
+        const fresh = await Promise.all(view.series.map((s) => fetchSeries(s, live, step)));
+        if (stopped) return;
+        drawn?.plot?.destroy();
+        clear(chart);
+        drawn = draw(chart, fresh, live, step, zoomTo);
+        showRange(live);
+        showInfo(fresh);
+      } catch { /* the next tick tries again */ }
+      if (!stopped) tail = setTimeout(tick, every * 1000);
+    };
+    tail = setTimeout(tick, every * 1000);
+  }
+  return () => { stopped = true; clearTimeout(timer); clearTimeout(tail); drawn?.plot?.destroy(); };
 }
 
 function draw(target, results, view, step, zoom) {
