@@ -4,7 +4,8 @@
 
 A real ``watchkeeper up`` (no collectors) is loaded with ``--series`` float series of
 ``--hours`` of 10-s points (bulk columns), one check.status series per 50 of them, and
-200 alarms; then Debian's chromium (Playwright, never a downloaded browser) opens:
+``--alarms`` alarms (10,000); then Debian's chromium (Playwright, never a downloaded
+browser) opens:
 
 - **Overview**, cold (new browser context each run): ms from navigation until the page
   has rendered its first answer (``body[data-ready]``, set after every table is filled);
@@ -13,6 +14,8 @@ A real ``watchkeeper up`` (no collectors) is loaded with ``--series`` float seri
   and click-to-on-screen (the "1d" preset pressed on a 6 h view of the same series);
 - buckets per series Explore fetches for 1 year and for 1 hour (the step is chosen so
   that no series brings more than ~1,000);
+- the alarm list: 30 scroll steps of 2,000 px, each timed until two frames later
+  (the list keeps only the rows in view in the page);
 - page weight: bytes of HTML, JS and CSS the Overview loads (uncompressed: the server
   does not compress).
 
@@ -60,7 +63,8 @@ def names(series: int) -> list[str]:
     return [f"host{i // PER_HOST:04d}/bench/m{i % PER_HOST:02d}" for i in range(series)]
 
 
-def load(url: str, token: str, series: int, hours: float, now: float) -> tuple[int, float]:
+def load(url: str, token: str, series: int, hours: float, now: float, *,
+         alarms: int = 200) -> tuple[int, float]:
     """Every series, ``hours`` of 10-s points ending now: (points, seconds)."""
     keys = names(series)
     hosts = sorted({k.split("/")[0] for k in keys})
@@ -89,10 +93,29 @@ def load(url: str, token: str, series: int, hours: float, now: float) -> tuple[i
         events = [{"connector": "bench", "connector_name": "b", "event_type": "check",
                    "source_type": "resource", "component": f"host{i:04d}", "resource": "ping",
                    "state": 1 + i % 3, "output": "bench", "timestamp": int(now)}
-                  for i in range(200)]
-        http.post("/api/v1/events/canopsis", content=json.dumps(events),
-                  headers={"Content-Type": "application/json"}).raise_for_status()
+                  for i in range(alarms)]
+        for first in range(0, len(events), 2000):
+            http.post("/api/v1/events/canopsis", content=json.dumps(events[first:first + 2000]),
+                      headers={"Content-Type": "application/json"}).raise_for_status()
+        deadline = time.monotonic() + 300
+        while len(http.get("/api/v1/alarms", params={"limit": 100_000}).json()) < alarms:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"fewer than {alarms} alarms opened in 5 min")
+            time.sleep(1)
     return written, time.perf_counter() - began
+
+
+# 30 scrolls of 2,000 px through the alarm list, each until two frames later: ms per step.
+SCROLL = """async (node) => {
+  const times = [];
+  for (let i = 0; i < 30; i++) {
+    const began = performance.now();
+    node.scrollTop += 2000;
+    await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+    times.push(performance.now() - began);
+  }
+  return times;
+}"""
 
 
 def ready(page: Any, name: str) -> dict[str, float]:
@@ -108,7 +131,7 @@ def measure(url: str, series: int, runs: int) -> dict[str, Any]:
     chosen = names(series)[:: max(1, series // 20)][:20]
     explore = "&".join(f"s={s}" for s in chosen)
     figures: dict[str, list[float]] = {"overview": [], "fetch": [], "drawn": [], "draw": [],
-                                       "click": []}
+                                       "click": [], "scroll": [], "scroll_max": []}
     weight = 0
     buckets: dict[str, float] = {}
     with sync_playwright() as playwright:
@@ -134,6 +157,11 @@ def measure(url: str, series: int, runs: int) -> dict[str, Any]:
             figures["drawn"].append(float(section.get_attribute("data-drawn-ms") or 0))
             figures["draw"].append(float(section.get_attribute("data-draw-ms") or 0))
             figures["click"].append(marks["ready"] - marks["route"])
+            page.goto(f"{url}/#/alarms")
+            ready(page, "alarms")
+            steps = page.locator("#alarm-scroll").evaluate(SCROLL)
+            figures["scroll"].append(statistics.median(steps))
+            figures["scroll_max"].append(max(steps))
             if run == 0:
                 for preset in ("1y", "1h"):
                     page.goto(f"{url}/#/explore?s={chosen[0]}&r={preset}")
@@ -151,6 +179,7 @@ def main() -> None:
     parser.add_argument("--series", type=int, default=10_000)
     parser.add_argument("--hours", type=float, default=24.0)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--alarms", type=int, default=10_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="wk-console-bench-") as tmp:
         data = Path(tmp) / "var"
@@ -177,7 +206,8 @@ def main() -> None:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise SystemExit(f"watchkeeper up did not start: {proc.stderr}")
                 time.sleep(0.2)
-            points, seconds = load(url, token, args.series, args.hours, time.time())
+            points, seconds = load(url, token, args.series, args.hours, time.time(),
+                                   alarms=args.alarms)
             print(f"loaded {points:,} points ({args.series:,} series + check.status, "
                   f"{args.hours:g} h at 10 s) in {seconds:.1f} s")
             result = measure(url, args.series, args.runs)
@@ -192,6 +222,8 @@ def main() -> None:
     print(f"Explore 20 series x 1 day: fetch {m['fetch']} ms; uPlot drawn {m['drawn']} ms "
           f"after the data, on screen (next frame) {m['draw']} ms; click to on screen "
           f"{m['click']} ms (medians)")
+    print(f"alarm list of {args.alarms:,}: a 2,000-px scroll step until two frames later "
+          f"{m['scroll']} ms median, slowest step {m['scroll_max']} ms (medians over runs)")
     print(f"buckets per series: 1 year {result['buckets_per_series'].get('1y')}, "
           f"1 hour {result['buckets_per_series'].get('1h')}")
     print(f"Overview page weight: {result['page_weight_bytes'] / 1024:.0f} KiB uncompressed")
