@@ -33,7 +33,9 @@ from watchkeeper.archive.promql import (
     QueryError,
     Result,
     format_time,
+    format_times,
     format_value,
+    format_values,
 )
 from watchkeeper.archive.promql.engine import is_panic, selector_matchers
 from watchkeeper.errors import InvalidData
@@ -300,9 +302,9 @@ def _label_name(name: str) -> bool:
         c.isalnum() or c == "_" for c in name) and name.isascii()
 
 
-def _values(values: np.ndarray, present: np.ndarray, steps: np.ndarray) -> list[list[Any]]:
-    return [[format_time(int(t)), format_value(float(v))]
-            for t, v in zip(steps[present].tolist(), values[present].tolist(), strict=True)]
+def _values(values: np.ndarray, present: np.ndarray, steps: np.ndarray
+            ) -> list[tuple[float | int, str]]:
+    return list(zip(format_times(steps[present]), format_values(values[present]), strict=True))
 
 
 def _instant(result: Result, at: int) -> dict[str, Any]:
@@ -314,9 +316,8 @@ def _instant(result: Result, at: int) -> dict[str, Any]:
         return {"resultType": "string", "result": [t, result.text]}
     if result.kind == "matrix":
         return {"resultType": "matrix", "result": [
-            {"metric": raw.labels,
-             "values": [[format_time(int(ts)), format_value(float(v))]
-                        for ts, v in zip(raw.ts.tolist(), raw.values.tolist(), strict=True)]}
+            {"metric": raw.labels, "values": _values(raw.values, np.ones(len(raw.ts), bool),
+                                                     raw.ts)}
             for raw in sorted(result.raw, key=lambda r: sorted(r.labels.items()))]}
     series = [s for s in result.series if s.present[0]]
     if not result.ordered:

@@ -13,7 +13,13 @@ import pytest
 from watchkeeper.api import create_app
 from watchkeeper.archive import Columns
 from watchkeeper.archive.backends.memory import MemoryArchive
-from watchkeeper.archive.promql import Limits, format_time, format_value
+from watchkeeper.archive.promql import (
+    Limits,
+    format_time,
+    format_times,
+    format_value,
+    format_values,
+)
 from watchkeeper.archive.tokens import SqliteTokenStore
 from watchkeeper.clock import FakeClock
 from watchkeeper.model import promlabels
@@ -218,3 +224,15 @@ async def test_limits_reach_the_routes(tmp_path: Path) -> None:
             both = await http.get(f"{API}/query", params={"query": "m", "time": "10"})
             assert both.status_code == 422
             assert both.json()["errorType"] == "execution"
+
+
+def test_many_values_format_as_one_by_one() -> None:
+    rng = np.random.default_rng(7)
+    values = np.concatenate([
+        rng.normal(0, 1e6, 2000), np.round(rng.normal(0, 1e6, 2000)),
+        rng.random(500) * 1e-6, [0.0, -0.0, 1e16, -1e17, 1e-4, 9.99e-5, 1e21, np.nan,
+                                 np.inf, -np.inf, 123456789012345.0, 0.1 + 0.2]])
+    assert format_values(values) == [format_value(float(v)) for v in values]
+    stamps = np.array([1_000, 2_000, 3_500], dtype=np.int64)
+    assert format_times(stamps) == [1, 2, 3.5]
+    assert format_times(stamps[:2]) == [1, 2]

@@ -8,9 +8,12 @@ from watchkeeper.archive.promql.values import (
     Raw,
     Series,
     format_time,
+    format_times,
     format_value,
+    format_values,
 )
 from watchkeeper.errors import BadQuery, QueryError, QueryTimeout, QueryTooLarge
 
 __all__ = ["BadQuery", "Engine", "Limits", "QueryError", "QueryTimeout", "QueryTooLarge",
-           "Raw", "Result", "Series", "format_time", "format_value", "parse"]
+           "Raw", "Result", "Series", "format_time", "format_times", "format_value",
+           "format_values", "parse"]

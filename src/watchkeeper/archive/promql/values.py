@@ -99,6 +99,32 @@ def format_value(value: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
+def format_values(values: Floats) -> list[str]:
+    """:func:`format_value` of each value, fast: ``repr`` (C speed) is already Go's text
+    but for whole numbers (``1.0``), exponents (``1e-05``) and NaN/Inf, fixed up here."""
+    texts = list(map(repr, values.tolist()))
+    with np.errstate(invalid="ignore"):
+        whole = np.isfinite(values) & (values == np.trunc(values)) & (np.abs(values) < 1e16)
+        odd = ~np.isfinite(values) | (np.abs(values) >= 1e16) | (
+            (values != 0) & (np.abs(values) < 1e-4))
+    at = np.flatnonzero(whole)
+    if len(at):
+        ints = values[at].astype(np.int64).tolist()
+        negative_zero = (np.signbit(values[at]) & (values[at] == 0)).tolist()
+        for i, n, nz in zip(at.tolist(), ints, negative_zero, strict=True):
+            texts[i] = "-0" if nz else str(n)
+    for i in np.flatnonzero(odd).tolist():
+        texts[i] = format_value(float(values[i]))
+    return texts
+
+
+def format_times(ms: Ints) -> list[float | int]:
+    """:func:`format_time` of each timestamp."""
+    if not len(ms) or not (ms % 1000).any():
+        return list((ms // 1000).tolist())
+    return [format_time(t) for t in ms.tolist()]
+
+
 def format_time(ms: int) -> float | int:
     """A timestamp in seconds as Prometheus writes it (milliseconds, no trailing zeros)."""
     return ms // 1000 if ms % 1000 == 0 else ms / 1000
