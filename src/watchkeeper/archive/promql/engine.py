@@ -1,4 +1,4 @@
-"""The PromQL engine: parse with ``promql-parser`` (decision D-promql), select series from
+"""The PromQL engine: parse with ``promql-parser`` (decision D33), select series from
 the archive through the one Prometheus mapping (:mod:`watchkeeper.model.promlabels`), and
 evaluate the tree in numpy over all the steps of a query at once.
 
