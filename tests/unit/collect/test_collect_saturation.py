@@ -245,3 +245,25 @@ def test_the_error_log_leaves_local_faults_to_the_saturation_line(
             errors.note(PollOutcome(plugin="web", job_id=f"web:{i}", device=Device(name=f"d{i}"),
                                     scheduled=0.0, started=0.0, finished=0.0, result=result))
     assert caplog.records == []
+
+
+async def test_a_sink_that_holds_polls_back_is_back_pressure(
+    clock: FakeClock, metrics: SelfMetrics
+) -> None:
+    """A pipeline that takes seconds to accept a poll's results is the poller's overload."""
+    async def slow_sink(outcome: object) -> None:
+        await clock.advance(3)  # the publish waited 3 s for room in the queues
+
+    scheduler = Scheduler(clock=clock, metrics=metrics, sink=slow_sink)
+    scheduler.reconcile([job(Echo(), "echo:a", (60.0,))])
+    task = asyncio.create_task(scheduler.run())
+    try:
+        await clock.advance(60)
+        await settle()
+        state = scheduler.saturation()
+        assert state.saturated
+        assert state.backpressure >= 3
+        assert any("back-pressure" in reason for reason in state.reasons)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
