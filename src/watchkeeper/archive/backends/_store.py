@@ -293,19 +293,20 @@ class Store:
         return next(self._series_rows("SELECT {} FROM series WHERE key = ?", (text,)), None)
 
     def list_series(
-        self, prefix: str, limit: int | None, offset: int
+        self, prefix: str, limit: int | None, offset: int, *, total: int | None = None
     ) -> tuple[list[SeriesRow], int]:
-        """Series whose key starts with ``prefix``, in key order, and how many there are."""
+        """Series whose key starts with ``prefix``, in key order, and how many there are
+        (``total``: the count when the caller knows it; counting a million rows ~70 ms)."""
         upper = prefix_upper(prefix)
         page = (-1 if limit is None else limit, offset)
         if upper is None:
             rows = self._series_rows(_LIST_FROM, (prefix, *page))
-            count = self._conn.execute(_COUNT_FROM, (prefix,))
+            count = None if total is not None else self._conn.execute(_COUNT_FROM, (prefix,))
         else:
             rows = self._series_rows(_LIST_BETWEEN, (prefix, upper, *page))
             count = self._conn.execute(_COUNT_BETWEEN, (prefix, upper))
         listed = list(rows)
-        return listed, int(count.fetchone()[0])
+        return listed, int(count.fetchone()[0]) if count is not None else int(total or 0)
 
     def set_ranges(self, ranges: Iterable[tuple[int | None, int | None, int]]) -> None:
         """Store ``(first_ms, last_ms, sid)`` triples."""

@@ -367,7 +367,9 @@ class Writer:
         self, prefix: str, limit: int | None, offset: int
     ) -> tuple[list[SeriesMeta], int]:
         self.settle()  # the heads' points widen the series' time ranges
-        rows, total = self.store.list_series(prefix, limit, offset)
+        # Every series, when listing them all: the catalog knows how many without a count.
+        known = len(self.catalog) if not prefix else None
+        rows, total = self.store.list_series(prefix, limit, offset, total=known)
         return [self.catalog.meta(row.sid, row.key) for row in rows], total
 
     def delete(self, key: SeriesKey, start: float, end: float) -> int:
