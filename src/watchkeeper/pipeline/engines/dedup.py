@@ -22,6 +22,7 @@ from watchkeeper.pipeline.engine import Engine
 from watchkeeper.pipeline.partition import EntityIds, partition_of
 from watchkeeper.pipeline.recent import RecentIds
 from watchkeeper.pipeline.state import (
+    Part,
     PartitionedState,
     StateOptions,
     commit_on_beat,
@@ -85,11 +86,19 @@ def _state(engine: Engine) -> _State:
 
 
 def _remember_durably(state: _State, durable: PartitionedState) -> Callable[[Event], bool]:
-    """``remember(event)`` over the partitions' stored ids: False for a duplicate."""
+    """``remember(event)`` over the partitions' stored ids: False for a duplicate.
+
+    Each partition is fetched (its version checked against the store) once per batch,
+    not per event: a round trip each in PostgreSQL. Another worker committing to it
+    meanwhile is caught by the commit, which then refuses the batch."""
     ids, n = state.ids, state.partitions
+    parts: dict[int, Part] = {}
 
     def remember(event: Event) -> bool:
-        part, _ = durable.part(partition_of(ids(event), n))
+        p = partition_of(ids(event), n)
+        part = parts.get(p)
+        if part is None:
+            part = parts[p] = durable.part(p)[0]
         if not part.seen.add(event.id):
             return False
         part.new_ids.append(event.id)

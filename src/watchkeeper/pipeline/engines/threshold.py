@@ -31,6 +31,7 @@ from watchkeeper.pipeline.abc import EngineDefinition
 from watchkeeper.pipeline.engine import Engine
 from watchkeeper.pipeline.partition import EntityIds, partition_of
 from watchkeeper.pipeline.state import (
+    Part,
     PartitionedState,
     StateOptions,
     commit_on_beat,
@@ -159,8 +160,11 @@ class _Held:
 
     def after(self, state: _State, placed: list[tuple[int, Event]]) -> None:
         """Note the levels the batch changed, to be committed."""
+        parts: dict[int, Part] = {}  # ``before`` checked each partition for this batch
         for p, event in placed:
-            part, _ = self.durable.part(p)
+            part = parts.get(p)
+            if part is None:
+                part = parts[p] = self.durable.part(p)[0]
             keys = self.keys.setdefault(p, set())
             for m in event.measurements:
                 series = state.series.get(m.key)
