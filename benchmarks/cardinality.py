@@ -49,6 +49,7 @@ import httpx
 import msgspec
 import numpy as np
 import numpy.typing as npt
+import psutil
 
 sys.path.insert(0, str(Path(__file__).parent))
 from archive import Ours  # the folder is not a package: scripts import their neighbours
@@ -136,7 +137,8 @@ class Clocks:
 def send_rounds(net: Network, batches: list[Encoders], rounds: range, *,
                 systems: dict[str, Callable[[bytes], None]], clocks: Clocks,
                 phase: str) -> None:
-    """Rounds ``first`` to ``first + count``, every batch to each system in turn."""
+    """``rounds``, every batch to each system in turn; each round charged to each system
+    until it is idle again (see :func:`until_idle`)."""
     for r in rounds:
         ts, values = net.round(r)
         for enc in batches:
@@ -146,9 +148,31 @@ def send_rounds(net: Network, batches: list[Encoders], rounds: range, *,
                 began = time.perf_counter()
                 send(body)
                 clocks.add(name, phase, time.perf_counter() - began)
+        for name, send in systems.items():
+            clocks.add(name, phase, until_idle(send))
         if (r + 1) % 10 == 0:
             print(f"  round {r + 1}", file=sys.stderr, flush=True)
     clocks.points[phase] = clocks.points.get(phase, 0) + net.n * len(rounds)
+
+
+def until_idle(send: Callable[[bytes], None], *, busy_cpu_s: float = 0.01,
+               every_s: float = 0.05) -> float:
+    """Seconds until the server behind ``send`` uses under ``busy_cpu_s`` of CPU in
+    ``every_s``: work a server does after answering (watchkeeper adds a large write to
+    its heads, and compacts, behind the answer) is charged to it, not hidden behind the
+    other systems' requests, which the client sends meanwhile."""
+    proc = psutil.Process(_PIDS[send]())  # servers restart: their pid as of now
+    began = time.perf_counter()
+    used = sum(proc.cpu_times()[:2])
+    while True:
+        time.sleep(every_s)
+        now = sum(proc.cpu_times()[:2])
+        if now - used < busy_cpu_s:
+            return time.perf_counter() - began - every_s  # the last, idle, sample is not its
+        used = now
+
+
+_PIDS: dict[Callable[[bytes], None], Callable[[], int]] = {}
 
 
 def timed_ms(fn: Callable[[], object], count: int = 20) -> float:
@@ -282,6 +306,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 print(f"{name} up in {server.start():.1f} s", file=sys.stderr)
             systems = {name: server.ours.ingest for name, server in servers.items()}
             systems["victoria-metrics"] = vm.ingest
+            for server in servers.values():
+                _PIDS[server.ours.ingest] = lambda ours=server.ours: ours.pid
+            _PIDS[vm.ingest] = lambda: vm.pid
             clocks = Clocks()
             print("round 0: every series new", file=sys.stderr)
             send_rounds(net, batches, range(1), systems=systems, clocks=clocks, phase="new")
