@@ -102,10 +102,13 @@ def test_the_local_daemon_writes_into_the_archive(tmp_path: Path) -> None:
     proc = subprocess.Popen([*WATCHKEEPER, "collect", "--config", str(config), "--data-dir",
                              str(data)], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    started = proc.stdout.readline()  # polling starts now (start-up is slow on a busy host)
     time.sleep(5)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
+    assert "watchkeeper collect: running" in started
     assert "watchkeeper collect stopped" in out
     port = _free_port()
     server = subprocess.Popen([*WATCHKEEPER, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir",

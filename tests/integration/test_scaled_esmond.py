@@ -10,6 +10,7 @@ server and posted again through the other is refused (409) and changes nothing.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -128,6 +129,17 @@ def _everything(url: str, key: str) -> dict[tuple[str, str, int], list[dict[str,
     return out
 
 
+def _same(got: Any, want: Any) -> bool:
+    """Equal, but floats within 1e-12 relative (integers stay exact)."""
+    if isinstance(want, float) and isinstance(got, float):
+        return math.isclose(got, want, rel_tol=1e-12)
+    if isinstance(want, dict) and isinstance(got, dict):
+        return got.keys() == want.keys() and all(_same(got[k], want[k]) for k in want)
+    if isinstance(want, list) and isinstance(got, list):
+        return len(got) == len(want) and all(map(_same, got, want))
+    return bool(got == want) and type(got) is type(want)
+
+
 def _single(urls: list[str], token: str,
             name: str) -> dict[tuple[str, str, int], list[dict[str, Any]]]:
     """What one server alone stores for the scenario (written through the first only)."""
@@ -178,8 +190,11 @@ def test_concurrent_writers_give_single_server_summaries(
                 future.result()
     finally:
         close()
-    assert _everything(urls[0], key) == expected
-    assert _everything(urls[1], key) == expected
+    # Concurrent writers fold an hour's points in arrival order, not time order, so a float
+    # average may differ from the one-writer run in its last bit (sums are not associative);
+    # everything else, counts, integers and histograms included, is exact.
+    assert _same(_everything(urls[0], key), expected)
+    assert _same(_everything(urls[1], key), expected)
 
 
 def test_duplicate_through_the_other_server_is_refused(
