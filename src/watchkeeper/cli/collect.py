@@ -61,6 +61,13 @@ def add_commands(commands: Any) -> None:
 
 
 def _collect(args: argparse.Namespace) -> int:
+    code = _run(args)
+    from watchkeeper.runtime.collect import leave_promptly
+
+    return leave_promptly(code)  # never held up by threads a plugin left behind
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.server:
         return _remote(args)
     settings, locator = settings_from_args(args)
