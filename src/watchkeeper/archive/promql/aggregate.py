@@ -9,7 +9,7 @@ from typing import Final
 
 import numpy as np
 
-from watchkeeper.archive.promql.ranges import quantiles
+from watchkeeper.archive.promql.ranges import nan_losing, quantiles
 from watchkeeper.archive.promql.values import (
     NAME,
     Floats,
@@ -78,15 +78,6 @@ def _avg(values: Floats, present: Mask) -> Floats:
     return _sum(values, present) / count
 
 
-def _extreme(pick: Callable[..., Floats], fill: float) -> Callable[[Floats, Mask], Floats]:
-    """min/max: NaN loses to any number, as in Prometheus."""
-    def reduce(values: Floats, present: Mask) -> Floats:
-        real = present & ~np.isnan(values)
-        found = pick(np.where(real, values, fill), axis=0)
-        return np.where(real.any(axis=0), found, np.nan)
-    return reduce
-
-
 def _stdvar(values: Floats, present: Mask) -> Floats:
     dev = np.where(present, values - _avg(values, present), 0.0)
     count: Floats = present.sum(axis=0).astype(np.float64)
@@ -99,8 +90,8 @@ _REDUCERS: Final[dict[str, Callable[[Floats, Mask], Floats]]] = {
     "avg": _avg,
     "count": lambda values, present: present.sum(axis=0).astype(np.float64),
     "group": lambda values, present: np.ones(values.shape[1]),
-    "min": _extreme(np.min, np.inf),
-    "max": _extreme(np.max, -np.inf),
+    "min": nan_losing(np.min, np.inf, axis=0),
+    "max": nan_losing(np.max, -np.inf, axis=0),
     "stdvar": _stdvar,
     "stddev": lambda values, present: np.sqrt(_stdvar(values, present)),
 }

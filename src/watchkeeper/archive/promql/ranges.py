@@ -196,12 +196,16 @@ def _avg(grid: Floats, mask: Mask) -> Floats:
     return _kahan_columns(grid, mask) / count
 
 
-def _extreme(pick: Callable[..., Floats], fill: float) -> Callable[[Floats, Mask], Floats]:
-    def fn(grid: Floats, mask: Mask) -> Floats:
+def nan_losing(pick: Callable[..., Floats], fill: float, *,
+               axis: int) -> Callable[[Floats, Mask], Floats]:
+    """min/max along ``axis`` of the present values, where NaN loses to any number (as in
+    Prometheus); NaN where nothing but NaN is present. Used over time here and across
+    series by the aggregation operators."""
+    def reduce(grid: Floats, mask: Mask) -> Floats:
         real = mask & ~np.isnan(grid)
-        found = pick(np.where(real, grid, fill), axis=1)
-        return np.where(real.any(axis=1), found, np.nan)
-    return fn
+        found = pick(np.where(real, grid, fill), axis=axis)
+        return np.where(real.any(axis=axis), found, np.nan)
+    return reduce
 
 
 def _variance(grid: Floats, mask: Mask) -> Floats:
@@ -218,8 +222,8 @@ def _stddev(grid: Floats, mask: Mask) -> Floats:
 _OVER_TIME: Final[dict[str, Callable[[Floats, Mask], Floats]]] = {
     "sum_over_time": _sum,
     "avg_over_time": _avg,
-    "min_over_time": _extreme(np.min, np.inf),
-    "max_over_time": _extreme(np.max, -np.inf),
+    "min_over_time": nan_losing(np.min, np.inf, axis=1),
+    "max_over_time": nan_losing(np.max, -np.inf, axis=1),
     "stdvar_over_time": _variance,
     "stddev_over_time": _stddev,
 }
