@@ -4,34 +4,21 @@ in its stats and on ``/metrics``."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.support.serve import REPO, WATCHKEEPER, serving
 from watchkeeper.client import InventoryClient
 from watchkeeper.errors import HTTPStatusError
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
-WATCHKEEPER = [sys.executable, "-m", "watchkeeper.cli.main"]
 RACK = {"publisher_id": "operator.test", "event_type": "node.updated",
         "payload": {"id": "device/localhost", "attrs": {"rack": "B2"}}}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _ready(url: str) -> bool:
@@ -45,28 +32,8 @@ def _ready(url: str) -> bool:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [*WATCHKEEPER, "serve", "--listen", f"127.0.0.1:{port}", "--log-level", "warning",
-         "--data-dir", str(tmp_path)], cwd=REPO, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while not _ready(url):
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise AssertionError(f"server did not start: {proc.communicate()[1]}")
-            time.sleep(0.1)
+    with serving("--data-dir", str(tmp_path), ready=_ready) as url:
         yield url
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-        try:
-            proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
 
 
 def _token(data_dir: Path) -> str:

@@ -13,67 +13,21 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.support.serve import REPO, WATCHKEEPER, serving
+
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
-WATCHKEEPER = [sys.executable, "-m", "watchkeeper.cli.main"]
 PG_DSN = os.environ.get("WATCHKEEPER_TEST_PG_DSN",
                         "host=127.0.0.1 user=postgres dbname=watchkeeper_test")
 POINT = {"points": [["tokens/test/up", 1_000.0, 1.0]]}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def serving(*flags: str) -> Iterator[str]:
-    """One ``watchkeeper serve`` process; yields its URL once it answers."""
-    port = _free_port()
-    proc = subprocess.Popen(
-        [*WATCHKEEPER, "serve", "--listen", f"127.0.0.1:{port}", "--log-level", "warning",
-         *flags], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while not _healthy(url):
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise AssertionError(f"server did not start: {proc.communicate()[1]}")
-            time.sleep(0.1)
-        yield url
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-        try:
-            proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-
-
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 def token(*args: str) -> subprocess.CompletedProcess[str]:
