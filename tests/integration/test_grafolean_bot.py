@@ -9,7 +9,6 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.support.serve import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -74,13 +75,6 @@ def bot_python() -> Path:
                             "setuptools<70"], check=True, timeout=600)
             (BOT_VENV / ".ready").touch()
     return python
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 INVENTORY = """\

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import ssl
 import subprocess
 import time
@@ -20,6 +19,7 @@ import httpx
 import msgspec
 import pytest
 
+from tests.support.serve import free_port
 from watchkeeper.clock import SystemClock
 from watchkeeper.model import Event
 from watchkeeper.pipeline import Engine, Services
@@ -27,13 +27,6 @@ from watchkeeper.pipeline.engines import notifier
 from watchkeeper.telemetry import SelfMetrics
 
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def make(options: dict[str, Any], data_dir: Path) -> Engine:
