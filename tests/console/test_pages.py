@@ -234,8 +234,10 @@ def test_alarm_list_keeps_only_the_rows_in_view(tab: Page, console: Console) -> 
 
 def test_live_tail_shows_a_new_point(tab: Page, console: Console) -> None:
     page = tab.open(f"explore?s={LATENCY}&r=15m&live=1")
-    before = int(page.locator("#explore-info").inner_text().split()[3])
+    # The window slides while the test runs, so old buckets may leave it: watch the
+    # highest value drawn (the fixture's are below 50) rather than the bucket count.
+    assert float(page.locator("#page-explore").get_attribute("data-peak") or "nan") < 50
     written = httpx.post(f"{console.url}/api/v1/write", headers=console.headers(), timeout=10,
-                         json={"points": [[LATENCY, time.time(), 42.0]]})
+                         json={"points": [[LATENCY, time.time(), 4242.0]]})
     assert written.status_code == 201, written.text
-    page.wait_for_selector(f"#explore-info:has-text('{before + 1} buckets')", timeout=15_000)
+    page.wait_for_selector("#page-explore[data-peak='4242']", state="attached", timeout=15_000)

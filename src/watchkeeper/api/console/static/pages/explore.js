@@ -167,6 +167,8 @@ export async function render(root, params, nav) {
     info.textContent = `step ${step} s; ${points} buckets in ${rs.length} series` +
       rs.filter((r) => r.missing).map((r) => `; no float series ${r.series}`).join("");
     root.dataset.points = String(points);
+    // The highest value drawn, so that a test or a script can see a new point arrive.
+    root.dataset.peak = String(rs.reduce((m, r) => r.max.reduce((a, v) => (v === null ? a : Math.max(a, v)), m), -Infinity));
   };
   showInfo(results);
   root.dataset.fetchMs = String(arrived - started);
