@@ -41,6 +41,7 @@ from watchkeeper.archive.abc import (
     Points,
     Rollup,
     SeriesMeta,
+    SeriesQuery,
     check_rollup,
     require_numbers,
     rollup_points,
@@ -55,6 +56,7 @@ from watchkeeper.archive.backends._batch import (
 from watchkeeper.archive.backends._catalog import Catalog, NewSeries
 from watchkeeper.archive.backends._chunks import ChunkBuilder, ChunkRow, Flush, Tail, old_range
 from watchkeeper.archive.backends._head import NO_SEQ, Grouped, Head
+from watchkeeper.archive.backends._index import SeriesIndex
 from watchkeeper.archive.backends._points import (
     decode_chunks,
     overlay,
@@ -113,6 +115,7 @@ class Writer:
         self._next_seq = 1
         self._unsettled: deque[tuple[int, Batch]] = deque()  # committed, not in the heads yet
         self._tables: dict[bytes, npt.NDArray[np.int64]] = {}  # series lists seen, resolved
+        self._index = SeriesIndex(self.catalog)  # built by the first find_series
 
     def load(self) -> None:
         """Read the catalog, replay the ingest log into the heads, and compact it."""
@@ -131,11 +134,19 @@ class Writer:
         for sid, text, unit, kind, first_ms, last_ms in self.store.series_texts():
             add(sid, text, unit, kind, first_ms, last_ms)
 
-    def close(self) -> None:
-        """Compact everything (so the next start replays nothing) and close the file."""
+    def close(self, *, now: Callable[[], float] | None = None, until: float = 0.0) -> None:
+        """Compact (so the next start replays little) and close the file.
+
+        With ``now``, compaction goes slice by slice and stops at the first slice that ends
+        past ``until``: a stop must not wait on a flush of a million heads (issue 17 §4:
+        ``up`` ends within 15 s of Ctrl-C). What is left stays in the durable ingest log
+        and is replayed at the next start."""
         try:
             self.settle()
-            self.compact()
+            if now is None:
+                self.compact()
+            else:
+                self._compact_until(now, until)
             self.store.release_free_pages()
             self.store.checkpoint()
         finally:
@@ -282,6 +293,20 @@ class Writer:
         if flushed >= FLUSH_SLICE_POINTS // 4:
             _return_free_memory()
 
+    def _compact_until(self, now: Callable[[], float], until: float) -> None:
+        """:meth:`compact`, a slice (one transaction) at a time, while ``now() < until``."""
+        for head in self.heads.values():
+            for part in _slices(head, None, self._tails.old_points(self.chunk_points)):
+                if now() >= until:
+                    left = sum(int(h.counts.sum()) for h in self.heads.values())
+                    log.warning("closing %s: %d points left in the ingest log for the next "
+                                "start (compaction stopped at its time budget)",
+                                self.store.path, left)
+                    return
+                self.compact(part if part is not None else np.flatnonzero(head.counts)
+                             .astype(np.int32))
+        self.compact()  # what is left: the log rows no head needs any more
+
     def _plan_flush(self, plan: _Plan, kind: Kind, grouped: Grouped) -> None:
         flush = Flush(kind, self.chunk_points)
         tails = [self._tail(int(sid)) for sid in grouped.sids.tolist()]
@@ -371,6 +396,15 @@ class Writer:
         known = len(self.catalog) if not prefix else None
         rows, total = self.store.list_series(prefix, limit, offset, total=known)
         return [self.catalog.meta(row.sid, row.key) for row in rows], total
+
+    def find_series(
+        self, query: SeriesQuery, limit: int | None, offset: int
+    ) -> tuple[list[SeriesMeta], int]:
+        if query.only_prefix:
+            return self.list_series(query.prefix, limit, offset)
+        self.settle()
+        sids, total = self._index.find(query, limit, offset)
+        return [self.catalog.meta(sid) for sid in sids], total
 
     def delete(self, key: SeriesKey, start: float, end: float) -> int:
         """Remove points; the log is emptied first so a replay cannot bring them back."""

@@ -51,7 +51,7 @@ from typing import Annotated, Any, Final, Literal, TypeVar
 
 import msgspec
 
-from watchkeeper.archive.abc import Archive, Columns, Points, Rollup, SeriesMeta
+from watchkeeper.archive.abc import Archive, Columns, Points, Rollup, SeriesMeta, SeriesQuery
 from watchkeeper.archive.backends._reader import Reader
 from watchkeeper.archive.backends._store import Store
 from watchkeeper.archive.backends._writer import Write, Writer
@@ -77,6 +77,9 @@ class EmbeddedOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     """Compact every head once the ingest log keeps more points than this."""
     synchronous: Literal["full", "normal"] = "full"
     """SQLite ``synchronous``: ``full`` fsyncs every write, ``normal`` survives crashes only."""
+    close_seconds: Annotated[float, msgspec.Meta(ge=0)] = 3.0
+    """At close, compaction stops after this long; what is left stays in the durable ingest
+    log and is replayed at the next start (a stop never waits on a flush of every head)."""
 
 
 class EmbeddedArchive(Archive):
@@ -110,7 +113,7 @@ class EmbeddedArchive(Archive):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wk-archive")
         exit_stack.callback(self._executor.shutdown)  # runs after _close, pushed below
         self._core = await self._call(self._open, options)
-        exit_stack.push_async_callback(self._call, self._close)
+        exit_stack.push_async_callback(self._call, self._close, options.close_seconds)
 
     async def write(self, measurements: Sequence[Measurement]) -> int:
         return await self._grouped(tuple(measurements))
@@ -199,6 +202,14 @@ class EmbeddedArchive(Archive):
     ) -> tuple[list[SeriesMeta], int]:
         return await self._call(self._started().list_series, prefix, limit, offset)
 
+    async def find_series(
+        self, query: SeriesQuery, *, limit: int | None = None, offset: int = 0
+    ) -> tuple[list[SeriesMeta], int]:
+        core = self._started()
+        if isinstance(core, Writer):  # its catalog holds every series: an index of them
+            return await self._call(core.find_series, query, limit, offset)
+        return await super().find_series(query, limit=limit, offset=offset)
+
     async def read(self, key: SeriesKey, start: float, end: float) -> Points:
         return await self._call(self._started().read, key, start, end)
 
@@ -257,10 +268,13 @@ class EmbeddedArchive(Archive):
         self._lock = lock
         return writer
 
-    def _close(self) -> None:
+    def _close(self, budget: float) -> None:
         core, self._core = self._core, None
         try:
-            if core is not None:
+            if isinstance(core, Writer):
+                now = self.clock.time
+                core.close(now=now, until=now() + budget)
+            elif core is not None:
                 core.close()
         finally:
             if self._lock is not None:
