@@ -195,6 +195,19 @@ class InventoryGraph(msgspec.Struct, frozen=True, kw_only=True):
     limit: int | None = None
 
 
+class InventoryNodeDetail(msgspec.Struct, frozen=True, kw_only=True):
+    """``GET /api/v1/inventory/{collector}/node?id=ID``: one node of model ``version``,
+    every relation leaving it (``relations_out``) and entering it (``relations_in``), and
+    the nodes at their other ends (``neighbours``, each once, by id)."""
+
+    collector: str
+    version: int
+    node: InventoryNode
+    relations_out: list[InventoryRelation]
+    relations_in: list[InventoryRelation]
+    neighbours: list[InventoryNode]
+
+
 class InventoryNodeChange(msgspec.Struct, frozen=True, kw_only=True):
     before: InventoryNode
     after: InventoryNode

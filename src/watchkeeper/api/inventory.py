@@ -7,6 +7,10 @@
   10,000) from ``offset`` (default 0) in id order, the relations leaving them, and the
   totals; ``version`` (default the latest) pins the pages after the first to the
   version the first came from, while it is kept.
+* ``GET /api/v1/inventory/{collector}/node?id=device/core1``: one node with every relation
+  leaving and entering it and the nodes at their other ends (the console's node detail).
+  The id is a query parameter because ids hold ``/`` and ``%`` (``interface/core1/ge-0%2F1``),
+  which proxies may decode or refuse in a path.
 * ``GET /api/v1/inventory/{collector}/versions/{a}..{b}``: what changed from version ``a``
   to ``b`` (``latest`` names the current one).
 * ``POST /api/v1/inventory/notifications``: one raw notification (``publisher_id``,
@@ -52,6 +56,7 @@ from watchkeeper.wire import (
     InventoryGraph,
     InventoryNode,
     InventoryNodeChange,
+    InventoryNodeDetail,
     InventoryNotified,
     InventoryRelation,
     InventoryRelationChange,
@@ -120,6 +125,7 @@ class InventoryApi:
             Route("/api/v1/inventory", self.collectors, methods=["GET"]),
             Route("/api/v1/inventory/notifications", self.notify, methods=["POST"]),
             Route("/api/v1/inventory/{collector}", self.graph, methods=["GET"]),
+            Route("/api/v1/inventory/{collector}/node", self.node, methods=["GET"]),
             Route("/api/v1/inventory/{collector}/versions/{span}", self.diff, methods=["GET"]),
         ]
 
@@ -172,6 +178,30 @@ class InventoryApi:
                                     version=graph.version, total=len(selection.ids),
                                     total_relations=selection.relations, offset=offset,
                                     limit=limit))
+
+    @operation("one node, the relations leaving and entering it, and its neighbours", "read",
+               answer=InventoryNodeDetail, errors=(400, 404),
+               params=(Param("id", required=True,
+                             description="the node's id, e.g. device/core1"),
+                       Param("version", description="a kept version or 'latest'")))
+    async def node(self, request: Request) -> Response:
+        model = self._model(request)
+        node_id = request.query_params.get("id", "")
+        if not node_id:
+            raise HTTPException(400, "id: required (a node id, e.g. device/core1)")
+        graph = self._version(model, request.query_params.get("version"))
+        node = graph.node(node_id)
+        if node is None:
+            raise HTTPException(404, f"no node {node_id!r} in model {model.name!r} "
+                                     f"(version {graph.version})")
+        touching = sorted(graph.relations_of(node_id, direction="both"), key=lambda r: r.key)
+        ends = sorted({r.target if r.source == node_id else r.source for r in touching})
+        neighbours = [n for n in map(graph.node, ends) if n is not None]
+        return _json(InventoryNodeDetail(
+            collector=model.name, version=graph.version, node=wire_node(node),
+            relations_out=[wire_relation(r) for r in touching if r.source == node_id],
+            relations_in=[wire_relation(r) for r in touching if r.target == node_id],
+            neighbours=[wire_node(n) for n in neighbours]))
 
     def _version(self, model: LiveModel, raw: str | None) -> Graph:
         latest = model.latest().graph
