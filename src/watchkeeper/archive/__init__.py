@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from watchkeeper.archive.abc import Archive, Columns, Points, Rollup, SeriesMeta
+from watchkeeper.archive.abc import Archive, Columns, Points, Rollup, SeriesMeta, SeriesQuery
 
-__all__ = ["Archive", "Columns", "Points", "Rollup", "SeriesMeta"]
+__all__ = ["Archive", "Columns", "Points", "Rollup", "SeriesMeta", "SeriesQuery"]

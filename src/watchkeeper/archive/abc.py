@@ -37,6 +37,39 @@ class SeriesMeta(msgspec.Struct, frozen=True, kw_only=True):
     last_ts: float | None
 
 
+class SeriesQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """Which series :meth:`Archive.find_series` keeps: those meeting every condition
+    given (an empty query keeps every series)."""
+
+    prefix: str = ""
+    """The key's text form starts with it."""
+    subject: str = ""
+    """Empty: any; else the key's subject is exactly this (likewise plugin and metric)."""
+    plugin: str = ""
+    metric: str = ""
+    labels: tuple[tuple[str, str], ...] = ()
+    """``(name, value)`` pairs the key carries, each exactly."""
+    match: tuple[str, ...] = ()
+    """Substrings of the key's text form, each one (case-sensitive)."""
+    kind: Kind | None = None
+
+    @property
+    def only_prefix(self) -> bool:
+        """Whether the query is a plain prefix listing (:meth:`Archive.list_series`)."""
+        return not (self.subject or self.plugin or self.metric or self.labels or self.match
+                    or self.kind)
+
+    def matches(self, key: SeriesKey, kind: Kind) -> bool:
+        text = str(key)
+        return (text.startswith(self.prefix)
+                and (not self.subject or key.subject == self.subject)
+                and (not self.plugin or key.plugin == self.plugin)
+                and (not self.metric or key.metric == self.metric)
+                and all(pair in key.labels for pair in self.labels)
+                and all(part in text for part in self.match)
+                and (self.kind is None or kind == self.kind))
+
+
 @dataclass(frozen=True)
 class Points:
     """Points of one series in ascending time order.
@@ -192,6 +225,16 @@ class Archive(ABC):
         self, *, prefix: str = "", limit: int | None = None, offset: int = 0
     ) -> tuple[list[SeriesMeta], int]:
         """Series whose text key starts with ``prefix``, sorted by key, and the total count."""
+
+    async def find_series(
+        self, query: SeriesQuery, *, limit: int | None = None, offset: int = 0
+    ) -> tuple[list[SeriesMeta], int]:
+        """A page of the series meeting ``query``, sorted by key like :meth:`list_series`,
+        and how many meet it. The default tests every series under the query's prefix;
+        a backend with an index of its series overrides it."""
+        metas, _ = await self.list_series(prefix=query.prefix)
+        kept = [meta for meta in metas if query.matches(meta.key, meta.kind)]
+        return kept[offset:None if limit is None else offset + limit], len(kept)
 
     @abstractmethod
     async def read(self, key: SeriesKey, start: float, end: float) -> Points:

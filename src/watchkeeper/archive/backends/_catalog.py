@@ -73,6 +73,7 @@ class Catalog:
         self.first_ms = np.zeros(0, dtype=np.int64)
         self.last_ms = np.zeros(0, dtype=np.int64)
         self.next_id = 0
+        self.forgotten = 0  # how many times forget() ran: ids may have been reused since
         self._count = 0
 
     def __len__(self) -> int:
@@ -137,12 +138,17 @@ class Catalog:
             self._count -= 1
         if added:
             self.next_id = min(self.next_id, added[0].sid)
+            self.forgotten += 1
 
     def text(self, sid: int) -> str:
         text = self._texts[sid]
         if text is None:
             raise KeyError(sid)
         return text
+
+    def text_of(self, sid: int) -> str | None:
+        """The series' text form, None for an id without a series."""
+        return self._texts[sid] if sid < len(self._texts) else None
 
     def key(self, sid: int) -> SeriesKey:
         return SeriesKey.parse(self.text(sid))

@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from watchkeeper.archive.abc import Archive, Columns, Points, SeriesMeta
+from watchkeeper.archive.abc import Archive, Columns, Points, SeriesMeta, SeriesQuery
 from watchkeeper.archive.backends._batch import Batch, columnize, columnize_columns
 from watchkeeper.archive.backends._catalog import Catalog
+from watchkeeper.archive.backends._index import SeriesIndex
 from watchkeeper.archive.backends._points import object_array, to_points, window_ms
 from watchkeeper.clock import Clock
 from watchkeeper.errors import SeriesNotFound
@@ -32,6 +33,7 @@ class MemoryArchive(Archive):
     ) -> None:
         super().__init__(data_dir=data_dir, options=options, clock=clock, metrics=metrics)
         self._catalog = Catalog()
+        self._index = SeriesIndex(self._catalog)
         self._points: dict[int, dict[int, Any]] = {}
 
     async def start(self, exit_stack: AsyncExitStack) -> None:
@@ -65,6 +67,12 @@ class MemoryArchive(Archive):
         matching = sorted((text, sid) for text, sid in series if text.startswith(prefix))
         page = matching[offset:] if limit is None else matching[offset : offset + limit]
         return [self._catalog.meta(sid) for _, sid in page], len(matching)
+
+    async def find_series(
+        self, query: SeriesQuery, *, limit: int | None = None, offset: int = 0
+    ) -> tuple[list[SeriesMeta], int]:
+        sids, total = self._index.find(query, limit, offset)
+        return [self._catalog.meta(sid) for sid in sids], total
 
     async def read(self, key: SeriesKey, start: float, end: float) -> Points:
         sid = self._sid(key)
