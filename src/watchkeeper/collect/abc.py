@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import msgspec
 
@@ -73,6 +73,41 @@ class JobSpec(msgspec.Struct, frozen=True, kw_only=True):
     device: Device
     intervals: tuple[float, ...]
     params: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class JobRun(msgspec.Struct, frozen=True, kw_only=True):
+    """A job's latest finished poll. Times are clock seconds."""
+
+    scheduled: float  # the slot (or retry) it ran for
+    started: float
+    finished: float
+    lateness: float  # how long after it was due it started (a concurrency wait, a busy loop)
+    result: PollResult
+
+
+class JobState(msgspec.Struct, frozen=True, kw_only=True):
+    """One scheduled job as its scheduler holds it now: a read-only snapshot for listings.
+
+    Names only: the device's connections (which may hold secrets) are not in it.
+    """
+
+    job_id: str
+    device: str
+    collector: str  # the collector's name in the configuration
+    intervals: tuple[float, ...]
+    next_run: float  # the next slot, or the retry of an ERRORED poll when sooner (no jitter)
+    running: bool
+    skipped: int  # slots skipped since it was scheduled because its previous poll still ran
+    failures: int  # ERRORED polls in a row
+    last: JobRun | None  # None until its first poll finished
+
+
+class JobBoard(Protocol):
+    """What a scheduler shows of its jobs (the jobs listing and report read it)."""
+
+    def job_states(self) -> list[JobState]:
+        """Every scheduled job now (in no particular order)."""
+        ...
 
 
 class PollContext:

@@ -19,13 +19,15 @@ at any time, as often as wanted.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
 from watchkeeper.clock import Clock, SystemClock
+from watchkeeper.collect.abc import JobState, PollResult
 from watchkeeper.collect.build import CollectorPool, close_collectors
 from watchkeeper.collect.poll import run_poll
 from watchkeeper.collect.report import report_data, write_report
@@ -97,9 +99,10 @@ class RunResults:
         runs = [self.results[uid]] if uid is not None else list(self.results.values())
         return [r for run in runs for by_device in run.values() for r in by_device.values()]
 
-    def report(self) -> dict[str, Any]:
-        """The report as plain data (what :meth:`finalize_report` writes)."""
-        return report_data(self)
+    def report(self, *, now: float | None = None) -> dict[str, Any]:
+        """The report as plain data (what :meth:`finalize_report` writes), generated at
+        ``now`` (default: the time)."""
+        return report_data(self, now=now)
 
     def finalize_report(self, path: str | Path) -> list[Path]:
         """Write the report as YAML or JSON (by ``path``'s extension) plus an HTML page next
@@ -122,16 +125,29 @@ class LatestResults(RunResults):
 
     def refresh(self) -> None:
         """Rebuild ``results`` and ``runs`` from the latest outcomes."""
+        self._fill(_Polled(o.plugin, o.device.name, o.started, o.finished, o.result)
+                   for o in self._last.values())
+
+    @classmethod
+    def of_jobs(cls, states: Iterable[JobState]) -> LatestResults:
+        """The latest poll of each job in ``states`` (a scheduler's snapshot) as the run
+        ``latest``: the report of ``/api/v1/collect/report``. Jobs never polled are left
+        out; several jobs of one collector on one device merge, as in every report."""
+        latest = cls()
+        latest._fill(_Polled(s.collector, s.device, s.last.started, s.last.finished,
+                             s.last.result) for s in states if s.last is not None)
+        return latest
+
+    def _fill(self, polled: Iterable[_Polled]) -> None:
         merged: dict[str, dict[str, DeviceResult]] = {}
-        for outcome in self._last.values():
-            by_device = merged.setdefault(outcome.plugin, {})
-            by_device[outcome.device.name] = _merge(by_device.get(outcome.device.name), outcome)
+        started, finished = math.inf, -math.inf
+        for poll in polled:
+            by_device = merged.setdefault(poll.plugin, {})
+            by_device[poll.device] = _merge(by_device.get(poll.device), poll)
+            started, finished = min(started, poll.started), max(finished, poll.finished)
         self.results = {self.UID: merged} if merged else {}
-        outcomes = self._last.values()
-        self.runs = {self.UID: RunInfo(
-            uid=self.UID, started=min(o.started for o in outcomes),
-            finished=max(o.finished for o in outcomes), plugins=tuple(sorted(merged)),
-        )} if merged else {}
+        self.runs = {self.UID: RunInfo(uid=self.UID, started=started, finished=finished,
+                                       plugins=tuple(sorted(merged)))} if merged else {}
 
 
 class Manager(RunResults):
@@ -193,7 +209,8 @@ class Manager(RunResults):
                                                        if name in wanted}
         for outcome in outcomes:
             by_device = merged[outcome.plugin]
-            by_device[outcome.device.name] = _merge(by_device.get(outcome.device.name), outcome)
+            by_device[outcome.device.name] = _merge(by_device.get(outcome.device.name),
+                                                    _Polled.of(outcome))
         self.results[uid] = merged
         self.runs[uid] = RunInfo(uid=uid, started=started, finished=self._clock.time(),
                                  plugins=tuple(name for name in self.plugins if name in wanted))
@@ -235,18 +252,33 @@ class Manager(RunResults):
         await self.aclose()
 
 
-def _merge(previous: DeviceResult | None, outcome: PollOutcome) -> DeviceResult:
-    result = outcome.result
+class _Polled(NamedTuple):
+    """One finished poll, as a report needs it."""
+
+    plugin: str
+    device: str
+    started: float
+    finished: float
+    result: PollResult
+
+    @classmethod
+    def of(cls, outcome: PollOutcome) -> _Polled:
+        return cls(outcome.plugin, outcome.device.name, outcome.started, outcome.finished,
+                   outcome.result)
+
+
+def _merge(previous: DeviceResult | None, polled: _Polled) -> DeviceResult:
+    result = polled.result
     if previous is None:
         return DeviceResult(
-            plugin=outcome.plugin, device=outcome.device.name, status=result.status,
+            plugin=polled.plugin, device=polled.device, status=result.status,
             messages=result.check.messages, measurements=result.measurements,
-            started=outcome.started, finished=outcome.finished,
+            started=polled.started, finished=polled.finished,
         )
     return msgspec.structs.replace(
         previous, status=Status.rollup((previous.status, result.status)),
         messages=previous.messages + result.check.messages,
         measurements=previous.measurements + result.measurements,
-        started=min(previous.started, outcome.started),
-        finished=max(previous.finished, outcome.finished),
+        started=min(previous.started, polled.started),
+        finished=max(previous.finished, polled.finished),
     )

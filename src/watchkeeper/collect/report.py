@@ -54,7 +54,8 @@ def iso(ts: float) -> str:
         "+00:00", "Z")
 
 
-def report_data(manager: RunResults) -> dict[str, Any]:
+def report_data(manager: RunResults, *, now: float | None = None) -> dict[str, Any]:
+    """The report of ``manager``'s results; ``generated`` is ``now`` (default: the time)."""
     statuses = [r.status for run in manager.results.values() for by_device in run.values()
                 for r in by_device.values()]
     runs: dict[str, Any] = {}
@@ -70,7 +71,7 @@ def report_data(manager: RunResults) -> dict[str, Any]:
         }
     return {
         "version": REPORT_VERSION,
-        "generated": iso(datetime.now(UTC).timestamp()),
+        "generated": iso(datetime.now(UTC).timestamp() if now is None else now),
         "status": manager.status().value,
         "counts": dict(Counter(s.value for s in statuses)),
         "devices": _values(manager.device_statuses()),

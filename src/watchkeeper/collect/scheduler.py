@@ -22,6 +22,10 @@ polls started past their interval, skipped slots, local resource faults (ERRORED
 resource, never retried early, never CRITICAL) and a sink that holds polls back are
 counted too. With ``self_device`` the scheduler runs its own self-check job on it, and
 every outcome is marked ``saturated`` while the poller is.
+
+What it holds of each job (next run, latest poll, skipped slots) is read as
+:class:`~watchkeeper.collect.abc.JobState` values (:meth:`Scheduler.job_states`): the jobs
+listing of the API. Only the latest poll is kept, and goes with its job.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ import msgspec
 from prometheus_client import Counter
 
 from watchkeeper.clock import Clock
-from watchkeeper.collect.abc import Collector, JobSpec, PollResult
+from watchkeeper.collect.abc import Collector, JobRun, JobSpec, JobState, PollResult
 from watchkeeper.collect.poll import run_poll
 from watchkeeper.collect.saturation import SELF_CHECK, Saturation, SaturationMonitor, SelfCheck
 from watchkeeper.errors import ConfigError
@@ -87,7 +91,8 @@ Sink = Callable[[PollOutcome], Awaitable[None]]
 class _Entry:
     """The scheduler's state for one job; small on purpose (100k of them must stay cheap)."""
 
-    __slots__ = ("failures", "job", "retry", "running", "seq", "slot", "state", "steps")
+    __slots__ = ("failures", "job", "last", "retry", "running", "seq", "skipped", "slot",
+                 "state", "steps")
 
     def __init__(self, job: Job, steps: tuple[int, ...]) -> None:
         self.job = job
@@ -98,6 +103,8 @@ class _Entry:
         self.running = False
         self.failures = 0
         self.state: dict[str, Any] | None = None  # ctx.state, kept once a poll uses it
+        self.last: JobRun | None = None  # the latest finished poll, for the jobs listing
+        self.skipped = 0
 
 
 class _DeviceGate:
@@ -355,6 +362,7 @@ class Scheduler:
 
     def _skip(self, entry: _Entry) -> None:
         self._skipped += 1
+        entry.skipped += 1
         self._metrics.polls_skipped.labels(entry.job.collector.name).inc()
         self._monitor.skipped(entry.job.collector.name)
         log.debug("skipped %s: its previous poll still runs", entry.job.spec.job_id)
@@ -393,6 +401,8 @@ class Scheduler:
                 entry.state = state
             if self._account(entry, plugin, result):
                 errored_at = finished
+            entry.last = JobRun(scheduled=scheduled, started=started, finished=finished,
+                                lateness=lateness, result=result)
             outcome = PollOutcome(
                 plugin=plugin, job_id=job.spec.job_id, device=job.spec.device,
                 scheduled=scheduled, started=started, finished=finished, result=result,
@@ -468,6 +478,20 @@ class Scheduler:
             jobs=len(self._entries), running=len(self._tasks), polls=self._polls,
             skipped=self._skipped, errors=self._errors, shed=self._shed,
         )
+
+    def job_states(self) -> list[JobState]:
+        """Every scheduled job now, with its next run and its latest poll (the jobs listing)."""
+        states = []
+        for job_id, entry in self._entries.items():
+            spec = entry.job.spec
+            next_run = entry.slot / 1000
+            if entry.retry is not None and entry.retry[0] < next_run:
+                next_run = entry.retry[0]
+            states.append(JobState(
+                job_id=job_id, device=spec.device.name, collector=entry.job.collector.name,
+                intervals=spec.intervals, next_run=next_run, running=entry.running,
+                skipped=entry.skipped, failures=entry.failures, last=entry.last))
+        return states
 
     def saturation(self) -> Saturation:
         """Is the poller saturated over the last window, and why (watchkeeper's health)."""
