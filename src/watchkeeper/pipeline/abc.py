@@ -141,6 +141,11 @@ class Bus(ABC):
     async def dead_letter(self, queue: str, letters: Sequence[DeadLetter]) -> None:
         """Keep events that ``queue``'s engine gave up on, with their errors."""
 
+    def take_queued(self) -> dict[str, list[list[Event]]]:
+        """Remove and return the batches still queued (queue → batches), once nothing
+        consumes; a broker keeps its own queues, so the default is nothing."""
+        return {}
+
     async def consume_ingress(self, handler: Handler, *, now: Callable[[], float]) -> bool:
         """Feed ``handler`` with events from outside sources the bus was configured to take
         (Canopsis connectors on AMQP); False when there are none (the default)."""

@@ -7,9 +7,11 @@ import contextlib
 import logging
 from collections.abc import Collection, Sequence
 from contextlib import AsyncExitStack
+from pathlib import Path
 
 from watchkeeper.errors import PipelineError
 from watchkeeper.model import Event
+from watchkeeper.pipeline import leftovers
 from watchkeeper.pipeline.abc import INGRESS, Bus, Handler
 from watchkeeper.pipeline.engine import Engine
 
@@ -61,11 +63,14 @@ class Pipeline:
     acknowledge the batch: a crash in between means the batch comes again.
 
     On shutdown, queues drain in chain order and every engine gets a last beat, so
-    buffered work (such as the archive writer's batch) is flushed.
+    buffered work (such as the archive writer's batch) is flushed. With ``drain_seconds``
+    the drain stops after that long; what an in-process bus still holds then is written to
+    ``leftovers`` and put back in its queues by the next start.
     """
 
     def __init__(self, engines: Sequence[Engine], bus: Bus, *,
-                 run: Collection[str] | None = None) -> None:
+                 run: Collection[str] | None = None, drain_seconds: float | None = None,
+                 leftovers: Path | None = None) -> None:
         self._order = check_chain(engines)
         self._engines = {e.name: e for e in engines}
         unknown = sorted(set(run or ()) - set(self._engines))
@@ -84,6 +89,8 @@ class Pipeline:
         self._beats: list[asyncio.Task[None]] = []
         self._accepting = False
         self._stopped = False
+        self._drain_seconds = drain_seconds
+        self._leftovers = leftovers
 
     @property
     def engines(self) -> dict[str, Engine]:
@@ -109,6 +116,27 @@ class Pipeline:
         self._accepting = True
         self._stopped = False
         exit_stack.push_async_callback(self.stop)
+        if self._leftovers is not None:
+            await self._replay_leftovers(self._leftovers)
+
+    async def _replay_leftovers(self, path: Path) -> None:
+        """Put back what the last stop left queued, each batch in the queue it was in."""
+        queued = leftovers.load(path)
+        count = 0
+        for name, batches in queued.items():
+            if name not in self._engines:
+                log.warning("pipeline leftovers: no engine %r any more; %d batches of it "
+                            "stay in %s", name, len(batches), path)
+                continue
+            for batch in batches:
+                await self._bus.publish(name, batch)
+                count += len(batch)
+        kept = {n: b for n, b in queued.items() if n not in self._engines}
+        leftovers.discard(path)
+        if kept:
+            leftovers.save(path, kept)
+        if count:
+            log.info("put back %d events the last stop left queued", count)
 
     async def _ingress(self, events: list[Event]) -> None:
         await self._bus.fan_out(self.roots, events)
@@ -193,10 +221,7 @@ class Pipeline:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._beats.clear()
-        if drain:
-            for name in self._run:
-                await self._bus.drain(name)
-                await self._beat(self._engines[name])
+        if drain and await self._drained():
             for name in self._run:
                 await self._bus.stop_consuming(name)
         else:
@@ -205,3 +230,32 @@ class Pipeline:
                 await self._beat(self._engines[name])
         for name in self._run:
             self._engines[name].close()
+        self._spill()
+
+    async def _drained(self) -> bool:
+        """Drain every queue in chain order with its last beat, within ``drain_seconds``;
+        False when the time ran out first (the caller then stops the consumers)."""
+        loop = asyncio.get_running_loop()
+        until = None if self._drain_seconds is None else loop.time() + self._drain_seconds
+        for name in self._run:
+            try:
+                async with asyncio.timeout_at(until):
+                    await self._bus.drain(name)
+            except TimeoutError:
+                log.warning("stopping: the engines did not drain within %.0f s; what is "
+                            "still queued is kept for the next start", self._drain_seconds)
+                return False
+            await self._beat(self._engines[name])
+        return True
+
+    def _spill(self) -> None:
+        queued = self._bus.take_queued()
+        if not queued:
+            return
+        if self._leftovers is None:
+            log.error("stopping: %d queued events dropped (no leftovers file)",
+                      sum(len(b) for batches in queued.values() for b in batches))
+            return
+        count = leftovers.save(self._leftovers, queued)
+        log.warning("stopping: %d queued events written to %s for the next start", count,
+                    self._leftovers)

@@ -20,7 +20,7 @@ from watchkeeper.collect.scheduler import Job, PollOutcome, Scheduler
 from watchkeeper.errors import InventoryError, PipelineError, PluginError
 from watchkeeper.inventory import StaticInventory
 from watchkeeper.model import Device
-from watchkeeper.pipeline import TASKS, Bus, Engine, EngineDefinition, Pipeline, Services
+from watchkeeper.pipeline import TASKS, Bus, Engine, EngineDefinition, Pipeline, Services, leftovers
 from watchkeeper.pipeline.engine import DeadLetter
 from watchkeeper.pipeline.tasks import TaskRegistry
 from watchkeeper.runtime.engines import engine_services
@@ -179,9 +179,19 @@ def build_engines(settings: Settings, locator: Locator, services: Services,
     ]
 
 
-def build_pipeline(engines: list[Engine], bus: Bus, locator: Locator) -> Pipeline:
+DRAIN_SECONDS = 4
+"""On stop, how long the chain may drain; what is still queued then waits on disk for the
+next start (pipeline/leftovers.py), so ``up`` ends within 15 s of Ctrl-C (issue 17 §4)."""
+
+
+def build_pipeline(engines: list[Engine], bus: Bus, locator: Locator, *,
+                   data_dir: Path | None = None) -> Pipeline:
+    """The chain on ``bus``; with ``data_dir``, its stop is bounded and spills there."""
     try:
-        return Pipeline(engines, bus)
+        if data_dir is None:
+            return Pipeline(engines, bus)
+        return Pipeline(engines, bus, drain_seconds=DRAIN_SECONDS,
+                        leftovers=data_dir / leftovers.FILE_NAME)
     except PipelineError as exc:
         raise locator.error("engines", str(exc)) from None
 

@@ -209,7 +209,8 @@ async def run_local(settings: Settings, locator: Locator, *, stop: asyncio.Event
     archive = build_archive(settings, locator, clock=clock, metrics=metrics)
     bus = build_bus(settings, locator)
     services = Services(clock=clock, metrics=metrics, sink=archive)
-    pipeline = build_pipeline(build_engines(settings, locator, services), bus, locator)
+    pipeline = build_pipeline(build_engines(settings, locator, services), bus, locator,
+                              data_dir=Path(settings.data_dir))
     async with AsyncExitStack() as stack:
         await archive.start(stack)
         await bus.start(stack)

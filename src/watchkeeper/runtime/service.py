@@ -10,6 +10,7 @@ import socket
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from functools import partial
+from pathlib import Path
 from typing import Literal
 
 import uvicorn
@@ -124,7 +125,8 @@ async def run(
         services = Services(clock=clock, metrics=metrics, sink=archive,
                             lookup=DeviceLookup(live_inventory),
                             notify=pipeline_notify(live_inventory))
-        pipeline = build_pipeline(build_engines(settings, locator, services), bus, locator)
+        pipeline = build_pipeline(build_engines(settings, locator, services), bus, locator,
+                                  data_dir=Path(settings.data_dir))
     # Remote collectors' config and results endpoints (results: pipeline in `up`, archive else).
     collect_routes = server_routes(settings, locator, archive=archive,
                                    publish=pipeline.publish if role == "up" else None)

@@ -326,3 +326,59 @@ async def test_a_batch_whose_results_were_not_published_is_redone_not_skipped(
         await pipeline.stop()
     assert bus.failures == 0
     assert [e.id for e in got] == [e.id for e in events]
+
+
+async def test_a_stop_that_cannot_drain_keeps_the_queue_for_the_next_start(
+        services: Services, tmp_path: Path) -> None:
+    """Issue 17 §4: ``up`` ends within 15 s whatever the load. The drain stops after
+    ``drain_seconds``; what is still queued is written down and put back by the next start,
+    in the queue it was in (not at the roots, which would see it twice)."""
+    leftovers = tmp_path / "leftovers.msgpack"
+    stuck = asyncio.Event()
+
+    async def wedged(engine: Engine, event: Event) -> Event:
+        await stuck.wait()  # a sink that never answers in time
+        return event
+
+    seen: list[float] = []
+
+    def record(engine: Engine, event: Event) -> Event:
+        seen.append(event.timestamp)
+        return event
+
+    async with AsyncExitStack() as first:
+        bus = LocalBus()
+        await bus.start(first)
+        pipeline = Pipeline([_engine("front", services, record, nxt=("slow",)),
+                             _engine("slow", services, wedged)], bus,
+                            drain_seconds=0.2, leftovers=leftovers)
+        await pipeline.start(first)
+        for n in range(1, 6):
+            await pipeline.publish([_event(n)])
+        while len(seen) < 5:
+            await asyncio.sleep(0.01)
+        stopping = asyncio.create_task(pipeline.stop())
+        await asyncio.sleep(0.5)
+        assert not stopping.done()  # the busy batch is allowed to finish, no more
+        stuck.set()
+        await stopping
+    assert leftovers.exists()
+    assert seen == [1.0, 2.0, 3.0, 4.0, 5.0]
+
+    done: list[float] = []
+
+    def finish(engine: Engine, event: Event) -> Event:
+        done.append(event.timestamp)
+        return event
+
+    async with AsyncExitStack() as second:
+        bus = LocalBus()
+        await bus.start(second)
+        pipeline = Pipeline([_engine("front", services, record, nxt=("slow",)),
+                             _engine("slow", services, finish)], bus,
+                            drain_seconds=5, leftovers=leftovers)
+        await pipeline.start(second)
+        await pipeline.stop()
+    assert sorted(done) == [2.0, 3.0, 4.0, 5.0]  # the 1st was in the busy batch
+    assert seen == [1.0, 2.0, 3.0, 4.0, 5.0]  # "front" did not see them again
+    assert not leftovers.exists()

@@ -141,6 +141,15 @@ class LocalBus(Bus):
         finally:
             self._stopping.discard(queue)
 
+    def take_queued(self) -> dict[str, list[list[Event]]]:
+        taken: dict[str, list[list[Event]]] = {}
+        for name, queues in self._queues.items():
+            for q in queues:
+                while not q.empty():
+                    taken.setdefault(name, []).append(q.get_nowait())
+                    q.task_done()
+        return taken
+
     async def dead_letter(self, queue: str, letters: Sequence[DeadLetter]) -> None:
         for letter in letters:
             log.warning("engine %s gave up on event %s after %d attempts",
