@@ -3,6 +3,8 @@
 A key is 40 random hex digits, shown once when it is created. Stores keep only its
 SHA-256, so a stolen database or backup reveals no key, and nothing here logs one. A
 token's *id* is the first 12 hex digits of that hash: safe to show, list and revoke by.
+Rights are cumulative scopes: every token reads, ``write`` also writes, ``admin`` also
+manages tokens (``/api/v1/tokens``) and so implies ``write``.
 
 Two stores behind :class:`TokenStore`: :class:`SqliteTokenStore` (``auth.sqlite3`` in
 the data directory, WAL mode with a busy timeout, so ``watchkeeper token create`` works
@@ -47,16 +49,20 @@ _SCHEMA: Final = (
 )
 _SCHEMA_NAME: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # Statements of both stores, written with SQLite's "?" (PostgreSQL's "%s" replaces it).
-_INSERT: Final = ("INSERT INTO api_tokens (key_hash, username, can_write, created) "
-                  "VALUES (?, ?, ?, ?)")
-_LOOKUP: Final = ("SELECT key_hash, username, can_write, created, last_used FROM api_tokens "
-                  "WHERE key_hash = ?")
-_LIST: Final = ("SELECT key_hash, username, can_write, created, last_used FROM api_tokens "
-                "ORDER BY created, username")
+_INSERT: Final = ("INSERT INTO api_tokens (key_hash, username, can_write, created, can_admin) "
+                  "VALUES (?, ?, ?, ?, ?)")
+_LOOKUP: Final = ("SELECT key_hash, username, can_write, created, last_used, can_admin "
+                  "FROM api_tokens WHERE key_hash = ?")
+_LIST: Final = ("SELECT key_hash, username, can_write, created, last_used, can_admin "
+                "FROM api_tokens ORDER BY created, username")
 _REVOKE_USER: Final = ("DELETE FROM api_tokens WHERE username = ? "
-                       "RETURNING key_hash, username, can_write, created, last_used")
+                       "RETURNING key_hash, username, can_write, created, last_used, can_admin")
 _REVOKE_ID: Final = ("DELETE FROM api_tokens WHERE key_hash LIKE ? "
-                     "RETURNING key_hash, username, can_write, created, last_used")
+                     "RETURNING key_hash, username, can_write, created, last_used, can_admin")
+# Added by ALTER TABLE to new and older stores alike (older rows are no admins).
+_ADMIN_COLUMN: Final = "can_admin BOOLEAN NOT NULL DEFAULT FALSE"
+SCOPES: Final = ("read", "write", "admin")
+"""Every scope, each implying the ones before it."""
 _TOUCH: Final = "UPDATE api_tokens SET last_used = ? WHERE key_hash = ?"
 _REVISION: Final = "SELECT revision FROM api_token_revision WHERE id = 1"
 _BUMP: Final = "UPDATE api_token_revision SET revision = revision + 1 WHERE id = 1"
@@ -72,11 +78,13 @@ class Token(msgspec.Struct, frozen=True, kw_only=True):
     created: int
     id: str = ""
     last_used: int | None = None
+    admin: bool = False
 
     @property
     def scopes(self) -> tuple[str, ...]:
-        """The rights as words: every token reads; ``write`` also writes."""
-        return ("read", "write") if self.write else ("read",)
+        """The rights as words: every token reads; ``write`` also writes; ``admin`` (which
+        a store only grants with ``write``) also manages tokens."""
+        return SCOPES[:3 if self.admin else 2 if self.write else 1]
 
 
 def new_key() -> str:
@@ -108,8 +116,9 @@ def _check_id(token_id: str) -> None:
 
 
 def _token(row: tuple[Any, ...]) -> Token:
-    digest, user, write, created, last_used = row
-    return Token(user=user, write=bool(write), created=int(created), id=digest[:ID_DIGITS],
+    digest, user, write, created, last_used, admin = row
+    return Token(user=user, write=bool(write or admin), created=int(created),
+                 id=digest[:ID_DIGITS], admin=bool(admin),
                  last_used=None if last_used is None else int(last_used))
 
 
@@ -121,8 +130,9 @@ class TokenStore(ABC):
         """Open (creating if needed); close when the stack unwinds."""
 
     @abstractmethod
-    async def create(self, user: str, *, write: bool, now: int) -> str:
-        """Make a key for ``user``; returns the key, which is not stored."""
+    async def create(self, user: str, *, write: bool, now: int, admin: bool = False) -> str:
+        """Make a key for ``user`` (``admin`` implies ``write``); returns the key, which
+        is not stored."""
 
     @abstractmethod
     async def lookup(self, key: str) -> Token | None:
@@ -162,10 +172,10 @@ class _SqlTokenStore(TokenStore):
 
     _PARAM = "?"
 
-    async def create(self, user: str, *, write: bool, now: int) -> str:
+    async def create(self, user: str, *, write: bool, now: int, admin: bool = False) -> str:
         _check_user(user)
         key = new_key()
-        await self._sql(_INSERT, key_hash(key), user, write, now)
+        await self._sql(_INSERT, key_hash(key), user, write or admin, now, admin)
         return key
 
     async def lookup(self, key: str) -> Token | None:
@@ -233,6 +243,8 @@ class SqliteTokenStore(_SqlTokenStore):
             columns = {row[1] for row in db.execute("PRAGMA table_info(api_tokens)")}
             if "last_used" not in columns:  # a store made before last_used existed
                 db.execute("ALTER TABLE api_tokens ADD COLUMN last_used BIGINT")
+            if "can_admin" not in columns:
+                db.execute(f"ALTER TABLE api_tokens ADD COLUMN {_ADMIN_COLUMN}")
             db.execute("COMMIT")
             self._reader = self._connect()
         except BaseException:
@@ -316,6 +328,8 @@ class PostgresTokenStore(_SqlTokenStore):
                     await self._conn.execute(statement)
                 await self._conn.execute(
                     "ALTER TABLE api_tokens ADD COLUMN IF NOT EXISTS last_used BIGINT")
+                await self._conn.execute(
+                    f"ALTER TABLE api_tokens ADD COLUMN IF NOT EXISTS {_ADMIN_COLUMN}")
             self._probe = await self._connect(psycopg)
         except psycopg.Error as exc:
             raise ArchiveError(f"PostgreSQL token store: {exc}") from exc

@@ -2,9 +2,11 @@
 
 ``create`` prints the key once, as the last word of its output, so a script can capture
 it (``KEY=$(watchkeeper token create --user ps --write | awk '{print $NF}')``); only its
-hash is stored. ``list`` shows each token's id, user, scopes, creation and last use, never
-a key. ``revoke`` deletes by id (as ``list`` shows it) or every token of a user; every
-server sharing the store refuses the key from its next request on.
+hash is stored. ``--admin`` makes a key that may also manage tokens over the API
+(``/api/v1/tokens``, the console's Tokens page). ``list`` shows each token's id, user,
+scopes, creation and last use, never a key. ``revoke`` deletes by id (as ``list`` shows
+it) or every token of a user; every server sharing the store refuses the key from its
+next request on.
 
 All three work on the store the servers read, chosen exactly as ``serve`` chooses it
 (``runtime.esmond.build_tokens``): from ``-c/--config`` (or ``$WATCHKEEPER_CONFIG``) that
@@ -52,6 +54,8 @@ def add_commands(commands: Any) -> None:
     create.add_argument("--user", required=True, help="who the key is for")
     create.add_argument("--write", action="store_true",
                         help="allow writes (without it the key can only read)")
+    create.add_argument("--admin", action="store_true",
+                        help="also manage tokens over the API (/api/v1/tokens); implies --write")
     _add_store(create)
     create.set_defaults(handler=_create)
     listing = sub.add_parser("list", help="list tokens: id, user, scopes, created, last used",
@@ -112,8 +116,9 @@ def _with_store(args: argparse.Namespace,
 
 def _create(args: argparse.Namespace) -> int:
     key = _with_store(args, lambda store: store.create(args.user, write=args.write,
-                                                       now=int(time.time())))
-    rights = "read and write" if args.write else "read-only"
+                                                       admin=args.admin, now=int(time.time())))
+    rights = ("read, write and admin" if args.admin
+              else "read and write" if args.write else "read-only")
     print(f"Created a {rights} token for {args.user} (id {key_id(key)}): {key}")
     return 0
 

@@ -100,10 +100,12 @@ async def test_list_shows_scopes_and_last_use_but_no_key(stores: list[TokenStore
         assert await post(http, writer) == 200
         clock.now += 30
         assert await post(http, writer) == 200  # within the minute: not written again
+    admin = await cli.create("a", write=False, admin=True, now=30)
     listed = await cli.tokens()
     assert [(t.user, t.scopes, t.created) for t in listed] == [
-        ("w", ("read", "write"), 10), ("r", ("read",), 20)]
-    assert [t.id for t in listed] == [key_id(writer), key_id(reader)]
+        ("w", ("read", "write"), 10), ("r", ("read",), 20), ("a", ("read", "write", "admin"), 30)]
+    assert [t.id for t in listed] == [key_id(writer), key_id(reader), key_id(admin)]
+    assert [t.admin for t in listed] == [False, False, True]
     assert listed[0].last_used == 1_000_000
     assert listed[1].last_used is None
     assert writer not in repr(listed)
@@ -132,7 +134,7 @@ class RevokedMeanwhile(TokenStore):
 
     async def start(self, exit_stack: AsyncExitStack) -> None: ...
 
-    async def create(self, user: str, *, write: bool, now: int) -> str:
+    async def create(self, user: str, *, write: bool, now: int, admin: bool = False) -> str:
         raise NotImplementedError
 
     async def lookup(self, key: str) -> Token | None:
@@ -172,8 +174,8 @@ async def test_a_lookup_overtaken_by_a_revocation_is_not_cached() -> None:
 
 
 async def test_a_store_made_before_revocation_is_upgraded(tmp_path: Path) -> None:
-    """An auth.sqlite3 of the first layout (no last_used, no revision) opens, keeps its
-    tokens, and gains both."""
+    """An auth.sqlite3 of the first layout (no last_used, no revision, no admin) opens,
+    keeps its tokens, and gains all three; its tokens are no admins."""
     import sqlite3
 
     with sqlite3.connect(tmp_path / "auth.sqlite3") as db:
@@ -186,8 +188,12 @@ async def test_a_store_made_before_revocation_is_upgraded(tmp_path: Path) -> Non
         await store.start(stack)
         found = await store.lookup("k" * 40)
         assert found is not None
-        assert (found.user, found.last_used) == ("old", None)
+        assert (found.user, found.last_used, found.scopes) == ("old", None, ("read", "write"))
         assert await store.revision() == 0
+        admin = await store.create("new", write=False, admin=True, now=8)
+        assert [t.scopes for t in await store.tokens()] == [("read", "write"),
+                                                            ("read", "write", "admin")]
+        assert (await store.lookup(admin)) == (await store.tokens())[1]
 
 
 def test_a_schema_must_be_a_plain_name() -> None:

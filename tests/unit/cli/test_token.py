@@ -52,6 +52,16 @@ def test_create_prints_the_key_last(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert (reader.user, reader.write) == ("viewer", False)
 
 
+def test_create_admin(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--admin makes a key that may manage tokens over the API; it implies --write."""
+    code, out, _ = run(capsys, "create", "--user", "root", "--admin", "--data-dir", str(tmp_path))
+    assert code == 0
+    assert out.startswith("Created a read, write and admin token for root (id ")
+    [admin] = lookup(tmp_path, out.split()[-1])
+    assert admin is not None
+    assert (admin.user, admin.scopes) == ("root", ("read", "write", "admin"))
+
+
 def test_list_and_revoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """list shows id, user, scopes, created and last use but never a key; revoke takes an
     id or a user, says what it revoked, and refuses to revoke nothing."""
