@@ -25,6 +25,7 @@ from watchkeeper.api.metrics import RequestMetrics
 from watchkeeper.api.native import NativeApi
 from watchkeeper.api.openapi import Operation, operation
 from watchkeeper.api.prometheus_query import READ_POSTS, PrometheusQueryApi
+from watchkeeper.api.tokens import token_routes
 from watchkeeper.archive import Archive
 from watchkeeper.archive.esmond import EsmondArchive
 from watchkeeper.archive.promql import Limits
@@ -34,7 +35,8 @@ from watchkeeper.telemetry import SelfMetrics
 from watchkeeper.wire import CollectAck, CollectBatch, CollectConfig
 
 GUARDED: Final = (*PROTECTED, "/api/v1/rollup", "/api/v1/inventory", *INGEST_PATHS)
-"""What the token middleware guards: every archive, alarm, collector and inventory route.
+"""What the token middleware guards: every archive, alarm, collector, inventory and token
+route.
 Only health, metrics and the OpenAPI document are outside (they carry no data)."""
 
 ELSEWHERE: Final = {  # handlers that carry no description of their own (api.collect)
@@ -66,8 +68,9 @@ def create_app(
 
     With ``esmond``, the esmond-compatible routes are served too. With ``tokens``, the
     esmond and native archive routes need ``Authorization: Token <key>`` to write (and to
-    read unless ``public_reads``, see :mod:`.auth`); without, they are open. ``health``
-    says why watchkeeper is degraded (nothing: ok). Every request is counted in
+    read unless ``public_reads``, see :mod:`.auth`), and ``/api/v1/tokens`` manages that
+    store with an admin token; without, the routes are open and there are no token
+    routes. ``health`` says why watchkeeper is degraded (nothing: ok). Every request is counted in
     ``metrics`` by route template and status class (:mod:`.metrics`).
     """
 
@@ -95,6 +98,8 @@ def create_app(
     if inventory is not None:
         routes.extend(InventoryApi(inventory).routes())
     routes.extend(extra_routes)  # e.g. the remote collectors' routes (api.collect)
+    if tokens is not None:
+        routes.extend(token_routes(tokens))  # admin only (auth.ADMIN), over the same store
     if esmond is not None:
         routes.extend(EsmondApi(esmond).routes())
     routes.extend(console_routes())  # `/` and `/console/`: the web console (docs/console.md)

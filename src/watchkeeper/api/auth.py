@@ -19,6 +19,10 @@ right. Failures answer in esmond's words and form:
   authenticates whatever header is sent);
 * a valid key without the write right on a write: 403.
 
+Under the ``admin`` path prefixes (token management, ``/api/v1/tokens``) every method,
+reads included, needs a token with the ``admin`` scope, whatever ``public_reads`` says:
+none is 401, another is 403.
+
 Other schemes (``ApiKey user:key``, ``Basic``) are ignored, as DRF ignores them. Keys
 found are remembered, so a busy writer does not cost a lookup per request, but every
 request first reads the store's revocation *revision* (a counter every revocation
@@ -50,8 +54,10 @@ _TOUCH_SECONDS: Final = 60.0
 _CACHE_SIZE: Final = 10_000
 PROTECTED: Final = ("/esmond/perfsonar/", "/perfsonar/", "/api/v1/write", "/api/v1/series",
                     "/api/v1/query", "/api/v1/collect/", "/api/v1/alarms",
-                    "/api/v1/events/", "/api/v1/inventory/notifications")
+                    "/api/v1/events/", "/api/v1/inventory/notifications", "/api/v1/tokens")
 """Path prefixes the middleware guards."""
+ADMIN: Final = ("/api/v1/tokens",)
+"""Path prefixes where every method needs an admin token."""
 
 
 def parse_authorization(header: bytes | None, *, basic: bool = False) -> str | None:
@@ -101,6 +107,7 @@ class TokenAuth:
         protected: tuple[str, ...] = PROTECTED,
         basic: tuple[str, ...] = (),
         read_posts: tuple[str, ...] = (),
+        admin: tuple[str, ...] = ADMIN,
         now: Callable[[], float] = time.time,
     ) -> None:
         self.app = app
@@ -109,6 +116,7 @@ class TokenAuth:
         self.protected = protected
         self.basic = basic
         self.read_posts = read_posts  # POSTs that only read (Prometheus' form queries)
+        self.admin = admin
         self._now = now
         self._known: dict[str, Token] = {}
         self._revision: int | None = None
@@ -125,7 +133,10 @@ class TokenAuth:
             if method == "POST" and self.read_posts and scope["path"].startswith(
                     self.read_posts):
                 method = "GET"
-            self.authorize(method, token)
+            if self.admin and scope["path"].startswith(self.admin):
+                self.authorize_admin(token)
+            else:
+                self.authorize(method, token)
         except AuthError as exc:
             response = error_response(exc.status, str(exc))
             if exc.status == 401:
@@ -178,6 +189,14 @@ class TokenAuth:
         if token is None:
             raise AuthError(NOT_PROVIDED)
         if not token.write:
+            raise AuthError(NO_PERMISSION, status=403)
+
+    @staticmethod
+    def authorize_admin(token: Token | None) -> None:
+        """Raise AuthError unless ``token`` has the admin scope (any method)."""
+        if token is None:
+            raise AuthError(NOT_PROVIDED)
+        if not token.admin:
             raise AuthError(NO_PERMISSION, status=403)
 
 

@@ -22,15 +22,16 @@ from watchkeeper._version import __version__
 from watchkeeper.api.limits import MAX_JSON_DEPTH
 from watchkeeper.wire import ErrorBody
 
-Access = Literal["public", "read", "write"]
+Access = Literal["public", "read", "write", "admin"]
 """``public``: no token ever; ``read``: public while ``server.public_reads`` (the default),
-else any valid token; ``write``: a token with the write right."""
+else any valid token; ``write``: a token with the write right; ``admin``: a token with
+the admin scope, for reads too (token management)."""
 
 PATH: Final = "/api/v1/openapi.json"
 _F = TypeVar("_F", bound=Callable[..., Any])
 _CONVERTOR = re.compile(r"\{([^}:]+)(?::[^}]+)?\}")
 _ERRORS: Final = {400: "bad input; `detail` names the field", 401: "no valid token",
-                  403: "the token lacks the right", 404: "no such thing",
+                  403: "the token lacks the right (write, or admin)", 404: "no such thing",
                   413: "body over server.max_body_bytes",
                   507: "the store is full; nothing was stored"}
 
@@ -180,7 +181,7 @@ def _fill(entry: dict[str, Any], spec: Operation, ref_of: Mapping[Any, Any]) -> 
                             for p in spec.params if p.where == "query"]
     entry["x-access"] = spec.access
     entry["security"] = {"public": [{}], "read": [{}, {"token": []}],
-                         "write": [{"token": []}]}[spec.access]
+                         "write": [{"token": []}], "admin": [{"token": []}]}[spec.access]
     if spec.body is not None:
         entry["requestBody"] = {"required": True, "content": {
             spec.body_type: {"schema": schema(spec.body)}}}

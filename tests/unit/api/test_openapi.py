@@ -17,7 +17,7 @@ from watchkeeper.api.openapi import PATH, all_paths, template
 
 SAMPLE = {"collector": "static", "span": "1..latest", "key": "x", "action": "ack",
           "event_type": "throughput", "summary": "base", "window": "0", "account": "1",
-          "entity": "1", "credential": "1", "sensor": "1", "name": "job"}
+          "entity": "1", "credential": "1", "sensor": "1", "name": "job", "id": "0123456789ab"}
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ async def test_every_mounted_route_is_described(full: FullApp) -> None:
     for path, method in mounted:
         entry = paths[path][method.lower()]
         assert entry["summary"] != "(undescribed)", (method, path)
-        assert entry["x-access"] in ("public", "read", "write"), (method, path)
+        assert entry["x-access"] in ("public", "read", "write", "admin"), (method, path)
         declared = {p["name"] for p in entry["parameters"] if p["in"] == "path"}
         assert declared == set(re.findall(r"\{([^}]+)\}", path))
     assert "/api/v1/write" in paths
@@ -70,7 +70,8 @@ async def test_declared_access_is_enforced(tmp_path: Path, public_reads: bool) -
                 access = document["paths"][path][method.lower()]["x-access"]  # type: ignore[index]
                 response = await anonymous.request(method, _url(path), content=b"{}",
                                                    headers={"Content-Type": "application/json"})
-                needs_token = access == "write" or (access == "read" and not public_reads)
+                needs_token = access in ("write", "admin") or (access == "read"
+                                                               and not public_reads)
                 assert (response.status_code == 401) == needs_token, (
                     method, path, access, response.status_code, response.text[:200])
 
