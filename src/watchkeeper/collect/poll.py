@@ -25,6 +25,7 @@ import inspect
 import logging
 import socket
 import ssl
+import threading
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -66,12 +67,19 @@ async def run_poll(
         if refused is not None:
             return _status(Status.ERRORED, refused, now)
     deadline = asyncio.timeout(timeout)
+    started = threading.Event()
     try:
         async with deadline:
-            raw = await _invoke(collector, job.device, ctx, threads)
+            raw = await _invoke(collector, job.device, ctx, threads, started)
         return normalise(raw, now=now)
     except TimeoutError as exc:
         if deadline.expired():
+            if threads is not None and not started.is_set():
+                # every worker thread was busy the whole time: watchkeeper's overload
+                return _failure(LocalSaturation(
+                    f"no worker thread free within {timeout:g}s (all {threads.size} busy "
+                    f"with other sync polls); the device was not asked",
+                    resource="poll-threads"), collector, job, now)
             return _status(Status.ERRORED, f"timed out after {timeout:g}s", now)
         return _failure(exc, collector, job, now)
     except Exception as exc:  # noqa: BLE001 - a plugin may raise anything; it must not escape
@@ -105,12 +113,13 @@ def _is_sync(poll: Any) -> bool:
 
 
 async def _invoke(collector: Collector, device: Device, ctx: PollContext,
-                  threads: PollWorkers | None) -> object:
+                  threads: PollWorkers | None, started: threading.Event) -> object:
     poll = collector.poll
     if threads is not None:
         # A plain def may block (psutil, file reads): run it, and any generator it
         # returns, in a worker thread. On timeout the thread is abandoned and replaced.
-        raw: object = await threads.run(collector, ctx.job.job_id, _call_sync, poll, device, ctx)
+        raw: object = await threads.run(collector, ctx.job.job_id, _call_sync, poll, device,
+                                        ctx, started=started)
     elif inspect.iscoroutinefunction(poll):
         raw = await poll(device, ctx)
     else:

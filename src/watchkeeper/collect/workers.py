@@ -40,12 +40,14 @@ DEFAULT_MAX_STUCK = 8
 
 
 class _Work:
-    __slots__ = ("args", "fn", "future", "job", "loop", "owner", "started", "state")
+    __slots__ = ("args", "fn", "future", "job", "loop", "owner", "started", "started_event",
+                 "state")
 
     QUEUED, RUNNING, DONE, CANCELLED, ABANDONED = range(5)
 
     def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], *, owner: int, job: str,
-                 loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any]) -> None:
+                 loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any],
+                 started: threading.Event | None = None) -> None:
         self.fn = fn
         self.args = args
         self.owner = owner
@@ -54,6 +56,7 @@ class _Work:
         self.future = future
         self.state = _Work.QUEUED
         self.started = 0.0
+        self.started_event = started
 
 
 class PollWorkers:
@@ -88,10 +91,15 @@ class PollWorkers:
                     f"(its budget); not started until one returns")
         return None
 
-    async def run(self, owner: object, job: str, fn: Callable[..., Any], *args: Any) -> Any:
-        """``fn(*args)`` in a worker thread; cancelling the wait abandons a running call."""
+    async def run(self, owner: object, job: str, fn: Callable[..., Any], *args: Any,
+                  started: threading.Event | None = None) -> Any:
+        """``fn(*args)`` in a worker thread; cancelling the wait abandons a running call.
+
+        ``started`` is set when a thread takes the call: a wait cancelled before that
+        was watchkeeper's (every thread busy), not the plugin's."""
         loop = asyncio.get_running_loop()
-        work = _Work(fn, args, owner=id(owner), job=job, loop=loop, future=loop.create_future())
+        work = _Work(fn, args, owner=id(owner), job=job, loop=loop, future=loop.create_future(),
+                     started=started)
         self._queue.put(work)
         self._spawn_if_needed()
         try:
@@ -99,6 +107,11 @@ class PollWorkers:
         except asyncio.CancelledError:
             self._abandon(work)
             raise
+
+    @property
+    def size(self) -> int:
+        """Healthy threads the pool keeps at most."""
+        return self._size
 
     def stats(self) -> tuple[int, int]:
         """(healthy threads, threads stuck in abandoned polls)."""
@@ -138,6 +151,8 @@ class PollWorkers:
                 self._idle -= 1
                 work.state = _Work.RUNNING
                 work.started = time.monotonic()
+            if work.started_event is not None:
+                work.started_event.set()
             try:
                 outcome: tuple[bool, Any] = (True, work.fn(*work.args))
             except BaseException as exc:  # noqa: BLE001 - handed to the caller, whatever it is

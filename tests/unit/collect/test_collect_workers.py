@@ -185,3 +185,29 @@ async def test_a_collector_whose_close_hangs_is_given_up_on(
     await close_collectors([HangsOnClose(), Closes()], timeout=0.05)
     assert closed == ["closed"]
     assert "closing collector quick took over 0.05s; given up" in caplog.text
+
+
+async def test_a_poll_that_never_got_a_thread_is_watchkeepers_fault(
+    release: threading.Event,
+) -> None:
+    """Issue 17 §4: every worker thread busy is watchkeeper's saturation, so a sync poll
+    that timed out waiting for one is ERRORED with a local fault (counted by the scheduler),
+    and its device was never asked."""
+    workers = PollWorkers(size=1, max_stuck=4)
+    stuck = Stuck(release)
+    holding = asyncio.create_task(run_poll(
+        stuck, spec("stuck:0", device="d0"), now=0.0, timeout=30.0,
+        affecting_intervals=(10.0,), state={}, workers=workers))
+    while stuck.entered == 0:  # the only thread is taken, not abandoned
+        await asyncio.sleep(0.01)
+    queued = await run_poll(Quick(), spec("quick:q", device="q"), now=0.0, timeout=0.1,
+                            affecting_intervals=(10.0,), state={}, workers=workers)
+    assert queued.status is Status.ERRORED
+    assert queued.local_fault == "poll-threads"
+    assert "no worker thread free within 0.1s (all 1 busy" in queued.check.summary
+    release.set()
+    assert (await holding).status is Status.OK
+    ran = await run_poll(Quick(), spec("quick:q", device="q"), now=0.0, timeout=5.0,
+                         affecting_intervals=(10.0,), state={}, workers=workers)
+    assert ran.status is Status.OK
+    assert ran.local_fault is None  # a thread that ran: no fault
