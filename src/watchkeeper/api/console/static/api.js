@@ -56,6 +56,11 @@ export async function post(path, body) {
   return answer(response, path);
 }
 
+export async function del(path) {
+  const response = await fetch(path, {method: "DELETE", credentials: "omit", headers: headers()});
+  return answer(response, path);
+}
+
 // Prometheus text exposition: {name: [{labels: {...}, value}]} (comments skipped).
 export function parseMetrics(text) {
   const out = {};

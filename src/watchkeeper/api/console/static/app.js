@@ -10,6 +10,7 @@ const PAGES = {
   inventory: () => import("./pages/inventory.js"),
   collectors: () => import("./pages/collectors.js"),
   perfsonar: () => import("./pages/perfsonar.js"),
+  tokens: () => import("./pages/tokens.js"),
 };
 
 let cleanup = null;
