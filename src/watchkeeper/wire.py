@@ -311,6 +311,43 @@ class CollectAck(msgspec.Struct, frozen=True, kw_only=True):
     duplicate: bool = False
 
 
+class CollectJob(msgspec.Struct, frozen=True, kw_only=True):
+    """One scheduled job of this server's scheduler. Times are epoch seconds; the ``last_``
+    fields, ``status`` and ``lateness`` are null until its first poll ended."""
+
+    job: str  # the job id, unique: <collector>:<device> for most collectors
+    device: str
+    collector: str  # its name in the configuration
+    plugin: str  # the plugin it runs (an entry-point name or module:Class)
+    interval: float  # the shortest of its intervals, seconds
+    intervals: list[float]
+    next_run: float  # its next slot, or the retry of an ERRORED poll when sooner
+    running: bool
+    skipped: int  # slots skipped because its previous poll still ran
+    failures: int  # ERRORED polls in a row
+    status: str | None = None  # ok, partial, warning, critical, errored, unknown
+    reason: str = ""  # the check's messages of the latest poll
+    local_fault: str | None = None  # the local resource that failed it (watchkeeper's own)
+    last_scheduled: float | None = None
+    last_started: float | None = None
+    last_duration: float | None = None  # seconds
+    lateness: float | None = None  # seconds the latest poll started after it was due
+
+
+class CollectJobs(msgspec.Struct, frozen=True, kw_only=True):
+    """``GET /api/v1/collect/jobs``: the jobs passing the filters, worst status first, a page
+    at a time; ``statuses`` and ``collectors`` count every job, filters aside (``pending``:
+    not polled yet)."""
+
+    now: float
+    total: int
+    offset: int
+    limit: int
+    statuses: dict[str, int]
+    collectors: dict[str, int]
+    jobs: list[CollectJob]
+
+
 class AlarmStep(msgspec.Struct, frozen=True, kw_only=True):
     """One entry of an alarm's log."""
 

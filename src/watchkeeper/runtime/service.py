@@ -18,9 +18,11 @@ from starlette.routing import BaseRoute
 
 from watchkeeper.api import create_app
 from watchkeeper.api.alarms import alarm_routes, event_routes
+from watchkeeper.api.jobs import JobsApi
 from watchkeeper.archive.promql import Limits
 from watchkeeper.clock import Clock, SystemClock
 from watchkeeper.collect.errorlog import ErrorLog
+from watchkeeper.collect.saturation import SELF_CHECK
 from watchkeeper.collect.scheduler import Job, Scheduler
 from watchkeeper.errors import ConfigError, InventoryError
 from watchkeeper.inventory import DeviceLookup, InventoryManager, StaticInventory
@@ -151,6 +153,7 @@ async def run(
                 collectors=collectors, jobs=jobs, inventory=live_inventory,
                 base=inventory.devices())
         routes = [*collect_routes, *(_pipeline_routes(settings, pipeline) if role == "up" else []),
+                  *(job_routes(scheduler, collectors, clock=clock) if role == "up" else []),
                   *grafolean_routes(settings, locator, archive=archive, tokens=esmond.tokens,
                                     clock=clock)]
         app = create_app(archive, metrics=metrics, max_body_bytes=settings.server.max_body_bytes,
@@ -216,6 +219,15 @@ async def _start_polling(stack: AsyncExitStack, settings: Settings, *, clock: Cl
 def _poller_health(scheduler: Scheduler) -> Callable[[], tuple[str, ...]]:
     """Why ``/api/v1/health`` says degraded: the poller's saturation reasons, if any."""
     return lambda: scheduler.saturation().reasons
+
+
+def job_routes(scheduler: Scheduler, collectors: Sequence[BoundCollector], *,
+               clock: Clock) -> list[BaseRoute]:
+    """The scheduler's jobs and their latest reports (``/api/v1/collect/jobs``, ``/report``),
+    each job naming the plugin its collector runs."""
+    plugins = {bound.spec.name: bound.spec.plugin for bound in collectors}
+    plugins.setdefault(SELF_CHECK, "self-check")
+    return list(JobsApi(scheduler, plugins=plugins, now=clock.time).routes())
 
 
 def _pipeline_routes(settings: Settings, pipeline: Pipeline) -> list[BaseRoute]:

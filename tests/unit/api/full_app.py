@@ -3,7 +3,8 @@
 The archive is embedded (real SQLite files), tokens and esmond metadata too; the inventory
 holds a device whose connection carries an inline secret (so tests can look for it in
 answers); the chain has an alarms engine, so alarms and the Canopsis importer are there.
-No scheduler runs: nothing changes unless a request changes it.
+The scheduler holds the configured jobs (so the jobs listing has them) but does not run:
+nothing changes unless a request changes it.
 """
 
 from __future__ import annotations
@@ -23,14 +24,24 @@ from watchkeeper.archive import Archive
 from watchkeeper.archive.esmond import EsmondArchive
 from watchkeeper.archive.tokens import TokenStore
 from watchkeeper.clock import FakeClock
+from watchkeeper.collect.scheduler import PollOutcome, Scheduler
+from watchkeeper.inventory import StaticInventory
 from watchkeeper.pipeline import Pipeline, Services
 from watchkeeper.pipeline.bus.local import LocalBus
 from watchkeeper.pipeline.engines.alarms import Alarms
-from watchkeeper.runtime.assemble import build_archive, build_engines, build_pipeline
+from watchkeeper.runtime.assemble import (
+    build_archive,
+    build_collectors,
+    build_engines,
+    build_pipeline,
+    devices_from,
+    plan_jobs,
+)
 from watchkeeper.runtime.collect import server_routes
 from watchkeeper.runtime.esmond import build_esmond
 from watchkeeper.runtime.grafolean import grafolean_routes
 from watchkeeper.runtime.inventory import build_inventory
+from watchkeeper.runtime.service import job_routes
 from watchkeeper.settings import load_settings
 from watchkeeper.telemetry import SelfMetrics
 
@@ -88,6 +99,10 @@ class FullApp:
                                  base_url="http://wk", headers=headers, **kwargs)
 
 
+async def _no_sink(outcome: PollOutcome) -> None:
+    """The scheduler's sink: it never runs here."""
+
+
 @asynccontextmanager
 async def full_app(data_dir: Path, *, public_reads: bool = True,
                    max_body_bytes: int = 1_000_000) -> AsyncIterator[FullApp]:
@@ -102,6 +117,9 @@ async def full_app(data_dir: Path, *, public_reads: bool = True,
     bus = LocalBus()
     services = Services(clock=clock, metrics=metrics, sink=archive)
     pipeline = build_pipeline(build_engines(settings, locator, services), bus, locator)
+    collectors = build_collectors(settings, locator)
+    scheduler = Scheduler(clock=clock, metrics=metrics, sink=_no_sink)
+    scheduler.reconcile(plan_jobs(collectors, locator, StaticInventory(devices_from(settings))))
     async with AsyncExitStack() as stack:
         await archive.start(stack)
         await parts.start(stack)
@@ -112,7 +130,8 @@ async def full_app(data_dir: Path, *, public_reads: bool = True,
         routes = [*server_routes(settings, locator, archive=archive, publish=pipeline.publish),
                   *event_routes(pipeline.publish, now=clock.time), *alarm_routes(alarms),
                   *grafolean_routes(settings, locator, archive=archive, tokens=parts.tokens,
-                                    clock=clock)]
+                                    clock=clock),
+                  *job_routes(scheduler, collectors, clock=clock)]
         app = create_app(archive, metrics=metrics, max_body_bytes=max_body_bytes,
                          inventory=inventory, extra_routes=routes, esmond=parts.esmond,
                          tokens=parts.tokens, public_reads=public_reads)
