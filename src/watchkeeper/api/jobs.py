@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any, Final
 
 import msgspec
@@ -31,7 +32,7 @@ from starlette.routing import Route
 from watchkeeper.api.limits import whole_param
 from watchkeeper.api.openapi import Param, operation, paging
 from watchkeeper.api.redact import redact, redact_url_passwords
-from watchkeeper.collect.abc import JobBoard, JobState
+from watchkeeper.collect.abc import JobBoard, JobKey, JobState
 from watchkeeper.collect.manager import LatestResults
 from watchkeeper.errors import InvalidData, NotFound
 from watchkeeper.model import Status
@@ -43,12 +44,22 @@ PENDING: Final = "pending"
 STATUSES: Final = (*(s.value for s in Status), PENDING)
 DEFAULT_LIMIT: Final = 1000
 MAX_LIMIT: Final = 100_000
-_RANK: Final = {**{s.value: s.severity for s in Status}, PENDING: -1}
+_RANK: Final[dict[Status | None, int]] = {**{s: s.severity for s in Status}, None: -1}
+_STATUS: Final = itemgetter(3)
+_COLLECTOR: Final = itemgetter(1)
 
 
-def status_of(state: JobState) -> str:
-    """The job's latest status, ``pending`` before its first poll ended."""
-    return PENDING if state.last is None else state.last.result.status.value
+def _name(status: Status | None) -> str:
+    """A latest status as filters and counts name it (``pending``: not polled yet)."""
+    return PENDING if status is None else status.value
+
+
+def _worst_first(key: JobKey) -> int:
+    return -_RANK[key[3]]
+
+
+def _by_name(item: tuple[Status | None, int]) -> str:
+    return _name(item[0])
 
 
 def wire_job(state: JobState, plugin: str) -> CollectJob:
@@ -111,24 +122,21 @@ class JobsApi:
         limit = whole_param(params.get("limit"), field="limit", default=DEFAULT_LIMIT, low=1,
                             high=MAX_LIMIT)
         offset = whole_param(params.get("offset"), field="offset", default=0)
-        by_status: Counter[str] = Counter()
-        by_collector: Counter[str] = Counter()
-        chosen: list[tuple[str, JobState]] = []
-        for state in self._board.job_states():
-            status = status_of(state)
-            by_status[status] += 1
-            by_collector[state.collector] += 1
-            if ((not statuses or status in statuses)
-                    and (not collectors or state.collector in collectors)
-                    and (not devices or state.device in devices)):
-                chosen.append((status, state))
-        chosen.sort(key=lambda pair: (-_RANK[pair[0]], pair[1].device, pair[1].collector,
-                                      pair[1].job_id))
+        keys = self._board.job_keys()
+        by_status = Counter(map(_STATUS, keys))
+        by_collector = Counter(map(_COLLECTOR, keys))
+        if statuses or collectors or devices:
+            keys = [k for k in keys if (not statuses or _name(k[3]) in statuses)
+                    and (not collectors or k[1] in collectors)
+                    and (not devices or k[0] in devices)]
+        keys.sort()  # by device, collector, job id: tuples compared in C, ids are unique
+        keys.sort(key=_worst_first)  # stable: that order stays within each status
+        chosen = [k[2] for k in keys[offset:offset + limit]]
         page = [wire_job(state, self._plugins.get(state.collector, state.collector))
-                for _, state in chosen[offset:offset + limit]]
+                for state in self._board.job_states(chosen)]
         return _redacted(msgspec.json.encode(CollectJobs(
-            now=self._now(), total=len(chosen), offset=offset, limit=limit,
-            statuses=dict(sorted(by_status.items())),
+            now=self._now(), total=len(keys), offset=offset, limit=limit,
+            statuses={_name(k): n for k, n in sorted(by_status.items(), key=_by_name)},
             collectors=dict(sorted(by_collector.items())), jobs=page)))
 
     @operation("the genie-style report (version 1) of the latest poll of a device's jobs, "
@@ -140,8 +148,9 @@ class JobsApi:
         collector = request.query_params.get("collector") or None
         if not device:
             raise InvalidData("is required (a device's name)", field="device")
-        states = [s for s in self._board.job_states() if s.device == device
-                  and (collector is None or s.collector == collector)]
+        states = self._board.job_states(
+            k[2] for k in self._board.job_keys()
+            if k[0] == device and (collector is None or k[1] == collector))
         if not states:
             what = f"collector {collector!r}" if collector else "any collector"
             raise NotFound(f"no job of {what} on device {device!r} is scheduled here")

@@ -102,11 +102,20 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True):
     last: JobRun | None  # None until its first poll finished
 
 
+JobKey = tuple[str, str, str, Status | None]
+"""``(device, collector, job_id, latest status)`` of a job (status None: not polled yet):
+cheap to list for 100,000 jobs, to filter, count and order them before asking for states."""
+
+
 class JobBoard(Protocol):
     """What a scheduler shows of its jobs (the jobs listing and report read it)."""
 
-    def job_states(self) -> list[JobState]:
-        """Every scheduled job now (in no particular order)."""
+    def job_keys(self) -> list[JobKey]:
+        """Every scheduled job now, in no particular order."""
+        ...
+
+    def job_states(self, job_ids: Iterable[str]) -> list[JobState]:
+        """The states of these jobs, in that order (ids no longer scheduled left out)."""
         ...
 
 

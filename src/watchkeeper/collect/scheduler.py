@@ -24,8 +24,9 @@ counted too. With ``self_device`` the scheduler runs its own self-check job on i
 every outcome is marked ``saturated`` while the poller is.
 
 What it holds of each job (next run, latest poll, skipped slots) is read as
-:class:`~watchkeeper.collect.abc.JobState` values (:meth:`Scheduler.job_states`): the jobs
-listing of the API. Only the latest poll is kept, and goes with its job.
+:class:`~watchkeeper.collect.abc.JobState` values (:meth:`Scheduler.job_states`, after
+:meth:`Scheduler.job_keys` to choose which): the jobs listing of the API. Only the
+latest poll is kept, and goes with its job.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ import msgspec
 from prometheus_client import Counter
 
 from watchkeeper.clock import Clock
-from watchkeeper.collect.abc import Collector, JobRun, JobSpec, JobState, PollResult
+from watchkeeper.collect.abc import Collector, JobKey, JobRun, JobSpec, JobState, PollResult
 from watchkeeper.collect.poll import run_poll
 from watchkeeper.collect.saturation import SELF_CHECK, Saturation, SaturationMonitor, SelfCheck
 from watchkeeper.errors import ConfigError
@@ -479,18 +480,28 @@ class Scheduler:
             skipped=self._skipped, errors=self._errors, shed=self._shed,
         )
 
-    def job_states(self) -> list[JobState]:
-        """Every scheduled job now, with its next run and its latest poll (the jobs listing)."""
+    def job_keys(self) -> list[JobKey]:
+        """Every scheduled job's device, collector, id and latest status (the listing's
+        index: ~10x cheaper per job than its state)."""
+        return [(entry.job.spec.device.name, entry.job.collector.name, job_id,
+                 None if entry.last is None else entry.last.result.check.status)
+                for job_id, entry in self._entries.items()]
+
+    def job_states(self, job_ids: Iterable[str]) -> list[JobState]:
+        """These jobs now, with their next run and latest poll (ids not scheduled left out)."""
         states = []
-        for job_id, entry in self._entries.items():
-            spec = entry.job.spec
+        for job_id in job_ids:
+            entry = self._entries.get(job_id)
+            if entry is None:
+                continue
             next_run = entry.slot / 1000
             if entry.retry is not None and entry.retry[0] < next_run:
                 next_run = entry.retry[0]
             states.append(JobState(
-                job_id=job_id, device=spec.device.name, collector=entry.job.collector.name,
-                intervals=spec.intervals, next_run=next_run, running=entry.running,
-                skipped=entry.skipped, failures=entry.failures, last=entry.last))
+                job_id=job_id, device=entry.job.spec.device.name,
+                collector=entry.job.collector.name, intervals=entry.job.spec.intervals,
+                next_run=next_run, running=entry.running, skipped=entry.skipped,
+                failures=entry.failures, last=entry.last))
         return states
 
     def saturation(self) -> Saturation:

@@ -93,10 +93,11 @@ async def polled(tmp_path: Path, archive: MemoryArchive) -> AsyncIterator[Polled
     scheduler = Scheduler(clock=clock, metrics=SelfMetrics(), sink=sink)
     scheduler.reconcile([j for j in jobs if j.spec.job_id != "rows:db1"])
     running = asyncio.create_task(scheduler.run())
+    ids = [key[2] for key in scheduler.job_keys()]
     async with asyncio.timeout(20):
         for _ in range(SECONDS):  # a second at a time, each poll done before the next
             await clock.advance(1)
-            while any(s.running for s in scheduler.job_states()):
+            while any(s.running for s in scheduler.job_states(ids)):
                 await asyncio.sleep(0.005)
     scheduler.reconcile(jobs)  # rows:db1 joins, its first slot still to come
     app = create_app(archive, metrics=SelfMetrics(),

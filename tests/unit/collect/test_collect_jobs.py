@@ -14,8 +14,12 @@ from watchkeeper.collect.scheduler import Job
 from watchkeeper.model import Device, Status
 
 
+def every_state(board: JobBoard) -> list[JobState]:
+    return board.job_states(key[2] for key in board.job_keys())
+
+
 def by_id(board: JobBoard) -> dict[str, JobState]:
-    return {state.job_id: state for state in board.job_states()}
+    return {state.job_id: state for state in every_state(board)}
 
 
 async def test_a_new_job_shows_its_first_slot_and_no_run(
@@ -90,6 +94,22 @@ async def test_an_errored_job_shows_its_reason_failures_and_retry(
     assert state.next_run == t0 + 5 + 10  # the retry, long before the next hourly slot
 
 
+async def test_the_keys_name_device_collector_job_and_latest_status(
+    clock: FakeClock, make_scheduler: MakeScheduler
+) -> None:
+    scheduler = make_scheduler(retry_backoff=(5.0, 40.0))
+    scheduler.reconcile([job(Echo(), "echo:a", (10.0,), device="web1"),
+                         job(Boom(), "boom:a", (3600.0,), device="db1")])
+    assert sorted(scheduler.job_keys()) == [("db1", "boom", "boom:a", None),
+                                            ("web1", "echo", "echo:a", None)]
+    await step_to(clock, grid("boom:a", 3600, START, START + 3600)[0] + 1)
+    await settle()
+    assert sorted(scheduler.job_keys()) == [("db1", "boom", "boom:a", Status.ERRORED),
+                                            ("web1", "echo", "echo:a", Status.OK)]
+    assert [s.job_id for s in scheduler.job_states(["echo:a", "gone:x", "boom:a"])] == [
+        "echo:a", "boom:a"]  # in the order asked, unknown ids left out
+
+
 async def test_a_removed_job_leaves_the_listing(
     clock: FakeClock, make_scheduler: MakeScheduler
 ) -> None:
@@ -112,7 +132,7 @@ async def test_a_state_names_the_device_and_carries_none_of_its_connections(
                                              intervals=(10.0,)), 5.0)])
     await clock.advance(15)
     await settle()
-    [state] = scheduler.job_states()
+    [state] = every_state(scheduler)
     assert state.device == "core1"
     assert b"s3cret" not in msgspec.json.encode(state)
 
@@ -130,7 +150,7 @@ async def test_the_report_of_jobs_merges_each_device_and_collector(
     await step_to(clock, grid("boom:a", 3600, START, START + 3600)[0] + 1)
     await settle()
     scheduler.reconcile([*polled, job(Echo("late"), "late:a", device="db1")])  # not yet polled
-    states = scheduler.job_states()
+    states = every_state(scheduler)
     report = LatestResults.of_jobs(states).report(now=START + 21)
     assert report["generated"] == "2023-11-14T22:13:41.000Z"
     assert report["status"] == "errored"
