@@ -58,6 +58,6 @@ async def test_writes_are_refused(client: httpx.AsyncClient) -> None:
 async def test_every_page_module_is_served(client: httpx.AsyncClient) -> None:
     pages = sorted(p.name for p in (static_dir() / "pages").glob("*.js"))
     assert pages == ["alarms.js", "collectors.js", "explore.js", "inventory.js", "overview.js",
-                     "perfsonar.js"]
+                     "perfsonar.js", "tokens.js"]
     for name in pages:
         assert (await client.get(f"/console/pages/{name}")).status_code == 200
