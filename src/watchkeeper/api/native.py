@@ -20,7 +20,8 @@ from starlette.routing import Route
 from watchkeeper._version import __version__
 from watchkeeper.api.limits import decode_json, decode_msgpack, whole_param
 from watchkeeper.api.openapi import Param, operation, paging
-from watchkeeper.archive import Archive, Columns, Rollup, SeriesMeta
+from watchkeeper.archive import Archive, Columns, Rollup, SeriesMeta, SeriesQuery
+from watchkeeper.archive.abc import KINDS
 from watchkeeper.archive.query import query
 from watchkeeper.archive.rollup import AGGREGATIONS, step_ms
 from watchkeeper.errors import InvalidData
@@ -121,6 +122,45 @@ _SERIES = Param("series", description="subject/plugin/metric{label=\"value\"}", 
 _RANGE = (Param("start", description="epoch seconds, ISO 8601, 'now' or a duration ago (5m)"),
           Param("end", description="as start; default now"),
           Param("since", description="a duration ago, when start is not given (default 1h)"))
+
+
+_FIND = (
+    Param("prefix", description="series name prefix"),
+    Param("subject", description="only series of this subject (exactly)"),
+    Param("plugin", description="only series of this plugin (exactly)"),
+    Param("metric", description="only series of this metric (exactly)"),
+    Param("label", description='name=value: only series with this label (exactly); '
+                               'repeatable, all must hold'),
+    Param("match", description="a substring of the series name (case-sensitive); "
+                               "repeatable, all must appear"),
+    Param("kind", enum=KINDS, description="only series of this kind"),
+)
+
+
+def _series_query(request: Request) -> SeriesQuery:
+    """The search ``GET /api/v1/series`` asks for; InvalidData naming a bad parameter."""
+    params = request.query_params
+    names = {field: params.get(field, "") for field in ("subject", "plugin", "metric")}
+    labels = []
+    for text in params.getlist("label"):
+        name, equals, value = text.partition("=")
+        if not equals:
+            raise InvalidData("expected name=value", field="label", value=text)
+        labels.append((name, value))
+    try:  # a name no series can have is bad input, not an empty answer
+        SeriesKey.make(names["subject"] or "x", names["plugin"] or "x", names["metric"] or "x",
+                       dict(labels))
+    except InvalidData as exc:
+        field = "label" if exc.field == "labels" else exc.field
+        raise InvalidData(str(exc).partition(": ")[2], field=field, value=exc.value) from None
+    match = params.getlist("match")
+    if "" in match:
+        raise InvalidData("must not be empty", field="match")
+    kind = params.get("kind") or None
+    if kind is not None and kind not in KINDS:
+        raise InvalidData(f"must be one of {', '.join(KINDS)}", field="kind", value=kind)
+    return SeriesQuery(prefix=params.get("prefix", ""), **names, labels=tuple(labels),
+                       match=tuple(match), kind=kind)
 
 
 def _info(meta: SeriesMeta) -> SeriesInfo:
@@ -259,16 +299,20 @@ class NativeApi:
         return _json(Health(status="degraded" if reasons else "ok", version=__version__,
                             reasons=reasons))
 
-    @operation("list series under a prefix, a page at a time", "read", answer=SeriesList,
-               params=(Param("prefix", description="series name prefix"), *paging(None)))
+    @operation("list series under a prefix, or by subject, plugin, metric, labels, "
+               "substrings and kind; a page at a time, in name order", "read",
+               answer=SeriesList, params=(*_FIND, *paging(None)))
     async def list_series(self, request: Request) -> Response:
         params = request.query_params
-        limit = whole_param(params.get("limit"), field="limit", default=-1)
-        metas, total = await self._archive.list_series(
-            prefix=params.get("prefix", ""),
-            limit=None if limit < 0 else limit,
-            offset=whole_param(params.get("offset"), field="offset", default=0),
-        )
+        query = _series_query(request)
+        given = whole_param(params.get("limit"), field="limit", default=-1)
+        limit = None if given < 0 else given
+        offset = whole_param(params.get("offset"), field="offset", default=0)
+        if query.only_prefix:
+            metas, total = await self._archive.list_series(prefix=query.prefix, limit=limit,
+                                                           offset=offset)
+        else:
+            metas, total = await self._archive.find_series(query, limit=limit, offset=offset)
         return _json(SeriesList(series=[_info(m) for m in metas], total=total))
 
     @operation("one series' points, or buckets of them with step and agg", "read",
