@@ -1,15 +1,14 @@
 """The inventory page's topology graph and node detail, against a real ``watchkeeper up``
 whose static inventory file has sites, devices, interfaces, links and a service.
 
-The shared stack (conftest.py) has two bare devices; this module starts its own with a
-topology (and markup in a site's name and a device attribute), writes series for its
-devices, and checks the graph and the node detail against what the API says.
+The shared stack (conftest.py) has two bare devices; this module starts its own
+(own_stack.py) with a topology (and markup in a site's name and a device attribute),
+writes series for its devices, and checks the graph and the node detail against what the
+API says.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.console.conftest import IMG, SCRIPT, SHOTS, VENDOR, WATCHKEEPER, Console
+from tests.console.conftest import IMG, SCRIPT, SHOTS, VENDOR, Console
+from tests.console.own_stack import running_up, tab_on
 from tests.console.test_pages import Page
-from tests.e2e.test_up import Stack, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -51,30 +50,14 @@ OTHER = "core1x/ping/rtt"  # a device whose name starts like core1's: not core1'
 
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
-    """Overrides conftest's stack for this module: the same shape, a richer inventory."""
+    """Overrides conftest's stack for this module: a `watchkeeper up` with a topology."""
     if not (VENDOR / "uPlot.iife.min.js").is_file():
         pytest.fail("uPlot is not in the console's static folder: run `make console`")
     tmp = tmp_path_factory.mktemp("topology")
     (tmp / "inventory.yaml").write_text(TOPOLOGY)
-    config = tmp / "wk.yaml"
-    config.write_text(f"data_dir: {tmp / 'var'}\ncollectors: []\n"
-                      f"inventory:\n  file: {tmp / 'inventory.yaml'}\n")
-    (tmp / "var").mkdir()
-    created = subprocess.run([*WATCHKEEPER, "token", "create", "--user", "console", "--write",
-                              "-c", str(config)], capture_output=True, text=True, timeout=60,
-                             check=False)
-    assert created.returncode == 0, created.stderr
-    port = free_port()
-    proc = subprocess.Popen([*WATCHKEEPER, "up", "-c", str(config), "--listen",
-                             f"127.0.0.1:{port}"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    stack = Stack(proc, f"http://127.0.0.1:{port}")
-    try:
-        stack.wait_ready()
-        console = Console(stack.url, created.stdout.split()[-1], time.time())
-        now = console.now
-        points = [[name, now - 30, value] for name, value in (
+    with running_up(tmp, f"collectors: []\ninventory:\n  file: {tmp / 'inventory.yaml'}\n") as up:
+        console = Console(up.url, up.token("console", "--write"), time.time())
+        points = [[name, console.now - 30, value] for name, value in (
             (RTT, 1.5), (IF1_SERIES, 1.0), (IF2_SERIES, 2.0), (OTHER, 9.0),
             ("core1/ping/check.status", 2.0), ("edge1/ping/check.status", 0.0))]
         written = httpx.post(f"{console.url}/api/v1/write", headers=console.headers(),
@@ -82,9 +65,6 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         assert written.status_code == 201, written.text
         _wait_for_model(console.url)
         yield console
-    finally:
-        if proc.poll() is None:
-            stack.stop()
 
 
 def _wait_for_model(url: str) -> None:
@@ -99,11 +79,8 @@ def _wait_for_model(url: str) -> None:
 
 @pytest.fixture
 def tab(console: Console, browser: Any) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    try:
-        yield Page(context.new_page(), console.url)
-    finally:
-        context.close()
+    with tab_on(browser, console.url) as page:
+        yield page
 
 
 def _graph(console: Console) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.console.conftest import IMG, SCRIPT, SHOTS, Console
+from tests.console.own_stack import tab_on
 from tests.console.test_pages import Page
 
 pytestmark = pytest.mark.slow
@@ -60,11 +61,8 @@ def rich(console: Console) -> Rich:
 
 @pytest.fixture
 def tab(console: Console, browser: Any) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    try:
-        yield Page(context.new_page(), console.url)
-    finally:
-        context.close()
+    with tab_on(browser, console.url) as page:
+        yield page
 
 
 def _cell(page: Any, destination: str) -> Any:
