@@ -161,6 +161,26 @@ class Columns:
 
 
 @dataclass(frozen=True)
+class FloatRuns:
+    """Float points of many series, one run after another: the run of key ``i`` of a
+    :meth:`Archive.read_floats` is rows ``bounds[i]:bounds[i + 1]`` of ``ts`` (int64
+    milliseconds, ascending) and ``values``. ``found[i]`` is False for a key that names no
+    float series (its run is empty)."""
+
+    ts: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]
+    bounds: npt.NDArray[np.int64]
+    found: npt.NDArray[np.bool_]
+
+    def __len__(self) -> int:
+        return int(self.found.shape[0])
+
+    def run(self, i: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        lo, hi = int(self.bounds[i]), int(self.bounds[i + 1])
+        return self.ts[lo:hi], self.values[lo:hi]
+
+
+@dataclass(frozen=True)
 class Rollup:
     """A float series aggregated into buckets: ``values[agg][i]`` belongs to bucket ``ts[i]``.
 
@@ -240,17 +260,24 @@ class Archive(ABC):
     async def read(self, key: SeriesKey, start: float, end: float) -> Points:
         """Points with ``start <= ts <= end``; raises SeriesNotFound for an unknown key."""
 
-    async def read_many(self, keys: Sequence[SeriesKey], start: float, end: float
-                        ) -> list[Points | None]:
-        """:meth:`read` of each key, in order (None for an unknown one). Backends override
-        it to read many series in one trip (PromQL reads every series a selector matches)."""
-        out: list[Points | None] = []
+    async def read_floats(self, keys: Sequence[SeriesKey], start_ms: int, end_ms: int
+                          ) -> FloatRuns:
+        """The points with ``start_ms <= ts <= end_ms`` of each float series of ``keys``, in
+        order, in one trip (PromQL reads every series a selector matches so). An unknown key
+        or one naming a histogram or object series reads as not found. The default reads
+        key by key; backends override it to read and decode all the keys' chunks at once.
+        """
+        runs: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]] | None] = []
         for key in keys:
             try:
-                out.append(await self.read(key, start, end))
+                points = await self.read(key, start_ms / 1000.0, end_ms / 1000.0)
             except SeriesNotFound:
-                out.append(None)
-        return out
+                points = None
+            if points is None or points.kind != "float":
+                runs.append(None)
+            else:
+                runs.append((np.rint(points.ts * 1000.0).astype(np.int64), points.values))
+        return float_runs(runs)
 
     @abstractmethod
     async def delete(self, key: SeriesKey, start: float, end: float) -> int:
@@ -278,6 +305,21 @@ class Archive(ABC):
         return [rollup_points(key, await self.read(key, start, end), start=start, end=end,
                               step=step, aggs=aggs)
                 for key in keys]
+
+
+def float_runs(runs: Sequence[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]] | None]
+               ) -> FloatRuns:
+    """:class:`FloatRuns` of one ``(ts, values)`` per key, or None for a key not found."""
+    counts = [0 if run is None else len(run[0]) for run in runs]
+    bounds = np.zeros(len(runs) + 1, dtype=np.int64)
+    np.cumsum(counts, out=bounds[1:])
+    found = np.array([run is not None for run in runs], dtype=np.bool_)
+    kept = [run for run in runs if run is not None]
+    if not kept:
+        return FloatRuns(np.empty(0, np.int64), np.empty(0), bounds, found)
+    return FloatRuns(np.concatenate([ts for ts, _ in kept]).astype(np.int64, copy=False),
+                     np.concatenate([v for _, v in kept]).astype(np.float64, copy=False),
+                     bounds, found)
 
 
 def require_numbers(key: SeriesKey, kind: Kind) -> None:

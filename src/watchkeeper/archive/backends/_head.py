@@ -110,6 +110,19 @@ class Head:
             parts = [segment.select(wanted[segment.sids]) for segment in self._segments]
         return _group(_merge(parts) if parts else self._empty())
 
+    def gather(self, sids: Ids) -> Grouped:
+        """The points of ``sids`` (ascending, distinct) as :meth:`take` groups them, found by
+        two binary searches per segment rather than a pass over every point: a query reads
+        a few series of a head that may hold millions of points."""
+        parts = []
+        for segment in self._segments:
+            lo = segment.sids.searchsorted(sids, "left")
+            hi = segment.sids.searchsorted(sids, "right")
+            rows = spans(lo, hi)
+            if len(rows):
+                parts.append(_Segment(segment.sids[rows], segment.ts[rows], segment.values[rows]))
+        return _group(_merge(parts) if parts else self._empty())
+
     def drop(self, sids: Ids | None = None) -> None:
         """Forget the points of ``sids`` (all series when None), once they are in chunks."""
         if sids is None:
@@ -158,6 +171,23 @@ def rows_of(sorted_sids: Ids, sid: int) -> tuple[int, int]:
     # int32 array first, ~300 µs per search on a 10^6-point head instead of ~2.
     lo, hi = sorted_sids.searchsorted(np.array((sid, sid + 1), dtype=sorted_sids.dtype))
     return int(lo), int(hi)
+
+
+def spans(lo: npt.NDArray[np.intp], hi: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+    """The rows ``lo[i]:hi[i]`` of every ``i``, one after another, as one index array."""
+    counts = hi - lo
+    total = int(counts.sum())
+    if not total:
+        return np.empty(0, dtype=np.intp)
+    ends = np.cumsum(counts)
+    return np.repeat(lo - (ends - counts), counts) + np.arange(total, dtype=np.intp)
+
+
+def grouped(sids: Ids, ts: Int64Array, values: Values) -> Grouped:
+    """Points in write order grouped by series: sorted by time, the last write of each
+    timestamp kept (as the head keeps them)."""
+    order = np.argsort(sids, kind="stable")
+    return _group(_Segment(sids[order], ts[order], values[order]))
 
 
 def latest(ts: Int64Array, values: Values) -> tuple[Int64Array, Values]:

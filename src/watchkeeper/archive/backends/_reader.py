@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from watchkeeper.archive.abc import (
+    FloatRuns,
     Points,
     Rollup,
     SeriesMeta,
@@ -31,6 +32,7 @@ from watchkeeper.archive.backends._points import (
     window_ms,
 )
 from watchkeeper.archive.backends._rollups import RollupPlan
+from watchkeeper.archive.backends._runs import assemble, newer_points
 from watchkeeper.archive.backends._store import SeriesRow, Store
 from watchkeeper.errors import SeriesNotFound
 from watchkeeper.model import SeriesKey
@@ -61,6 +63,19 @@ class Reader:
         ts, values = decode_chunks(row.kind, (chunk.blob for chunk in chunks))
         ts, values = overlay(ts, values, *logged_points(row.kind, row.sid, batches))
         return to_points(row.kind, ts, values, start, end, unit=row.unit)
+
+    def read_floats(self, keys: Sequence[SeriesKey], start_ms: int, end_ms: int) -> FloatRuns:
+        """Many float series at once, chunks and log in one snapshot (see _runs)."""
+        with self.store.snapshot():
+            found = self.store.series_ids([str(key) for key in keys]) \
+                if self.store.has_schema() else [None] * len(keys)
+            sids = np.array([-1 if f is None or f[1] != "float" else f[0] for f in found],
+                            dtype=np.int32)
+            chunks = self.store.chunks_of(sids.tolist(), start_ms, end_ms) if len(keys) else []
+            logged = self.store.log() if len(keys) else []
+        columns = [decode_batch(blob).column("float") for _, blob in logged]
+        newer = newer_points(columns, np.unique(sids[sids >= 0]))
+        return assemble(sids, chunks, newer, start_ms, end_ms)
 
     def rollup(self, keys: Sequence[SeriesKey], start: float, end: float, step: float,
                aggs: Sequence[str]) -> list[Rollup]:

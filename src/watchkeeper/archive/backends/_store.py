@@ -41,6 +41,13 @@ _REACHING: Final = (
     "coalesce((SELECT start_ts FROM summaries WHERE series_id = {sid} AND start_ts <= ?2"
     " ORDER BY start_ts DESC LIMIT 1), ?2)")
 _SUMMARIES: Final = _REACHING.format(source="summaries AS s", sid="?1")
+# The same seek in the chunks of many series, each row tagged with its series' position in
+# the list (no ORDER BY: a sort would copy every blob; the caller orders the rows).
+_CHUNKS_OF: Final = (
+    "SELECT j.key, c.start_ts, c.n, c.blob FROM json_each(?1) AS j JOIN chunks AS c"
+    " ON c.series_id = j.value WHERE c.start_ts <= ?3 AND c.end_ts >= ?2 AND c.start_ts >= "
+    "coalesce((SELECT start_ts FROM chunks WHERE series_id = j.value AND start_ts <= ?2"
+    " ORDER BY start_ts DESC LIMIT 1), ?2)")
 _SUMMARIES_OF: Final = _REACHING.format(source="json_each(?1) AS j JOIN summaries AS s",
                                         sid="j.value")
 
@@ -336,6 +343,29 @@ class Store:
             (sid, lo_ms, hi_ms),
         ).fetchall()
         return [ChunkRow(*row) for row in rows if row[2] >= lo_ms]
+
+    def chunks_of(self, sids: Sequence[int], lo_ms: int, hi_ms: int
+                  ) -> list[tuple[int, int, int, bytes]]:
+        """``(position, start_ms, n, blob)`` of the chunks holding points in ``[lo_ms, hi_ms]``
+        of each series of ``sids``, by position then time, in one statement (one per
+        series before SQLite 3.38)."""
+        if not _JSON_EACH:
+            return [(at, row.start_ms, row.n, row.blob) for at, sid in enumerate(sids)
+                    for row in self.chunks(sid, lo_ms, hi_ms)]
+        rows: list[tuple[int, int, int, bytes]] = self._conn.execute(
+            _CHUNKS_OF, (json.dumps(list(sids)), lo_ms, hi_ms)).fetchall()
+        rows.sort(key=lambda row: (row[0], row[1]))  # already in order, as a rule: linear
+        return rows
+
+    def series_ids(self, texts: Sequence[str]) -> list[tuple[int, Kind] | None]:
+        """The id and kind of the series of each text form (None: no such series)."""
+        if not _JSON_EACH:
+            return [None if row is None else (row.sid, row.kind)
+                    for row in map(self.series_by_key, texts)]
+        found = {at: (sid, kind) for at, sid, kind in self._conn.execute(
+            "SELECT j.key, s.id, s.kind FROM json_each(?1) AS j JOIN series AS s"
+            " ON s.key = j.value", (json.dumps(list(texts)),))}
+        return [found.get(at) for at in range(len(texts))]
 
     def chunks_at(self, keys: Sequence[tuple[int, int]]) -> list[ChunkRow | None]:
         """The chunks starting at each ``(sid, start_ms)``, in order (None: no such chunk),

@@ -37,6 +37,7 @@ import numpy.typing as npt
 from watchkeeper.archive.abc import (
     KINDS,
     Columns,
+    FloatRuns,
     Kind,
     Points,
     Rollup,
@@ -64,6 +65,7 @@ from watchkeeper.archive.backends._points import (
     window_ms,
 )
 from watchkeeper.archive.backends._rollups import RollupPlan
+from watchkeeper.archive.backends._runs import assemble, float_sids
 from watchkeeper.archive.backends._store import Store
 from watchkeeper.errors import ArchiveError, InvalidData, SeriesNotFound
 from watchkeeper.model import Measurement, SeriesKey
@@ -360,6 +362,14 @@ class Writer:
         ts, values = decode_chunks(kind, (row.blob for row in self.store.chunks(sid, lo, hi)))
         ts, values = overlay(ts, values, *self.heads[kind].points(sid))
         return to_points(kind, ts, values, start, end, unit=self.catalog.unit(sid))
+
+    def read_floats(self, keys: Sequence[SeriesKey], start_ms: int, end_ms: int) -> FloatRuns:
+        """Many float series at once: one statement for their chunks, one decode (_runs)."""
+        self.settle()
+        sids = float_sids(self.catalog.ids.get, self.catalog.kinds, keys)
+        return assemble(sids, self.store.chunks_of(sids.tolist(), start_ms, end_ms),
+                        self.heads["float"].gather(np.unique(sids[sids >= 0])), start_ms,
+                        end_ms)
 
     def rollup(self, keys: Sequence[SeriesKey], start: float, end: float, step: float,
                aggs: Sequence[str]) -> list[Rollup]:

@@ -51,12 +51,20 @@ from typing import Annotated, Any, Final, Literal, TypeVar
 
 import msgspec
 
-from watchkeeper.archive.abc import Archive, Columns, Points, Rollup, SeriesMeta, SeriesQuery
+from watchkeeper.archive.abc import (
+    Archive,
+    Columns,
+    FloatRuns,
+    Points,
+    Rollup,
+    SeriesMeta,
+    SeriesQuery,
+)
 from watchkeeper.archive.backends._reader import Reader
 from watchkeeper.archive.backends._store import Store
 from watchkeeper.archive.backends._writer import Write, Writer
 from watchkeeper.clock import Clock
-from watchkeeper.errors import ArchiveError, ConfigError, SeriesNotFound
+from watchkeeper.errors import ArchiveError, ConfigError
 from watchkeeper.model import Measurement, SeriesKey
 from watchkeeper.telemetry import SelfMetrics
 
@@ -213,20 +221,9 @@ class EmbeddedArchive(Archive):
     async def read(self, key: SeriesKey, start: float, end: float) -> Points:
         return await self._call(self._started().read, key, start, end)
 
-    async def read_many(self, keys: Sequence[SeriesKey], start: float, end: float
-                        ) -> list[Points | None]:
-        return await self._call(self._read_many, tuple(keys), start, end)
-
-    def _read_many(self, keys: tuple[SeriesKey, ...], start: float, end: float
-                   ) -> list[Points | None]:
-        core = self._started()  # on the archive thread: one trip for all the keys
-        out: list[Points | None] = []
-        for key in keys:
-            try:
-                out.append(core.read(key, start, end))
-            except SeriesNotFound:
-                out.append(None)
-        return out
+    async def read_floats(self, keys: Sequence[SeriesKey], start_ms: int, end_ms: int
+                          ) -> FloatRuns:
+        return await self._call(self._started().read_floats, tuple(keys), start_ms, end_ms)
 
     async def rollup(
         self,

@@ -13,8 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from watchkeeper.archive.abc import Archive, Columns, Points, SeriesMeta, SeriesQuery
+from watchkeeper.archive.abc import (
+    Archive,
+    Columns,
+    FloatRuns,
+    Points,
+    SeriesMeta,
+    SeriesQuery,
+    float_runs,
+)
 from watchkeeper.archive.backends._batch import Batch, columnize, columnize_columns
 from watchkeeper.archive.backends._catalog import Catalog
 from watchkeeper.archive.backends._index import SeriesIndex
@@ -23,6 +32,9 @@ from watchkeeper.clock import Clock
 from watchkeeper.errors import SeriesNotFound
 from watchkeeper.model import Measurement, SeriesKey
 from watchkeeper.telemetry import SelfMetrics
+
+Int64Array = npt.NDArray[np.int64]
+Float64Array = npt.NDArray[np.float64]
 
 
 class MemoryArchive(Archive):
@@ -82,6 +94,20 @@ class MemoryArchive(Archive):
         values = object_array([v for _, v in points])
         return to_points(self._catalog.kind(sid), ts, values, start, end,
                          unit=self._catalog.unit(sid))
+
+    async def read_floats(self, keys: Sequence[SeriesKey], start_ms: int, end_ms: int
+                          ) -> FloatRuns:
+        runs: list[tuple[Int64Array, Float64Array] | None] = []
+        for key in keys:
+            sid = self._catalog.ids.get(key)
+            if sid is None or self._catalog.kind(sid) != "float":
+                runs.append(None)
+                continue
+            points = sorted((ms, v) for ms, v in self._points[sid].items()
+                            if start_ms <= ms <= end_ms)
+            runs.append((np.array([ms for ms, _ in points], dtype=np.int64),
+                         np.array([v for _, v in points], dtype=np.float64)))
+        return float_runs(runs)
 
     async def delete(self, key: SeriesKey, start: float, end: float) -> int:
         sid = self._sid(key)

@@ -33,6 +33,7 @@ from watchkeeper.archive.promql.values import (
     Mask,
     RangeArg,
     Raw,
+    Samples,
     Series,
     drop_name,
     merge_same,
@@ -43,6 +44,7 @@ from watchkeeper.model import SeriesKey, promlabels
 LOOKBACK_MS: Final = 300_000
 SUBQUERY_STEP_MS: Final = 60_000  # Prometheus' default evaluation interval
 _READ_BATCH: Final = 256  # series per archive trip (the archive thread also serves writes)
+_SELECTIONS: Final = 4096  # selectors whose series are remembered
 _OFFLOAD_CELLS: Final = 200_000
 """Windows (series x steps) from which the numpy work runs in a worker thread, so a big
 query does not hold the event loop (and remote writes) for its whole computation."""
@@ -144,6 +146,7 @@ class Engine:
         self.limits = limits or Limits()
         self._known: tuple[int, list[tuple[Labels, SeriesKey]], dict[str, list[int]]] | None \
             = None
+        self._selections: dict[tuple[Matcher, ...], list[tuple[Labels, SeriesKey]]] = {}
 
     async def query(self, text: str, *, start: int, end: int, step: int,
                     time_limit: float | None = None) -> Result:
@@ -200,6 +203,7 @@ class Engine:
         for i, (labels, _) in enumerate(index):
             by_name.setdefault(labels[NAME], []).append(i)
         self._known = (total, index, by_name)
+        self._selections.clear()
         return index, by_name
 
     # -- evaluation -------------------------------------------------------------------
@@ -241,45 +245,54 @@ class Engine:
             base = np.full(len(ctx.steps), fixed, dtype=np.int64)
         return base - (_duration_ms(offset) if offset is not None else 0)
 
-    async def _fetch(self, vs: Any, start: int, end: int, ctx: _Context) -> list[Raw]:
-        matchers = _matchers(vs)
-        compiled = [_compile(m) for m in matchers]
-        name = next((v for k, op, v in matchers if k == NAME and op == "="), None)
-        candidates = (ctx.by_name.get(name, []) if name is not None
-                      else range(len(ctx.index)))
-        chosen = [ctx.index[i] for i in candidates
-                  if all(test(ctx.index[i][0]) for test in compiled)]
+    def _selected(self, matchers: tuple[Matcher, ...], ctx: _Context
+                  ) -> list[tuple[Labels, SeriesKey]]:
+        """The series of the index meeting every matcher, remembered until the index changes
+        (a dashboard asks the same selectors over and over)."""
+        chosen = self._selections.get(matchers)
+        if chosen is None:
+            compiled = [_compile(m) for m in matchers]
+            name = next((v for k, op, v in matchers if k == NAME and op == "="), None)
+            candidates = (ctx.by_name.get(name, []) if name is not None
+                          else range(len(ctx.index)))
+            chosen = [ctx.index[i] for i in candidates
+                      if all(test(ctx.index[i][0]) for test in compiled)]
+            if len(self._selections) >= _SELECTIONS:
+                self._selections.clear()
+            self._selections[matchers] = chosen
+        return chosen
+
+    async def _fetch(self, vs: Any, start: int, end: int, ctx: _Context) -> Samples:
+        chosen = self._selected(_matchers(vs), ctx)
         ctx.series += len(chosen)
         if ctx.series > ctx.limits.max_series:
             raise QueryTooLarge(f"the query selects more than {ctx.limits.max_series} series "
                                 f"(the limit); narrow its selectors")
-        out = []
+        parts = []
         for at in range(0, len(chosen), _READ_BATCH):
             batch = chosen[at:at + _READ_BATCH]
-            read = await self._archive.read_many([key for _, key in batch], start / 1000.0,
-                                                 end / 1000.0)
+            runs = await self._archive.read_floats([key for _, key in batch], start, end)
             ctx.tick()
-            for (labels, _), points in zip(batch, read, strict=True):
-                if points is None or not len(points):
-                    continue
-                ctx.spend(len(points))
-                stamps = np.rint(points.ts * 1000.0).astype(np.int64)
-                out.append(Raw(labels, stamps, np.asarray(points.values, dtype=np.float64)))
-        return out
+            ctx.spend(len(runs.ts))
+            has = np.diff(runs.bounds) > 0  # a series without samples here is left out
+            parts.append(Samples([labels for (labels, _), kept in zip(batch, has.tolist(),
+                                                                     strict=True) if kept],
+                                 runs.ts, runs.values, runs.bounds[np.append(has, True)]))
+        return Samples.joined(parts)
 
     async def _instant(self, vs: Any, ctx: _Context) -> list[Series]:
         ref = self._ref(vs.at, _attr(vs, "offset"), ctx)
-        raws = await self._fetch(vs, int(ref.min()) - LOOKBACK_MS, int(ref.max()), ctx)
+        samples = await self._fetch(vs, int(ref.min()) - LOOKBACK_MS, int(ref.max()), ctx)
         # the latest sample in [ref - lookback, ref] is the last of that window
-        w = await _offload(len(raws) * len(ref),
-                           functools.partial(ranges.windows, raws, ref, LOOKBACK_MS))
+        w = await _offload(len(samples) * len(ref),
+                           functools.partial(ranges.windows, samples, ref, LOOKBACK_MS))
         n = len(ref)
         present = (w.hi > w.lo).reshape(w.series, n)
         last = np.maximum(w.hi - 1, 0)
         values = w.values[last].reshape(w.series, n) if len(w.values) else np.zeros((0, n))
         stamps = w.ts[last].reshape(w.series, n) if len(w.ts) else np.zeros((0, n), np.int64)
-        out = [Series(raw.labels, values[i], present[i], stamps[i])
-               for i, raw in enumerate(raws) if present[i].any()]
+        out = [Series(labels, values[i], present[i], stamps[i])
+               for i, labels in enumerate(samples.labels) if present[i].any()]
         ctx.spend(len(out) * n)
         return out
 
@@ -287,8 +300,8 @@ class Engine:
         vs = ms.vector_selector
         ref = self._ref(vs.at, _attr(vs, "offset"), ctx)
         range_ms = _duration_ms(_attr(ms, "range"))
-        raws = await self._fetch(vs, int(ref.min()) - range_ms, int(ref.max()), ctx)
-        return RangeArg(raws, range_ms, ref, _matchers(vs))
+        samples = await self._fetch(vs, int(ref.min()) - range_ms, int(ref.max()), ctx)
+        return RangeArg(samples, range_ms, ref, _matchers(vs))
 
     async def _subquery(self, sq: Any, ctx: _Context) -> RangeArg:
         ref = self._ref(sq.at, _attr(sq, "offset"), ctx)
@@ -310,7 +323,7 @@ class Engine:
         if not isinstance(value, list):
             raise BadQuery("subqueries take an instant vector or a scalar")
         raws = [Raw(s.labels, inner_steps[s.present], s.values[s.present]) for s in value]
-        return RangeArg(raws, range_ms, ref)
+        return RangeArg(Samples.of(raws), range_ms, ref)
 
     async def _scalar_arg(self, node: Any, ctx: _Context) -> Floats:
         value = await self._eval(node, ctx)
@@ -354,10 +367,10 @@ class Engine:
         values = values.reshape(w.series, n)
         present = present.reshape(w.series, n)
         out = []
-        for i, raw in enumerate(arg.series):
+        for i, labels in enumerate(arg.series.labels):
             if present[i].any():
-                labels = raw.labels if name == "last_over_time" else drop_name(raw.labels)
-                out.append(Series(labels, values[i], present[i]))
+                out.append(Series(labels if name == "last_over_time" else drop_name(labels),
+                                  values[i], present[i]))
         ctx.spend(len(out) * n)
         return merge_same(out)
 
@@ -560,8 +573,9 @@ def _sorted(vec: list[Series], *, descending: bool) -> list[Series]:
 def _window_samples(arg: RangeArg) -> list[Raw]:
     """The samples of each series inside the (single) window: an instant query of a range."""
     w = ranges.windows(arg.series, arg.ref[:1], arg.range_ms)
-    return [Raw(raw.labels, w.ts[lo:hi], w.values[lo:hi])
-            for raw, lo, hi in zip(arg.series, w.lo.tolist(), w.hi.tolist(), strict=True)
+    return [Raw(labels, w.ts[lo:hi], w.values[lo:hi])
+            for labels, lo, hi in zip(arg.series.labels, w.lo.tolist(), w.hi.tolist(),
+                                      strict=True)
             if hi > lo]
 
 

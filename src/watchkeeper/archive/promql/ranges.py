@@ -9,16 +9,18 @@ columns in sample order, so sums accumulate in the order Prometheus adds them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
 
-from watchkeeper.archive.promql.values import Floats, Ints, Mask, Raw
+from watchkeeper.archive.promql.values import Floats, Ints, Mask, Samples
 from watchkeeper.errors import BadQuery
 
 _CHUNK_CELLS: Final = 1 << 21  # steps x window samples gathered at once
+_SEARCH_BLOCK: Final = 1 << 14  # samples of the series searched together
+_BLOCK: Final = 1 << 15  # windows computed together
 Result = tuple[Floats, Mask]
 
 
@@ -43,25 +45,54 @@ class Windows:
         return np.tile(per_step, self.series)
 
 
-def windows(raws: Sequence[Raw], ref: Ints, range_ms: int) -> Windows:
-    """Every window of ``raws`` at each ``ref`` (``[ref - range, ref]``), found by one
-    ``searchsorted`` over the series laid end to end (each shifted past the last)."""
-    lengths = np.array([len(r.ts) for r in raws], dtype=np.int64)
-    ts = np.concatenate([r.ts for r in raws]) if raws else np.zeros(0, dtype=np.int64)
-    values = np.concatenate([r.values for r in raws]) if raws else np.zeros(0)
-    first = np.zeros(len(ts), dtype=bool)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-    first[starts[lengths > 0]] = True
-    lowest = min(int(ts.min()) if len(ts) else 0, int(ref.min()) - range_ms)
-    span = max(int(ts.max()) if len(ts) else 0, int(ref.max())) - lowest + 1
-    if span * max(len(raws), 1) >= 1 << 62:  # the keys below would wrap around in int64
-        raise BadQuery(f"a range of {range_ms} ms over {len(raws)} series is too large")
-    shift = np.arange(len(raws), dtype=np.int64) * span
-    keyed = np.repeat(shift, lengths) + (ts - lowest)
-    lo = np.searchsorted(keyed, (shift[:, None] + (ref - range_ms - lowest)).ravel(), "left")
-    hi = np.searchsorted(keyed, (shift[:, None] + (ref - lowest)).ravel(), "right")
-    return Windows(ts, values, first, lo.astype(np.int64), hi.astype(np.int64),
-                   np.tile(ref, len(raws)), range_ms, len(raws), len(ref))
+def windows(samples: Samples, ref: Ints, range_ms: int) -> Windows:
+    """Every window of every series at each ``ref`` (``[ref - range, ref]``)."""
+    first = np.zeros(len(samples.ts), dtype=bool)
+    starts = samples.bounds[:-1]
+    first[starts[samples.bounds[1:] > starts]] = True
+    lo, hi = _window_bounds(samples.ts, samples.bounds, ref, range_ms)
+    return Windows(samples.ts, samples.values, first, lo, hi, np.tile(ref, len(samples)),
+                   range_ms, len(samples), len(ref))
+
+
+def _window_bounds(ts: Ints, bounds: Ints, ref: Ints, range_ms: int) -> tuple[Ints, Ints]:
+    """Where each series' windows start and end in ``ts`` (row ``series * steps + step``).
+
+    Binary searches over a few series at a time, laid end to end (each shifted past the
+    last): one search over millions of samples ran ~3x slower than searches over blocks
+    that stay in the CPU's cache, and one per series costs a call per series.
+    """
+    n = len(ref)
+    count = len(bounds) - 1
+    lo = np.empty(count * n, dtype=np.int64)
+    hi = np.empty(count * n, dtype=np.int64)
+    lows = ref - range_ms
+    first = 0
+    while first < count:
+        last = int(np.searchsorted(bounds, bounds[first] + _SEARCH_BLOCK, "right")) - 1
+        last = min(max(last, first + 1), count)
+        base = int(bounds[first])
+        block = ts[base:int(bounds[last])]
+        out = slice(first * n, last * n)
+        if not len(block):
+            lo[out] = hi[out] = base
+        elif last == first + 1:
+            lo[out] = np.searchsorted(block, lows, "left") + base
+            hi[out] = np.searchsorted(block, ref, "right") + base
+        else:
+            lowest = min(int(block.min()), int(lows.min()))
+            span = max(int(block.max()), int(ref.max())) - lowest + 1
+            if span * (last - first) >= 1 << 62:  # the keys would wrap around in int64
+                raise BadQuery(f"a range of {range_ms} ms over {last - first} series is too "
+                               "large")
+            shift = np.arange(last - first, dtype=np.int64) * span
+            keyed = np.repeat(shift, np.diff(bounds[first:last + 1])) + (block - lowest)
+            lo[out] = np.searchsorted(keyed, (shift[:, None] + (lows - lowest)).ravel(),
+                                      "left") + base
+            hi[out] = np.searchsorted(keyed, (shift[:, None] + (ref - lowest)).ravel(),
+                                      "right") + base
+        first = last
+    return lo, hi
 
 
 def _windows(values: Floats, lo: Ints, hi: Ints) -> Iterator[tuple[slice, Floats, Mask]]:
@@ -101,38 +132,57 @@ def _kahan_columns(grid: Floats, mask: Mask) -> Floats:
 
 
 def extrapolated(w: Windows, *, counter: bool, per_second: bool) -> Result:
-    """``rate``, ``increase`` (counters) and ``delta``: Prometheus' extrapolatedRate."""
-    count = w.hi - w.lo
-    ok = count >= 2
-    v, t = w.values, w.ts
-    if len(v) == 0:
+    """``rate``, ``increase`` (counters) and ``delta``: Prometheus' extrapolatedRate.
+
+    Computed a block of windows at a time, so the dozen temporaries stay in the CPU's
+    cache (over a million windows, ~2x faster than whole arrays)."""
+    ok = (w.hi - w.lo) >= 2
+    if len(w.values) == 0:
         return np.zeros(len(w.lo)), ok
-    first = np.where(ok, w.lo, 0)
-    last = np.where(ok, w.hi - 1, 0)
-    result = v[last] - v[first]
-    if counter:
-        # a reset between samples i-1 and i of one series adds v[i-1]; summed over
-        # first < i <= last by a prefix sum (a series' first sample ends no pair)
-        drop = np.where((v[1:] < v[:-1]) & ~w.first[1:], v[:-1], 0.0)
-        drops = np.zeros(len(v) + 1)
-        drops[2:] = np.cumsum(drop)
-        result = result + (drops[last + 1] - drops[first + 1])
-    sampled = (t[last] - t[first]) / 1000.0
+    # a reset between samples i-1 and i of one series adds v[i-1]: the resets, and the
+    # running sum of what they add (a series' first sample ends no pair)
+    v = w.values
+    fell = np.flatnonzero((v[1:] < v[:-1]) & ~w.first[1:]) + 1 if counter else None
+    added = np.zeros(0 if fell is None else len(fell) + 1)
+    if fell is not None and len(fell):
+        np.cumsum(v[fell - 1], out=added[1:])
+    out = np.empty(len(w.lo))
+    for at in range(0, len(w.lo), _BLOCK):
+        part = slice(at, at + _BLOCK)
+        out[part] = _extrapolated(w, part, ok[part], fell, added, per_second=per_second)
+    return out, ok
+
+
+def _extrapolated(w: Windows, part: slice, ok: Mask, fell: Ints | None, added: Floats, *,
+                  per_second: bool) -> Floats:
+    v, t = w.values, w.ts
+    lo, hi, ref = w.lo[part], w.hi[part], w.ref[part]
+    count = hi - lo
+    first = np.where(ok, lo, 0)
+    last = np.where(ok, hi - 1, 0)
+    v_first = v[first]
+    t_first, t_last = t[first], t[last]
+    result = v[last] - v_first
+    if fell is not None:  # resets within (first, last]; adding 0.0 when there are none
+        result += (added[np.searchsorted(fell, last, "right")]
+                   - added[np.searchsorted(fell, first, "right")]) if len(fell) else 0.0
+    sampled = (t_last - t_first) / 1000.0
     with np.errstate(all="ignore"):
         average = sampled / np.maximum(count - 1, 1)
-        to_start = (t[first] - (w.ref - w.range_ms)) / 1000.0
-        to_end = (w.ref - t[last]) / 1000.0
-        if counter:
-            to_zero = sampled * (v[first] / result)
-            use_zero = (result > 0) & (v[first] >= 0) & (to_zero < to_start)
+        to_start = (t_first - (ref - w.range_ms)) / 1000.0
+        to_end = (ref - t_last) / 1000.0
+        if fell is not None:
+            to_zero = sampled * (v_first / result)
+            use_zero = (result > 0) & (v_first >= 0) & (to_zero < to_start)
             to_start = np.where(use_zero, to_zero, to_start)
         threshold = average * 1.1
-        interval = (sampled + np.where(to_start < threshold, to_start, average / 2)
-                    + np.where(to_end < threshold, to_end, average / 2))
-        result = result * (interval / sampled)
+        half = average / 2
+        interval = (sampled + np.where(to_start < threshold, to_start, half)
+                    + np.where(to_end < threshold, to_end, half))
+        result *= interval / sampled
         if per_second:
-            result = result / (w.range_ms / 1000.0)
-    return result, ok
+            result /= w.range_ms / 1000.0
+    return result
 
 
 def instant_rate(w: Windows, *, per_second: bool) -> Result:

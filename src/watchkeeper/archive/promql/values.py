@@ -47,10 +47,48 @@ class Raw:
 
 
 @dataclass
+class Samples:
+    """Stored samples of several series laid end to end, as the archive reads them: series
+    ``i`` (``labels[i]``) owns rows ``bounds[i]:bounds[i + 1]`` of ``ts`` and ``values``."""
+
+    labels: list[Labels]
+    ts: Ints
+    values: Floats
+    bounds: Ints
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @classmethod
+    def of(cls, raws: list[Raw]) -> Samples:
+        bounds = np.zeros(len(raws) + 1, dtype=np.int64)
+        np.cumsum([len(r.ts) for r in raws], out=bounds[1:])
+        if not raws:
+            return cls([], np.zeros(0, dtype=np.int64), np.zeros(0), bounds)
+        return cls([r.labels for r in raws], np.concatenate([r.ts for r in raws]),
+                   np.concatenate([r.values for r in raws]), bounds)
+
+    @classmethod
+    def joined(cls, parts: list[Samples]) -> Samples:
+        """Several reads' samples, one after another."""
+        if len(parts) == 1:
+            return parts[0]
+        if not parts:
+            return cls.of([])
+        offsets = np.cumsum([0] + [len(p.ts) for p in parts])
+        bounds = np.concatenate([[0]] + [p.bounds[1:] + int(o)
+                                         for p, o in zip(parts, offsets[:-1].tolist(),
+                                                         strict=True)])
+        return cls([labels for p in parts for labels in p.labels],
+                   np.concatenate([p.ts for p in parts]),
+                   np.concatenate([p.values for p in parts]), bounds.astype(np.int64))
+
+
+@dataclass
 class RangeArg:
     """A range vector argument: each step ``i`` looks at ``[ref[i] - range, ref[i]]``."""
 
-    series: list[Raw]
+    series: Samples
     range_ms: int
     ref: Ints
     matchers: tuple[tuple[str, str, str], ...] = field(default=())
