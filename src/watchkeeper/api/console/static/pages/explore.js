@@ -1,17 +1,23 @@
-// Explore: find series by prefix, plot one or many on one uPlot chart. The URL holds the
-// view (#/explore?s=NAME&s=NAME&r=1h, or from=&to= after a zoom). The step comes from the
-// range so that a series never brings more than TARGET_POINTS buckets (avg, with a
-// min/max band), through /api/v1/rollup.
+// Explore: find series (by prefix, or plugin, metric, labels and words: parseQuery), plot
+// them on one uPlot chart or one small chart each (small multiples), histograms as
+// heatmaps. The URL holds the view (#/explore?s=NAME&s=NAME&r=1h, from=&to= after a zoom,
+// sm=1 for small multiples). The step comes from the range so that a series never brings
+// more than TARGET_POINTS buckets (avg, with a min/max band), through /api/v1/rollup.
 import {get} from "../api.js";
 import {append, clear, el, fmtNumber, fmtTime} from "../dom.js";
+import {binHistograms, drawHeatmap} from "../heatmap.js";
 
 export const PRESETS = {"15m": 900, "1h": 3600, "6h": 21600, "1d": 86400, "7d": 604800,
                         "30d": 2592000, "1y": 31536000};
 export const TARGET_POINTS = 1000;
+export const MAX_ADDED = 20;  // series one "add" of a search brings at most
 const NICE = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600,
               43200, 86400, 172800, 604800];
 const COLOURS = ["#1565c0", "#c62828", "#2e7d32", "#6a1b9a", "#ef6c00", "#00838f", "#ad1457",
                  "#4e342e", "#558b2f", "#283593"];
+const FIELDS = ["subject", "plugin", "metric", "kind", "prefix"];
+const TOKEN = /(?:[^\s"]+|"(?:[^"\\]|\\.)*")+/g;
+const NAME = /^[\w.:@-]+\/[\w.:@-]+\/[\w.:@-]+(\{.*\})?$/;
 
 // The smallest "nice" step giving at most TARGET_POINTS buckets over `seconds`.
 export function chooseStep(seconds) {
@@ -19,6 +25,29 @@ export function chooseStep(seconds) {
   for (const step of NICE) if (step >= wanted) return step;
   return Math.ceil(wanted / 86400) * 86400;
 }
+
+function unquote(text) {
+  return /^".*"$/.test(text) ? text.slice(1, -1).replace(/\\(.)/g, "$1") : text;
+}
+
+// The search box's text as /api/v1/series parameters (docs/console.md): `plugin:http`,
+// `metric:`, `subject:`, `kind:`, `prefix:` fields; `name=value` a label (quotes allow
+// spaces: host="web 1"); a word with a `/` the name prefix; any other word a substring.
+export function parseQuery(text) {
+  const query = {label: [], match: []};
+  for (const token of text.match(TOKEN) || []) {
+    const field = token.match(/^(\w+):(.+)$/);
+    if (field && FIELDS.includes(field[1])) { query[field[1]] = unquote(field[2]); continue; }
+    const label = token.match(/^([A-Za-z_]\w*)=(.*)$/);
+    if (label) { query.label.push(`${label[1]}=${unquote(label[2])}`); continue; }
+    if (token.includes("/") && !query.prefix) { query.prefix = token; continue; }
+    query.match.push(unquote(token));
+  }
+  return query;
+}
+
+// Whether `text` is one series' whole name rather than a search.
+export const isSeriesName = (text) => NAME.test(text);
 
 export function viewOf(params) {
   const series = params.getAll("s").filter(Boolean);
@@ -29,7 +58,7 @@ export function viewOf(params) {
     if (!(preset in PRESETS)) preset = "1h";
     to = now; from = now - PRESETS[preset];
   } else preset = "";
-  return {series, from, to, preset};
+  return {series, from, to, preset, small: params.get("sm") === "1"};
 }
 
 function paramsOf(view) {
@@ -37,6 +66,7 @@ function paramsOf(view) {
   view.series.forEach((s) => p.append("s", s));
   if (view.preset) p.set("r", view.preset);
   else { p.set("from", Math.floor(view.from)); p.set("to", Math.ceil(view.to)); }
+  if (view.small) p.set("sm", "1");
   return p;
 }
 
@@ -48,6 +78,26 @@ async function fetchSeries(name, view, step) {
   const found = answer.series.find((s) => s.series === name);
   if (!found) return {series: name, unit: "", ts: [], avg: [], min: [], max: [], missing: true};
   return {series: name, unit: found.unit, ts: found.ts, ...found.values};
+}
+
+// A series the rollup left out, if it holds histograms: {series, unit, points}, else null.
+async function fetchHistogram(name, view) {
+  const listed = await get("/api/v1/series", {prefix: name, limit: 1});
+  const meta = listed.series[0];
+  if (!meta || meta.series !== name || meta.kind !== "histogram") return null;
+  const answer = await get("/api/v1/query", {series: name, start: view.from, end: view.to});
+  return {series: name, unit: answer.unit, points: answer.points};
+}
+
+// Every series of the view: floats rolled up, histograms binned, and the names of those
+// that are neither (objects, or unknown).
+async function fetchView(view, step) {
+  const rolled = await Promise.all(view.series.map((s) => fetchSeries(s, view, step)));
+  const left = rolled.filter((r) => r.missing).map((r) => r.series);
+  const histograms = (await Promise.all(left.map((s) => fetchHistogram(s, view)))).filter(Boolean);
+  const drawable = new Set(histograms.map((h) => h.series));
+  return {floats: rolled.filter((r) => !r.missing), histograms,
+          missing: left.filter((s) => !drawable.has(s))};
 }
 
 // The gap that breaks a series' line: three of its usual intervals, at least two steps.
@@ -111,66 +161,105 @@ export async function render(root, params, nav) {
   const plotting = view.series.length ? loadUplot() : null;  // meanwhile, the data comes
   const setView = (changes) => nav.go(paramsOf({...view, ...changes}));
   const input = el("input", {id: "series-input", list: "series-options", size: 60,
-                             placeholder: "series name prefix, e.g. host/system/", autocomplete: "off"});
+                             autocomplete: "off", "aria-label": "find series",
+                             placeholder: "web1/http/  or  plugin:http metric:latency host=web1 words"});
   const options = el("datalist", {id: "series-options"});
+  const found = el("span", {class: "muted", id: "series-found"});
   const chart = el("div", {class: "chart", id: "chart"});
+  const heatmaps = el("div", {id: "heatmaps"});
   const info = el("div", {class: "muted", id: "explore-info"});
   const range = el("span", {class: "muted", id: "explore-range"});
   const showRange = (v) => { range.textContent = `${fmtTime(v.from)} – ${fmtTime(v.to)} (drag on the chart to zoom)`; };
   showRange(view);
-  let timer = null, drawn = null, tail = null, stopped = false;
+  let timer = null, drawn = null, tail = null, stopped = false, lastFound = [];
 
+  const search = async () => {
+    const text = input.value.trim();
+    if (!text) { clear(options); found.textContent = ""; lastFound = []; return; }
+    try {
+      const answer = await get("/api/v1/series", {...parseQuery(text), limit: 25});
+      if (input.value.trim() !== text) return;  // typed on meanwhile
+      lastFound = answer.series.map((s) => s.series);
+      clear(options).append(...lastFound.map((name) => el("option", {value: name})));
+      found.className = "muted";
+      found.textContent = `${answer.total} series found` +
+        (answer.total > lastFound.length ? ` (first ${lastFound.length} offered)` : "");
+      found.dataset.found = String(answer.total);
+    } catch (error) {
+      found.className = "error";
+      found.textContent = error.detail || String(error.message || error);
+      found.dataset.found = "";
+    }
+  };
   input.addEventListener("input", () => {
     clearTimeout(timer);
-    timer = setTimeout(async () => {
-      const answer = await get("/api/v1/series", {prefix: input.value, limit: 25});
-      clear(options).append(...answer.series.map((s) => el("option", {value: s.series})));
-    }, 150);
+    found.dataset.found = "";  // until this text's answer has come
+    timer = setTimeout(search, 150);
   });
-  const addSeries = (e) => {
+  // "add": the series named, or (a search) up to MAX_ADDED of those it finds.
+  const addSeries = async (e) => {
     e.preventDefault();
-    const name = input.value.trim();
-    if (name && !view.series.includes(name)) setView({series: [...view.series, name]});
+    const text = input.value.trim();
+    if (!text) return;
+    let names = [text];
+    if (!isSeriesName(text)) {
+      const answer = await get("/api/v1/series", {...parseQuery(text), limit: MAX_ADDED});
+      names = answer.series.map((s) => s.series);
+    }
+    const added = names.filter((n) => !view.series.includes(n));
+    if (added.length) setView({series: [...view.series, ...added]});
   };
 
   append(root,
     el("h2", {}, "Explore"),
     el("form", {class: "toolbar", onsubmit: addSeries}, input, options,
-      el("button", {type: "submit", id: "series-add"}, "add")),
+      el("button", {type: "submit", id: "series-add", title: `the series named, or up to ${MAX_ADDED} found`}, "add"),
+      found),
     el("div", {class: "chips", id: "series-chips"}, view.series.map((s) => el("span", {class: "chip"}, s,
       el("button", {type: "button", title: "remove", onclick: () => setView({series: view.series.filter((x) => x !== s)})}, "×")))),
     el("div", {class: "toolbar"},
       Object.keys(PRESETS).map((p) => el("button", {type: "button", class: p === view.preset ? "active" : "",
         "data-range": p, onclick: () => setView({preset: p})}, p)),
       range,
+      el("button", {type: "button", id: "sm-toggle", class: view.small ? "active" : "",
+        title: "one small chart per series", onclick: () => setView({small: !view.small})}, "small multiples"),
       el("button", {type: "button", id: "dl-csv", onclick: () => drawn && download("watchkeeper.csv", "text/csv", drawn.csv())}, "CSV"),
       el("button", {type: "button", id: "dl-json", onclick: () => drawn && download("watchkeeper.json", "application/json", drawn.json())}, "JSON")),
-    chart, info);
+    chart, heatmaps, info);
 
   if (view.series.length === 0) {
-    chart.append(el("p", {class: "muted"}, "Type a prefix, pick a series, press add."));
+    chart.append(el("p", {class: "muted"}, "Type a prefix or a search, pick a series, press add."));
     return () => clearTimeout(timer);
   }
   const step = chooseStep(view.to - view.from);
   const started = performance.now();
-  const results = await Promise.all(view.series.map((s) => fetchSeries(s, view, step)));
+  const data = await fetchView(view, step);
   await plotting;
   const arrived = performance.now();
   const zoomTo = (from, to) => setView({from, to, preset: ""});
-  drawn = draw(chart, results, view, step, zoomTo);
+  const show = (d, v) => {
+    drawn?.destroy();
+    drawn = drawAll(chart, heatmaps, d, v, step, zoomTo, view.small);
+    root.dataset.charts = String(drawn.charts);
+    root.dataset.heatmaps = String(d.histograms.length);
+  };
+  show(data, view);
   await null;  // after uPlot's own microtask: the canvas is drawn
   root.dataset.drawnMs = String(performance.now() - arrived);
   await new Promise((resolve) => requestAnimationFrame(() => resolve()));  // on screen
   const done = performance.now();
-  const showInfo = (rs) => {
+  const showInfo = (d) => {
+    const rs = d.floats;
     const points = rs.reduce((n, r) => n + r.ts.length, 0);
-    info.textContent = `step ${step} s; ${points} buckets in ${rs.length} series` +
-      rs.filter((r) => r.missing).map((r) => `; no float series ${r.series}`).join("");
+    info.textContent = [`step ${step} s`,
+      rs.length ? `${points} buckets in ${rs.length} series` : "",
+      d.histograms.length ? `${d.histograms.length} histogram series as heatmaps` : "",
+      ...d.missing.map((name) => `no float or histogram series ${name}`)].filter(Boolean).join("; ");
     root.dataset.points = String(points);
     // The highest value drawn, so that a test or a script can see a new point arrive.
     root.dataset.peak = String(rs.reduce((m, r) => r.max.reduce((a, v) => (v === null ? a : Math.max(a, v)), m), -Infinity));
   };
-  showInfo(results);
+  showInfo(data);
   root.dataset.fetchMs = String(arrived - started);
   root.dataset.drawMs = String(done - arrived);
 
@@ -182,11 +271,9 @@ export async function render(root, params, nav) {
       const now = Date.now() / 1000;
       const live = {...view, from: now - PRESETS[view.preset], to: now};
       try {
-        const fresh = await Promise.all(view.series.map((s) => fetchSeries(s, live, step)));
+        const fresh = await fetchView(live, step);
         if (stopped) return;
-        drawn?.plot?.destroy();
-        clear(chart);
-        drawn = draw(chart, fresh, live, step, zoomTo);
+        show(fresh, live);
         showRange(live);
         showInfo(fresh);
       } catch { /* the next tick tries again */ }
@@ -194,38 +281,85 @@ export async function render(root, params, nav) {
     };
     tail = setTimeout(tick, every * 1000);
   }
-  return () => { stopped = true; clearTimeout(timer); clearTimeout(tail); drawn?.plot?.destroy(); };
+  return () => { stopped = true; clearTimeout(timer); clearTimeout(tail); drawn?.destroy(); };
 }
 
-function draw(target, results, view, step, zoom) {
-  const began = performance.now();
-  const {times, columns} = align(results, step);
-  target.dataset.alignMs = String(performance.now() - began);
+// The float series on one chart or one small chart each, then a heatmap per histogram
+// series; CSV and JSON of what is shown.
+function drawAll(chart, heatmaps, data, view, step, zoom, small) {
+  clear(chart);
+  clear(heatmaps);
+  chart.classList.toggle("small-multiples", small);
+  chart.classList.toggle("empty", !data.floats.length);
+  const plots = [];
+  if (data.floats.length) {
+    const began = performance.now();
+    const aligned = align(data.floats, step);
+    chart.dataset.alignMs = String(performance.now() - began);
+    if (typeof window.uPlot !== "function") {
+      chart.append(el("p", {class: "error"}, "uPlot is missing: run `make console` (docs/console.md)"));
+    } else if (small) {
+      data.floats.forEach((r, i) => {
+        const box = el("div", {class: "chart-small", "data-series": r.series});
+        chart.append(box);
+        plots.push(plot(box, [r], aligned, [i], view, step, zoom, {height: 150, sync: true}));
+      });
+    } else {
+      plots.push(plot(chart, data.floats, aligned, data.floats.map((_, i) => i), view, step, zoom,
+                      {height: 380, sync: false}));
+    }
+  }
+  // Once uPlot has laid its charts out (it does so in a microtask), the heatmaps' times
+  // line up with its plot area.
+  const over = plots[0]?.over;
+  queueMicrotask(() => data.histograms.forEach((h) => heatmap(heatmaps, h, view, step, over)));
+  const {times, columns} = data.floats.length ? align(data.floats, step) : {times: [], columns: []};
+  return {
+    charts: plots.length,
+    destroy: () => plots.forEach((p) => p.destroy()),
+    csv: () => {
+      const head = ["time", ...data.floats.flatMap((r) => [r.series, `${r.series} min`, `${r.series} max`])];
+      const rows = times.map((t, j) => [new Date(t * 1000).toISOString(),
+        ...columns.flatMap((c) => [c.avg[j] ?? "", c.min[j] ?? "", c.max[j] ?? ""])]);
+      return [head, ...rows].map((row) => row.map(csvCell).join(",")).join("\n") + "\n";
+    },
+    json: () => JSON.stringify({from: view.from, to: view.to, step,
+      series: data.floats.map((r) => ({series: r.series, unit: r.unit, ts: r.ts, avg: r.avg, min: r.min, max: r.max})),
+      histograms: data.histograms.map((h) => {
+        const b = binHistograms(h.points, view.from, view.to, step);
+        return {series: h.series, unit: h.unit, ts: b.times, buckets: b.rows,
+                counts: b.times.map((_, c) => Array.from(b.cells.slice(c * b.rows.length, (c + 1) * b.rows.length)))};
+      })}),
+  };
+}
+
+// One uPlot chart of `results` (their columns `at` of the aligned data).
+function plot(target, results, aligned, at, view, step, zoom, {height, sync}) {
   const bands = results.length <= 4 && step > 1;
-  const data = [times];
+  const data = [aligned.times];
   const series = [{}];
   const bandList = [];
   results.forEach((r, i) => {
-    const colour = COLOURS[i % COLOURS.length];
-    data.push(columns[i].avg);
+    const colour = COLOURS[at[i] % COLOURS.length];
+    data.push(aligned.columns[at[i]].avg);
     series.push({label: r.unit ? `${r.series} (${r.unit})` : r.series, stroke: colour, width: 1.5, spanGaps: false,
                  value: (u, v) => fmtNumber(v)});
   });
   if (bands) {
     results.forEach((r, i) => {
-      const colour = COLOURS[i % COLOURS.length];
-      const at = data.length;
-      data.push(columns[i].max, columns[i].min);
+      const colour = COLOURS[at[i] % COLOURS.length];
+      const first = data.length;
+      data.push(aligned.columns[at[i]].max, aligned.columns[at[i]].min);
       series.push({label: "max", stroke: colour + "40", width: 0.5, value: (u, v) => fmtNumber(v)},
                   {label: "min", stroke: colour + "40", width: 0.5, value: (u, v) => fmtNumber(v)});
-      bandList.push({series: [at, at + 1], fill: colour + "22"});
+      bandList.push({series: [first, first + 1], fill: colour + "22"});
     });
   }
-  const width = Math.max(400, target.clientWidth - 2);
   const options = {
-    width, height: 380, series, bands: bandList,
+    width: Math.max(400, target.clientWidth - 2), height, series, bands: bandList,
     scales: {x: {time: true, min: view.from, max: view.to}},
-    cursor: {drag: {x: true, y: false, setScale: false}},
+    // Small multiples share one cursor (uPlot's sync): the same moment in every chart.
+    cursor: {drag: {x: true, y: false, setScale: false}, ...(sync ? {sync: {key: "explore"}} : {})},
     legend: {live: true},
     hooks: {setSelect: [(u) => {
       if (u.select.width < 2) return;
@@ -234,22 +368,35 @@ function draw(target, results, view, step, zoom) {
       zoom(Math.floor(from), Math.ceil(to));
     }]},
   };
-  if (typeof window.uPlot !== "function") {
-    target.append(el("p", {class: "error"}, "uPlot is missing: run `make console` (docs/console.md)"));
-    return null;
-  }
   const built = performance.now();
-  const plot = new window.uPlot(options, data, target);
+  const made = new window.uPlot(options, data, target);
   target.dataset.buildMs = String(performance.now() - built);
-  return {
-    plot,
-    csv: () => {
-      const head = ["time", ...results.flatMap((r) => [r.series, `${r.series} min`, `${r.series} max`])];
-      const rows = times.map((t, j) => [new Date(t * 1000).toISOString(),
-        ...columns.flatMap((c) => [c.avg[j] ?? "", c.min[j] ?? "", c.max[j] ?? ""])]);
-      return [head, ...rows].map((row) => row.map(csvCell).join(",")).join("\n") + "\n";
-    },
-    json: () => JSON.stringify({from: view.from, to: view.to, step,
-      series: results.map((r) => ({series: r.series, unit: r.unit, ts: r.ts, avg: r.avg, min: r.min, max: r.max}))}),
-  };
+  return made;
+}
+
+// A histogram series as a heatmap in `parent`: its name (text), the canvas, and what is
+// under the pointer (text).
+function heatmap(parent, h, view, step, over) {
+  const binned = binHistograms(h.points, view.from, view.to, step);
+  const canvas = el("canvas", {class: "heatmap", "data-series": h.series});
+  const under = el("div", {class: "muted heat-under"}, "point at a cell for its count");
+  parent.append(el("div", {class: "heatmap-box", "data-series": h.series},
+    el("div", {class: "heat-title"}, h.unit ? `${h.series} (${h.unit})` : h.series,
+      el("span", {class: "muted"}, ` — histogram: time across, buckets up, colour = count (darkest ${fmtNumber(binned.max)})`)),
+    canvas, under));
+  const width = Math.max(400, Math.floor(parent.clientWidth || 800) - 20);
+  const place = canvas.getBoundingClientRect();
+  const area = over?.getBoundingClientRect();
+  const edges = area?.width > 100 ? {left: area.left - place.left, right: place.left + width - area.right} : null;
+  const {painted, cellAt} = drawHeatmap(canvas, binned, view.from, view.to, width, edges);
+  canvas.dataset.columns = String(binned.times.length);
+  canvas.dataset.rows = String(binned.rows.length);
+  canvas.dataset.cells = String(painted);
+  canvas.addEventListener("mousemove", (e) => {
+    const scale = canvas.width / canvas.getBoundingClientRect().width;
+    const cell = cellAt(e.offsetX * scale, e.offsetY * scale);
+    under.textContent = cell
+      ? `${fmtTime(cell.time)}, bucket ${cell.bucket}${h.unit ? " " + h.unit : ""}: ${fmtNumber(cell.count)}`
+      : "point at a cell for its count";
+  });
 }
