@@ -3,9 +3,10 @@
 The messages (``WriteRequest``, ``TimeSeries``, ``Label``, ``Sample``) are read by a small
 hand-written decoder that remembers the series key of each label set's raw bytes: measured
 against the ``protobuf`` package (upb, with the descriptor built in code here), it is
-faster once a series is known, which is every request after the first (decision in
-docs/decisions.md, figures in docs/performance.md). Exemplars, native histograms and
-metadata are skipped.
+faster once a series is known, which is every request after the first; a request
+repeating the series of one before is read by numpy alone (``remote_shapes``; decisions
+D31 and D36, figures in docs/performance.md). Exemplars, native histograms and metadata
+are skipped.
 
 Everything a sender cannot fix by retrying is :class:`InvalidData` (400: Prometheus drops
 the batch): a corrupt block, a truncated or malformed message, labels out of order or
@@ -25,12 +26,13 @@ from typing import Any, Final, cast
 import cramjam
 import numpy as np
 
+from watchkeeper.api.ingest.remote_shapes import STAMP_BYTES, Offsets, Shape, Shapes, read_samples
+from watchkeeper.api.ingest.remote_shapes import columns as columns_of
 from watchkeeper.archive import Columns
 from watchkeeper.errors import InvalidData
 from watchkeeper.model import promlabels
 
 STALE_NAN: Final = struct.pack("<Q", 0x7FF0000000000002)
-_STALE_BITS: Final = np.uint64(0x7FF0000000000002)
 MAX_UNCOMPRESSED: Final = 256 * 1024 * 1024
 
 
@@ -69,14 +71,36 @@ def write_request_class() -> Any:
 
 def decompress(body: bytes) -> bytes:
     """The snappy block's content; InvalidData for a corrupt or oversized block."""
+    inflated_size(body)
     try:
-        size = int(cramjam.snappy.decompress_raw_len(body))
-        if size > MAX_UNCOMPRESSED:
-            raise InvalidData(f"decompresses to {size} bytes, more than {MAX_UNCOMPRESSED}",
-                              field="body")
         return bytes(cramjam.snappy.decompress_raw(body))
     except cramjam.DecompressionError as exc:
         raise InvalidData(f"not a snappy block: {exc}", field="body") from None
+
+
+def inflated_size(body: bytes) -> int:
+    """The length the snappy block announces; InvalidData above the limit, or for a block
+    too corrupt to announce one."""
+    try:
+        size = int(cramjam.snappy.decompress_raw_len(body))
+    except cramjam.DecompressionError as exc:
+        raise InvalidData(f"not a snappy block: {exc}", field="body") from None
+    if size > MAX_UNCOMPRESSED:
+        raise InvalidData(f"decompresses to {size} bytes, more than {MAX_UNCOMPRESSED}",
+                          field="body")
+    return size
+
+
+def _inflate_into(body: bytes, size: int) -> bytearray:
+    buf = bytearray(size)
+    try:
+        written = int(cramjam.snappy.decompress_raw_into(body, buf))
+    except cramjam.DecompressionError as exc:
+        raise InvalidData(f"not a snappy block: {exc}", field="body") from None
+    if written != size:
+        raise InvalidData(f"not a snappy block: {written} bytes, {size} announced",
+                          field="body")
+    return buf
 
 
 class Decoder:
@@ -84,17 +108,25 @@ class Decoder:
 
     Prometheus sends the same series every scrape interval, so the raw bytes of a
     series' labels are looked up first: a known label set costs one dict lookup, and
-    only new ones are decoded, checked and mapped. The messages are read by hand (three
-    small messages); :func:`write_request_class` is kept for tests and benchmarks, which
+    only new ones are decoded, checked and mapped. A request that repeats the series of
+    one read before, in the same order, is recognised by its shape (remote_shapes) and
+    read without a Python step per series. The messages are read by hand (three small
+    messages); :func:`write_request_class` is kept for tests and benchmarks, which
     compare the two (docs/performance.md).
     """
 
-    def __init__(self, *, remember: int = 1_000_000) -> None:
+    def __init__(self, *, remember: int = 1_000_000, shapes: Shapes | None = None) -> None:
         self._keys: dict[bytes, str] = {}
         self._remember = remember
+        self._shapes = shapes if shapes is not None else Shapes()
 
     def decode(self, body: bytes) -> Columns:
         """A remote-write request body (snappy protobuf) as a columnar write batch."""
+        shape = self._shapes.get(inflated_size(body))
+        if shape is not None:  # maybe the series of a request read before (remote_shapes)
+            columns = shape.read(_inflate_into(body, len(shape.skeleton)))
+            if columns is not None:
+                return columns
         buf = decompress(body)
         usual = self._usual(buf)
         if usual is not None:
@@ -128,7 +160,7 @@ class Decoder:
         layout = _usual_layout(buf)
         if layout is None:
             return None
-        raws, offsets = layout
+        raws, values_at, ends = layout
         found = list(map(self._keys.get, raws))
         if None in found:  # new label sets: checked and mapped once
             for position, raw in enumerate(raws):
@@ -137,19 +169,16 @@ class Decoder:
                         return None
                     found[position] = self._key(raw, position)
         texts = cast(list[str], found)
-        octets = np.frombuffer(buf, dtype=np.uint8)
-        starts = np.asarray(offsets, dtype=np.int64)[:, None]
-        values = octets[starts + np.arange(8)].copy().view("<f8").ravel()
-        varints = octets[starts + 9 + np.arange(6)].astype(np.int64)
-        if not ((varints[:, :5] >= 0x80).all() and (varints[:, 5] < 0x80).all()):
+        where = Offsets(np.asarray(values_at, dtype=np.intp),
+                        np.asarray(ends, dtype=np.intp) - STAMP_BYTES)
+        samples = read_samples(buf, where)
+        if samples is None:
             return None
-        stamps = ((varints & 0x7F) << (7 * np.arange(6, dtype=np.int64))).sum(axis=1)
-        kept = np.flatnonzero(values.view("<u8") != _STALE_BITS)  # stale markers: skipped
-        return Columns(series=texts if len(kept) == len(texts)
-                       else [texts[i] for i in kept.tolist()],
-                       index=np.arange(len(kept), dtype=np.int32),
-                       ts=stamps[kept].astype(np.float64) / 1000.0,
-                       values=values[kept].astype(np.float64))
+        if not texts:
+            return columns_of(texts, *samples, token=None)
+        shape = Shape.of(buf, where, texts)
+        self._shapes.remember(shape)
+        return columns_of(texts, *samples, token=shape.token)
 
     def _key(self, raw: bytes, position: int) -> str:
         text = self._keys.get(raw)
@@ -309,11 +338,13 @@ def _sample_fields(buf: bytes, pos: int, stop: int) -> tuple[int, float] | None:
     return stamp, value
 
 
-def _usual_layout(buf: bytes) -> tuple[list[bytes], list[int]] | None:
-    """Each TimeSeries' label bytes and the offset of its one Sample's value, when every
-    TimeSeries is laid out as :meth:`Decoder._usual` wants; else None."""
+def _usual_layout(buf: bytes) -> tuple[list[bytes], list[int], list[int]] | None:
+    """Each TimeSeries' label bytes, the offset of its one Sample's value (-1 for a
+    value of 0, which the sender leaves out) and its end, when every TimeSeries is laid
+    out as :meth:`Decoder._usual` wants; else None."""
     raws: list[bytes] = []
-    offsets: list[int] = []
+    values_at: list[int] = []
+    ends: list[int] = []
     pos, end = 0, len(buf)
     try:
         while pos < end and buf[pos] == 0x0A:
@@ -324,16 +355,22 @@ def _usual_layout(buf: bytes) -> tuple[list[bytes], list[int]] | None:
                 size, pos = (size & 0x7F) | buf[pos + 2] << 7, pos + 3
             else:
                 break
-            stop, at = pos + size, pos + size - 18
-            if stop > end or at < pos or buf[at:at + 3] != b"\x12\x10\x09" \
-                    or buf[at + 11] != 0x10:
+            stop = pos + size
+            if stop > end:
                 break
-            raws.append(buf[pos:at])
-            offsets.append(at + 3)
+            if buf[stop - 18:stop - 15] == b"\x12\x10\x09" and stop - 18 >= pos:
+                raws.append(buf[pos:stop - 18])
+                values_at.append(stop - 15)
+            elif buf[stop - 9:stop - 6] == b"\x12\x07\x10" and stop - 9 >= pos:
+                raws.append(buf[pos:stop - 9])
+                values_at.append(-1)
+            else:
+                break
+            ends.append(stop)
             pos = stop
     except IndexError:
         return None
-    return (raws, offsets) if pos == end else None
+    return (raws, values_at, ends) if pos == end else None
 
 
 def _only_labels(raw: bytes) -> bool:
