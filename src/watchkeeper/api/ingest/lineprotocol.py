@@ -68,7 +68,7 @@ def parse(text: str, *, database: str, precision: str, now: float) -> Batch:
     if scale is None:
         raise InvalidData(f"unknown precision, use one of {', '.join(PRECISIONS)}",
                           field="precision", value=precision)
-    plugin = _name(database)
+    plugin = plugin_of(database)
     plain = _plain(text, plugin, scale)
     if plain is not None:
         return plain
@@ -82,13 +82,18 @@ def parse(text: str, *, database: str, precision: str, now: float) -> Batch:
             if len(parts) == 3 and "," not in parts[1] and "\\" not in line \
                     and '"' not in line:  # the usual line: one plain numeric field
                 key, eq, value = parts[1].partition("=")
-                batch.numbers.append((_key_text(parts[0], _field_key(key, eq, parts[1]), plugin),
+                batch.numbers.append((key_text(parts[0], _field_key(key, eq, parts[1]), plugin),
                                       _stamp(parts[2], scale), _number(value)))
             else:
                 _parse_line(line, plugin, scale, now, batch)
-        except _Bad as exc:
+        except BadLine as exc:
             raise LineError(str(exc), line=line, number=number) from None
     return batch
+
+
+def plugin_of(database: str) -> str:
+    """The plugin part of the series keys of a database's (or bucket's) points."""
+    return _name(database)
 
 
 def _plain(text: str, plugin: str, scale: float) -> Batch | None:
@@ -101,10 +106,10 @@ def _plain(text: str, plugin: str, scale: float) -> Batch | None:
     if len(found) != lines:  # some line is not plain (or the body is empty)
         return _plain_fields(text, lines, plugin, scale)
     try:
-        texts = [_key_text(series, key, plugin) for series, key, _, _ in found]
+        texts = [key_text(series, key, plugin) for series, key, _, _ in found]
         values = np.array([value for _, _, value, _ in found], dtype=np.float64)
         stamps = np.array([stamp for _, _, _, stamp in found], dtype=np.int64) * scale
-    except (_Bad, OverflowError, ValueError):
+    except (BadLine, OverflowError, ValueError):
         return None
     return Batch(numbers=list(zip(texts, stamps.tolist(), values.tolist(), strict=True)))
 
@@ -121,8 +126,8 @@ def _plain_fields(text: str, lines: int, plugin: str, scale: float) -> Batch | N
             when = int(stamp) * scale
             for pair in fields.split(","):
                 key, _, value = pair.partition("=")
-                numbers.append((_key_text(series, key, plugin), when, _plain_number(value)))
-    except _Bad:
+                numbers.append((key_text(series, key, plugin), when, _plain_number(value)))
+    except BadLine:
         return None
     return Batch(numbers=numbers)
 
@@ -137,7 +142,7 @@ def _plain_number(value: str) -> float:
     return 1.0 if value in TRUE else 0.0
 
 
-class _Bad(Exception):
+class BadLine(Exception):
     """A reason a line does not parse (caught and given the line by :func:`parse`)."""
 
 
@@ -145,15 +150,15 @@ def _parse_line(line: str, plugin: str, scale: float, now: float, batch: Batch) 
     parts = _split(line, " ") if "\\" in line or '"' in line else line.split(" ")
     parts = [p for p in parts if p]  # runs of spaces separate too
     if len(parts) < 2:
-        raise _Bad("missing fields")
+        raise BadLine("missing fields")
     if len(parts) > 3:
-        raise _Bad("invalid field format (unescaped space?)")
+        raise BadLine("invalid field format (unescaped space?)")
     head, suffix = _head(parts[0], plugin)
     stamp = _stamp(parts[2], scale) if len(parts) == 3 else now
     for pair in _split(parts[1], ","):
         key, eq, raw = _partition(pair)
         if not eq or not key:
-            raise _Bad(f"invalid field format {pair!r}")
+            raise BadLine(f"invalid field format {pair!r}")
         text = f"{head}{_name(key)}{suffix}"
         if raw.startswith('"'):
             batch.strings.append((text, stamp, _string(raw)))
@@ -163,7 +168,7 @@ def _parse_line(line: str, plugin: str, scale: float, now: float, batch: Batch) 
 
 def _field_key(key: str, eq: str, pair: str) -> str:
     if not eq or not key:
-        raise _Bad(f"invalid field format {pair!r}")
+        raise BadLine(f"invalid field format {pair!r}")
     return key
 
 
@@ -171,11 +176,11 @@ def _stamp(text: str, scale: float) -> float:
     try:
         return int(text) * scale
     except ValueError:
-        raise _Bad(f"bad timestamp {text!r}") from None
+        raise BadLine(f"bad timestamp {text!r}") from None
 
 
 @functools.lru_cache(maxsize=200_000)
-def _key_text(series: str, field: str, plugin: str) -> str:
+def key_text(series: str, field: str, plugin: str) -> str:
     """The series key of a field (its key without escapes) of a ``measurement,tags`` part."""
     head, suffix = _head(series, plugin)
     return f"{head}{_name(field)}{suffix}"
@@ -197,13 +202,13 @@ def _series(text: str) -> tuple[str, str, dict[str, str]]:
     series, *tags = _split(text, ",")
     measurement = _unescape(series)
     if not measurement:
-        raise _Bad("missing measurement")
+        raise BadLine("missing measurement")
     subject = "influx"
     labels: dict[str, str] = {}
     for tag in tags:
         key, eq, value = _partition(tag, tag=True)
         if not eq or not key or not value:
-            raise _Bad(f"missing tag key or value in {tag!r}")
+            raise BadLine(f"missing tag key or value in {tag!r}")
         if key == "host":
             subject = _name(value)
         else:
@@ -218,16 +223,16 @@ def _number(raw: str) -> float:
         return 0.0
     if _INT.match(raw):
         if raw.endswith("u") and raw.startswith("-"):
-            raise _Bad(f"unsigned value {raw!r} is negative")
+            raise BadLine(f"unsigned value {raw!r} is negative")
         return float(int(raw[:-1]))
     if _FLOAT.match(raw):
         return float(raw)
-    raise _Bad(f"invalid number {raw!r}" if raw else "missing field value")
+    raise BadLine(f"invalid number {raw!r}" if raw else "missing field value")
 
 
 def _string(raw: str) -> str:
     if len(raw) < 2 or not raw.endswith('"') or (raw.endswith('\\"') and not raw.endswith('\\\\"')):
-        raise _Bad(f"unterminated string {raw[:50]!r}")
+        raise BadLine(f"unterminated string {raw[:50]!r}")
     return re.sub(r'\\([\\"])', r"\1", raw[1:-1])
 
 
@@ -254,7 +259,7 @@ def _split(text: str, sep: str) -> list[str]:
             parts.append(text[start:i])
             start = i + 1
     if quoted:
-        raise _Bad("unterminated string")
+        raise BadLine("unterminated string")
     parts.append(text[start:])
     return parts
 

@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from watchkeeper._version import __version__
-from watchkeeper.api.ingest import federate, lineprotocol, remote_write
+from watchkeeper.api.ingest import federate, lineplain, lineprotocol, remote_write
 from watchkeeper.api.openapi import Param, operation
 from watchkeeper.archive import Archive, Columns
 from watchkeeper.errors import InvalidData
@@ -45,6 +45,7 @@ class IngestApi:
         self._archive = archive
         self._now = now or archive.clock.time
         self._remote = remote_write.Decoder()
+        self._plain = lineplain.PlainReader()
 
     def routes(self) -> Sequence[Route]:
         return [
@@ -118,11 +119,8 @@ class IngestApi:
                              v2: bool) -> Response:
         try:
             body = _inflate(await request.body(), request.headers.get("content-encoding", ""))
-            text = body.decode("utf-8")
-            parse = partial(lineprotocol.parse, text, database=database, precision=precision,
-                            now=self._now())
-            batch = await run_in_threadpool(parse) if len(body) > _THREAD_BYTES else parse()
-            columns = _columns(batch)
+            read = partial(self._read_lines, body, database, precision, self._now())
+            columns = await run_in_threadpool(read) if len(body) > _THREAD_BYTES else read()
         except UnicodeDecodeError as exc:
             return _influx_error(400, f"body is not UTF-8: {exc}", v2=v2)
         except InvalidData as exc:
@@ -130,6 +128,16 @@ class IngestApi:
         if len(columns):
             await self._archive.write_columns(columns)
         return Response(status_code=204)
+
+    def _read_lines(self, body: bytes, database: str, precision: str, now: float) -> Columns:
+        """A body's points: plain bodies in bulk (lineplain), any other line by line."""
+        scale = lineprotocol.PRECISIONS.get(precision)
+        if scale is not None:
+            plain = self._plain.read(body, plugin=lineprotocol.plugin_of(database), scale=scale)
+            if plain is not None:
+                return plain
+        return _columns(lineprotocol.parse(body.decode("utf-8"), database=database,
+                                           precision=precision, now=now))
 
 
 def _columns(batch: lineprotocol.Batch) -> Columns:

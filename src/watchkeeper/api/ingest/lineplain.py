@@ -1,0 +1,299 @@
+"""Line-protocol bodies of plain lines, read by numpy a body at a time (pure; no I/O).
+
+A plain line is ``series field=number timestamp``: printable ASCII, no escape, quote or
+comment, one field holding a float, a timestamp: what Telegraf sends for one-field
+measurements, and the ecosystem benchmark's body. The body's bytes are searched for
+newlines, spaces, ``=`` and commas in a few numpy passes that also check each line has
+exactly that form; values and timestamps are parsed in bulk. A line's series is named by
+its text up to the ``=`` (``series field``); the body with each line's value and
+timestamp cut out is its *skeleton*. A body whose skeleton equals one read before holds
+the same series in the same order (a sender repeating its series every interval), so
+their keys are taken whole from then; otherwise each line's series is looked up by its
+text (remembered, bounded) and only new ones are mapped, by :func:`lineprotocol.key_text`.
+Anything else, or anything a plain line cannot be, returns None: the general parser
+reads the body, and names a bad line.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Final, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from watchkeeper.api.ingest.lineprotocol import BadLine, key_text
+from watchkeeper.archive import Columns
+
+_PRINTABLE: Final = bytes(range(0x21, 0x7F)).replace(b"\\", b"").replace(b'"', b"") + b" \n"
+_FLOAT_BYTES: Final = np.isin(np.arange(256), list(b"0123456789.eE+-\0"))  # 0: padding
+_MAX_WIDTH: Final = 32  # longer values or timestamps: the general parser
+_EXACT_DIGITS: Final = 14  # with the point as a digit, still below 2**53: exact
+_POWERS: Final = 10.0 ** np.arange(_MAX_WIDTH + 1)  # exact up to 10**22
+_TOKEN_PREFIX: Final = b"line-protocol:"
+NEWLINE, SPACE, EQUALS, COMMA, HASH, MINUS, PLUS = (ord(c) for c in "\n =,#-+")
+
+Positions = npt.NDArray[np.intp]
+Grid = npt.NDArray[np.uint8]
+Floats = npt.NDArray[np.float64]
+Stamps = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, eq=False)
+class _Seen:
+    """A skeleton read before, with its lines' series keys and their token."""
+
+    skeleton: bytes
+    keys: list[str]
+    token: bytes
+
+
+class PlainReader:
+    """Reads plain bodies, remembering series keys by line text (``remember`` of them)
+    and the skeletons of the last ``bodies`` bodies (at most ``limit`` bytes)."""
+
+    def __init__(self, *, remember: int = 1_000_000, bodies: int = 8,
+                 limit: int = 64 * 1024 * 1024) -> None:
+        self._keys: dict[str, dict[bytes, str]] = {}  # plugin -> line text -> key
+        self._known = 0
+        self._remember = remember
+        self._seen: OrderedDict[tuple[str, int], _Seen] = OrderedDict()
+        self._bodies = bodies
+        self._limit = limit
+        self._lock = threading.Lock()  # large bodies are read on worker threads
+
+    def read(self, body: bytes, *, plugin: str, scale: float) -> Columns | None:
+        """The points of a plain body (``plugin`` names the database, ``scale`` the
+        seconds of one timestamp unit); None when some line is not plain."""
+        if not body or body.translate(None, _PRINTABLE):  # a byte a plain line lacks
+            return None
+        data = body if body.endswith(b"\n") else body + b"\n"
+        lines = _lines(data)
+        if lines is None:
+            return None
+        starts, equals, spaces, ends = lines
+        values = _floats(data, equals + 1, spaces)
+        stamps = _stamps(data, spaces + 1, ends)
+        if values is None or stamps is None:
+            return None
+        skeleton = _skeleton(data, equals + 1, ends)
+        seen = self._seen.get((plugin, len(skeleton)))
+        if seen is None or seen.skeleton != skeleton:
+            keys = self._keys_of(skeleton, plugin)
+            if keys is None:
+                return None
+            seen = _Seen(skeleton, keys, _TOKEN_PREFIX + os.urandom(16))
+            self._keep(plugin, seen)
+        return Columns(series=seen.keys, index=np.arange(len(starts), dtype=np.int32),
+                       ts=np.multiply(stamps, scale, dtype=np.float64), values=values,
+                       series_token=seen.token)
+
+    def _keys_of(self, skeleton: bytes, plugin: str) -> list[str] | None:
+        texts = skeleton.split(b"\n")
+        texts.pop()  # after the last newline
+        known = self._keys.setdefault(plugin, {})
+        keys = list(map(known.get, texts))
+        if None in keys:
+            for i, text in enumerate(texts):
+                if keys[i] is None:
+                    series, _, field = text.decode("ascii")[:-1].partition(" ")
+                    try:
+                        keys[i] = known[text] = key_text(series, field, plugin)
+                    except BadLine:  # the general parser names the line
+                        return None
+                    self._known += 1
+            if self._known > self._remember:
+                self._keys.clear()
+                self._known = 0
+        return keys  # type: ignore[return-value]  # every None was replaced
+
+    def _keep(self, plugin: str, seen: _Seen) -> None:
+        if len(seen.skeleton) > self._limit:
+            return
+        with self._lock:
+            self._seen.pop((plugin, len(seen.skeleton)), None)
+            self._seen[(plugin, len(seen.skeleton))] = seen
+            while (len(self._seen) > self._bodies
+                   or sum(len(s.skeleton) for s in self._seen.values()) > self._limit):
+                self._seen.popitem(last=False)
+
+
+def _lines(data: bytes) -> tuple[Positions, Positions, Positions, Positions] | None:
+    """Each line's start, field ``=``, second space and newline, if every line is
+    ``series field=value timestamp`` with each part non-empty, one field, no comment."""
+    octets = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(octets == NEWLINE)
+    spaces = np.flatnonzero(octets == SPACE)
+    if len(spaces) != 2 * len(ends):
+        return None
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    first, second = spaces[0::2], spaces[1::2]
+    # with two spaces per line in all, each line holds its own two
+    if not ((first > starts).all() and (second < ends).all()):
+        return None
+    equals = np.flatnonzero(octets == EQUALS)
+    at = np.searchsorted(equals, first)
+    if not (np.searchsorted(equals, second) - at == 1).all():  # one field, one "="
+        return None
+    field = equals[at]
+    commas = np.flatnonzero(octets == COMMA)
+    if not ((field > first + 1) & (field + 1 < second) & (second + 1 < ends)).all() \
+            or (np.searchsorted(commas, second) != np.searchsorted(commas, first)).any() \
+            or (octets[starts] == HASH).any():
+        return None
+    return starts, field, second, ends
+
+
+def _floats(data: bytes, starts: Positions, stops: Positions) -> Floats | None:
+    """The floats written at ``data[starts[i]:stops[i]]``, parsed as Python parses them
+    (with the characters admitted, that is the line protocol's float grammar); None if
+    one does not parse. Up to 14 digits and no exponent, each is its digits as an integer
+    divided by a power of ten, both exact in a float64, so the quotient is the correctly
+    rounded value, as ``float()`` gives it; anything else goes through ``float()``."""
+    grid = _grid(data, starts, stops)
+    if grid is None:
+        return None
+    digits = _digits(grid.copy(), stops - starts, fractions=True)
+    if digits is None or digits.lengths.max() > _EXACT_DIGITS:
+        if not _FLOAT_BYTES[grid].all():
+            return None
+        texts = _grid(data, starts, stops, right=False)
+        assert texts is not None  # as wide as grid
+        try:  # numpy parses bytes as float() does
+            return texts.view(f"S{grid.shape[1]}").ravel().astype(np.float64)
+        except ValueError:
+            return None
+    width = grid.shape[1]
+    matrix = digits.matrix.astype(np.float64)
+    values = matrix @ _places(width)  # the point as a 0 digit: digits before it 10x
+    decimals = np.zeros(len(values), dtype=np.intp)
+    if len(digits.point_rows):
+        point = np.full(len(values), width - 1)  # no point: no digit after it
+        point[digits.point_rows] = digits.point_columns
+        decimals = width - 1 - point
+        after = (matrix * _rows(_columns_after(width), point)) @ _places(width)
+        tenth = np.ones(len(values))
+        tenth[digits.point_rows] = 10.0
+        values = (values - after) / tenth + after  # integers below 2**53: exact
+    values /= _POWERS[decimals]
+    return np.where(digits.negative, -values, values)
+
+
+def _stamps(data: bytes, starts: Positions, stops: Positions) -> Stamps | None:
+    """The integers ``-?[0-9]+`` at ``data[starts[i]:stops[i]]`` that an int64 holds
+    (19 digits, nanoseconds, included)."""
+    grid = _grid(data, starts, stops)
+    if grid is None:
+        return None
+    digits = _digits(grid, stops - starts, fractions=False)
+    if digits is None or digits.lengths.max() > 19:
+        return None
+    width = grid.shape[1]
+    low = min(width, 9)  # two parts of up to 10 and 9 digits, each exact in a float64
+    matrix = digits.matrix.astype(np.float64)
+    high = (matrix[:, :width - low] @ _places(width - low)).astype(np.int64)
+    rest = (matrix[:, width - low:] @ _places(low)).astype(np.int64)
+    most_high, most_rest = divmod(2**63 - 1, 10**9)
+    if ((high > most_high) | ((high == most_high) & (rest > most_rest))).any():
+        return None
+    stamps = high * 10**9 + rest
+    return np.where(digits.negative, -stamps, stamps)
+
+
+def _grid(data: bytes, starts: Positions, stops: Positions, *, right: bool = True
+          ) -> Grid | None:
+    """Row i: the bytes ``data[starts[i]:stops[i]]`` padded with zeros, right-aligned
+    (so that a column is a decimal place) or left-aligned (as text)."""
+    widths = stops - starts
+    width = int(widths.max())
+    if width > _MAX_WIDTH:
+        return None
+    padded = bytes(width) + data + bytes(width)
+    windows = np.ndarray(shape=(len(data) + width,), dtype=f"V{width}", buffer=padded,
+                         strides=(1,))
+    grid: Grid = windows[stops if right else starts + width].view(np.uint8).reshape(
+        len(stops), width)
+    grid *= _rows(_columns_from(width), width - widths) if right \
+        else _rows(_columns_before(width), widths)
+    return grid
+
+
+def _rows(table: Grid, which: Positions) -> Grid:
+    """``table[which]``, gathered as whole rows (several times faster for short rows)."""
+    width = table.shape[1]
+    return table.view(f"V{width}").ravel()[which].view(np.uint8).reshape(len(which), width)
+
+
+@functools.cache
+def _columns_from(width: int) -> Grid:
+    """Row k: 1 in the columns from k on, of ``width`` (k = 0..width)."""
+    return (np.arange(width) >= np.arange(width + 1)[:, None]).astype(np.uint8)
+
+
+@functools.cache
+def _columns_before(width: int) -> Grid:
+    """Row k: 1 in the columns before k, of ``width`` (k = 0..width)."""
+    return (np.arange(width) < np.arange(width + 1)[:, None]).astype(np.uint8)
+
+
+@functools.cache
+def _columns_after(width: int) -> Grid:
+    """Row k: 1 in the columns after k, of ``width`` (k = 0..width-1)."""
+    return (np.arange(width) > np.arange(width)[:, None]).astype(np.uint8)
+
+
+class _Digits(NamedTuple):
+    matrix: Grid  # each row's digits in its columns, 0 elsewhere (the point, pads, sign)
+    lengths: Positions  # digits in each row
+    point_rows: Positions  # the rows with a point (ascending)...
+    point_columns: Positions  # ...and its column in each
+    negative: npt.NDArray[np.bool_]
+
+
+def _digits(grid: Grid, widths: Positions, *, fractions: bool) -> _Digits | None:
+    """The digits of each row of ``grid`` (overwritten), when every row is an optional
+    sign (``-``, or with ``fractions`` ``+`` too), at least one digit and (with
+    ``fractions``) at most one point; else None."""
+    rows, width = grid.shape
+    flat = grid.reshape(-1)
+    leads = np.arange(rows) * width + (width - widths)
+    negative = flat[leads] == MINUS
+    signed = negative | (flat[leads] == PLUS) if fractions else negative
+    flat[leads[signed]] = 0
+    digits = grid - np.uint8(ord("0"))
+    is_digit = digits < 10
+    is_point = grid == ord(".") if fractions else np.zeros_like(is_digit)
+    if not (is_digit | is_point | (grid == 0)).all():
+        return None
+    points = np.flatnonzero(is_point)
+    point_rows, point_columns = np.divmod(points, width)
+    if (np.diff(point_rows) == 0).any():  # two points in a row
+        return None
+    lengths = widths - signed
+    lengths[point_rows] -= 1
+    if not (lengths > 0).all():
+        return None
+    digits *= is_digit
+    return _Digits(digits, lengths, point_rows, point_columns, negative)
+
+
+@functools.cache
+def _places(width: int) -> Floats:
+    """The place value of each of ``width`` right-aligned columns."""
+    return np.ascontiguousarray(_POWERS[:width][::-1])
+
+
+def _skeleton(data: bytes, cut_from: Positions, cut_to: Positions) -> bytes:
+    """``data`` without the bytes ``cut_from[i]:cut_to[i]`` (ascending, disjoint)."""
+    lengths = np.empty(2 * len(cut_from) + 1, dtype=np.intp)
+    lengths[0] = cut_from[0]
+    lengths[1::2] = cut_to - cut_from
+    lengths[2:-1:2] = cut_from[1:] - cut_to[:-1]
+    lengths[-1] = len(data) - cut_to[-1]
+    kept = np.zeros(len(lengths), dtype=np.bool_)
+    kept[0::2] = True
+    return np.frombuffer(data, dtype=np.uint8)[np.repeat(kept, lengths)].tobytes()
