@@ -111,3 +111,27 @@ async def test_read_floats_from_a_second_instance(backend: Backend,
                 want = await _expected(other, KEYS, lo_ms, hi_ms)
                 _compare(await writer.read_floats(KEYS, lo_ms, hi_ms), want)
                 _compare(await other.read_floats(KEYS, lo_ms, hi_ms), want)
+
+
+async def test_read_floats_sees_rewrites_and_deletes_after_a_read(archive: Archive) -> None:
+    """A read, then points rewritten into old chunks (merged into them once the heads fill
+    again) and a delete: the next read answers the new points, not the ones read before
+    (the embedded writer keeps chunks it read decoded)."""
+    for r in range(1000):
+        await archive.write([Measurement(key=key, ts=T0 + 30 * r + 0.001 * i, value=float(r))
+                             for i, key in enumerate(KEYS)])
+    lo_ms, hi_ms = int(T0 * 1000), int((T0 + 30 * 2000) * 1000)
+    _compare(await archive.read_floats(KEYS, lo_ms, hi_ms),
+             await _expected(archive, KEYS, lo_ms, hi_ms))
+    await archive.write([Measurement(key=KEYS[k], ts=T0 + 30 * r + 0.001 * k, value=-5.0)
+                         for k in range(4) for r in (0, 10, 500, 999)])
+    for r in range(1000, 1600):  # fills the heads: out-of-order points join their chunks
+        await archive.write([Measurement(key=key, ts=T0 + 30 * r + 0.001 * i, value=float(r))
+                             for i, key in enumerate(KEYS)])
+    got = await archive.read_floats(KEYS, lo_ms, hi_ms)
+    _compare(got, await _expected(archive, KEYS, lo_ms, hi_ms))
+    assert got.run(0)[1][[0, 10, 500, 999]].tolist() == [-5.0] * 4
+    assert await archive.delete(KEYS[2], T0 + 30 * 100, T0 + 30 * 1200) == 1100
+    got = await archive.read_floats(KEYS, lo_ms, hi_ms)
+    _compare(got, await _expected(archive, KEYS, lo_ms, hi_ms))
+    assert len(got.run(2)[0]) == 1600 - 1100

@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from watchkeeper.archive.abc import FloatRuns
 from watchkeeper.archive.backends._catalog import KIND_CODES
+from watchkeeper.archive.backends._decoded import DecodedChunks
 from watchkeeper.archive.backends._head import Grouped, grouped, spans
 from watchkeeper.archive.backends._points import overlay
 from watchkeeper.archive.chunkscan import decode_floats_many
@@ -150,11 +151,46 @@ def newer_points(columns: Sequence[tuple[Ids, Int64Array, npt.NDArray[Any]]],
                    np.concatenate([c[2] for c in columns])[keep].astype(np.float64))
 
 
-def assemble(sids: Ids, chunks: Sequence[tuple[int, int, int, bytes]], newer: Grouped,
-             lo_ms: int, hi_ms: int) -> FloatRuns:
-    """The answer of a read of series ``sids`` (-1: not found): their chunks (``(position,
-    start, n, blob)``, by position then time) with the ``newer`` points over them."""
-    decoded = decode_runs(len(sids), [row[0] for row in chunks], [row[2] for row in chunks],
-                          [row[3] for row in chunks])
-    return float_runs(overlay_runs(decoded, grouped_runs(sids, newer)), sids >= 0, lo_ms,
-                      hi_ms)
+def cached_runs(sids: Ids, chunks: Sequence[tuple[int, int, int, bytes]],
+                cache: DecodedChunks,
+                fetch: Callable[[list[tuple[int, int]]], list[bytes]]) -> Runs:
+    """:func:`decode_runs` of the chunks ``(position, start, n, -)`` of series ``sids``,
+    taking those already decoded from ``cache`` and the blobs of the others from
+    ``fetch`` (by ``(series id, start)``), then keeping them decoded."""
+    keys = [(int(sids[row[0]]), row[1]) for row in chunks]
+    found = [cache.get(key) for key in keys]
+    missing = [j for j, got in enumerate(found) if got is None]
+    if missing:
+        counts = [chunks[j][2] for j in missing]
+        decoded = decode_runs(len(missing), range(len(missing)), counts,
+                              fetch([keys[j] for j in missing]))
+        for i, j in enumerate(missing):
+            ts, values = decoded.run(i)
+            cache.put(keys[j], ts, values)
+            found[j] = (ts, values)
+    positions = len(sids)
+    per_position = np.bincount(np.array([row[0] for row in chunks], dtype=np.intp),
+                               weights=np.array([row[2] for row in chunks], dtype=np.float64),
+                               minlength=positions).astype(np.int64)
+    bounds = np.zeros(positions + 1, dtype=np.int64)
+    np.cumsum(per_position, out=bounds[1:])
+    if not chunks:
+        return no_runs(positions)
+    runs = Runs(np.concatenate([got[0] for got in found if got is not None]),
+                np.concatenate([got[1] for got in found if got is not None]), bounds)
+    if int(bounds[-1]) != len(runs.ts):
+        raise ArchiveError(f"corrupt chunks: {len(runs.ts)} points decoded, "
+                           f"{int(bounds[-1])} counted")
+    return runs
+
+
+def assemble(sids: Ids, chunks: Runs, newer: Grouped, lo_ms: int, hi_ms: int) -> FloatRuns:
+    """The answer of a read of series ``sids`` (-1: not found): their ``chunks`` decoded,
+    with the ``newer`` points over them."""
+    return float_runs(overlay_runs(chunks, grouped_runs(sids, newer)), sids >= 0, lo_ms, hi_ms)
+
+
+def decoded(positions: int, chunks: Sequence[tuple[int, int, int, bytes]]) -> Runs:
+    """:func:`decode_runs` of chunk rows ``(position, start, n, blob)``."""
+    return decode_runs(positions, [row[0] for row in chunks], [row[2] for row in chunks],
+                       [row[3] for row in chunks])

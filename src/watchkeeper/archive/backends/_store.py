@@ -44,7 +44,7 @@ _SUMMARIES: Final = _REACHING.format(source="summaries AS s", sid="?1")
 # The same seek in the chunks of many series, each row tagged with its series' position in
 # the list (no ORDER BY: a sort would copy every blob; the caller orders the rows).
 _CHUNKS_OF: Final = (
-    "SELECT j.key, c.start_ts, c.n, c.blob FROM json_each(?1) AS j JOIN chunks AS c"
+    "SELECT j.key, c.start_ts, c.n, {blob} FROM json_each(?1) AS j JOIN chunks AS c"
     " ON c.series_id = j.value WHERE c.start_ts <= ?3 AND c.end_ts >= ?2 AND c.start_ts >= "
     "coalesce((SELECT start_ts FROM chunks WHERE series_id = j.value AND start_ts <= ?2"
     " ORDER BY start_ts DESC LIMIT 1), ?2)")
@@ -344,16 +344,17 @@ class Store:
         ).fetchall()
         return [ChunkRow(*row) for row in rows if row[2] >= lo_ms]
 
-    def chunks_of(self, sids: Sequence[int], lo_ms: int, hi_ms: int
+    def chunks_of(self, sids: Sequence[int], lo_ms: int, hi_ms: int, *, blobs: bool = True
                   ) -> list[tuple[int, int, int, bytes]]:
         """``(position, start_ms, n, blob)`` of the chunks holding points in ``[lo_ms, hi_ms]``
         of each series of ``sids``, by position then time, in one statement (one per
-        series before SQLite 3.38)."""
+        series before SQLite 3.38); without ``blobs``, each blob is empty."""
         if not _JSON_EACH:
-            return [(at, row.start_ms, row.n, row.blob) for at, sid in enumerate(sids)
-                    for row in self.chunks(sid, lo_ms, hi_ms)]
+            return [(at, row.start_ms, row.n, row.blob if blobs else b"")
+                    for at, sid in enumerate(sids) for row in self.chunks(sid, lo_ms, hi_ms)]
         rows: list[tuple[int, int, int, bytes]] = self._conn.execute(
-            _CHUNKS_OF, (json.dumps(list(sids)), lo_ms, hi_ms)).fetchall()
+            _CHUNKS_OF.format(blob="c.blob" if blobs else "x''"),
+            (json.dumps(list(sids)), lo_ms, hi_ms)).fetchall()
         rows.sort(key=lambda row: (row[0], row[1]))  # already in order, as a rule: linear
         return rows
 

@@ -56,6 +56,7 @@ from watchkeeper.archive.backends._batch import (
 )
 from watchkeeper.archive.backends._catalog import Catalog, NewSeries
 from watchkeeper.archive.backends._chunks import ChunkBuilder, ChunkRow, Flush, Tail, old_range
+from watchkeeper.archive.backends._decoded import DecodedChunks
 from watchkeeper.archive.backends._head import NO_SEQ, Grouped, Head
 from watchkeeper.archive.backends._index import SeriesIndex
 from watchkeeper.archive.backends._points import (
@@ -65,7 +66,7 @@ from watchkeeper.archive.backends._points import (
     window_ms,
 )
 from watchkeeper.archive.backends._rollups import RollupPlan
-from watchkeeper.archive.backends._runs import assemble, float_sids
+from watchkeeper.archive.backends._runs import assemble, cached_runs, float_sids
 from watchkeeper.archive.backends._store import Store
 from watchkeeper.errors import ArchiveError, InvalidData, SeriesNotFound
 from watchkeeper.model import Measurement, SeriesKey
@@ -103,7 +104,8 @@ class _Plan:
 class Writer:
     """Catalog, heads, ingest log and compaction policy over one :class:`Store`."""
 
-    def __init__(self, store: Store, *, chunk_points: int, max_log_points: int) -> None:
+    def __init__(self, store: Store, *, chunk_points: int, max_log_points: int,
+                 decoded_bytes: int = 0) -> None:
         self.store = store
         self.chunk_points = chunk_points
         self.max_log_points = max_log_points
@@ -118,6 +120,7 @@ class Writer:
         self._unsettled: deque[tuple[int, Batch]] = deque()  # committed, not in the heads yet
         self._tables: dict[bytes, npt.NDArray[np.int64]] = {}  # series lists seen, resolved
         self._index = SeriesIndex(self.catalog)  # built by the first find_series
+        self._decoded = DecodedChunks(decoded_bytes)  # float chunks queries read again
 
     def load(self) -> None:
         """Read the catalog, replay the ingest log into the heads, and compact it."""
@@ -284,6 +287,7 @@ class Writer:
             return
         with self.store.transaction():
             self.store.replace_chunks(plan.deleted, plan.inserted, self.chunk_points)
+            self._decoded.forget(plan.deleted)
             self.store.set_ranges(plan.ranges)
             self.store.trim_log(trim_before)
         for head in self.heads.values():
@@ -367,9 +371,18 @@ class Writer:
         """Many float series at once: one statement for their chunks, one decode (_runs)."""
         self.settle()
         sids = float_sids(self.catalog.ids.get, self.catalog.kinds, keys)
-        return assemble(sids, self.store.chunks_of(sids.tolist(), start_ms, end_ms),
-                        self.heads["float"].gather(np.unique(sids[sids >= 0])), start_ms,
-                        end_ms)
+        # the chunks' places first, then the blobs of those not kept decoded (no write
+        # comes between: this is the archive's one thread)
+        rows = self.store.chunks_of(sids.tolist(), start_ms, end_ms, blobs=False)
+        chunks = cached_runs(sids, rows, self._decoded, self._blobs)
+        return assemble(sids, chunks, self.heads["float"].gather(np.unique(sids[sids >= 0])),
+                        start_ms, end_ms)
+
+    def _blobs(self, keys: list[tuple[int, int]]) -> list[bytes]:
+        found = self.store.chunks_at(keys)
+        if any(row is None for row in found):
+            raise ArchiveError("a chunk vanished while it was read")
+        return [row.blob for row in found if row is not None]
 
     def rollup(self, keys: Sequence[SeriesKey], start: float, end: float, step: float,
                aggs: Sequence[str]) -> list[Rollup]:
@@ -440,6 +453,7 @@ class Writer:
         plan.inserted.extend(kept.rows())
         with self.store.transaction():
             self.store.replace_chunks(plan.deleted, plan.inserted, self.chunk_points)
+            self._decoded.forget(plan.deleted)
             first, last = self.store.chunk_range(sid)
             self.store.set_ranges([(first, last, sid)])
         self.catalog.set_range(sid, first, last)
