@@ -330,9 +330,12 @@ class NativeApi:
         return _json(QueryResult(series=str(key), unit=out.unit, start=out.start, end=out.end,
                                  step=out.step, agg=out.agg, points=points))
 
-    @operation("every float series under a prefix, aggregated in buckets", "read",
-               answer=RollupResult,
+    @operation("every float series under a prefix, or those named, aggregated in buckets",
+               "read", answer=RollupResult,
                params=(Param("prefix"),
+                       Param("series", description="a float series' name, instead of prefix; "
+                                                   "repeatable (names of other or no series "
+                                                   "are left out)"),
                        Param("metric", description="only series with this metric "
                                                    "(check.status: the console's health)"),
                        Param("start", required=True), _RANGE[1],
@@ -360,13 +363,26 @@ class NativeApi:
         if end < start:
             raise InvalidData("must not be before start", field="end", value=params.get("end"))
         prefix = params.get("prefix", "")
-        metas, _ = await self._archive.list_series(prefix=prefix)
+        names = params.getlist("series")
+        if names and prefix:
+            raise InvalidData("name series or give a prefix, not both", field="series")
+        metas = (await self._named(names) if names
+                 else (await self._archive.list_series(prefix=prefix))[0])
         metric = params.get("metric", "")
         metas = [m for m in metas if m.kind == "float" and (not metric or m.key.metric == metric)]
         rolled = await self._archive.rollup([m.key for m in metas], start=start, end=end,
                                             step=step, aggs=aggs)
         return _json(RollupResult(prefix=prefix, start=start, end=end, step=step, aggs=aggs,
                                   series=_rollup_series(metas, rolled, aggs)))
+
+    async def _named(self, names: Sequence[str]) -> list[SeriesMeta]:
+        """The series of ``names`` that exist, in the order named, each once."""
+        out: dict[str, SeriesMeta] = {}
+        for name in names:
+            metas, _ = await self._archive.list_series(prefix=name, limit=1)  # itself first
+            if metas and str(metas[0].key) == name:
+                out[name] = metas[0]
+        return list(out.values())
 
     @operation("write points (JSON, or columns as application/vnd.watchkeeper.columns"
                "+msgpack)", "write", body=WriteBatch, answer=WriteResult, status=201,

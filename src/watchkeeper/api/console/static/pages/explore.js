@@ -2,10 +2,11 @@
 // them on one uPlot chart or one small chart each (small multiples), histograms as
 // heatmaps. The URL holds the view (#/explore?s=NAME&s=NAME&r=1h, from=&to= after a zoom,
 // sm=1 for small multiples). The step comes from the range so that a series never brings
-// more than TARGET_POINTS buckets (avg, with a min/max band), through /api/v1/rollup.
+// more than TARGET_POINTS buckets (avg, with a min/max band), all in one /api/v1/rollup.
 import {get} from "../api.js";
 import {append, clear, el, fmtNumber, fmtTime} from "../dom.js";
-import {binHistograms, drawHeatmap} from "../heatmap.js";
+
+let heat = null;  // heatmap.js, loaded with the first histogram series
 
 export const PRESETS = {"15m": 900, "1h": 3600, "6h": 21600, "1d": 86400, "7d": 604800,
                         "30d": 2592000, "1y": 31536000};
@@ -70,14 +71,15 @@ function paramsOf(view) {
   return p;
 }
 
-// One series, rolled up: {series, unit, ts, avg, min, max} (exact name: a prefix also
-// matches longer names, which are dropped here).
-async function fetchSeries(name, view, step) {
-  const answer = await get("/api/v1/rollup", {prefix: name, start: view.from, end: view.to,
+// The view's float series rolled up, in one request: [{series, unit, ts, avg, min, max}]
+// in the order named, and the names that are not float series.
+async function fetchFloats(names, view, step) {
+  const answer = await get("/api/v1/rollup", {series: names, start: view.from, end: view.to,
                                               step, aggs: "avg,min,max"});
-  const found = answer.series.find((s) => s.series === name);
-  if (!found) return {series: name, unit: "", ts: [], avg: [], min: [], max: [], missing: true};
-  return {series: name, unit: found.unit, ts: found.ts, ...found.values};
+  const found = new Map(answer.series.map((s) => [s.series, s]));
+  return {floats: names.filter((n) => found.has(n)).map((n) => ({series: n, unit: found.get(n).unit,
+                                                               ts: found.get(n).ts, ...found.get(n).values})),
+          left: names.filter((n) => !found.has(n))};
 }
 
 // A series the rollup left out, if it holds histograms: {series, unit, points}, else null.
@@ -92,12 +94,11 @@ async function fetchHistogram(name, view) {
 // Every series of the view: floats rolled up, histograms binned, and the names of those
 // that are neither (objects, or unknown).
 async function fetchView(view, step) {
-  const rolled = await Promise.all(view.series.map((s) => fetchSeries(s, view, step)));
-  const left = rolled.filter((r) => r.missing).map((r) => r.series);
+  const {floats, left} = await fetchFloats(view.series, view, step);
   const histograms = (await Promise.all(left.map((s) => fetchHistogram(s, view)))).filter(Boolean);
+  if (histograms.length) heat ||= await import("../heatmap.js");
   const drawable = new Set(histograms.map((h) => h.series));
-  return {floats: rolled.filter((r) => !r.missing), histograms,
-          missing: left.filter((s) => !drawable.has(s))};
+  return {floats, histograms, missing: left.filter((s) => !drawable.has(s))};
 }
 
 // The gap that breaks a series' line: three of its usual intervals, at least two steps.
@@ -326,7 +327,7 @@ function drawAll(chart, heatmaps, data, view, step, zoom, small) {
     json: () => JSON.stringify({from: view.from, to: view.to, step,
       series: data.floats.map((r) => ({series: r.series, unit: r.unit, ts: r.ts, avg: r.avg, min: r.min, max: r.max})),
       histograms: data.histograms.map((h) => {
-        const b = binHistograms(h.points, view.from, view.to, step);
+        const b = heat.binHistograms(h.points, view.from, view.to, step);
         return {series: h.series, unit: h.unit, ts: b.times, buckets: b.rows,
                 counts: b.times.map((_, c) => Array.from(b.cells.slice(c * b.rows.length, (c + 1) * b.rows.length)))};
       })}),
@@ -377,7 +378,7 @@ function plot(target, results, aligned, at, view, step, zoom, {height, sync}) {
 // A histogram series as a heatmap in `parent`: its name (text), the canvas, and what is
 // under the pointer (text).
 function heatmap(parent, h, view, step, over) {
-  const binned = binHistograms(h.points, view.from, view.to, step);
+  const binned = heat.binHistograms(h.points, view.from, view.to, step);
   const canvas = el("canvas", {class: "heatmap", "data-series": h.series});
   const under = el("div", {class: "muted heat-under"}, "point at a cell for its count");
   parent.append(el("div", {class: "heatmap-box", "data-series": h.series},
@@ -388,7 +389,7 @@ function heatmap(parent, h, view, step, over) {
   const place = canvas.getBoundingClientRect();
   const area = over?.getBoundingClientRect();
   const edges = area?.width > 100 ? {left: area.left - place.left, right: place.left + width - area.right} : null;
-  const {painted, cellAt} = drawHeatmap(canvas, binned, view.from, view.to, width, edges);
+  const {painted, cellAt} = heat.drawHeatmap(canvas, binned, view.from, view.to, width, edges);
   canvas.dataset.columns = String(binned.times.length);
   canvas.dataset.rows = String(binned.rows.length);
   canvas.dataset.cells = String(painted);
