@@ -21,8 +21,9 @@ browser) opens:
 - page weight: bytes of HTML, JS and CSS the Overview loads (uncompressed: the server
   does not compress).
 
-Medians of ``--runs``. Prometheus' graph page over the same data is not timed here (not
-done; docs/console.md).
+Medians of ``--runs``. Then the same Explore view against Prometheus' own graph page
+over the same 20 series (``benchmarks/console_prometheus.py``), ``--prometheus-runs``
+cold opens of each (3; 0 skips it).
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ import numpy as np
 
 from watchkeeper.wire import COLUMNS_CONTENT_TYPE, WriteColumns
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from console_prometheus import compare  # the folder is not a package
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run"]
@@ -63,6 +67,11 @@ def free_port() -> int:
 
 def names(series: int) -> list[str]:
     return [f"host{i // PER_HOST:04d}/bench/m{i % PER_HOST:02d}" for i in range(series)]
+
+
+def view_series(series: int) -> list[str]:
+    """The 20 series Explore shows (spread over the hosts)."""
+    return names(series)[:: max(1, series // 20)][:20]
 
 
 def load(url: str, token: str, series: int, hours: float, now: float, *,
@@ -150,7 +159,7 @@ def inventory(series: int, sites: int, devices: int = 0) -> str:
 def measure(url: str, series: int, runs: int) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
-    chosen = names(series)[:: max(1, series // 20)][:20]
+    chosen = view_series(series)
     explore = "&".join(f"s={s}" for s in chosen)
     figures: dict[str, list[float]] = {"overview": [], "overview_filled": [], "fetch": [],
                                        "drawn": [], "draw": [], "click": [], "scroll": [],
@@ -206,6 +215,9 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=24.0)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--alarms", type=int, default=10_000)
+    parser.add_argument("--prometheus-runs", type=int, default=3,
+                        help="cold opens of the 20-series view in Explore and in Prometheus' "
+                             "graph page, side by side (0: skip)")
     parser.add_argument("--sites", type=int, default=10,
                         help="sites the hosts are spread over in the inventory file")
     parser.add_argument("--devices", type=int, default=0,
@@ -239,11 +251,14 @@ def main() -> None:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise SystemExit(f"watchkeeper up did not start: {proc.stderr}")
                 time.sleep(0.2)
-            points, seconds = load(url, token, args.series, args.hours, time.time(),
+            points, seconds = load(url, token, args.series, args.hours, now := time.time(),
                                    alarms=args.alarms)
             print(f"loaded {points:,} points ({args.series:,} series + check.status, "
                   f"{args.hours:g} h at 10 s) in {seconds:.1f} s")
             result = measure(url, args.series, args.runs)
+            versus = compare(url, view_series(args.series), now - args.hours * 3600, now,
+                             args.prometheus_runs, chromium=CHROMIUM, args=ARGS
+                             ) if args.prometheus_runs else ""
         finally:
             proc.send_signal(signal.SIGINT)
             try:
@@ -264,7 +279,7 @@ def main() -> None:
     load1, load5, _ = os.getloadavg()
     print(f"machine load average during the run: {load1:.1f} (1 min), {load5:.1f} (5 min) "
           f"on {os.cpu_count()} CPUs: figures on a busy machine include waiting for a CPU")
-    print(json.dumps(result))
+    print(json.dumps(result), versus, sep="\n")
 
 
 if __name__ == "__main__":
