@@ -119,7 +119,11 @@ export function siteRollUp(checks, siteOf, declared) {
 async function fillSites(card, models, checks) {
   const siteOf = new Map(), declared = new Set();
   for (const model of models) {  // the first model that places a device wins
-    const found = await sitesOf(model);
+    const found = await sitesOf(model).catch((error) => {
+      if (error instanceof ApiError && error.status === 404) return null;  // gone meanwhile
+      throw error;
+    });
+    if (!found) continue;
     for (const [device, site] of found.siteOf) if (!siteOf.has(device)) siteOf.set(device, site);
     found.declared.forEach((s) => declared.add(s));
   }
