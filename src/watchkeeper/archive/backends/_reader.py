@@ -32,7 +32,7 @@ from watchkeeper.archive.backends._points import (
     window_ms,
 )
 from watchkeeper.archive.backends._rollups import RollupPlan
-from watchkeeper.archive.backends._runs import assemble, decoded, newer_points
+from watchkeeper.archive.backends._runs import assemble, decoded_pieces, newer_points
 from watchkeeper.archive.backends._store import SeriesRow, Store
 from watchkeeper.errors import SeriesNotFound
 from watchkeeper.model import SeriesKey
@@ -75,7 +75,7 @@ class Reader:
             logged = self.store.log() if len(keys) else []
         columns = [decode_batch(blob).column("float") for _, blob in logged]
         newer = newer_points(columns, np.unique(sids[sids >= 0]))
-        return assemble(sids, decoded(len(sids), chunks), newer, start_ms, end_ms)
+        return assemble(sids, decoded_pieces(len(sids), chunks), newer, start_ms, end_ms)
 
     def rollup(self, keys: Sequence[SeriesKey], start: float, end: float, step: float,
                aggs: Sequence[str]) -> list[Rollup]:

@@ -12,6 +12,7 @@ spent ~80 % of its time so).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any, Final, NamedTuple
 
@@ -95,38 +96,13 @@ def grouped_runs(sids: Ids, grouped: Grouped) -> Runs:
     return Runs(grouped.ts[rows], np.asarray(grouped.values[rows], dtype=np.float64), bounds)
 
 
-def overlay_runs(older: Runs, newer: Runs) -> Runs:
-    """Both runs of each position as one, ``newer`` winning on equal timestamps."""
-    old_n, new_n = np.diff(older.bounds), np.diff(newer.bounds)
-    if not len(newer.ts):
-        return older
-    if not len(older.ts):
-        return newer
-    both = (old_n > 0) & (new_n > 0)
-    if bool((newer.ts[newer.bounds[:-1][both]] > older.ts[older.bounds[1:][both] - 1]).all()):
-        # the usual case: what is not in chunks yet comes after them, series by series
-        ts = np.empty(len(older.ts) + len(newer.ts), dtype=np.int64)
-        values = np.empty(len(ts))
-        to_old = np.arange(len(older.ts)) + np.repeat(newer.bounds[:-1], old_n)
-        to_new = np.arange(len(newer.ts)) + np.repeat(older.bounds[1:], new_n)
-        ts[to_old], values[to_old] = older.ts, older.values
-        ts[to_new], values[to_new] = newer.ts, newer.values
-        return Runs(ts, values, older.bounds + newer.bounds)
-    pieces = [overlay(*older.run(p), *newer.run(p)) for p in range(len(old_n))]
-    bounds = np.zeros(len(pieces) + 1, dtype=np.int64)
-    np.cumsum([len(ts) for ts, _ in pieces], out=bounds[1:])
-    return Runs(np.concatenate([ts for ts, _ in pieces]),
-                np.concatenate([v for _, v in pieces]).astype(np.float64, copy=False), bounds)
-
-
-def float_runs(runs: Runs, found: npt.NDArray[np.bool_], lo_ms: int, hi_ms: int) -> FloatRuns:
-    """The runs cut to ``[lo_ms, hi_ms]``, as the archive answers them."""
+def _clipped(runs: Runs, lo_ms: int, hi_ms: int) -> Runs:
     inside = (runs.ts >= lo_ms) & (runs.ts <= hi_ms)
     if bool(inside.all()):
-        return FloatRuns(runs.ts, runs.values, runs.bounds, found)
+        return runs
     kept = np.zeros(len(inside) + 1, dtype=np.int64)
     np.cumsum(inside, out=kept[1:])
-    return FloatRuns(runs.ts[inside], runs.values[inside], kept[runs.bounds], found)
+    return Runs(runs.ts[inside], runs.values[inside], kept[runs.bounds])
 
 
 def float_sids(ids: Callable[[SeriesKey], int | None], kinds: npt.NDArray[np.int8],
@@ -151,46 +127,88 @@ def newer_points(columns: Sequence[tuple[Ids, Int64Array, npt.NDArray[Any]]],
                    np.concatenate([c[2] for c in columns])[keep].astype(np.float64))
 
 
-def cached_runs(sids: Ids, chunks: Sequence[tuple[int, int, int, bytes]],
-                cache: DecodedChunks,
-                fetch: Callable[[list[tuple[int, int]]], list[bytes]]) -> Runs:
-    """:func:`decode_runs` of the chunks ``(position, start, n, -)`` of series ``sids``,
-    taking those already decoded from ``cache`` and the blobs of the others from
-    ``fetch`` (by ``(series id, start)``), then keeping them decoded."""
-    keys = [(int(sids[row[0]]), row[1]) for row in chunks]
+Piece = tuple[int, Int64Array, Float64Array]
+"""Points of one position of a read, in time order: a chunk, or a run of several."""
+
+
+def cached_pieces(sids: Ids, chunks: Sequence[tuple[int, int, int, bytes]],
+                  cache: DecodedChunks,
+                  fetch: Callable[[list[tuple[int, int]]], list[bytes]]) -> list[Piece]:
+    """The chunks ``(position, start, n, -)`` of series ``sids``, decoded: those kept
+    in ``cache`` from there, the others from their blobs (``fetch`` by ``(series id,
+    start)``), decoded together and then kept."""
+    of = sids.tolist()
+    keys = [(of[row[0]], row[1]) for row in chunks]
     found = [cache.get(key) for key in keys]
     missing = [j for j, got in enumerate(found) if got is None]
     if missing:
-        counts = [chunks[j][2] for j in missing]
-        decoded = decode_runs(len(missing), range(len(missing)), counts,
-                              fetch([keys[j] for j in missing]))
+        runs = decode_runs(len(missing), range(len(missing)), [chunks[j][2] for j in missing],
+                           fetch([keys[j] for j in missing]))
         for i, j in enumerate(missing):
-            ts, values = decoded.run(i)
+            ts, values = runs.run(i)
             cache.put(keys[j], ts, values)
             found[j] = (ts, values)
-    positions = len(sids)
-    per_position = np.bincount(np.array([row[0] for row in chunks], dtype=np.intp),
-                               weights=np.array([row[2] for row in chunks], dtype=np.float64),
-                               minlength=positions).astype(np.int64)
-    bounds = np.zeros(positions + 1, dtype=np.int64)
-    np.cumsum(per_position, out=bounds[1:])
-    if not chunks:
-        return no_runs(positions)
-    runs = Runs(np.concatenate([got[0] for got in found if got is not None]),
-                np.concatenate([got[1] for got in found if got is not None]), bounds)
-    if int(bounds[-1]) != len(runs.ts):
-        raise ArchiveError(f"corrupt chunks: {len(runs.ts)} points decoded, "
-                           f"{int(bounds[-1])} counted")
-    return runs
+    return [(row[0], *got) for row, got in zip(chunks, found, strict=True) if got is not None]
 
 
-def assemble(sids: Ids, chunks: Runs, newer: Grouped, lo_ms: int, hi_ms: int) -> FloatRuns:
-    """The answer of a read of series ``sids`` (-1: not found): their ``chunks`` decoded,
-    with the ``newer`` points over them."""
-    return float_runs(overlay_runs(chunks, grouped_runs(sids, newer)), sids >= 0, lo_ms, hi_ms)
-
-
-def decoded(positions: int, chunks: Sequence[tuple[int, int, int, bytes]]) -> Runs:
-    """:func:`decode_runs` of chunk rows ``(position, start, n, blob)``."""
-    return decode_runs(positions, [row[0] for row in chunks], [row[2] for row in chunks],
+def decoded_pieces(positions: int, chunks: Sequence[tuple[int, int, int, bytes]]
+                   ) -> list[Piece]:
+    """The chunk rows ``(position, start, n, blob)`` decoded together, a piece per position."""
+    runs = decode_runs(positions, [row[0] for row in chunks], [row[2] for row in chunks],
                        [row[3] for row in chunks])
+    bounds = runs.bounds.tolist()
+    return [(p, runs.ts[lo:hi], runs.values[lo:hi])
+            for p, (lo, hi) in enumerate(itertools.pairwise(bounds)) if hi > lo]
+
+
+def assemble(sids: Ids, pieces: Sequence[Piece], newer: Grouped, lo_ms: int, hi_ms: int
+             ) -> FloatRuns:
+    """The answer of a read of series ``sids`` (-1: not found): the ``pieces`` of their
+    chunks (by position, then time) cut to ``[lo_ms, hi_ms]``, the ``newer`` points
+    over them, all copied once into the answer's arrays."""
+    head = _clipped(grouped_runs(sids, newer), lo_ms, hi_ms)
+    head_bounds = head.bounds.tolist()
+    ts_parts: list[Int64Array] = []
+    value_parts: list[Float64Array] = []
+    counts = [0] * len(sids)
+    j = 0
+    for p in range(len(sids)):
+        first = j
+        while j < len(pieces) and pieces[j][0] == p:
+            j += 1
+        mine = [(ts, values) for _, ts, values in pieces[first:j]]
+        if mine:
+            mine = _cut(mine, lo_ms, hi_ms)
+        h_lo, h_hi = head_bounds[p], head_bounds[p + 1]
+        if h_hi > h_lo:
+            later = (head.ts[h_lo:h_hi], head.values[h_lo:h_hi])
+            if mine and later[0][0] <= mine[-1][0][-1]:  # rewritten or late points
+                mine = [overlay(np.concatenate([ts for ts, _ in mine]),
+                                np.concatenate([v for _, v in mine]), *later)]
+            else:
+                mine.append(later)
+        for ts, values in mine:
+            ts_parts.append(ts)
+            value_parts.append(values)
+            counts[p] += len(ts)
+    bounds = np.zeros(len(sids) + 1, dtype=np.int64)
+    np.cumsum(counts, out=bounds[1:])
+    if not ts_parts:
+        return FloatRuns(np.empty(0, np.int64), np.empty(0), bounds, sids >= 0)
+    return FloatRuns(np.concatenate(ts_parts), np.concatenate(value_parts).astype(
+        np.float64, copy=False), bounds, sids >= 0)
+
+
+def _cut(pieces: list[tuple[Int64Array, Float64Array]], lo_ms: int, hi_ms: int
+         ) -> list[tuple[Int64Array, Float64Array]]:
+    """Pieces in time order cut to ``[lo_ms, hi_ms]`` (only the first and last can reach
+    out: the chunks were chosen for the range), none left empty."""
+    ts, values = pieces[0]
+    if ts[0] < lo_ms:
+        at = int(np.searchsorted(ts, lo_ms, "left"))
+        pieces[0] = (ts[at:], values[at:])
+    ts, values = pieces[-1]
+    if len(ts) and ts[-1] > hi_ms:
+        at = int(np.searchsorted(ts, hi_ms, "right"))
+        pieces[-1] = (ts[:at], values[:at])
+    return [piece for piece in pieces if len(piece[0])]

@@ -44,9 +44,9 @@ _SUMMARIES: Final = _REACHING.format(source="summaries AS s", sid="?1")
 # The same seek in the chunks of many series, each row tagged with its series' position in
 # the list (no ORDER BY: a sort would copy every blob; the caller orders the rows).
 _CHUNKS_OF: Final = (
-    "SELECT j.key, c.start_ts, c.n, {blob} FROM json_each(?1) AS j JOIN chunks AS c"
+    "SELECT j.key, c.start_ts, c.n, {blob} FROM json_each(?1) AS j JOIN {table} AS c"
     " ON c.series_id = j.value WHERE c.start_ts <= ?3 AND c.end_ts >= ?2 AND c.start_ts >= "
-    "coalesce((SELECT start_ts FROM chunks WHERE series_id = j.value AND start_ts <= ?2"
+    "coalesce((SELECT start_ts FROM {table} WHERE series_id = j.value AND start_ts <= ?2"
     " ORDER BY start_ts DESC LIMIT 1), ?2)")
 _SUMMARIES_OF: Final = _REACHING.format(source="json_each(?1) AS j JOIN summaries AS s",
                                         sid="j.value")
@@ -348,13 +348,18 @@ class Store:
                   ) -> list[tuple[int, int, int, bytes]]:
         """``(position, start_ms, n, blob)`` of the chunks holding points in ``[lo_ms, hi_ms]``
         of each series of ``sids``, by position then time, in one statement (one per
-        series before SQLite 3.38); without ``blobs``, each blob is empty."""
+        series before SQLite 3.38).
+
+        Without ``blobs`` each blob is empty, and the places come from the summaries,
+        which the writer keeps one to a chunk: ~5x faster than from the chunks' own rows,
+        whose blobs share their pages."""
         if not _JSON_EACH:
             return [(at, row.start_ms, row.n, row.blob if blobs else b"")
                     for at, sid in enumerate(sids) for row in self.chunks(sid, lo_ms, hi_ms)]
+        statement = _CHUNKS_OF.format(blob="c.blob" if blobs else "x''",
+                                      table="chunks" if blobs else "summaries")
         rows: list[tuple[int, int, int, bytes]] = self._conn.execute(
-            _CHUNKS_OF.format(blob="c.blob" if blobs else "x''"),
-            (json.dumps(list(sids)), lo_ms, hi_ms)).fetchall()
+            statement, (json.dumps(list(sids)), lo_ms, hi_ms)).fetchall()
         rows.sort(key=lambda row: (row[0], row[1]))  # already in order, as a rule: linear
         return rows
 

@@ -66,7 +66,7 @@ from watchkeeper.archive.backends._points import (
     window_ms,
 )
 from watchkeeper.archive.backends._rollups import RollupPlan
-from watchkeeper.archive.backends._runs import assemble, cached_runs, float_sids
+from watchkeeper.archive.backends._runs import assemble, cached_pieces, float_sids
 from watchkeeper.archive.backends._store import Store
 from watchkeeper.errors import ArchiveError, InvalidData, SeriesNotFound
 from watchkeeper.model import Measurement, SeriesKey
@@ -374,7 +374,7 @@ class Writer:
         # the chunks' places first, then the blobs of those not kept decoded (no write
         # comes between: this is the archive's one thread)
         rows = self.store.chunks_of(sids.tolist(), start_ms, end_ms, blobs=False)
-        chunks = cached_runs(sids, rows, self._decoded, self._blobs)
+        chunks = cached_pieces(sids, rows, self._decoded, self._blobs)
         return assemble(sids, chunks, self.heads["float"].gather(np.unique(sids[sids >= 0])),
                         start_ms, end_ms)
 
