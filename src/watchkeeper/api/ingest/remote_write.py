@@ -165,9 +165,10 @@ class Decoder:
         if None in found:  # new label sets: checked and mapped once
             for position, raw in enumerate(raws):
                 if found[position] is None:
-                    if not _only_labels(raw):
+                    labels = _ascii_labels(raw) if raw.isascii() else None  # the usual
+                    if labels is None and not _only_labels(raw):
                         return None
-                    found[position] = self._key(raw, position)
+                    found[position] = self._key(raw, position, labels)
         texts = cast(list[str], found)
         where = Offsets(np.asarray(values_at, dtype=np.intp),
                         np.asarray(ends, dtype=np.intp) - STAMP_BYTES)
@@ -180,11 +181,13 @@ class Decoder:
         self._shapes.remember(shape)
         return columns_of(texts, *samples, token=shape.token)
 
-    def _key(self, raw: bytes, position: int) -> str:
+    def _key(self, raw: bytes, position: int, labels: list[tuple[str, str]] | None = None
+             ) -> str:
+        """The key of the label set ``raw`` (its labels, when already read)."""
         text = self._keys.get(raw)
         if text is None:
             try:
-                labels = _labels(raw)
+                labels = labels if labels is not None else _labels(raw)
             except (_Malformed, IndexError) as exc:
                 raise InvalidData(f"timeseries[{position}]: bad labels: {exc or 'truncated'}",
                                   field="labels") from None
@@ -389,6 +392,10 @@ def _only_labels(raw: bytes) -> bool:
 
 def _labels(raw: bytes) -> list[tuple[str, str]]:
     """The (name, value) pairs of a run of Label messages."""
+    if raw.isascii():
+        usual = _ascii_labels(raw)
+        if usual is not None:
+            return usual
     out = []
     pos, end = 0, len(raw)
     try:
@@ -415,6 +422,26 @@ def _labels(raw: bytes) -> list[tuple[str, str]]:
     except UnicodeDecodeError as exc:
         raise _Malformed(f"a label is not UTF-8: {exc}") from None
     return out
+
+
+def _ascii_labels(raw: bytes) -> list[tuple[str, str]] | None:
+    """The labels of an ASCII run (every length one byte), each its name then its value,
+    read without a varint decoder (new series are read so); else None."""
+    text = raw.decode("ascii")
+    out = []
+    pos, end = 0, len(raw)
+    try:
+        while pos < end:
+            stop = pos + 2 + raw[pos + 1]
+            name_end = pos + 4 + raw[pos + 3]
+            if raw[pos] != 0x0A or raw[pos + 2] != 0x0A or raw[name_end] != 0x12 \
+                    or name_end + 2 + raw[name_end + 1] != stop:
+                return None
+            out.append((text[pos + 4:name_end], text[name_end + 2:stop]))
+            pos = stop
+    except IndexError:
+        return None
+    return out if pos == end else None
 
 
 def check_order(labels: list[tuple[str, str]], position: int) -> None:
