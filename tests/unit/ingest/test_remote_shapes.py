@@ -151,3 +151,14 @@ def test_a_decoder_holds_at_most_its_count_of_shapes() -> None:
         body = request(SERIES[:n], [1.0] * n)
         assert same(decoder.decode(body), fresh(body))
     assert len(shapes) == 3
+
+
+def test_new_label_sets_of_every_kind_read_alike() -> None:
+    """ASCII label sets take the short reader; non-ASCII values, empty values (which
+    protobuf leaves out) and long ones (two-byte lengths) the varint reader: same keys."""
+    series = [[("__name__", "a"), ("zone", "x")], [("__name__", "b"), ("zone", "é")],
+              [("__name__", "c"), ("zone", "")], [("__name__", "d"), ("zone", "y" * 200)]]
+    columns = Decoder().decode(request(series, [1.0] * 4))
+    assert list(columns.series) == [
+        'prometheus/prometheus/a{zone="x"}', 'prometheus/prometheus/b{zone="é"}',
+        "prometheus/prometheus/c", f'prometheus/prometheus/d{{zone="{"y" * 200}"}}']
