@@ -11,7 +11,7 @@ browser) opens:
   has rendered its first answer (``body[data-ready]``, set after every table is filled),
   and until its late cards (the site roll-up over the inventory's devices, spread over
   ``--sites`` sites, and the failing jobs) are filled too;
-- **Explore** with 20 series x 1 day: the page's own figures, fetch (all 20 rollups) and
+- **Explore** with 20 series x 1 day: the page's own figures, fetch (one rollup of the 20) and
   drawn (uPlot built and its canvas drawn), on screen (the next animation frame after it),
   and click-to-on-screen (the "1d" preset pressed on a 6 h view of the same series);
 - buckets per series Explore fetches for 1 year and for 1 hour (the step is chosen so
