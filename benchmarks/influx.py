@@ -1,6 +1,6 @@
 """InfluxDB line-protocol ingest: watchkeeper against InfluxDB 1.x, in the same run.
 
-    python benchmarks/influx.py [--series 10000 100000 --rounds 6]
+    python benchmarks/influx.py [--series 10000 100000 --rounds 12 --trials 3]
 
 Workload, as Telegraf's ``outputs.influxdb`` sends it: ``--series`` series (a
 measurement, tags ``host``/``cpu``/``mode``, one field), one point per series per round
@@ -9,23 +9,22 @@ the same bytes posted to watchkeeper (``watchkeeper serve`` in its own process,
 embedded archive, basic auth with the token as password) and to InfluxDB
 (``benchmarks/peers.py``: WAL fsynced on every write). Measured: points/s per round
 (request sent until its 204), the first round (every series new) apart, the median of
-the others, and the ratio. Prints a Markdown table; compare figures of one run only.
+the others, and the ratio; ``--trials`` times on fresh servers, taking turns to go first
+(as ``benchmarks/prometheus.py``). Prints a Markdown table; compare figures of one run
+only.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peers import InfluxDB, PeerUnavailable, environment
-from prometheus import MODES, T0_MS, Watchkeeper
+from prometheus import MODES, T0_MS, Outcome, Watchkeeper, run, trials
 
 
 def body(series: int, round_no: int) -> bytes:
@@ -35,46 +34,46 @@ def body(series: int, round_no: int) -> bytes:
         f"value={i * 7 + round_no}.5 {stamp}\n" for i in range(series)).encode()
 
 
-def run(send: Callable[[bytes], None], bodies: list[bytes], series: int) -> tuple[float, float]:
-    """(first round points/s, median points/s of the other rounds)."""
-    rates = []
-    for payload in bodies:
-        started = time.perf_counter()
-        send(payload)
-        rates.append(series / (time.perf_counter() - started))
-    return rates[0], statistics.median(rates[1:])
-
-
 def main(args: argparse.Namespace) -> None:
     rows = []
     for series in args.series:
         bodies = [body(series, r) for r in range(args.rounds)]
-        with tempfile.TemporaryDirectory(prefix="wk-bench-influx-") as tmp:
-            ours = Watchkeeper(Path(tmp))
-            with ours.running():
-                def send(payload: bytes, wk: Watchkeeper = ours) -> None:
-                    wk.http.post("/write", params={"db": "bench", "precision": "ms"},
-                                 content=payload, auth=("bench", wk.token)).raise_for_status()
-                wk_rates = run(send, bodies, series)
-        try:
-            with InfluxDB.started() as influx:
-                influx_rates = run(influx.ingest, bodies, series)
-        except PeerUnavailable as exc:
-            print(f"InfluxDB skipped: {exc}")
-            influx_rates = (float("nan"), float("nan"))
-        rows.append((series, wk_rates, influx_rates))
-        print(f"{series} series: watchkeeper {wk_rates}, InfluxDB {influx_rates}", flush=True)
-    print(f"\nPeers: {environment()}; cores: {os.cpu_count()}\n")
+
+        def ours(bodies: list[bytes] = bodies, series: int = series) -> Outcome:
+            with tempfile.TemporaryDirectory(prefix="wk-bench-influx-") as tmp:
+                server = Watchkeeper(Path(tmp))
+                with server.running():
+                    def send(payload: bytes) -> None:
+                        server.http.post("/write", params={"db": "bench", "precision": "ms"},
+                                         content=payload, auth=("bench", server.token)
+                                         ).raise_for_status()
+                    return run(send, bodies, series)
+
+        def theirs(bodies: list[bytes] = bodies, series: int = series) -> Outcome | None:
+            try:
+                with InfluxDB.started() as influx:
+                    return run(influx.ingest, bodies, series)
+            except PeerUnavailable as exc:
+                print(f"InfluxDB skipped: {exc}")
+                return None
+
+        wk, influx = trials(args.trials, ours, theirs)
+        rows.append((series, wk, influx))
+        print(f"{series} series: watchkeeper {wk}, InfluxDB {influx}", flush=True)
+    print(f"\nPeers: {environment()}; cores: {os.cpu_count()}; {args.trials} trials of "
+          f"{args.rounds} rounds\n")
     print("| points/request | watchkeeper first round | watchkeeper median | InfluxDB first | "
-          "InfluxDB median | ratio (median) |")
-    print("|---:|---:|---:|---:|---:|---:|")
+          "InfluxDB median | ratio (median) | ratio per trial |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
     for series, wk, influx in rows:
-        print(f"| {series:,} | {wk[0]:,.0f}/s | {wk[1]:,.0f}/s | {influx[0]:,.0f}/s | "
-              f"{influx[1]:,.0f}/s | {wk[1] / influx[1]:.2f}x |")
+        print(f"| {series:,} | {wk.first:,.0f}/s | {wk.median:,.0f}/s | {influx.first:,.0f}/s | "
+              f"{influx.median:,.0f}/s | {wk.median / influx.median:.2f}x | "
+              f"{wk.ratios(influx)} |")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--trials", type=int, default=3)
     main(parser.parse_args())

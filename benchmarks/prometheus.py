@@ -1,6 +1,6 @@
 """Prometheus remote-write ingest: watchkeeper against VictoriaMetrics, in the same run.
 
-    python benchmarks/prometheus.py [--series 10000 100000 --rounds 6]
+    python benchmarks/prometheus.py [--series 10000 100000 --rounds 12 --trials 3]
 
 Workload, as Prometheus sends it: ``--series`` node-exporter-like series (``__name__``,
 ``instance``, ``job``, ``cpu``, ``mode``), one sample per series per round (15 s apart),
@@ -10,12 +10,16 @@ its own process, embedded archive, Bearer token) and to VictoriaMetrics'
 ``/api/v1/write`` (``benchmarks/peers.py``). Measured:
 
 1. samples/s per round (request sent until its 2xx), the first round (every series
-   new) apart, the median of the others, and the ratio to VictoriaMetrics';
+   new) apart, the median of the others, and the ratio to VictoriaMetrics'; the whole
+   is repeated ``--trials`` times on fresh servers, the two systems taking turns to go
+   first, and the medians taken over every trial's rounds (the ratio of each trial's
+   medians is shown too: the shared machine's load drifts);
 2. freshness: after the last round's 2xx, how long until a query answers its point
    (watchkeeper ``GET /api/v1/query``; VictoriaMetrics ``/api/v1/query``);
-3. the decoding choice (decision in docs/decisions.md): a 10,000-series request parsed
+3. the decoding choices (decisions in docs/decisions.md): a 10,000-series request parsed
    by the ``protobuf`` package (upb, descriptor built in code) against the small
-   hand-written decoder watchkeeper uses, which remembers each label set's key.
+   hand-written decoder watchkeeper uses, which remembers each label set's key and the
+   shape of the requests it read (``remote_shapes``).
 
 Prints a Markdown table. The machine is shared and noisy: compare figures of one run.
 """
@@ -24,14 +28,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import cramjam
 import httpx
@@ -39,6 +45,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peers import PeerUnavailable, VictoriaMetrics, environment, free_port
 
+from watchkeeper.api.ingest.remote_shapes import Shapes
 from watchkeeper.api.ingest.remote_write import Decoder, check_order, write_request_class
 from watchkeeper.model import promlabels
 
@@ -83,16 +90,21 @@ def upb_decode(body: bytes) -> int:
 def decode_figures(bodies: list[bytes], repeat: int = 5) -> dict[str, float]:
     """Milliseconds (median of ``repeat``, interleaved) to decode a request of ``bodies``:
     with protobuf/upb, with the hand-written decoder meeting every series for the first
-    time, and with it knowing them (every request after the first)."""
-    warm = Decoder()
+    time, with it knowing them but not the request's shape (series in another order),
+    and knowing the shape too (the same series as a request before, in order)."""
+    warm = Decoder(shapes=Shapes(count=0))
     warm.decode(bodies[0])
+    shaped = Decoder()
+    shaped.decode(bodies[0])
     times: dict[str, list[float]] = {"protobuf (upb)": [], "hand-written, new series": [],
-                                     "hand-written, known series": []}
+                                     "hand-written, known series": [],
+                                     "hand-written, known shape": []}
     for i in range(repeat):
         body = bodies[1 + i % (len(bodies) - 1)]
         for name, fn in (("protobuf (upb)", upb_decode),
                          ("hand-written, new series", Decoder().decode),
-                         ("hand-written, known series", warm.decode)):
+                         ("hand-written, known series", warm.decode),
+                         ("hand-written, known shape", shaped.decode)):
             started = time.perf_counter()
             fn(body)
             times[name].append((time.perf_counter() - started) * 1000)
@@ -163,20 +175,74 @@ def vm_visible(vm: VictoriaMetrics, series: int, round_no: int) -> bool:
     return response.status_code == 200 and bool(response.json()["data"]["result"])
 
 
-def run(write: object, visible: object, bodies: list[bytes], series: int
-        ) -> tuple[float, float, float]:
-    """(first round samples/s, median of the other rounds, seconds to a visible point)."""
+class Outcome(NamedTuple):
+    """One system's rounds of one trial: samples/s of the first round (every series new)
+    and of each other round, and seconds from the last 2xx to a query answering it."""
+
+    first: float
+    rates: list[float]
+    visible_after: float
+
+
+def run(write: Callable[[bytes], None], bodies: list[bytes], series: int,
+        visible: Callable[[int, int], bool] | None = None) -> Outcome:
     rates = []
     for body in bodies:
         started = time.perf_counter()
-        write(body)  # type: ignore[operator]
+        write(body)
         rates.append(series / (time.perf_counter() - started))
     acknowledged = time.perf_counter()
-    while not visible(series, len(bodies) - 1):  # type: ignore[operator]
-        if time.perf_counter() - acknowledged > 30:
-            return rates[0], statistics.median(rates[1:]), float("inf")
-        time.sleep(0.005)
-    return rates[0], statistics.median(rates[1:]), time.perf_counter() - acknowledged
+    waited = float("nan")
+    if visible is not None:
+        while not visible(series, len(bodies) - 1):
+            if time.perf_counter() - acknowledged > 30:
+                waited = float("inf")
+                break
+            time.sleep(0.005)
+        else:
+            waited = time.perf_counter() - acknowledged
+    return Outcome(rates[0], rates[1:], waited)
+
+
+class Summary(NamedTuple):
+    """Trials of one system: medians of the first rounds and of every other round, the
+    longest wait for visibility, and the steady medians of each trial."""
+
+    first: float
+    median: float
+    visible_after: float
+    per_trial: list[float]
+
+    @classmethod
+    def of(cls, outcomes: list[Outcome]) -> Summary:
+        if not outcomes:
+            return cls(math.nan, math.nan, math.nan, [])
+        return cls(statistics.median(o.first for o in outcomes),
+                   statistics.median(r for o in outcomes for r in o.rates),
+                   max(o.visible_after for o in outcomes),
+                   [statistics.median(o.rates) for o in outcomes])
+
+    def ratios(self, peer: Summary) -> str:
+        """The trials' ratios of steady medians, lowest to highest."""
+        pairs = [a / b for a, b in zip(self.per_trial, peer.per_trial, strict=False)]
+        return f"{min(pairs):.2f}x to {max(pairs):.2f}x" if pairs else "-"
+
+
+def trials(count: int, ours: Callable[[], Outcome], theirs: Callable[[], Outcome | None]
+           ) -> tuple[Summary, Summary]:
+    """``count`` trials of both systems, each on a fresh server, taking turns to go
+    first (the shared machine's load drifts); None from ``theirs``: the peer is missing."""
+    mine: list[Outcome] = []
+    peer: list[Outcome] = []
+    for trial in range(count):
+        for side in ((0, 1) if trial % 2 == 0 else (1, 0)):
+            if side == 0:
+                mine.append(ours())
+            else:
+                outcome = theirs()
+                if outcome is not None:
+                    peer.append(outcome)
+    return Summary.of(mine), Summary.of(peer)
 
 
 def main(args: argparse.Namespace) -> None:
@@ -184,35 +250,43 @@ def main(args: argparse.Namespace) -> None:
     small = [payload(10_000, r) for r in range(3)]
     decoding = decode_figures(small)
     print(f"decode 10,000 series ({len(small[0]):,} bytes snappy): " + ", ".join(
-        f"{name} {ms:.0f} ms" for name, ms in decoding.items()), flush=True)
+        f"{name} {ms:.1f} ms" for name, ms in decoding.items()), flush=True)
     for series in args.series:
         bodies = [payload(series, r) for r in range(args.rounds)]
-        with tempfile.TemporaryDirectory(prefix="wk-bench-prom-") as tmp:
-            ours = Watchkeeper(Path(tmp))
-            with ours.running():
-                wk = run(ours.write, ours.visible, bodies, series)
-        try:
-            with VictoriaMetrics.started() as vm:
-                theirs = run(lambda b, vm=vm: vm_write(vm, b),
-                             lambda s, r, vm=vm: vm_visible(vm, s, r), bodies, series)
-        except PeerUnavailable as exc:
-            print(f"VictoriaMetrics skipped: {exc}")
-            theirs = (float("nan"),) * 3
-        rows.append((series, wk, theirs))
-        print(f"{series} series: watchkeeper {wk}, VictoriaMetrics {theirs}", flush=True)
-    print(f"\nPeers: {environment()}; cores: {os.cpu_count()}\n")
+
+        def ours(bodies: list[bytes] = bodies, series: int = series) -> Outcome:
+            with tempfile.TemporaryDirectory(prefix="wk-bench-prom-") as tmp:
+                server = Watchkeeper(Path(tmp))
+                with server.running():
+                    return run(server.write, bodies, series, server.visible)
+
+        def theirs(bodies: list[bytes] = bodies, series: int = series) -> Outcome | None:
+            try:
+                with VictoriaMetrics.started() as vm:
+                    return run(lambda b: vm_write(vm, b), bodies, series,
+                               lambda count, last: vm_visible(vm, count, last))
+            except PeerUnavailable as exc:
+                print(f"VictoriaMetrics skipped: {exc}")
+                return None
+
+        wk, vm = trials(args.trials, ours, theirs)
+        rows.append((series, wk, vm))
+        print(f"{series} series: watchkeeper {wk}, VictoriaMetrics {vm}", flush=True)
+    print(f"\nPeers: {environment()}; cores: {os.cpu_count()}; {args.trials} trials of "
+          f"{args.rounds} rounds\n")
     print("| series/request | watchkeeper first round | watchkeeper median | "
           "VictoriaMetrics first | VictoriaMetrics median | ratio (median) | "
-          "visible after 2xx wk / VM |")
-    print("|---:|---:|---:|---:|---:|---:|---|")
+          "ratio per trial | visible after 2xx wk / VM (longest) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---|")
     for series, wk, vm in rows:
-        print(f"| {series:,} | {wk[0]:,.0f}/s | {wk[1]:,.0f}/s | {vm[0]:,.0f}/s | "
-              f"{vm[1]:,.0f}/s | {wk[1] / vm[1]:.2f}x | {wk[2] * 1000:.0f} ms / "
-              f"{vm[2] * 1000:.0f} ms |")
+        print(f"| {series:,} | {wk.first:,.0f}/s | {wk.median:,.0f}/s | {vm.first:,.0f}/s | "
+              f"{vm.median:,.0f}/s | {wk.median / vm.median:.2f}x | {wk.ratios(vm)} | "
+              f"{wk.visible_after * 1000:.0f} ms / {vm.visible_after * 1000:.0f} ms |")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--trials", type=int, default=3)
     main(parser.parse_args())
