@@ -348,6 +348,98 @@ class CollectJobs(msgspec.Struct, frozen=True, kw_only=True):
     jobs: list[CollectJob]
 
 
+class ReportMessage(msgspec.Struct, frozen=True, kw_only=True):
+    """One line of a result in a report; ``ts`` is ISO 8601 UTC text."""
+
+    ts: str
+    text: str
+
+
+class ReportMeasurement(msgspec.Struct, frozen=True, kw_only=True):
+    """One measurement in a report: ``value`` is a number, a histogram (bucket -> count) or
+    a JSON object, as the check produced it."""
+
+    series: str
+    value: Any
+    unit: str = ""
+
+
+class ReportResult(msgspec.Struct, frozen=True, kw_only=True):
+    """One collector's result on one device in a report run."""
+
+    status: str
+    started: str  # ISO 8601 UTC
+    duration_ms: float
+    messages: list[ReportMessage] = msgspec.field(default_factory=list)
+    measurements: list[ReportMeasurement] = msgspec.field(default_factory=list)
+
+
+class ReportRun(msgspec.Struct, frozen=True, kw_only=True):
+    """One run of a report: statuses rolled up by device and by collector, and
+    ``results[collector][device]``."""
+
+    started: str
+    finished: str
+    status: str
+    devices: dict[str, str]
+    plugins: dict[str, str]  # by collector name, as in every report
+    results: dict[str, dict[str, ReportResult]]
+
+
+class CollectReport(msgspec.Struct, frozen=True, kw_only=True):
+    """``GET /api/v1/collect/report``: the report ``collect --report`` writes (version 1),
+    over the latest poll of a device's jobs as one run named ``latest`` (``runs`` is empty
+    while none of them has been polled)."""
+
+    version: int
+    generated: str
+    status: str
+    counts: dict[str, int]
+    devices: dict[str, str]
+    plugins: dict[str, str]
+    runs: dict[str, ReportRun]
+
+
+# ------------------------------------------------------------------ tokens (/api/v1/tokens)
+
+
+class TokenInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """One token as listed: who holds it and what it may do, never its key."""
+
+    id: str
+    user: str
+    scopes: list[str]
+    created: int
+    last_used: int | None
+
+
+class TokenList(msgspec.Struct, frozen=True, kw_only=True):
+    """``GET /api/v1/tokens``: oldest first."""
+
+    tokens: list[TokenInfo]
+
+
+class NewToken(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``POST /api/v1/tokens``: ``scopes`` are cumulative (``admin`` implies ``write``,
+    which implies ``read``); the highest one named counts."""
+
+    user: str
+    scopes: list[str] = msgspec.field(default_factory=lambda: ["read"])
+
+
+class CreatedToken(msgspec.Struct, frozen=True, kw_only=True):
+    """The answer to a create: the token, and its key, shown this once."""
+
+    id: str
+    user: str
+    scopes: list[str]
+    created: int
+    key: str
+
+
+# ------------------------------------------------------------------ alarms (/api/v1/alarms)
+
+
 class AlarmStep(msgspec.Struct, frozen=True, kw_only=True):
     """One entry of an alarm's log."""
 

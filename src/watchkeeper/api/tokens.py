@@ -22,43 +22,10 @@ from watchkeeper.api.limits import decode_json
 from watchkeeper.api.openapi import operation
 from watchkeeper.archive.tokens import SCOPES, Token, TokenStore, key_id
 from watchkeeper.errors import InvalidData, NotFound
+from watchkeeper.wire import CreatedToken, NewToken, TokenInfo, TokenList
 
 JSON = "application/json"
 NO_STORE = {"Cache-Control": "no-store"}
-
-
-class TokenInfo(msgspec.Struct, frozen=True, kw_only=True):
-    """One token as listed: who holds it and what it may do, never its key."""
-
-    id: str
-    user: str
-    scopes: list[str]
-    created: int
-    last_used: int | None
-
-
-class TokenList(msgspec.Struct, frozen=True, kw_only=True):
-    """``GET /api/v1/tokens``: oldest first."""
-
-    tokens: list[TokenInfo]
-
-
-class NewToken(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``POST /api/v1/tokens``: ``scopes`` are cumulative (``admin`` implies ``write``,
-    which implies ``read``); the highest one named counts."""
-
-    user: str
-    scopes: list[str] = msgspec.field(default_factory=lambda: ["read"])
-
-
-class CreatedToken(msgspec.Struct, frozen=True, kw_only=True):
-    """The answer to a create: the token, and its key, shown this once."""
-
-    id: str
-    user: str
-    scopes: list[str]
-    created: int
-    key: str
 
 
 def info(token: Token) -> TokenInfo:
