@@ -233,6 +233,11 @@ def test_many_values_format_as_one_by_one() -> None:
         rng.random(500) * 1e-6, [0.0, -0.0, 1e16, -1e17, 1e-4, 9.99e-5, 1e21, np.nan,
                                  np.inf, -np.inf, 123456789012345.0, 0.1 + 0.2]])
     assert format_values(values) == [format_value(float(v)) for v in values]
+    # any double: random bit patterns (every magnitude, subnormals, NaN payloads)
+    doubles = np.concatenate([rng.integers(0, 2**64, 20_000, dtype=np.uint64).view(np.float64),
+                              10 ** rng.uniform(-5, 17, 20_000) * rng.choice([-1, 1], 20_000)])
+    assert format_values(doubles) == [format_value(float(v)) for v in doubles]
+    assert format_values(np.zeros(0)) == []
     stamps = np.array([1_000, 2_000, 3_500], dtype=np.int64)
     assert format_times(stamps) == [1, 2, 3.5]
     assert format_times(stamps[:2]) == [1, 2]

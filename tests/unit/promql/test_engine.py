@@ -205,6 +205,24 @@ async def test_histogram_quantile_on_classic_buckets(load: Loader) -> None:
     assert math.isnan(one(await instant(engine, "histogram_quantile(0.5, n_bucket)", 0)))
 
 
+async def test_histogram_quantile_over_steps_where_buckets_come_and_go(load: Loader) -> None:
+    """A range query groups its steps by which buckets they have: each step answers what
+    an instant query at that time answers."""
+    engine = await load(60, {'h_bucket{le="0.5"}': "10 20 _x8 30 40 50 60",
+                             'h_bucket{le="1"}': "15 25 35 45 55 65 75 85 95 105 115 125 135",
+                             'h_bucket{le="2"}': "_x10 140 146 152",
+                             'h_bucket{le="+Inf"}': "20 30 40 50 60 70 80 90 100 110 120 130 "
+                                                    "140 150"})
+    query = "histogram_quantile(0.6, h_bucket)"
+    result = await engine.query(query, start=0, end=13 * M, step=M)
+    (series,) = result.series
+    for step in range(14):
+        at = await instant(engine, query, step * M)
+        assert bool(series.present[step]) == bool(at)
+        if at:
+            assert series.values[step] == pytest.approx(one(at), nan_ok=True)
+
+
 async def test_label_functions_absent_and_time(load: Loader) -> None:
     engine = await load(60, {'up{instance="host:9100",job="node"}': "1 1 1"})
     replaced = await instant(engine, 'label_replace(up, "host", "$1-${1}", "instance", '

@@ -40,7 +40,9 @@ def aggregate(op: str, series: list[Series], *, names: Sequence[str], without: b
     if op not in SUPPORTED:
         raise BadQuery(f"aggregation {op!r} is not supported")
     groups: dict[frozenset[tuple[str, str]], tuple[Labels, list[Series]]] = {}
-    for s in series:
+    if not names and not without:  # one group, without labels
+        groups[frozenset()] = ({}, series)
+    for s in series if names or without else ():
         g = grouping(s.labels, names, without)
         groups.setdefault(key(g), (g, []))[1].append(s)
     out: list[Series] = []
@@ -107,8 +109,8 @@ def _top(members: list[Series], values: Floats, present: Mask, k: Floats,
     score = np.where(present, -sortable if largest else sortable, np.inf)
     rank = np.argsort(np.argsort(score, axis=0, kind="stable"), axis=0, kind="stable")
     keep = present & (rank < kk[None, :])
-    return [Series(s.labels, s.values, keep[i]) for i, s in enumerate(members)
-            if keep[i].any()]
+    return [Series(members[i].labels, members[i].values, keep[i])
+            for i in np.flatnonzero(keep.any(axis=1)).tolist()]
 
 
 def _count_values(labels: Labels, values: Floats, present: Mask, label: str,

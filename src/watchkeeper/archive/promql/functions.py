@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 
 from watchkeeper.archive.promql.values import (
     NAME,
@@ -189,14 +190,27 @@ def histogram_quantile(q: Floats, vec: list[Series], n: int) -> list[Series]:
         present = np.stack([s.present for _, s in members])
         any_present: Mask = np.asarray(present.any(axis=0), dtype=bool)
         value = np.full(n, np.nan)
-        patterns, inverse = np.unique(present.T, axis=0, return_inverse=True)
-        for p, pattern in enumerate(patterns):
-            steps = np.flatnonzero(inverse.reshape(-1) == p)
-            if not pattern.any():
-                continue
-            value[steps] = _bucket_quantile(q[steps], bounds[pattern], counts[pattern][:, steps])
+        for pattern, steps in _patterns(present):
+            if pattern.any():
+                value[steps] = _bucket_quantile(q[steps], bounds[pattern],
+                                                counts[pattern][:, steps])
         out.append(Series(labels, value, any_present))
     return out
+
+
+def _patterns(present: Mask) -> list[tuple[Mask, npt.NDArray[np.intp]]]:
+    """The distinct columns of ``present`` (which buckets each step has) and the steps of
+    each; the columns read as integers when there are few buckets (np.unique of bool
+    rows sorts them as records, ~4 ms for 1,440 steps)."""
+    if present.all():
+        return [(present[:, 0], np.arange(present.shape[1]))]
+    if present.shape[0] <= 62:
+        codes = (present.T.astype(np.int64) << np.arange(present.shape[0])).sum(axis=1)
+        found, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+        return [(present[:, first[p]], np.flatnonzero(inverse == p)) for p in range(len(found))]
+    patterns, inverse = np.unique(present.T, axis=0, return_inverse=True)
+    return [(pattern, np.flatnonzero(inverse.reshape(-1) == p))
+            for p, pattern in enumerate(patterns)]
 
 
 def _bucket_quantile(q: Floats, bounds: Floats, counts: Floats) -> Floats:

@@ -76,21 +76,19 @@ def _window_bounds(ts: Ints, bounds: Ints, ref: Ints, range_ms: int) -> tuple[In
         out = slice(first * n, last * n)
         if not len(block):
             lo[out] = hi[out] = base
-        elif last == first + 1:
-            lo[out] = np.searchsorted(block, lows, "left") + base
-            hi[out] = np.searchsorted(block, ref, "right") + base
-        else:
-            lowest = min(int(block.min()), int(lows.min()))
-            span = max(int(block.max()), int(ref.max())) - lowest + 1
-            if span * (last - first) >= 1 << 62:  # the keys would wrap around in int64
-                raise BadQuery(f"a range of {range_ms} ms over {last - first} series is too "
-                               "large")
-            shift = np.arange(last - first, dtype=np.int64) * span
-            keyed = np.repeat(shift, np.diff(bounds[first:last + 1])) + (block - lowest)
-            lo[out] = np.searchsorted(keyed, (shift[:, None] + (lows - lowest)).ravel(),
-                                      "left") + base
-            hi[out] = np.searchsorted(keyed, (shift[:, None] + (ref - lowest)).ravel(),
-                                      "right") + base
+            first = last
+            continue
+        lowest = min(int(block.min()), int(lows.min()))
+        span = max(int(block.max()), int(ref.max())) - lowest + 1
+        if span * (last - first) >= 1 << 62:  # the keys would wrap around in int64
+            raise BadQuery(f"a range of {range_ms} ms over {last - first} series is too "
+                           "large")
+        shift = np.arange(last - first, dtype=np.int64) * span
+        keyed = np.repeat(shift, np.diff(bounds[first:last + 1])) + (block - lowest)
+        lo[out] = np.searchsorted(keyed, (shift[:, None] + (lows - lowest)).ravel(),
+                                  "left") + base
+        hi[out] = np.searchsorted(keyed, (shift[:, None] + (ref - lowest)).ravel(),
+                                  "right") + base
         first = last
     return lo, hi
 

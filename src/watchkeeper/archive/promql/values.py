@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 
@@ -67,6 +68,12 @@ class Samples:
             return cls([], np.zeros(0, dtype=np.int64), np.zeros(0), bounds)
         return cls([r.labels for r in raws], np.concatenate([r.ts for r in raws]),
                    np.concatenate([r.values for r in raws]), bounds)
+
+    def part(self, lo: int, hi: int) -> Samples:
+        """Series ``lo`` to ``hi`` (views, no copy)."""
+        base = self.bounds[lo]
+        return Samples(self.labels[lo:hi], self.ts[base:self.bounds[hi]],
+                       self.values[base:self.bounds[hi]], self.bounds[lo:hi + 1] - base)
 
     @classmethod
     def joined(cls, parts: list[Samples]) -> Samples:
@@ -138,9 +145,13 @@ def format_value(value: float) -> str:
 
 
 def format_values(values: Floats) -> list[str]:
-    """:func:`format_value` of each value, fast: ``repr`` (C speed) is already Go's text
-    but for whole numbers (``1.0``), exponents (``1e-05``) and NaN/Inf, fixed up here."""
-    texts = list(map(repr, values.tolist()))
+    """:func:`format_value` of each value, fast: msgspec writes a whole array in one call
+    (~20 ns a value against ~300 for ``repr``) with the same shortest digits, which are
+    Go's text but for whole numbers (``1.0``), exponents (``1e-05``, ``1e16``) and
+    NaN/Inf (``null``), fixed up here."""
+    if not len(values):
+        return []
+    texts = msgspec.json.encode(values.tolist())[1:-1].decode().split(",")
     with np.errstate(invalid="ignore"):
         whole = np.isfinite(values) & (values == np.trunc(values)) & (np.abs(values) < 1e16)
         odd = ~np.isfinite(values) | (np.abs(values) >= 1e16) | (
