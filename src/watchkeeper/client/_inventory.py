@@ -6,6 +6,7 @@
         graph = inventory.graph("static", kinds=["device"], labels=["core"])  # every page
         first = inventory.graph_page("static", limit=100)                     # one page
         change = inventory.diff("static", 3, "latest")
+        core1 = inventory.node("static", "device/core1")  # its relations and neighbours
         done = inventory.notify([{"publisher_id": "operator.me", "event_type": "node.updated",
                                   "payload": {"id": "device/core1", "attrs": {"rack": "B2"}}}])
 
@@ -26,6 +27,7 @@ from watchkeeper.wire import (
     InventoryCollectors,
     InventoryDiff,
     InventoryGraph,
+    InventoryNodeDetail,
     InventoryNotified,
 )
 
@@ -89,6 +91,16 @@ class InventoryClient(Client):
             params.append(("version", version))
         return self._get(f"/api/v1/inventory/{quote(collector, safe='')}", InventoryGraph,
                          params)
+
+    def node(self, collector: str, node_id: str, *,
+             version: int | str | None = None) -> InventoryNodeDetail:
+        """One node of ``collector``'s model (of ``version``, default the latest), every
+        relation leaving and entering it, and the nodes at their other ends."""
+        params: dict[str, str | int] = {"id": node_id}
+        if version is not None:
+            params["version"] = version
+        return self._get(f"/api/v1/inventory/{quote(collector, safe='')}/node",
+                         InventoryNodeDetail, params)
 
     def diff(self, collector: str, before: int | str, after: int | str = "latest") -> InventoryDiff:
         """What changed between two versions (``"latest"`` names the current one)."""

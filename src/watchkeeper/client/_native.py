@@ -7,8 +7,9 @@ Both take an httpx transport, so tests run them against the real app in-process:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Self, TypeVar
+from urllib.parse import quote
 
 import httpx
 import msgspec
@@ -17,12 +18,17 @@ from watchkeeper.errors import HTTPStatusError, TransportError
 from watchkeeper.wire import (
     ActionAccepted,
     AlarmInfo,
+    CollectJobs,
+    CollectReport,
+    CreatedToken,
     DeleteResult,
     ErrorBody,
     Health,
     QueryResult,
     RollupResult,
     SeriesList,
+    TokenInfo,
+    TokenList,
     WirePoint,
     WriteBatch,
     WriteResult,
@@ -40,6 +46,57 @@ def _decode(response: httpx.Response, model: type[T]) -> T:
             detail = response.text[:200] or response.reason_phrase
         raise HTTPStatusError(response.status_code, detail, url=str(response.url))
     return msgspec.json.decode(response.content, type=model)
+
+
+Params = list[tuple[str, str | int | float]]
+
+
+def _many(values: str | Iterable[str] | None) -> list[str]:
+    """A repeatable parameter's values; one string is one value, not its characters."""
+    if values is None:
+        return []
+    return [values] if isinstance(values, str) else list(values)
+
+
+def _series_params(prefix: str, *, subject: str | None, plugin: str | None,
+                   metric: str | None, labels: Mapping[str, str] | None,
+                   matches: str | Iterable[str] | None, kind: str | None,
+                   limit: int | None, offset: int) -> Params:
+    params: Params = [("prefix", prefix), ("offset", offset)]
+    params += [(name, value) for name, value in
+               (("subject", subject), ("plugin", plugin), ("metric", metric), ("kind", kind))
+               if value is not None]
+    params += [("label", f"{name}={value}") for name, value in (labels or {}).items()]
+    params += [("match", text) for text in _many(matches)]
+    if limit is not None:
+        params.append(("limit", limit))
+    return params
+
+
+def _job_params(statuses: str | Iterable[str] | None, collectors: str | Iterable[str] | None,
+                devices: str | Iterable[str] | None, limit: int | None, offset: int) -> Params:
+    params: Params = [("status", s) for s in _many(statuses)]
+    params += [("collector", c) for c in _many(collectors)]
+    params += [("device", d) for d in _many(devices)]
+    if limit is not None:
+        params.append(("limit", limit))
+    if offset:
+        params.append(("offset", offset))
+    return params
+
+
+def _report_params(device: str, collector: str | None) -> dict[str, str]:
+    return {"device": device, **({"collector": collector} if collector is not None else {})}
+
+
+def _new_token(user: str, write: bool, admin: bool) -> bytes:
+    # Scopes are cumulative on the server: the highest one named counts.
+    scope = "admin" if admin else "write" if write else "read"
+    return msgspec.json.encode({"user": user, "scopes": [scope]})
+
+
+def _token_url(token_id: str) -> str:
+    return f"/api/v1/tokens/{quote(token_id, safe='')}"
 
 
 def _query_params(series: str, **optional: object) -> dict[str, Any]:
@@ -97,11 +154,18 @@ class Client:
     def health(self) -> Health:
         return _decode(self._send("GET", "/api/v1/health"), Health)
 
-    def list_series(self, prefix: str = "", *, limit: int | None = None,
-                    offset: int = 0) -> SeriesList:
-        params: dict[str, Any] = {"prefix": prefix, "offset": offset}
-        if limit is not None:
-            params["limit"] = limit
+    def list_series(self, prefix: str = "", *, subject: str | None = None,
+                    plugin: str | None = None, metric: str | None = None,
+                    labels: Mapping[str, str] | None = None,
+                    matches: str | Iterable[str] | None = None, kind: str | None = None,
+                    limit: int | None = None, offset: int = 0) -> SeriesList:
+        """Series in name order, a page of ``limit`` from ``offset`` (``total`` counts them
+        all): those starting with ``prefix``, with exactly this ``subject``, ``plugin``,
+        ``metric``, every one of ``labels``, containing every text of ``matches``, of this
+        ``kind`` (float, histogram or object)."""
+        params = _series_params(prefix, subject=subject, plugin=plugin, metric=metric,
+                                labels=labels, matches=matches, kind=kind, limit=limit,
+                                offset=offset)
         return _decode(self._send("GET", "/api/v1/series", params=params), SeriesList)
 
     def query(self, series: str, *, start: str | float | None = None,
@@ -139,6 +203,39 @@ class Client:
                               content=msgspec.json.encode(body), headers=_HEADERS)
         return _decode(response, ActionAccepted)
 
+    def jobs(self, *, statuses: str | Iterable[str] | None = None,
+             collectors: str | Iterable[str] | None = None,
+             devices: str | Iterable[str] | None = None, limit: int | None = None,
+             offset: int = 0) -> CollectJobs:
+        """The scheduled jobs of a ``watchkeeper up``, worst latest status first: those of
+        any of ``statuses`` (``pending``: not polled yet), ``collectors`` and ``devices``;
+        ``limit`` of them (the server's default 1,000 when None) from ``offset``."""
+        params = _job_params(statuses, collectors, devices, limit, offset)
+        return _decode(self._send("GET", "/api/v1/collect/jobs", params=params), CollectJobs)
+
+    def job_report(self, device: str, *, collector: str | None = None) -> CollectReport:
+        """The report of the latest poll of ``device``'s jobs (of ``collector``'s only)."""
+        response = self._send("GET", "/api/v1/collect/report",
+                              params=_report_params(device, collector))
+        return _decode(response, CollectReport)
+
+    def tokens(self) -> list[TokenInfo]:
+        """Every API token, oldest first, never a key. Needs an admin token."""
+        return _decode(self._send("GET", "/api/v1/tokens"), TokenList).tokens
+
+    def create_token(self, user: str, *, write: bool = False,
+                     admin: bool = False) -> CreatedToken:
+        """A new token for ``user`` (read-only unless ``write``; ``admin`` implies write);
+        its ``key`` is in this answer only. Needs an admin token."""
+        response = self._send("POST", "/api/v1/tokens", content=_new_token(user, write, admin),
+                              headers=_HEADERS)
+        return _decode(response, CreatedToken)
+
+    def revoke_token(self, token_id: str) -> TokenInfo:
+        """Revoke a token by id (as :meth:`tokens` lists it); the token it was. Needs an
+        admin token."""
+        return _decode(self._send("DELETE", _token_url(token_id)), TokenInfo)
+
 
 class AsyncClient:
     """Asynchronous client with the same methods as :class:`Client`."""
@@ -168,11 +265,15 @@ class AsyncClient:
     async def health(self) -> Health:
         return _decode(await self._send("GET", "/api/v1/health"), Health)
 
-    async def list_series(self, prefix: str = "", *, limit: int | None = None,
+    async def list_series(self, prefix: str = "", *, subject: str | None = None,
+                          plugin: str | None = None, metric: str | None = None,
+                          labels: Mapping[str, str] | None = None,
+                          matches: str | Iterable[str] | None = None,
+                          kind: str | None = None, limit: int | None = None,
                           offset: int = 0) -> SeriesList:
-        params: dict[str, Any] = {"prefix": prefix, "offset": offset}
-        if limit is not None:
-            params["limit"] = limit
+        params = _series_params(prefix, subject=subject, plugin=plugin, metric=metric,
+                                labels=labels, matches=matches, kind=kind, limit=limit,
+                                offset=offset)
         return _decode(await self._send("GET", "/api/v1/series", params=params), SeriesList)
 
     async def query(self, series: str, *, start: str | float | None = None,
@@ -210,3 +311,28 @@ class AsyncClient:
         response = await self._send("POST", f"/api/v1/alarms/{key}/{action}",
                                     content=msgspec.json.encode(body), headers=_HEADERS)
         return _decode(response, ActionAccepted)
+
+    async def jobs(self, *, statuses: str | Iterable[str] | None = None,
+                   collectors: str | Iterable[str] | None = None,
+                   devices: str | Iterable[str] | None = None, limit: int | None = None,
+                   offset: int = 0) -> CollectJobs:
+        params = _job_params(statuses, collectors, devices, limit, offset)
+        return _decode(await self._send("GET", "/api/v1/collect/jobs", params=params),
+                       CollectJobs)
+
+    async def job_report(self, device: str, *, collector: str | None = None) -> CollectReport:
+        response = await self._send("GET", "/api/v1/collect/report",
+                                    params=_report_params(device, collector))
+        return _decode(response, CollectReport)
+
+    async def tokens(self) -> list[TokenInfo]:
+        return _decode(await self._send("GET", "/api/v1/tokens"), TokenList).tokens
+
+    async def create_token(self, user: str, *, write: bool = False,
+                           admin: bool = False) -> CreatedToken:
+        response = await self._send("POST", "/api/v1/tokens",
+                                    content=_new_token(user, write, admin), headers=_HEADERS)
+        return _decode(response, CreatedToken)
+
+    async def revoke_token(self, token_id: str) -> TokenInfo:
+        return _decode(await self._send("DELETE", _token_url(token_id)), TokenInfo)
