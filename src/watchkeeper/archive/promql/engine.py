@@ -114,6 +114,20 @@ class _Context:
                         self.by_name, self.series, self.samples)
 
 
+@dataclass
+class _Selection:
+    """The series a selector matches, and their labels without the metric name (made at
+    the first use: a range function drops the name of every series it reads)."""
+
+    series: list[tuple[Labels, SeriesKey]]
+    bare: list[Labels] | None = None
+
+    def without_name(self) -> list[Labels]:
+        if self.bare is None:
+            self.bare = [drop_name(labels) for labels, _ in self.series]
+        return self.bare
+
+
 @functools.cache
 def _prometheus_2_functions() -> None:
     """Teach the parser ``holt_winters``, Prometheus 2's name of what 3 calls
@@ -150,7 +164,7 @@ class Engine:
         self.limits = limits or Limits()
         self._known: tuple[int, list[tuple[Labels, SeriesKey]], dict[str, list[int]]] | None \
             = None
-        self._selections: dict[tuple[Matcher, ...], list[tuple[Labels, SeriesKey]]] = {}
+        self._selections: dict[tuple[Matcher, ...], _Selection] = {}
 
     async def query(self, text: str, *, start: int, end: int, step: int,
                     time_limit: float | None = None) -> Result:
@@ -249,8 +263,7 @@ class Engine:
             base = np.full(len(ctx.steps), fixed, dtype=np.int64)
         return base - (_duration_ms(offset) if offset is not None else 0)
 
-    def _selected(self, matchers: tuple[Matcher, ...], ctx: _Context
-                  ) -> list[tuple[Labels, SeriesKey]]:
+    def _selected(self, matchers: tuple[Matcher, ...], ctx: _Context) -> _Selection:
         """The series of the index meeting every matcher, remembered until the index changes
         (a dashboard asks the same selectors over and over)."""
         chosen = self._selections.get(matchers)
@@ -259,29 +272,33 @@ class Engine:
             name = next((v for k, op, v in matchers if k == NAME and op == "="), None)
             candidates = (ctx.by_name.get(name, []) if name is not None
                           else range(len(ctx.index)))
-            chosen = [ctx.index[i] for i in candidates
-                      if all(test(ctx.index[i][0]) for test in compiled)]
+            chosen = _Selection([ctx.index[i] for i in candidates
+                                 if all(test(ctx.index[i][0]) for test in compiled)])
             if len(self._selections) >= _SELECTIONS:
                 self._selections.clear()
             self._selections[matchers] = chosen
         return chosen
 
     async def _fetch(self, vs: Any, start: int, end: int, ctx: _Context) -> Samples:
-        chosen = self._selected(_matchers(vs), ctx)
+        selection = self._selected(_matchers(vs), ctx)
+        chosen = selection.series
         ctx.series += len(chosen)
         if ctx.series > ctx.limits.max_series:
             raise QueryTooLarge(f"the query selects more than {ctx.limits.max_series} series "
                                 f"(the limit); narrow its selectors")
+        bare = selection.without_name()
         parts = []
         for at in range(0, len(chosen), _READ_BATCH):
             batch = chosen[at:at + _READ_BATCH]
             runs = await self._archive.read_floats([key for _, key in batch], start, end)
             ctx.tick()
             ctx.spend(len(runs.ts))
-            has = np.diff(runs.bounds) > 0  # a series without samples here is left out
-            parts.append(Samples([labels for (labels, _), kept in zip(batch, has.tolist(),
-                                                                     strict=True) if kept],
-                                 runs.ts, runs.values, runs.bounds[np.append(has, True)]))
+            has = (np.diff(runs.bounds) > 0).tolist()  # a series without samples: left out
+            parts.append(Samples([labels for (labels, _), kept in zip(batch, has, strict=True)
+                                  if kept], runs.ts, runs.values,
+                                 runs.bounds[np.append(has, True)],
+                                 [b for b, kept in zip(bare[at:at + _READ_BATCH], has,
+                                                       strict=True) if kept]))
         return Samples.joined(parts)
 
     async def _instant(self, vs: Any, ctx: _Context) -> list[Series]:
@@ -376,10 +393,15 @@ class Engine:
         present = present.reshape(len(arg.series), n)
         names = arg.series.labels
         keep = name == "last_over_time"
-        out = [Series(names[i] if keep else drop_name(names[i]), values[i], present[i])
+        bare = arg.series.bare
+        out = [Series(names[i] if keep else bare[i] if bare is not None else drop_name(names[i]),
+                      values[i], present[i])
                for i in np.flatnonzero(present.any(axis=1)).tolist()]
         ctx.spend(len(out) * n)
-        return merge_same(out)
+        # a selector's series differ in their labels: without the metric name, only those
+        # of different names can meet
+        return out if keep or len({labels.get(NAME) for labels in names}) <= 1 \
+            else merge_same(out)
 
     async def _aggregate(self, node: Any, ctx: _Context) -> list[Series]:
         op = str(node.op)

@@ -56,6 +56,8 @@ class Samples:
     ts: Ints
     values: Floats
     bounds: Ints
+    bare: list[Labels] | None = None
+    """Each series' labels without ``__name__``, when the selector already knows them."""
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -73,7 +75,8 @@ class Samples:
         """Series ``lo`` to ``hi`` (views, no copy)."""
         base = self.bounds[lo]
         return Samples(self.labels[lo:hi], self.ts[base:self.bounds[hi]],
-                       self.values[base:self.bounds[hi]], self.bounds[lo:hi + 1] - base)
+                       self.values[base:self.bounds[hi]], self.bounds[lo:hi + 1] - base,
+                       None if self.bare is None else self.bare[lo:hi])
 
     @classmethod
     def joined(cls, parts: list[Samples]) -> Samples:
@@ -86,9 +89,11 @@ class Samples:
         bounds = np.concatenate([[0]] + [p.bounds[1:] + int(o)
                                          for p, o in zip(parts, offsets[:-1].tolist(),
                                                          strict=True)])
+        bare = None if any(p.bare is None for p in parts) else [
+            labels for p in parts for labels in p.bare or ()]
         return cls([labels for p in parts for labels in p.labels],
                    np.concatenate([p.ts for p in parts]),
-                   np.concatenate([p.values for p in parts]), bounds.astype(np.int64))
+                   np.concatenate([p.values for p in parts]), bounds.astype(np.int64), bare)
 
 
 @dataclass
