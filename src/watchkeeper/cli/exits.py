@@ -21,6 +21,8 @@ The ``esmond-ps-*`` commands keep esmond's behaviour and do not use this module.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from watchkeeper.cli.options import DEFAULT_SERVER, EX_USAGE, SERVER_ENV, TOKEN_ENV
 from watchkeeper.errors import (
     AuthError,
@@ -39,7 +41,7 @@ EX_CONFIG = 78
 EX_INTERRUPTED = 130
 
 __all__ = ["EX_CONFIG", "EX_DATAERR", "EX_INTERRUPTED", "EX_NOPERM", "EX_SOFTWARE",
-           "EX_UNAVAILABLE", "EX_USAGE", "exit_code", "explain"]
+           "EX_UNAVAILABLE", "EX_USAGE", "exit_code", "explain", "name_flags"]
 
 
 _BY_CLASS: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], int], ...] = (
@@ -78,3 +80,13 @@ def explain(exc: BaseException) -> str:
         return (f"{text}\n  this command writes: give a key with --token KEY or "
                 f"${TOKEN_ENV} (watchkeeper token create --user NAME --write)")
     return text
+
+
+def name_flags(exc: HTTPStatusError, flags: Mapping[str, str]) -> HTTPStatusError:
+    """A 400 whose detail names a request parameter (``plugin: must be ...``), reworded to
+    name the flag that set it (``--plugin: must be ...``): the user typed the flag."""
+    field, sep, rest = exc.detail.partition(": ")
+    flag = flags.get(field)
+    if exc.status != 400 or not sep or flag is None:
+        return exc
+    return HTTPStatusError(exc.status, f"{flag}: {rest}", url=exc.url)
