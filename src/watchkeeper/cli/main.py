@@ -15,6 +15,7 @@ from watchkeeper.cli import (
     config,
     engine,
     inventory,
+    jobs,
     run,
     series,
     token,
@@ -34,6 +35,7 @@ def build_parser() -> Parser:
     engine.add_commands(commands)
     series.add_commands(commands)
     alarms.add_commands(commands)
+    jobs.add_commands(commands)
     inventory.add_commands(commands)
     archive.add_commands(commands)
     token.add_commands(commands)
