@@ -1,4 +1,4 @@
-"""``watchkeeper inventory show|diff``: read the live inventory through the REST API."""
+"""``watchkeeper inventory show|node|diff``: read the live inventory through the REST API."""
 
 from __future__ import annotations
 
@@ -31,6 +31,17 @@ def add_commands(commands: Any) -> None:
     show.add_argument("--relations", action="store_true", help="print relations, not nodes")
     add_client(show)
     show.set_defaults(handler=_show)
+
+    node = sub.add_parser("node", help="one node, its relations in and out, its neighbours",
+                          description="One node of a model: a first row for the node itself "
+                                      "(its attrs), then a row per relation leaving it (out) "
+                                      "or entering it (in) with the node at the other end "
+                                      "(attrs: the relation's).")
+    node.add_argument("collector", help="model collector name, e.g. static")
+    node.add_argument("id", metavar="ID",
+                      help="the node's id as `inventory show` lists it, e.g. device/core1")
+    add_client(node)
+    node.set_defaults(handler=_node)
 
     diff = sub.add_parser("diff", help="what changed between two versions",
                           description="What appeared, disappeared or changed between two "
@@ -88,6 +99,33 @@ def _show(args: argparse.Namespace) -> int:
               [[n.id, n.kind, n.name, n.labels if data else ",".join(n.labels),
                 n.attrs if data else _attrs(n.attrs)] for n in graph.nodes],
               fmt=fmt, title=f"{title}: {len(graph.nodes)} nodes")
+    return 0
+
+
+def _node(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        found = client.node(args.collector, args.id)
+    fmt = output_of(args)
+    data = fmt == "json"
+    ends = {n.id: n for n in found.neighbours}
+
+    def row(direction: str, relation: str, node: InventoryNode | None, node_id: str,
+            attrs: dict[str, Any]) -> list[object]:
+        labels = node.labels if node else []
+        return [direction, relation, node_id, node.kind if node else "",
+                node.name if node else "", labels if data else ",".join(labels),
+                attrs if data else _attrs(attrs)]
+
+    me = found.node
+    rows = [row("node", "", me, me.id, me.attrs)]
+    rows += [row("out", r.kind, ends.get(r.target), r.target, r.attrs)
+             for r in found.relations_out]
+    rows += [row("in", r.kind, ends.get(r.source), r.source, r.attrs)
+             for r in found.relations_in]
+    table(["direction", "relation", "id", "kind", "name", "labels", "attrs"], rows, fmt=fmt,
+          title=f"{found.collector} version {found.version}: {me.kind} {me.name} ({me.id}); "
+                f"relations out: {len(found.relations_out)}, in: {len(found.relations_in)}",
+          important=6)
     return 0
 
 
