@@ -88,10 +88,13 @@ def window(args: argparse.Namespace, *, now: float | None = None) -> tuple[float
 # -- flags -------------------------------------------------------------------------------
 
 
-def add_server(cmd: argparse.ArgumentParser) -> None:
-    """``--server`` and ``--insecure``: which API, and whether to skip TLS verification."""
+def add_server(cmd: argparse.ArgumentParser, *, purpose: str | None = None) -> None:
+    """``--server`` and ``--insecure``: which API, and whether to skip TLS verification;
+    ``purpose`` is the help where the server is for something more (``token``: instead of
+    the local store)."""
     cmd.add_argument("--server", metavar="URL", default=None,
-                     help=f"watchkeeper API URL (default ${SERVER_ENV} or {DEFAULT_SERVER})")
+                     help=purpose or f"watchkeeper API URL (default ${SERVER_ENV} or "
+                                     f"{DEFAULT_SERVER})")
     cmd.add_argument("--insecure", action="store_true",
                      help="do not verify the server's TLS certificate")
 
@@ -101,9 +104,10 @@ def server_url(args: argparse.Namespace) -> str:
     return str(args.server or os.environ.get(SERVER_ENV) or DEFAULT_SERVER)
 
 
-def add_token(cmd: argparse.ArgumentParser) -> None:
+def add_token(cmd: argparse.ArgumentParser, *, right: str = "writes") -> None:
+    """``--token``: the API key, for ``right`` (writes; admin for ``token --server``)."""
     cmd.add_argument("--token", metavar="KEY", default=None,
-                     help=f"API key for writes, sent as 'Authorization: Token KEY' "
+                     help=f"API key for {right}, sent as 'Authorization: Token KEY' "
                           f"(default ${TOKEN_ENV})")
 
 

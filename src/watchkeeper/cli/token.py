@@ -15,12 +15,23 @@ is PostgreSQL when ``esmond.store`` or ``archive.backend`` is postgres, else
 rather than write where no server looks: ``--data-dir`` against a configuration whose
 tokens live in PostgreSQL, or a data directory that does not exist; in a directory no
 server has used yet they work, with a note saying so.
+
+With ``--server URL`` (or ``$WATCHKEEPER_SERVER``) they manage that server's tokens over
+its API instead (``/api/v1/tokens``), with an admin key (``--token`` or
+``$WATCHKEEPER_TOKEN``): for hosts that cannot open the server's store. The flags decide
+first: ``--server`` with ``-c``/``--data-dir`` is refused (one place or the other);
+``-c``/``--data-dir`` without ``--server`` use the store even when ``$WATCHKEEPER_SERVER``
+is set (a flag beats the environment); with none of them, ``$WATCHKEEPER_SERVER`` means
+the API, else the store of ``$WATCHKEEPER_CONFIG`` or ``./var``. Both ways print the same
+lines, and refuse alike: revoking nothing is a usage error (exit 64) naming the id or user.
+``-o csv|json`` prints what ``create`` made and ``revoke`` revoked as rows instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -30,18 +41,27 @@ from typing import Any, TypeVar
 
 from watchkeeper import runtime
 from watchkeeper.archive.tokens import DB_NAME, PostgresTokenStore, Token, TokenStore, key_id
+from watchkeeper.cli.exits import name_flags
 from watchkeeper.cli.options import (
+    SERVER_ENV,
+    TOKEN_ENV,
     add_config,
     add_data_dir,
     add_output,
+    add_server,
+    add_token,
     output_of,
     settings_overrides,
+    token_of,
 )
 from watchkeeper.cli.render import table, utc
-from watchkeeper.errors import UsageError
+from watchkeeper.client import Client
+from watchkeeper.errors import AuthError, HTTPStatusError, UsageError
 from watchkeeper.runtime.esmond import build_tokens
+from watchkeeper.wire import TokenInfo
 
 T = TypeVar("T")
+LISTED = ["id", "user", "scopes", "created", "last_used"]
 
 
 def add_commands(commands: Any) -> None:
@@ -61,7 +81,6 @@ def add_commands(commands: Any) -> None:
     listing = sub.add_parser("list", help="list tokens: id, user, scopes, created, last used",
                              description="list tokens (never their keys)")
     _add_store(listing)
-    add_output(listing)
     listing.set_defaults(handler=_list)
     revoke = sub.add_parser("revoke", help="revoke tokens by id or by user, at once",
                             description="revoke tokens; every server refuses them from its "
@@ -75,8 +94,25 @@ def add_commands(commands: Any) -> None:
 
 
 def _add_store(cmd: argparse.ArgumentParser) -> None:
+    """Where the tokens are: a store (-c, --data-dir) or a server's API (--server)."""
     add_config(cmd)
     add_data_dir(cmd)
+    add_server(cmd, purpose=f"manage this server's tokens over its API (/api/v1/tokens) "
+                            f"with an admin --token, instead of a store (default "
+                            f"${SERVER_ENV}; without it, the store)")
+    add_token(cmd, right="managing tokens (admin) with --server")
+    add_output(cmd)
+
+
+def server_of(args: argparse.Namespace) -> str | None:
+    """The API to use instead of a store, if any (flags first, then the environment)."""
+    local = args.config is not None or args.data_dir is not None
+    if args.server:
+        if local:
+            raise UsageError("--server manages a server's tokens over its API, -c/--config "
+                             "and --data-dir a store: give one or the other")
+        return str(args.server)
+    return None if local else os.environ.get(SERVER_ENV) or None
 
 
 def open_store(args: argparse.Namespace) -> TokenStore:
@@ -114,32 +150,106 @@ def _with_store(args: argparse.Namespace,
     return asyncio.run(run())
 
 
-def _create(args: argparse.Namespace) -> int:
-    key = _with_store(args, lambda store: store.create(args.user, write=args.write,
-                                                       admin=args.admin, now=int(time.time())))
-    rights = ("read, write and admin" if args.admin
-              else "read and write" if args.write else "read-only")
-    print(f"Created a {rights} token for {args.user} (id {key_id(key)}): {key}")
-    return 0
+def _client(args: argparse.Namespace, url: str) -> Client:
+    if token_of(args) is None:
+        raise AuthError(f"token {args.token_command} --server needs an admin key: --token KEY "
+                        f"or ${TOKEN_ENV} (one made with `watchkeeper token create --user "
+                        "NAME --admin` on the server's store)")
+    return Client(url, token=token_of(args), verify=not args.insecure)
 
 
-def _list(args: argparse.Namespace) -> int:
-    found = _with_store(args, lambda store: store.tokens())
-    table(["id", "user", "scopes", "created", "last_used"], [_row(t) for t in found],
-          fmt=output_of(args), title="API tokens")
-    return 0
+def _with_api(args: argparse.Namespace, url: str, action: Callable[[Client], T]) -> T:
+    """``action`` on the server's API; a refused key says which flag gave it."""
+    with _client(args, url) as client:
+        try:
+            return action(client)
+        except HTTPStatusError as exc:
+            if exc.status == 401:
+                raise AuthError(f"{url} refused the key of --token/${TOKEN_ENV}: unknown or "
+                                "revoked") from None
+            if exc.status == 403:
+                raise AuthError(f"the key of --token/${TOKEN_ENV} may not manage tokens on "
+                                f"{url}: it needs the admin scope (token create --admin)",
+                                status=403) from None
+            raise name_flags(exc, {"id": "ID", "user": "--user"}) from None
 
 
-def _row(token: Token) -> list[object]:
+# Rows are the same from a store's Token and the API's TokenInfo.
+Listed = Token | TokenInfo
+
+
+def _row(token: Listed) -> list[object]:
     return [token.id, token.user, " ".join(token.scopes), utc(token.created),
             utc(token.last_used)]
 
 
+def _create(args: argparse.Namespace) -> int:
+    url = server_of(args)
+    if url is None:
+        now = int(time.time())
+        key = _with_store(args, lambda store: store.create(args.user, write=args.write,
+                                                           admin=args.admin, now=now))
+        token_id, scopes, created = key_id(key), _scopes(args), now
+    else:
+        made = _with_api(args, url, lambda client: client.create_token(
+            args.user, write=args.write, admin=args.admin))
+        key, token_id, scopes, created = made.key, made.id, made.scopes, made.created
+    fmt = output_of(args)
+    if fmt != "table":
+        table(["id", "user", "scopes", "created", "key"],
+              [[token_id, args.user, " ".join(scopes), utc(created), key]], fmt=fmt)
+        return 0
+    rights = ("read, write and admin" if args.admin
+              else "read and write" if args.write else "read-only")
+    print(f"Created a {rights} token for {args.user} (id {token_id}): {key}")
+    return 0
+
+
+def _scopes(args: argparse.Namespace) -> list[str]:
+    return ["read", "write", "admin"][:3 if args.admin else 2 if args.write else 1]
+
+
+def _list(args: argparse.Namespace) -> int:
+    url = server_of(args)
+    found: list[Listed]
+    if url is None:
+        found = list(_with_store(args, lambda store: store.tokens()))
+    else:
+        found = list(_with_api(args, url, lambda client: client.tokens()))
+    table(LISTED, [_row(t) for t in found], fmt=output_of(args), title="API tokens")
+    return 0
+
+
 def _revoke(args: argparse.Namespace) -> int:
-    gone = _with_store(args, lambda store: store.revoke(user=args.user, token_id=args.id))
+    url = server_of(args)
+    gone: list[Listed]
+    if url is None:
+        gone = list(_with_store(args, lambda store: store.revoke(user=args.user,
+                                                                 token_id=args.id)))
+    else:
+        gone = _with_api(args, url, lambda client: _revoke_over_api(client, args))
     if not gone:
         which = f"of user {args.user}" if args.user else f"with id {args.id}"
         raise UsageError(f"no token {which} (see watchkeeper token list)")
+    fmt = output_of(args)
+    if fmt != "table":
+        table(LISTED, [_row(t) for t in gone], fmt=fmt)
+        return 0
     for token in gone:
         print(f"Revoked token {token.id} of {token.user} ({' '.join(token.scopes)})")
     return 0
+
+
+def _revoke_over_api(client: Client, args: argparse.Namespace) -> list[Listed]:
+    """The API revokes by id: a user's tokens are listed first, then revoked one by one
+    (one revoked meanwhile by someone else is left out, as the store leaves it out)."""
+    ids = ([args.id] if args.id is not None
+           else [t.id for t in client.tokens() if t.user == args.user])
+    gone: list[Listed] = []
+    for token_id in ids:
+        try:
+            gone.append(client.revoke_token(token_id))
+        except HTTPStatusError as exc:
+            if exc.status != 404 or not exc.detail.startswith("no token"):
+                raise  # a router's 404 (no token routes there) is not "no such token"
+    return gone
