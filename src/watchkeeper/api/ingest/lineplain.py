@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -34,7 +35,9 @@ _FLOAT_BYTES: Final = np.isin(np.arange(256), list(b"0123456789.eE+-\0"))  # 0: 
 _MAX_WIDTH: Final = 32  # longer values or timestamps: the general parser
 _EXACT_DIGITS: Final = 14  # with the point as a digit, still below 2**53: exact
 _POWERS: Final = 10.0 ** np.arange(_MAX_WIDTH + 1)  # exact up to 10**22
+_POWERS_INT: Final = 10 ** np.arange(19, dtype=np.int64)
 _TOKEN_PREFIX: Final = b"line-protocol:"
+_INTEGER: Final = re.compile(rb"-?[0-9]{1,19}")
 NEWLINE, SPACE, EQUALS, COMMA, HASH, MINUS, PLUS = (ord(c) for c in "\n =,#-+")
 
 Positions = npt.NDArray[np.intp]
@@ -168,17 +171,15 @@ def _floats(data: bytes, starts: Positions, stops: Positions) -> Floats | None:
         except ValueError:
             return None
     width = grid.shape[1]
-    matrix = digits.matrix.astype(np.float64)
-    values = matrix @ _places(width)  # the point as a 0 digit: digits before it 10x
-    decimals = np.zeros(len(values), dtype=np.intp)
-    if len(digits.point_rows):
-        point = np.full(len(values), width - 1)  # no point: no digit after it
-        point[digits.point_rows] = digits.point_columns
-        decimals = width - 1 - point
-        after = (matrix * _rows(_columns_after(width), point)) @ _places(width)
-        tenth = np.ones(len(values))
-        tenth[digits.point_rows] = 10.0
-        values = (values - after) / tenth + after  # integers below 2**53: exact
+    whole = (digits.matrix.astype(np.float64) @ _places(width)).astype(np.int64)  # exact
+    decimals = np.zeros(len(whole), dtype=np.intp)
+    if len(digits.point_rows):  # the point counted as a 0 digit: the digits before it 10x
+        rows, places = digits.point_rows, width - 1 - digits.point_columns
+        scaled = whole[rows]
+        after = scaled % _POWERS_INT[places]
+        whole[rows] = (scaled - after) // 10 + after
+        decimals[rows] = places
+    values = whole.astype(np.float64)
     values /= _POWERS[decimals]
     return np.where(digits.negative, -values, values)
 
@@ -186,6 +187,16 @@ def _floats(data: bytes, starts: Positions, stops: Positions) -> Floats | None:
 def _stamps(data: bytes, starts: Positions, stops: Positions) -> Stamps | None:
     """The integers ``-?[0-9]+`` at ``data[starts[i]:stops[i]]`` that an int64 holds
     (19 digits, nanoseconds, included)."""
+    width = int(stops[0] - starts[0])
+    if ((stops - starts) == width).all():  # one width: maybe one timestamp for all
+        texts = np.ndarray(shape=(len(data) - width + 1,), dtype=f"S{width}", buffer=data,
+                           strides=(1,))[starts]
+        if (texts == texts[0]).all():
+            text = bytes(texts[0])
+            stamp = int(text) if _INTEGER.fullmatch(text) else None
+            if stamp is None or not -(2**63) < stamp < 2**63:
+                return None
+            return np.full(len(starts), stamp, dtype=np.int64)
     grid = _grid(data, starts, stops)
     if grid is None:
         return None
@@ -212,11 +223,15 @@ def _grid(data: bytes, starts: Positions, stops: Positions, *, right: bool = Tru
     width = int(widths.max())
     if width > _MAX_WIDTH:
         return None
-    padded = bytes(width) + data + bytes(width)
-    windows = np.ndarray(shape=(len(data) + width,), dtype=f"V{width}", buffer=padded,
+    if right:  # row i ends at stops[i]: padded in front when one would start before 0
+        shift = max(width - int(stops.min()), 0)
+        padded = bytes(shift) + data if shift else data
+        at = stops - width + shift
+    else:  # row i starts at starts[i]: padded behind
+        padded, at = data + bytes(width), starts
+    windows = np.ndarray(shape=(len(padded) - width + 1,), dtype=f"V{width}", buffer=padded,
                          strides=(1,))
-    grid: Grid = windows[stops if right else starts + width].view(np.uint8).reshape(
-        len(stops), width)
+    grid: Grid = windows[at].view(np.uint8).reshape(len(stops), width)
     grid *= _rows(_columns_from(width), width - widths) if right \
         else _rows(_columns_before(width), widths)
     return grid
@@ -238,12 +253,6 @@ def _columns_from(width: int) -> Grid:
 def _columns_before(width: int) -> Grid:
     """Row k: 1 in the columns before k, of ``width`` (k = 0..width)."""
     return (np.arange(width) < np.arange(width + 1)[:, None]).astype(np.uint8)
-
-
-@functools.cache
-def _columns_after(width: int) -> Grid:
-    """Row k: 1 in the columns after k, of ``width`` (k = 0..width-1)."""
-    return (np.arange(width) > np.arange(width)[:, None]).astype(np.uint8)
 
 
 class _Digits(NamedTuple):
