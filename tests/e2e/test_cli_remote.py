@@ -297,11 +297,12 @@ def test_token_commands_over_the_api(up: Up, capsys: pytest.CaptureFixture[str],
     code, out, _ = run(capsys, "token", "list", "-o", "json")
     assert code == 0
     listed = rows(out)
-    assert [(r["user"], r["scopes"]) for r in listed] == [
-        ("root", "read write admin"), ("app", "read write"), ("viewer", "read"),
-        ("ci", "read write")]
+    # Oldest first, by the second: tokens made within one second come in id order.
+    assert sorted((r["user"], r["scopes"]) for r in listed) == [
+        ("app", "read write"), ("ci", "read write"), ("root", "read write admin"),
+        ("viewer", "read")]
     assert key not in out
-    ci_id = listed[-1]["id"]
+    [ci_id] = [r["id"] for r in listed if r["user"] == "ci"]
     code, out, _ = run(capsys, "token", "revoke", str(ci_id))
     assert (code, out) == (0, f"Revoked token {ci_id} of ci (read write)\n")
     with Client(up.url, token=key) as client, pytest.raises(HTTPStatusError) as refused:

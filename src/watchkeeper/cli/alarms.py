@@ -62,8 +62,8 @@ def _alarms(args: argparse.Namespace) -> int:
                          "`watchkeeper alarms` lists them)")
     if args.verb == "snooze" and args.duration is None:
         raise UsageError("alarms snooze: --duration is required (e.g. --duration 1h)")
-    token = token_of(args) if args.verb in WRITES else None
-    with Client(server_url(args), token=token, verify=not args.insecure) as client:
+    # Reads send the token too when one is given: public_reads may be off.
+    with Client(server_url(args), token=token_of(args), verify=not args.insecure) as client:
         try:
             return _run(args, client)
         except HTTPStatusError as exc:

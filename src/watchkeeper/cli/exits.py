@@ -77,8 +77,8 @@ def explain(exc: BaseException) -> str:
         return (f"{text}\n  choose the address with --listen HOST:PORT or "
                 "WATCHKEEPER_SERVER__LISTEN (make run ARGS=\"--listen 127.0.0.1:9090\")")
     if isinstance(exc, HTTPStatusError) and exc.status == 401:
-        return (f"{text}\n  this command writes: give a key with --token KEY or "
-                f"${TOKEN_ENV} (watchkeeper token create --user NAME --write)")
+        return (f"{text}\n  give a key with --token KEY or ${TOKEN_ENV} (watchkeeper token "
+                "create --user NAME, with --write for a command that writes)")
     return text
 
 

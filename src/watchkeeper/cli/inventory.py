@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from watchkeeper.cli.options import add_client, output_of, server_url
+from watchkeeper.cli.options import add_client, output_of, server_url, token_of
 from watchkeeper.cli.render import table, utc, when
 from watchkeeper.client import InventoryClient
 from watchkeeper.errors import UsageError
@@ -55,7 +55,7 @@ def add_commands(commands: Any) -> None:
 
 
 def _client(args: argparse.Namespace) -> InventoryClient:
-    return InventoryClient(server_url(args), verify=not args.insecure)
+    return InventoryClient(server_url(args), token=token_of(args), verify=not args.insecure)
 
 
 def _freshness(c: InventoryCollector) -> str:

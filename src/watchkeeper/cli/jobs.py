@@ -15,9 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from watchkeeper.cli.exits import name_flags
-from watchkeeper.cli.options import add_client, output_of, server_url
+from watchkeeper.cli.options import add_client, output_of
 from watchkeeper.cli.render import Level, table, utc
-from watchkeeper.client import Client
+from watchkeeper.cli.series import client_for
 from watchkeeper.errors import HTTPStatusError
 from watchkeeper.wire import CollectJob, CollectReport
 
@@ -65,8 +65,6 @@ def add_commands(commands: Any) -> None:
     report.set_defaults(handler=_report)
 
 
-def _client(args: argparse.Namespace) -> Client:
-    return Client(server_url(args), verify=not args.insecure)
 
 
 def _not_here(exc: HTTPStatusError) -> HTTPStatusError:
@@ -79,7 +77,7 @@ def _not_here(exc: HTTPStatusError) -> HTTPStatusError:
 
 def _list(args: argparse.Namespace) -> int:
     limit = ALL if args.limit is None else args.limit
-    with _client(args) as client:
+    with client_for(args) as client:
         try:
             found = client.jobs(statuses=args.status, collectors=args.collector,
                                 devices=args.device, limit=limit)
@@ -106,7 +104,7 @@ def _job_row(job: CollectJob) -> list[object]:
 
 
 def _report(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with client_for(args) as client:
         try:
             found = client.job_report(args.device, collector=args.collector)
         except HTTPStatusError as exc:

@@ -6,6 +6,7 @@ flag                   meaning                             default
 ``--server URL``       the watchkeeper API to talk to      ``$WATCHKEEPER_SERVER``, else
                                                            ``http://127.0.0.1:8080``
 ``--token KEY``        API key (``Authorization: Token``)  ``$WATCHKEEPER_TOKEN``
+                       for writes, and reads if needed
 ``--insecure``         do not verify TLS certificates      verified
 ``-o/--output FMT``    ``table``, ``csv`` or ``json``      ``table``
 ``-c/--config FILE``   the settings file                   ``$WATCHKEEPER_CONFIG``
@@ -131,11 +132,11 @@ def output_of(args: argparse.Namespace, dest: str = "output") -> str:
 
 
 def add_client(cmd: argparse.ArgumentParser, *, write: bool = False) -> None:
-    """The flags of every command that talks to the API: server, TLS, output, and the token
-    for commands that write."""
+    """The flags of every command that talks to the API: server, TLS, token, output. A
+    command that only reads sends the token when one is given (a server with
+    ``server.public_reads: false`` needs it)."""
     add_server(cmd)
-    if write:
-        add_token(cmd)
+    add_token(cmd, right="writes" if write else "a server whose reads need one")
     add_output(cmd)
 
 

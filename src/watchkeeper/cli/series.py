@@ -18,6 +18,7 @@ from watchkeeper.cli.options import (
     add_time_window,
     output_of,
     server_url,
+    token_of,
     window,
 )
 from watchkeeper.cli.render import table, utc
@@ -86,9 +87,10 @@ def text(value: str) -> str:
     return value
 
 
-def client_for(args: argparse.Namespace, token: str | None = None) -> Client:
-    """A client for ``--server``, verifying TLS unless ``--insecure``."""
-    return Client(server_url(args), token=token, verify=not args.insecure)
+def client_for(args: argparse.Namespace) -> Client:
+    """A client for ``--server`` with ``--token`` if given, verifying TLS unless
+    ``--insecure``."""
+    return Client(server_url(args), token=token_of(args), verify=not args.insecure)
 
 
 def _query(args: argparse.Namespace) -> int:

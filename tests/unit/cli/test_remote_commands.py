@@ -145,3 +145,18 @@ def test_inventory_node(served: Served, capsys: pytest.CaptureFixture[str]) -> N
     assert (node["direction"], node["id"], node["labels"]) == ("node", "device/core1",
                                                                ["core"])
     assert "s3cret-community" not in out  # served redacted, printed as served
+
+
+async def test_reads_send_the_token_when_reads_need_one(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """With public_reads off, the read commands take --token (or $WATCHKEEPER_TOKEN);
+    without one the refusal says how to give it."""
+    async with full_app(tmp_path, public_reads=False) as full:
+        with serve_in_thread(full.app) as url:
+            for argv in (["series", "list"], ["jobs", "list"], ["inventory", "node", "static",
+                                                                 "device/core1"]):
+                code, _, err = run(capsys, *argv, "--server", url)
+                assert code == 77, argv
+                assert "--token KEY or $WATCHKEEPER_TOKEN" in err
+                code, _, err = run(capsys, *argv, "--server", url, "--token", full.read_key)
+                assert code == 0, err
