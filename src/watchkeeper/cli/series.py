@@ -52,7 +52,8 @@ def add_commands(commands: Any) -> None:
                     "one command.")
     series.add_argument("verb", nargs="?", metavar=LIST,
                         help="the action: list (the default, may be left out)")
-    series.add_argument("prefix", nargs="?", help="only series whose name starts with this")
+    series.add_argument("prefix", nargs="?", metavar="PREFIX",
+                        help="only series whose name starts with this")
     series.add_argument("--subject", metavar="NAME",
                         help="only series of this subject (the device), exactly")
     series.add_argument("--plugin", metavar="NAME",

@@ -67,7 +67,9 @@ LISTED = ["id", "user", "scopes", "created", "last_used"]
 def add_commands(commands: Any) -> None:
     token = commands.add_parser("token", help="manage API tokens (create, list, revoke)",
                                 description="manage API tokens (Authorization: Token KEY) "
-                                            "in the store the servers read")
+                                            "in the store the servers read, or over a "
+                                            "server's API with --server and an admin "
+                                            "--token")
     sub = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
     create = sub.add_parser("create", help="create a key for a user; prints it last",
                             description="create an API key; the key is the last word printed")
