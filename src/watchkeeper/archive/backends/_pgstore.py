@@ -18,7 +18,7 @@ Tables (in the archive's schema):
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
@@ -336,6 +336,39 @@ class PgStore:
             else:
                 log.append((key, None if blob is None else bytes(blob)))
         return blobs, log
+
+    async def read_many(self, conn: Connection, sids: Sequence[int], *, lo: int, hi: int,
+                        writer: str, uptos: Mapping[int, int]
+                        ) -> tuple[list[tuple[int, int, int, bytes]],
+                                   list[tuple[int, int, bytes | None]]]:
+        """The chunks in ``[lo, hi]`` of each series of ``sids`` (``(position, start, n,
+        blob)`` by position, then time) and the log rows of the shards of ``uptos``
+        (``(shard, seq, blob)`` in seq order, no blob for this ``writer``'s rows up to the
+        shard's ``upto``), in one statement: one snapshot, as :meth:`read_series`."""
+        statement = (
+            "(SELECT 0, u.pos - 1, c.start_ts, c.n, c.blob"
+            " FROM unnest(%(sids)s::int[]) WITH ORDINALITY AS u(sid, pos) CROSS JOIN LATERAL ("
+            "  SELECT start_ts, n, blob FROM {s}.chunks k"
+            "  WHERE k.series_id = u.sid AND k.start_ts <= %(hi)s AND k.end_ts >= %(lo)s"
+            "    AND k.start_ts >= coalesce((SELECT start_ts FROM {s}.chunks"
+            "      WHERE series_id = u.sid AND start_ts <= %(lo)s ORDER BY start_ts DESC"
+            "      LIMIT 1), %(lo)s)) AS c)"
+            " UNION ALL (SELECT 1, l.seq, l.shard, 0, CASE WHEN l.writer = %(writer)s"
+            "  AND l.seq <= u.upto THEN NULL ELSE l.blob END"
+            " FROM unnest(%(shards)s::smallint[], %(uptos)s::bigint[]) AS u(shard, upto)"
+            " JOIN {s}.ingest_log l ON l.shard = u.shard) ORDER BY 1, 2, 3"
+        )
+        cur = await conn.execute(self.q(statement), {
+            "sids": list(sids), "lo": lo, "hi": hi, "writer": writer,
+            "shards": list(uptos), "uptos": list(uptos.values())})
+        chunks: list[tuple[int, int, int, bytes]] = []
+        log: list[tuple[int, int, bytes | None]] = []
+        for part, a, b, n, blob in await cur.fetchall():
+            if part == 0:
+                chunks.append((a, b, n, bytes(blob)))
+            else:
+                log.append((b, a, None if blob is None else bytes(blob)))
+        return chunks, log
 
     async def chunks(self, conn: Connection, sid: int, lo: int, hi: int) -> list[ChunkRow]:
         cur = await conn.execute(self.q(_CHUNKS_IN + " ORDER BY start_ts"),

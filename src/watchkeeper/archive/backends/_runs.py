@@ -205,10 +205,10 @@ def _cut(pieces: list[tuple[Int64Array, Float64Array]], lo_ms: int, hi_ms: int
     out: the chunks were chosen for the range), none left empty."""
     ts, values = pieces[0]
     if ts[0] < lo_ms:
-        at = int(np.searchsorted(ts, lo_ms, "left"))
+        at = int(ts.searchsorted(lo_ms, "left"))
         pieces[0] = (ts[at:], values[at:])
     ts, values = pieces[-1]
     if len(ts) and ts[-1] > hi_ms:
-        at = int(np.searchsorted(ts, hi_ms, "right"))
+        at = int(ts.searchsorted(hi_ms, "right"))
         pieces[-1] = (ts[:at], values[:at])
     return [piece for piece in pieces if len(piece[0])]

@@ -78,6 +78,7 @@ from watchkeeper.archive.abc import (
     KINDS,
     Archive,
     Columns,
+    FloatRuns,
     Kind,
     Points,
     Rollup,
@@ -108,6 +109,12 @@ from watchkeeper.archive.backends._points import (
     window_ms,
 )
 from watchkeeper.archive.backends._rollups import RollupPlan
+from watchkeeper.archive.backends._runs import (
+    assemble,
+    decoded_pieces,
+    float_sids,
+    newer_points,
+)
 from watchkeeper.archive.backends._store import SeriesRow, prefix_upper
 from watchkeeper.clock import Clock
 from watchkeeper.errors import ArchiveError, ConfigError, InvalidData, SeriesNotFound
@@ -297,6 +304,26 @@ class PostgresArchive(Archive):
             view = self._views.view(shard, kind, own)
         ts, values = overlay(ts, values, *series_points(kind, sid, logged, view, own))
         return to_points(kind, ts, values, start, end, unit=self._catalog.unit(sid))
+
+    async def read_floats(self, keys: Sequence[SeriesKey], start_ms: int, end_ms: int
+                          ) -> FloatRuns:
+        """Many float series in one statement (chunks and their shards' log rows), decoded
+        together (see _runs); own log rows come from memory, as in :meth:`read`."""
+        with _errors():
+            if any(self._catalog.ids.get(key) is None for key in keys):
+                await self._learn_keys({str(key) for key in keys
+                                        if self._catalog.ids.get(key) is None})
+            sids = float_sids(self._catalog.ids.get, self._catalog.kinds, keys)
+            shards = sorted({sid % self._shards for sid in sids.tolist() if sid >= 0})
+            own = {shard: dict(self._own[shard]) for shard in shards}
+            async with self._connection() as conn:
+                chunks, logged = await self._store.read_many(
+                    conn, sids.tolist(), lo=start_ms, hi=end_ms, writer=self._writer,
+                    uptos={shard: self._mine(own[shard])[1] for shard in shards})
+        columns = [(own[shard][seq].batch if blob is None else decode_batch(blob))
+                   .column("float") for shard, seq, blob in sorted(logged)]
+        newer = newer_points(columns, np.unique(sids[sids >= 0]))
+        return assemble(sids, decoded_pieces(len(sids), chunks), newer, start_ms, end_ms)
 
     async def rollup(
         self,
