@@ -5,12 +5,15 @@ poll: jobs not polled yet, a report with no run, refusals made before any reques
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.serve import free_port
@@ -31,11 +34,24 @@ class Served:
     reader: str
 
 
+async def built(url: str, key: str | None = None) -> None:
+    """Wait for the static model's first build. It runs on this test's event loop, which a
+    CLI command run here blocks: so it must be done before any command runs."""
+    headers = {"Authorization": f"Token {key}"} if key else {}
+    deadline = time.monotonic() + 30
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=5) as http:
+        while (await http.get("/api/v1/inventory/static/node",
+                              params={"id": "device/core1"})).status_code != 200:
+            assert time.monotonic() < deadline, "the static model was never built"
+            await asyncio.sleep(0.05)
+
+
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[Served]:
     async with full_app(tmp_path) as full:
         admin = await full.tokens.create("root", write=True, admin=True, now=NOW)
         with serve_in_thread(full.app) as url:
+            await built(url)
             with Client(url, token=full.write_key) as client:
                 client.write([("core1/http/latency{host=\"a\"}", NOW, 1.0),
                               ("core1/http/latency{host=\"b\"}", NOW, 2.0),
@@ -153,6 +169,7 @@ async def test_reads_send_the_token_when_reads_need_one(
     without one the refusal says how to give it."""
     async with full_app(tmp_path, public_reads=False) as full:
         with serve_in_thread(full.app) as url:
+            await built(url, full.read_key)
             for argv in (["series", "list"], ["jobs", "list"], ["inventory", "node", "static",
                                                                  "device/core1"]):
                 code, _, err = run(capsys, *argv, "--server", url)
