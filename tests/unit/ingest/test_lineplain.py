@@ -98,7 +98,7 @@ def test_plain_bodies_read_as_the_general_parser_reads_them(body: bytes) -> None
     b"m  v=1 1\n", b"m v=1 1 \n", b"m v=abc 1\n", b"m v=1 1.5\n", b"m v=1.2.3 1\n",
     b"m v=- 1\n", b"m v=1 --1\n", b"m,host v=1 1\n", b",x=1 v=1 1\n", b"m =1 1\n",
     b"m v= 1\n", "m,host=h\u00e9 v=1 1\n".encode(), b"m v=1 99999999999999999999\n", b"",
-    b"m v=1e 1\n", b"m v=+ 1\n",
+    b"m v=1e 1\n", b"m v=+ 1\n", b"m a,b=1 1\n", b"m v=1=2 1\n", b"m v 1\n",
 ])
 def test_anything_else_is_left_to_the_general_parser(body: bytes) -> None:
     assert read(body) is None

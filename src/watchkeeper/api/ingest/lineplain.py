@@ -38,7 +38,7 @@ _POWERS: Final = 10.0 ** np.arange(_MAX_WIDTH + 1)  # exact up to 10**22
 _POWERS_INT: Final = 10 ** np.arange(19, dtype=np.int64)
 _TOKEN_PREFIX: Final = b"line-protocol:"
 _INTEGER: Final = re.compile(rb"-?[0-9]{1,19}")
-NEWLINE, SPACE, EQUALS, COMMA, HASH, MINUS, PLUS = (ord(c) for c in "\n =,#-+")
+NEWLINE, SPACE, EQUALS, HASH, MINUS, PLUS = (ord(c) for c in "\n =#-+")
 
 Positions = npt.NDArray[np.intp]
 Grid = npt.NDArray[np.uint8]
@@ -104,6 +104,8 @@ class PlainReader:
             for i, text in enumerate(texts):
                 if keys[i] is None:
                     series, _, field = text.decode("ascii")[:-1].partition(" ")
+                    if "," in field:  # a second field, or a bad one
+                        return None
                     try:
                         keys[i] = known[text] = key_text(series, field, plugin)
                     except BadLine:  # the general parser names the line
@@ -126,8 +128,10 @@ class PlainReader:
 
 
 def _lines(data: bytes) -> tuple[Positions, Positions, Positions, Positions] | None:
-    """Each line's start, field ``=``, second space and newline, if every line is
-    ``series field=value timestamp`` with each part non-empty, one field, no comment."""
+    """Each line's start, first ``=`` after its first space, second space and newline, if
+    every line is ``series key=value timestamp`` with each part non-empty and no comment.
+    (A second field, an ``=`` or a comma in the value, fails the value's parse; a comma in
+    the key, :meth:`PlainReader._keys_of`.)"""
     octets = np.frombuffer(data, dtype=np.uint8)
     ends = np.flatnonzero(octets == NEWLINE)
     spaces = np.flatnonzero(octets == SPACE)
@@ -140,12 +144,10 @@ def _lines(data: bytes) -> tuple[Positions, Positions, Positions, Positions] | N
         return None
     equals = np.flatnonzero(octets == EQUALS)
     at = np.searchsorted(equals, first)
-    if not (np.searchsorted(equals, second) - at == 1).all():  # one field, one "="
+    if at[-1] >= len(equals):
         return None
     field = equals[at]
-    commas = np.flatnonzero(octets == COMMA)
     if not ((field > first + 1) & (field + 1 < second) & (second + 1 < ends)).all() \
-            or (np.searchsorted(commas, second) != np.searchsorted(commas, first)).any() \
             or (octets[starts] == HASH).any():
         return None
     return starts, field, second, ends
