@@ -19,7 +19,7 @@ from watchkeeper.archive.promql.values import Floats, Ints, Mask, Samples
 from watchkeeper.errors import BadQuery
 
 _CHUNK_CELLS: Final = 1 << 21  # steps x window samples gathered at once
-_SEARCH_BLOCK: Final = 1 << 14  # samples of the series searched together
+_SEARCH_BLOCK: Final = 1 << 12  # samples of the series searched together
 _BLOCK: Final = 1 << 15  # windows computed together
 Result = tuple[Floats, Mask]
 
@@ -58,9 +58,9 @@ def windows(samples: Samples, ref: Ints, range_ms: int) -> Windows:
 def _window_bounds(ts: Ints, bounds: Ints, ref: Ints, range_ms: int) -> tuple[Ints, Ints]:
     """Where each series' windows start and end in ``ts`` (row ``series * steps + step``).
 
-    Binary searches over a few series at a time, laid end to end (each shifted past the
-    last): one search over millions of samples ran ~3x slower than searches over blocks
-    that stay in the CPU's cache, and one per series costs a call per series.
+    Binary searches over a block of series laid end to end (each shifted past the last),
+    a long series alone: one search over millions of samples ran ~3x slower than searches
+    that stay in the CPU's cache, and short series searched one by one cost a call each.
     """
     n = len(ref)
     count = len(bounds) - 1
@@ -76,6 +76,13 @@ def _window_bounds(ts: Ints, bounds: Ints, ref: Ints, range_ms: int) -> tuple[In
         out = slice(first * n, last * n)
         if not len(block):
             lo[out] = hi[out] = base
+            first = last
+            continue
+        if last == first + 1:  # a long series: searched alone, no keys to build
+            lo[out] = block.searchsorted(lows, "left")
+            hi[out] = block.searchsorted(ref, "right")
+            lo[out] += base
+            hi[out] += base
             first = last
             continue
         lowest = min(int(block.min()), int(lows.min()))
