@@ -1,6 +1,6 @@
 """InfluxDB line-protocol ingest: watchkeeper against InfluxDB 1.x, in the same run.
 
-    python benchmarks/influx.py [--series 10000 100000 --rounds 12 --trials 3]
+    python benchmarks/influx.py [--series 10000 100000 --rounds 12 --trials 5]
 
 Workload, as Telegraf's ``outputs.influxdb`` sends it: ``--series`` series (a
 measurement, tags ``host``/``cpu``/``mode``, one field), one point per series per round
@@ -75,5 +75,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--rounds", type=int, default=12)
-    parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--trials", type=int, default=5)
     main(parser.parse_args())

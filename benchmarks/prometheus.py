@@ -1,6 +1,6 @@
 """Prometheus remote-write ingest: watchkeeper against VictoriaMetrics, in the same run.
 
-    python benchmarks/prometheus.py [--series 10000 100000 --rounds 12 --trials 3]
+    python benchmarks/prometheus.py [--series 10000 100000 --rounds 12 --trials 5]
 
 Workload, as Prometheus sends it: ``--series`` node-exporter-like series (``__name__``,
 ``instance``, ``job``, ``cpu``, ``mode``), one sample per series per round (15 s apart),
@@ -288,5 +288,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--rounds", type=int, default=12)
-    parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--trials", type=int, default=5)
     main(parser.parse_args())
