@@ -18,8 +18,10 @@ Queries, each ``--runs`` times per server, interleaved, through each one's Prome
 2. ``histogram_quantile(0.99, sum by (le) (rate(h_bucket[5m])))`` over the span, step 60 s;
 3. ``topk(10, rate(x[5m]))`` as an instant query at the span's end.
 
-Prints p50/p99 latency (ms) per query and server, and checks that the three answers
-agree (series count, and the values of the first series within 1e-6 relative).
+Prints p50/p99 latency (ms) per query and server over all runs, the first run apart (in
+watchkeeper, the one that decodes the chunks it then keeps decoded, see D40), the ratio
+of watchkeeper's median to each peer's (below 1: faster), and checks that the three
+answers agree (series count, and the values of the first series within 1e-6 relative).
 The machine is shared and noisy: compare figures of one run.
 """
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -246,14 +249,19 @@ def main(args: argparse.Namespace) -> None:
                     took, data = ask(http, base, route, params)
                     times[name].append(took)
                     answers[name] = summary(data)
-            rows.append((title, {n: (percentile(t, 50), percentile(t, 99))
+            rows.append((title, {n: (percentile(t, 50), percentile(t, 99), t[0])
                                  for n, t in times.items()}, answers))
     names = list(rows[0][1])
-    print("\n| query | " + " | ".join(f"{n} p50 / p99 ms" for n in names) + " |")
-    print("| --- |" + " --- |" * len(names))
+    print("\n| query | " + " | ".join(f"{n} p50 / p99 (first) ms" for n in names)
+          + " | " + " | ".join(f"p50 ratio to {n}" for n in names[1:]) + " |")
+    print("| --- |" + " --- |" * (2 * len(names) - 1))
     for title, figures, _ in rows:
         print(f"| {title} | " + " | ".join(
-            f"{figures[n][0]:.0f} / {figures[n][1]:.0f}" for n in names) + " |")
+            f"{figures[n][0]:.0f} / {figures[n][1]:.0f} ({figures[n][2]:.0f})" for n in names)
+            + " | " + " | ".join(f"{figures[names[0]][0] / figures[n][0]:.2f}x"
+                                 for n in names[1:]) + " |")
+    print(f"\nload average after the queries: {os.getloadavg()[0]:.1f} "
+          f"({os.cpu_count()} cores)")
     print("\nanswers (series, a value of the first series):")
     for title, _, answers in rows:
         print(f"  {title}: " + "; ".join(f"{n} {a[0]} {a[1]:.6g}" for n, a in answers.items()))
