@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,9 @@ import pytest
 from tests.contract.conftest import Backend, OpenArchive
 from watchkeeper.archive import Archive
 from watchkeeper.archive.abc import FloatRuns
+from watchkeeper.archive.backends._reader import Reader
+from watchkeeper.archive.backends._store import Store
+from watchkeeper.archive.backends.embedded import DB_NAME
 from watchkeeper.model import Measurement, SeriesKey
 
 T0 = 1_700_000_000.0
@@ -135,3 +139,15 @@ async def test_read_floats_sees_rewrites_and_deletes_after_a_read(archive: Archi
     got = await archive.read_floats(KEYS, lo_ms, hi_ms)
     _compare(got, await _expected(archive, KEYS, lo_ms, hi_ms))
     assert len(got.run(2)[0]) == 1600 - 1100
+
+
+def test_read_floats_of_an_embedded_file_not_made_yet(tmp_path: Path) -> None:
+    """A read-only reader of a file whose writer has not made its tables answers that no
+    key is found (it does not fail on the missing tables)."""
+    store = Store.open(tmp_path / DB_NAME, writer=False)
+    try:
+        got = Reader(store).read_floats(KEYS[:2], 0, 10**12)
+    finally:
+        store.close()
+    assert got.found.tolist() == [False, False]
+    assert got.bounds.tolist() == [0, 0, 0]

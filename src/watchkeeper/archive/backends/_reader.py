@@ -67,12 +67,13 @@ class Reader:
     def read_floats(self, keys: Sequence[SeriesKey], start_ms: int, end_ms: int) -> FloatRuns:
         """Many float series at once, chunks and log in one snapshot (see _runs)."""
         with self.store.snapshot():
-            found = self.store.series_ids([str(key) for key in keys]) \
-                if self.store.has_schema() else [None] * len(keys)
+            ready = bool(keys) and self.store.has_schema()  # the writer may not have begun
+            found = self.store.series_ids([str(key) for key in keys]) if ready \
+                else [None] * len(keys)
             sids = np.array([-1 if f is None or f[1] != "float" else f[0] for f in found],
                             dtype=np.int32)
-            chunks = self.store.chunks_of(sids.tolist(), start_ms, end_ms) if len(keys) else []
-            logged = self.store.log() if len(keys) else []
+            chunks = self.store.chunks_of(sids.tolist(), start_ms, end_ms) if ready else []
+            logged = self.store.log() if ready else []
         columns = [decode_batch(blob).column("float") for _, blob in logged]
         newer = newer_points(columns, np.unique(sids[sids >= 0]))
         return assemble(sids, decoded_pieces(len(sids), chunks), newer, start_ms, end_ms)
