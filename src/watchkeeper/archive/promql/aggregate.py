@@ -18,6 +18,7 @@ from watchkeeper.archive.promql.values import (
     Series,
     format_value,
     key,
+    rows,
 )
 from watchkeeper.errors import BadQuery
 
@@ -47,8 +48,8 @@ def aggregate(op: str, series: list[Series], *, names: Sequence[str], without: b
         groups.setdefault(key(g), (g, []))[1].append(s)
     out: list[Series] = []
     for labels, members in groups.values():
-        values = np.stack([m.values for m in members])
-        present = np.stack([m.present for m in members])
+        values = rows([m.values for m in members], n)
+        present = rows([m.present for m in members], n)
         if op in ("topk", "bottomk"):
             assert isinstance(param, np.ndarray)
             out.extend(_top(members, values, present, param, op == "topk"))

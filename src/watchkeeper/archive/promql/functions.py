@@ -19,6 +19,7 @@ from watchkeeper.archive.promql.values import (
     drop_name,
     key,
     merge_same,
+    rows,
 )
 from watchkeeper.errors import BadQuery
 
@@ -186,8 +187,8 @@ def histogram_quantile(q: Floats, vec: list[Series], n: int) -> list[Series]:
     for labels, members in groups.values():
         members.sort(key=lambda pair: pair[0])
         bounds = np.array([b for b, _ in members])
-        counts = np.stack([s.values for _, s in members])
-        present = np.stack([s.present for _, s in members])
+        counts = rows([s.values for _, s in members], n)
+        present = rows([s.present for _, s in members], n)
         any_present: Mask = np.asarray(present.any(axis=0), dtype=bool)
         value = np.full(n, np.nan)
         for pattern, steps in _patterns(present):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final, TypeVar
 
 import msgspec
 import numpy as np
@@ -25,6 +25,7 @@ Ints = npt.NDArray[np.int64]
 Mask = npt.NDArray[np.bool_]
 Labels = dict[str, str]
 NAME: Final = "__name__"
+_T = TypeVar("_T", bound="np.generic[Any]")
 
 
 @dataclass
@@ -104,6 +105,12 @@ class RangeArg:
     range_ms: int
     ref: Ints
     matchers: tuple[tuple[str, str, str], ...] = field(default=())
+
+
+def rows(arrays: list[npt.NDArray[_T]], n: int) -> npt.NDArray[_T]:
+    """Arrays of ``n`` values each (a series' values or presence) as the rows of one 2-d
+    array: ``np.stack`` checks each one's shape, 5x slower for 900 series."""
+    return np.concatenate(arrays).reshape(len(arrays), n)
 
 
 def key(labels: Mapping[str, str]) -> frozenset[tuple[str, str]]:
