@@ -345,3 +345,65 @@ async def test_a_version_1_schema_gets_summaries(
         assert len(decoded) == 2 * 6 * 6  # the old chunks
         for start, end in ((day, day + 14 * 3600), (day + 100, day + 9 * 3600 + 5)):
             await rollups_agree(archive, keys, start, end, 3600, ("avg", "min", "sum", "count"))
+
+
+async def test_other_writers_rows_are_followed_and_read_exactly(
+    pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An instance holds another writer's log rows once it followed them: its reads and
+    rollups decode none of them, and stay exact as both write over each other's points;
+    once the other compacts them, the follower lets them go."""
+    from watchkeeper.archive.backends import _pgheld
+    from watchkeeper.archive.backends import postgres as pg_module
+
+    options = {"compact_after": 3600, "chunk_points": 1000}
+    async with postgres(pg_schema, **options) as other, postgres(pg_schema, **options) as mine:
+        for i in range(30):
+            await other.write([Measurement(key=SHARED, ts=T0 + i, value=float(i))])
+        await mine.write([Measurement(key=SHARED, ts=T0 + 3, value=-3.0)])
+        await other.write([Measurement(key=SHARED, ts=T0 + 4, value=400.0)])
+        await _until(lambda: mine._upto.get(other._writer) == other._upto[other._writer],
+                     "the other writer's rows followed")
+        decoded: list[bytes] = []
+        real = _pgheld.decode_batch
+
+        def counting(blob: bytes) -> Any:
+            decoded.append(blob)
+            return real(blob)
+
+        monkeypatch.setattr(_pgheld, "decode_batch", counting)
+        monkeypatch.setattr(pg_module, "decode_batch", counting)
+        points = await mine.read(SHARED, T0, T0 + 100)
+        (rolled,) = await mine.rollup([SHARED], start=T0, end=T0 + 99, step=3600)
+        listed, _ = await mine.list_series()
+        assert decoded == []
+        expected = [float(i) for i in range(30)]
+        expected[3], expected[4] = -3.0, 400.0
+        assert points.values.tolist() == expected
+        assert rolled.values["avg"].tolist() == [sum(expected) / 30]
+        assert [(m.first_ts, m.last_ts) for m in listed] == [(T0, T0 + 29)]
+
+        await other.delete(SHARED, 0, 0)  # compacts the shard: every row leaves the log
+        await mine._look(None)
+        assert not any(mine._own[SHARED_SHARD(mine)])
+        assert mine._followed == 0
+        again = await mine.read(SHARED, T0, T0 + 100)
+        assert again.values.tolist() == expected
+
+
+def SHARED_SHARD(archive: PostgresArchive) -> int:  # noqa: N802 - reads as a constant
+    return archive._catalog.ids[SHARED] % archive._shards
+
+
+async def test_an_undecodable_row_of_another_writer_is_not_followed(pg_schema: str) -> None:
+    """A follower meeting a row it cannot decode stops following that writer; the rows
+    it held before stay exact, and reads of the bad row's shard fail as without it."""
+    async with postgres(pg_schema, compact_after=3600) as mine:
+        await mine.write([Measurement(key=SHARED, ts=T0, value=1.0)])
+        with psycopg.connect(PG_DSN, autocommit=True) as conn:
+            conn.execute(f"INSERT INTO {pg_schema}.ingest_log SELECT nextval("
+                         f"'{pg_schema}.log_seq'), id % 64, 'x', 1, '\\x02dead'"
+                         f" FROM {pg_schema}.series")
+        await _until(lambda: "x" in mine._skipped, "the bad writer skipped")
+        with pytest.raises(ArchiveError, match="corrupt ingest log row"):
+            await mine.read(SHARED, T0, T0)

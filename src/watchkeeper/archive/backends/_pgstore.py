@@ -18,7 +18,7 @@ Tables (in the archive's schema):
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
@@ -34,9 +34,12 @@ from watchkeeper.errors import ArchiveError
 from watchkeeper.model import SeriesKey
 
 SCHEMA_VERSION: Final = 2  # 2: chunks.summary
-Mine = tuple[str, int]
-"""The rows a caller keeps in memory: its writer id, and every seq of it up to this one.
-(One instance writes one batch at a time, so it holds all of those not compacted.)"""
+Held = tuple[list[str], list[int]]
+"""The log rows a caller holds in memory: writer ids, and for each every seq of it up to
+this one (see :mod:`._pgheld`)."""
+# Whether a log row is held: then statements leave its blob out.
+_HELD = ("seq <= coalesce((%(uptos)s::int8[])[array_position(%(writers)s::text[], writer)],"
+         " -1)")
 
 _DDL = (
     "CREATE SCHEMA IF NOT EXISTS {s}",
@@ -278,15 +281,35 @@ class PgStore:
                 await copy.write_row(row)
 
     async def log_rows(self, conn: Connection, shards: Sequence[int],
-                       mine: Mine) -> list[tuple[int, int, bytes | None]]:
-        """``(seq, shard, blob)`` of the shards' log rows in seq order; no blob for ``mine``."""
+                       held: Held) -> list[tuple[int, int, bytes | None]]:
+        """``(seq, shard, blob)`` of the shards' log rows in seq order; no blob for ``held``."""
         cur = await conn.execute(
-            self.q("SELECT seq, shard, CASE WHEN writer = %s AND seq <= %s THEN NULL ELSE blob"
-                   " END FROM {s}.ingest_log WHERE shard = ANY(%s::smallint[]) ORDER BY seq"),
-            (*mine, list(shards)),
+            self.q(f"SELECT seq, shard, CASE WHEN {_HELD} THEN NULL ELSE blob END"  # noqa: S608 - constant SQL, bound values
+                   " FROM {s}.ingest_log WHERE shard = ANY(%(shards)s::smallint[]) ORDER BY seq"),
+            {"writers": held[0], "uptos": held[1], "shards": list(shards)}, binary=True,
         )
         return [(seq, shard, None if blob is None else bytes(blob))
                 for seq, shard, blob in await cur.fetchall()]
+
+    async def follow(self, conn: Connection, writer: str, held: Held, skipped: Sequence[str],
+                     limit: int) -> list[tuple[int, int, str, bytes]]:
+        """``(seq, shard, writer, blob)`` of the first ``limit`` log rows, in seq order, of
+        other writers than ``writer`` and ``skipped`` that ``held`` does not cover."""
+        cur = await conn.execute(
+            self.q(f"SELECT seq, shard, writer, blob FROM {{s}}.ingest_log WHERE NOT {_HELD}"  # noqa: S608 - constant SQL, bound values
+                   " AND writer <> %(writer)s AND writer <> ALL(%(skipped)s::text[])"
+                   " ORDER BY seq LIMIT %(limit)s"),
+            {"writers": held[0], "uptos": held[1], "writer": writer, "skipped": list(skipped),
+             "limit": limit}, binary=True,
+        )
+        return [(seq, shard, w, bytes(blob)) for seq, shard, w, blob in await cur.fetchall()]
+
+    async def gone(self, conn: Connection, seqs: Sequence[int]) -> list[int]:
+        """Those of ``seqs`` no longer in the log (compacted)."""
+        cur = await conn.execute(
+            self.q("SELECT u.seq FROM unnest(%s::int8[]) AS u(seq) WHERE NOT EXISTS"
+                   " (SELECT 1 FROM {s}.ingest_log l WHERE l.seq = u.seq)"), (list(seqs),))
+        return [seq for (seq,) in await cur.fetchall()]
 
     async def aged_shards(self, conn: Connection, seen: int | None) -> tuple[int, list[int]]:
         """The log's last seq now, and the shards holding rows up to ``seen`` (None: any)."""
@@ -310,7 +333,7 @@ class PgStore:
     # -- chunks -------------------------------------------------------------------------
 
     async def read_series(
-        self, conn: Connection, sid: int, *, shard: int, lo: int, hi: int, mine: Mine
+        self, conn: Connection, sid: int, *, shard: int, lo: int, hi: int, held: Held
     ) -> tuple[list[bytes], list[tuple[int, bytes | None]]]:
         """One series' chunks in ``[lo, hi]`` and its shard's log rows, in one statement.
 
@@ -319,14 +342,13 @@ class PgStore:
         """
         chunks = _CHUNKS_IN.replace("series_id, start_ts, end_ts, n, blob", "0, start_ts, blob")
         statement = (
-            f"({chunks}) UNION ALL (SELECT 1, seq, CASE WHEN writer = %(writer)s AND"  # noqa: S608 - constant SQL, bound values
-            " seq <= %(upto)s THEN NULL ELSE blob END FROM {s}.ingest_log"
-            " WHERE shard = %(shard)s) ORDER BY 1, 2"
+            f"({chunks}) UNION ALL (SELECT 1, seq, CASE WHEN {_HELD} THEN NULL ELSE blob END"  # noqa: S608 - constant SQL, bound values
+            " FROM {s}.ingest_log WHERE shard = %(shard)s) ORDER BY 1, 2"
         )
         cur = await conn.execute(
             self.q(statement),
-            {"sid": sid, "lo": lo, "hi": hi, "shard": shard, "writer": mine[0],
-             "upto": mine[1]},
+            {"sid": sid, "lo": lo, "hi": hi, "shard": shard, "writers": held[0],
+             "uptos": held[1]}, binary=True,
         )
         blobs: list[bytes] = []
         log: list[tuple[int, bytes | None]] = []
@@ -338,29 +360,27 @@ class PgStore:
         return blobs, log
 
     async def read_many(self, conn: Connection, sids: Sequence[int], *, lo: int, hi: int,
-                        writer: str, uptos: Mapping[int, int]
+                        shards: Sequence[int], held: Held
                         ) -> tuple[list[tuple[int, int, int, bytes]],
                                    list[tuple[int, int, bytes | None]]]:
         """The chunks in ``[lo, hi]`` of each series of ``sids`` (``(position, start, n,
-        blob)`` by position, then time) and the log rows of the shards of ``uptos``
-        (``(shard, seq, blob)`` in seq order, no blob for this ``writer``'s rows up to the
-        shard's ``upto``), in one statement: one snapshot, as :meth:`read_series`."""
+        blob)`` by position, then time) and the log rows of ``shards`` (``(shard, seq,
+        blob)`` in seq order, no blob for ``held``), in one statement: one snapshot, as
+        :meth:`read_series`."""
         statement = (
-            "(SELECT 0, u.pos - 1, c.start_ts, c.n, c.blob"
+            "(SELECT 0, u.pos - 1, c.start_ts, c.n, c.blob"  # noqa: S608 - constant SQL, bound values
             " FROM unnest(%(sids)s::int[]) WITH ORDINALITY AS u(sid, pos) CROSS JOIN LATERAL ("
             "  SELECT start_ts, n, blob FROM {s}.chunks k"
             "  WHERE k.series_id = u.sid AND k.start_ts <= %(hi)s AND k.end_ts >= %(lo)s"
             "    AND k.start_ts >= coalesce((SELECT start_ts FROM {s}.chunks"
             "      WHERE series_id = u.sid AND start_ts <= %(lo)s ORDER BY start_ts DESC"
             "      LIMIT 1), %(lo)s)) AS c)"
-            " UNION ALL (SELECT 1, l.seq, l.shard, 0, CASE WHEN l.writer = %(writer)s"
-            "  AND l.seq <= u.upto THEN NULL ELSE l.blob END"
-            " FROM unnest(%(shards)s::smallint[], %(uptos)s::bigint[]) AS u(shard, upto)"
-            " JOIN {s}.ingest_log l ON l.shard = u.shard) ORDER BY 1, 2, 3"
+            f" UNION ALL (SELECT 1, seq, shard, 0, CASE WHEN {_HELD} THEN NULL ELSE blob END"
+            " FROM {s}.ingest_log WHERE shard = ANY(%(shards)s::smallint[])) ORDER BY 1, 2, 3"
         )
         cur = await conn.execute(self.q(statement), {
-            "sids": list(sids), "lo": lo, "hi": hi, "writer": writer,
-            "shards": list(uptos), "uptos": list(uptos.values())})
+            "sids": list(sids), "lo": lo, "hi": hi, "shards": list(shards),
+            "writers": held[0], "uptos": held[1]}, binary=True)
         chunks: list[tuple[int, int, int, bytes]] = []
         log: list[tuple[int, int, bytes | None]] = []
         for part, a, b, n, blob in await cur.fetchall():

@@ -16,8 +16,8 @@ reads nor its compactions fetch them back.
 may write the same schema at once. Series are created with ``INSERT ... ON CONFLICT``
 (the first writer's unit and kind win; a batch that disagrees with the kind fails
 whole). Compaction works per shard under a transaction-scoped advisory lock, so one
-process at a time compacts a given shard: it takes *every* log row of the shard (its
-own from memory, other writers' from the table) in sequence order, merges them into
+process at a time compacts a given shard: it takes *every* log row of the shard (those
+it holds from memory, the others from the table) in sequence order, merges them into
 the chunks (a later row wins on equal timestamps), and deletes them, in one
 transaction. A writer compacts a shard once its own pending points there reach about
 ``chunk_points`` per series (at most ``max_log_points / shards``), in a background task
@@ -36,10 +36,15 @@ instance vacuums the tables they changed, and the space is reused at once.
 
 **Reads** from any instance are exact: one statement (one snapshot) returns the
 series' chunks in range and its shard's log rows; the log rows are applied over the
-chunks in sequence order. Rows this instance wrote come from memory (through one
-concatenated view per shard when there are many, :mod:`._pgown`), others' are decoded.
-``delete()`` compacts the shard and rewrites the chunks in the same locked transaction,
-so no log row can bring deleted points back.
+chunks in sequence order. Rows held in memory (through one concatenated view per shard
+when there are many, :mod:`._pgheld`) are left out of the statement's answer: those
+this instance wrote, and those of other writers it *follows* (every ``FOLLOW_EVERY``
+seconds it fetches and decodes their new rows, a slice at a time between other work, up
+to ``max_log_points`` points); what is not held is decoded. While a read is in flight,
+a compaction's thread waits (``READS_FIRST`` at most, between series and between parts
+of its encoding), so a read right after a bulk load does not queue behind seconds of
+compaction. ``delete()`` compacts the shard and rewrites the chunks in the same locked
+transaction, so no log row can bring deleted points back.
 
 **Rollups** use stored summaries as the embedded archive does (:mod:`._rollups`): every
 float chunk row carries the hourly summary of its points, so a rollup with an
@@ -58,6 +63,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
@@ -98,10 +104,9 @@ from watchkeeper.archive.backends._batch import (
 from watchkeeper.archive.backends._catalog import NO_FIRST, NO_LAST, Catalog, NewSeries
 from watchkeeper.archive.backends._chunks import ChunkRow, Flush, Tail, old_range
 from watchkeeper.archive.backends._head import Grouped, Head, latest, rows_of
-from watchkeeper.archive.backends._pgown import VIEW_FROM, OwnViews, series_points
-from watchkeeper.archive.backends._pgown import OwnRow as _Own
+from watchkeeper.archive.backends._pgheld import VIEW_FROM, HeldRow, HeldViews, series_points
 from watchkeeper.archive.backends._pgpool import Connection, Pool
-from watchkeeper.archive.backends._pgstore import PgStore
+from watchkeeper.archive.backends._pgstore import Held, PgStore
 from watchkeeper.archive.backends._points import (
     decode_chunks,
     overlay,
@@ -124,6 +129,11 @@ from watchkeeper.telemetry import SelfMetrics
 log = logging.getLogger(__name__)
 
 SHARDS: Final = 64
+FOLLOW_EVERY: Final = 0.5  # seconds between looks for other writers' new log rows
+FOLLOW_ROWS: Final = 1_000  # log rows fetched at once by the follower
+DECODE_SLICE: Final = 32  # followed rows decoded between two turns of the event loop
+READS_FIRST: Final = 0.02  # longest a compaction's thread waits for reads in flight, seconds
+ENCODE_POINTS: Final = 20_000  # points a compaction's thread encodes between two pauses
 DEFAULT_DSN: Final = "host=127.0.0.1 user=postgres dbname=watchkeeper_test"
 
 Ids = npt.NDArray[np.int32]
@@ -163,18 +173,26 @@ class PostgresArchive(Archive):
         self._writer = uuid.uuid4().hex
         self._catalog = Catalog()
         self._shards = SHARDS
-        self._own: list[dict[int, _Own]] = []
-        self._views = OwnViews(SHARDS)
+        # Per shard, the log rows held in memory (own and followed, see _pgheld), by seq.
+        self._own: list[dict[int, HeldRow]] = []
+        self._upto: dict[str, int] = {}  # per writer: its rows held up to this seq
+        self._followed = 0  # points of followed rows held
+        self._skipped: set[str] = set()  # writers with a row that cannot be decoded
+        self._views = HeldViews(SHARDS)
         self._pending = np.zeros(0, dtype=np.int64)  # own points logged per shard
         self._series_in_shard = np.zeros(0, dtype=np.int64)
         self._write_lock = asyncio.Lock()
         self._dirty: set[int] = set()
         self._compactor: asyncio.Task[None] | None = None
         self._looker: asyncio.Task[None] | None = None
+        self._follower: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._rewritten = 0  # chunk rows deleted by compactions since the last vacuum
         self._compacted = 0  # shards compacted since the last vacuum
         self._closing = False
+        self._reads = 0  # reads in flight; a compaction's thread waits while there are any
+        self._no_reads = threading.Event()
+        self._no_reads.set()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -190,13 +208,14 @@ class PostgresArchive(Archive):
             async with pool.connection() as conn:
                 self._shards = await self._store.create(conn, SHARDS)
                 self._own = [{} for _ in range(self._shards)]
-                self._views = OwnViews(self._shards)
+                self._views = HeldViews(self._shards)
                 self._pending = np.zeros(self._shards, dtype=np.int64)
                 self._series_in_shard = np.zeros(self._shards, dtype=np.int64)
                 for row in await self._store.all_series(conn):
                     self._learn(row)
         # What a crashed writer left is compacted in the background (the first look).
         self._looker = asyncio.create_task(self._look_loop(), name="pg-archive-look")
+        self._follower = asyncio.create_task(self._follow_loop(), name="pg-archive-follow")
 
     async def _close(self) -> None:
         self._closing = True
@@ -204,6 +223,8 @@ class PostgresArchive(Archive):
         try:
             if self._looker is not None:
                 await self._looker
+            if self._follower is not None:
+                await self._follower
             if self._compactor is not None:
                 await self._compactor
             await self._compact(range(len(self._own)))  # none if the start failed
@@ -251,9 +272,10 @@ class PostgresArchive(Archive):
         for series in created:
             self._add(series)
         for seq, (shard, part) in zip(seqs, parts, strict=True):
-            self._own[shard][seq] = _Own(part, len(part))
+            self._own[shard][seq] = HeldRow(part, len(part))
             self._views.changed(shard)
             self._pending[shard] += len(part)
+        self._upto[self._writer] = max(seqs)
         self._schedule_compaction()
         if self._pending.sum() > 2 * self._opts.max_log_points and self._compactor is not None:
             await asyncio.shield(self._compactor)  # back-pressure when compaction lags
@@ -290,40 +312,59 @@ class PostgresArchive(Archive):
 
     async def read(self, key: SeriesKey, start: float, end: float) -> Points:
         lo, hi = window_ms(start, end)
-        with _errors():
-            sid, kind = await self._series(key)
-            shard = sid % self._shards
-            own = dict(self._own[shard])  # rows compacted meanwhile are still here
-            version = self._views.version(shard)
-            async with self._connection() as conn:
-                blobs, logged = await self._store.read_series(
-                    conn, sid, shard=shard, lo=lo, hi=hi, mine=self._mine(own))
-        ts, values = decode_chunks(kind, blobs)
-        view = None
-        if len(own) >= VIEW_FROM and self._views.version(shard) == version:  # still ``own``
-            view = self._views.view(shard, kind, own)
-        ts, values = overlay(ts, values, *series_points(kind, sid, logged, view, own))
-        return to_points(kind, ts, values, start, end, unit=self._catalog.unit(sid))
+        with self._reading():
+            with _errors():
+                sid, kind = await self._series(key)
+                shard = sid % self._shards
+                own = dict(self._own[shard])  # rows compacted meanwhile are still here
+                version = self._views.version(shard)
+                async with self._connection() as conn:
+                    blobs, logged = await self._store.read_series(
+                        conn, sid, shard=shard, lo=lo, hi=hi, held=self._held())
+            ts, values = decode_chunks(kind, blobs)
+            view = None
+            if len(own) >= VIEW_FROM and self._views.version(shard) == version:  # still own
+                view = self._views.view(shard, kind, own)
+            ts, values = overlay(ts, values, *series_points(kind, sid, logged, view, own))
+            return to_points(kind, ts, values, start, end, unit=self._catalog.unit(sid))
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Mark a read in flight: a compaction's thread pauses meanwhile (a bulk load
+        leaves seconds of compaction, and reads waited for it: p99 ~25 ms in process)."""
+        self._reads += 1
+        self._no_reads.clear()
+        try:
+            yield
+        finally:
+            self._reads -= 1
+            if not self._reads:
+                self._no_reads.set()
+
+    def _reads_first(self) -> None:
+        """On a compaction's thread: let the reads in flight finish first (a while at most)."""
+        self._no_reads.wait(READS_FIRST)
 
     async def read_floats(self, keys: Sequence[SeriesKey], start_ms: int, end_ms: int
                           ) -> FloatRuns:
         """Many float series in one statement (chunks and their shards' log rows), decoded
-        together (see _runs); own log rows come from memory, as in :meth:`read`."""
-        with _errors():
-            if any(self._catalog.ids.get(key) is None for key in keys):
-                await self._learn_keys({str(key) for key in keys
-                                        if self._catalog.ids.get(key) is None})
-            sids = float_sids(self._catalog.ids.get, self._catalog.kinds, keys)
-            shards = sorted({sid % self._shards for sid in sids.tolist() if sid >= 0})
-            own = {shard: dict(self._own[shard]) for shard in shards}
-            async with self._connection() as conn:
-                chunks, logged = await self._store.read_many(
-                    conn, sids.tolist(), lo=start_ms, hi=end_ms, writer=self._writer,
-                    uptos={shard: self._mine(own[shard])[1] for shard in shards})
-        columns = [(own[shard][seq].batch if blob is None else decode_batch(blob))
-                   .column("float") for shard, seq, blob in sorted(logged)]
-        newer = newer_points(columns, np.unique(sids[sids >= 0]))
-        return assemble(sids, decoded_pieces(len(sids), chunks), newer, start_ms, end_ms)
+        together (see _runs); held log rows come from memory, as in :meth:`read`."""
+        with self._reading():
+            with _errors():
+                if any(self._catalog.ids.get(key) is None for key in keys):
+                    await self._learn_keys({str(key) for key in keys
+                                            if self._catalog.ids.get(key) is None})
+                sids = float_sids(self._catalog.ids.get, self._catalog.kinds, keys)
+                shards = sorted({sid % self._shards for sid in sids.tolist() if sid >= 0})
+                own = {shard: dict(self._own[shard]) for shard in shards}
+                async with self._connection() as conn:
+                    chunks, logged = await self._store.read_many(
+                        conn, sids.tolist(), lo=start_ms, hi=end_ms, shards=shards,
+                        held=self._held())
+            columns = [(own[shard][seq].batch if blob is None else decode_batch(blob))
+                       .column("float") for shard, seq, blob in sorted(logged)]
+            newer = newer_points(columns, np.unique(sids[sids >= 0]))
+            return assemble(sids, decoded_pieces(len(sids), chunks), newer, start_ms, end_ms)
 
     async def rollup(
         self,
@@ -358,11 +399,12 @@ class PostgresArchive(Archive):
         shards = sorted({sid % self._shards for sid in unique})
         # Taken before the snapshot: a row compacted since is in the chunks it sees.
         own = {seq: mine for shard in shards for seq, mine in self._own[shard].items()}
+        held = self._held()
         async with self._connection() as conn, self._store.snapshot(conn):
             rows, blobs = await self._store.summaries(conn, unique, plan.lo, plan.hi,
                                                       plan.full)
             ends = await self._store.chunks_end(conn, unique)
-            logged = await self._store.log_rows(conn, shards, self._mine(own))
+            logged = await self._store.log_rows(conn, shards, held)
         pending = _Pending([own[seq].batch if blob is None else decode_batch(blob)
                             for seq, _, blob in logged], unique)
 
@@ -378,14 +420,15 @@ class PostgresArchive(Archive):
     async def list_series(
         self, *, prefix: str = "", limit: int | None = None, offset: int = 0
     ) -> tuple[list[SeriesMeta], int]:
+        # Taken before the snapshot: a row compacted since is in the ranges it sees.
+        own = {seq: row for rows in self._own for seq, row in rows.items()}
+        held = self._held()
         with _errors():
             async with self._connection() as conn, self._store.snapshot(conn):
                 rows, total = await self._store.list_series(
                     conn, prefix, prefix_upper(prefix), limit, offset)
                 shards = sorted({row.sid % self._shards for row in rows})
-                own = {seq: mine for shard in shards for seq, mine in self._own[shard].items()}
-                logged = (await self._store.log_rows(conn, shards, self._mine(own))
-                          if rows else [])
+                logged = await self._store.log_rows(conn, shards, held) if rows else []
         for row in rows:
             self._learn(row)
         batches = [own[seq].batch if blob is None else decode_batch(blob)
@@ -468,10 +511,20 @@ class PostgresArchive(Archive):
         Returns the log's last seq now."""
         if self._compacted:
             await self._vacuum()
+        held = [seq for rows in self._own for seq in rows]
         async with self._connection() as conn:
             last, shards = await self._store.aged_shards(conn, seen)
+            gone = set(await self._store.gone(conn, held)) if held else set()
         self._dirty.update(shards)
         self._kick()
+        if gone:  # compacted by other instances
+            for shard, rows in enumerate(self._own):
+                if not gone.isdisjoint(rows):
+                    self._forget(shard, [seq for seq in rows if seq in gone])
+        # A writer none of whose rows is held has none left up to its ``upto``.
+        writers = {row.writer for rows in self._own for row in rows.values()}
+        self._upto = {w: seq for w, seq in self._upto.items()
+                      if w == self._writer or w in writers}
         return last
 
     async def _vacuum(self) -> None:
@@ -493,14 +546,14 @@ class PostgresArchive(Archive):
     async def _compact_locked(self, conn: Connection, shard: int) -> list[int]:
         """Move every log row of ``shard`` into chunks; returns the own seqs now gone."""
         own = dict(self._own[shard])
-        logged = await self._store.log_rows(conn, [shard], self._mine(own))
+        logged = await self._store.log_rows(conn, [shard], self._held())
         if not logged:
             return list(own)
         # The decoding and encoding run in a thread: reads keep being answered meanwhile.
-        grouped = await asyncio.to_thread(_grouped, logged, own)
+        grouped = await asyncio.to_thread(_grouped, logged, own, self._reads_first)
         old = await self._old_chunks(conn, [g for _, g in grouped])
         deleted, inserted = await asyncio.to_thread(_flushed, grouped, old,
-                                                    self._opts.chunk_points)
+                                                    self._opts.chunk_points, self._reads_first)
         await self._store.replace_chunks(conn, deleted, inserted)
         self._rewritten += len(deleted)
         await self._store.widen_ranges(conn, _ranges([g for _, g in grouped]))
@@ -534,16 +587,67 @@ class PostgresArchive(Archive):
                 out[sid] = (out[sid][0], rows)
         return out
 
-    def _mine(self, own: dict[int, _Own]) -> tuple[str, int]:
-        """What the log may leave out for rows in ``own``: this writer's up to its last."""
-        return self._writer, max(own, default=-1)
+    def _held(self) -> Held:
+        """The log rows a statement may leave out, its blobs being held: for each writer,
+        every row up to its ``upto`` (take it with the copy of the held rows, no await
+        between)."""
+        return list(self._upto), list(self._upto.values())
 
     def _forget(self, shard: int, seqs: Sequence[int]) -> None:
         rows = self._own[shard]
         for seq in seqs:
-            rows.pop(seq, None)
+            row = rows.pop(seq, None)
+            if row is not None and not row.own:
+                self._followed -= row.points
         self._views.changed(shard)
-        self._pending[shard] = sum(row.points for row in rows.values())
+        self._pending[shard] = sum(row.points for row in rows.values() if row.own)
+
+    # -- following other writers ----------------------------------------------------------
+
+    async def _follow_loop(self) -> None:
+        """Hold other writers' new log rows, decoded, until closing (see _pgheld)."""
+        while not self._closing:
+            more = False
+            try:
+                more = await self._follow()
+            except (psycopg.Error, ArchiveError):
+                log.exception("following the ingest log of %s failed", self._opts.schema)
+            if not more:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), FOLLOW_EVERY)
+
+    async def _follow(self) -> bool:
+        """Fetch and hold the next rows of other writers; whether there may be more."""
+        if self._followed >= self._opts.max_log_points:
+            return False  # reads fetch the rest, as without following
+        async with self._connection() as conn:
+            rows = await self._store.follow(conn, self._writer, self._held(),
+                                            sorted(self._skipped), FOLLOW_ROWS)
+        upto: dict[str, int] = {}
+        for i, (seq, shard, writer, blob) in enumerate(rows):
+            if writer in self._skipped:
+                continue
+            try:
+                batch = decode_batch(blob)
+            except ArchiveError:
+                # Reads fetch its rows and fail on this one, as they would unfollowed.
+                log.exception("log row %d of %s (writer %s) cannot be decoded; its writer's"
+                              " rows are no longer followed", seq, self._opts.schema, writer)
+                self._skipped.add(writer)
+                continue
+            if seq > self._upto.get(writer, -1) and not self._closing:
+                self._own[shard][seq] = HeldRow(batch, len(batch), writer)
+                self._followed += len(batch)
+                self._views.changed(shard)
+                upto[writer] = seq
+            if i % DECODE_SLICE == DECODE_SLICE - 1:
+                await asyncio.sleep(0)  # reads go first
+        # Every row of a writer up to its last one here is held now (or compacted: a
+        # compaction by this instance meanwhile forgot it), as rows come in seq order.
+        for writer, seq in upto.items():
+            if writer not in self._skipped:
+                self._upto[writer] = seq
+        return len(rows) == FOLLOW_ROWS
 
     # -- series ---------------------------------------------------------------------------
 
@@ -598,11 +702,13 @@ def _by_shard(batch: Batch, shards: int) -> list[tuple[int, Batch]]:
     return [(shard, Batch((), (c[0], c[1], c[2]))) for shard, c in sorted(parts.items())]
 
 
-def _grouped(logged: Sequence[tuple[int, int, bytes | None]],
-             own: dict[int, _Own]) -> list[tuple[Kind, Grouped]]:
-    """The log rows' points by kind and series (own rows from memory, others decoded)."""
+def _grouped(logged: Sequence[tuple[int, int, bytes | None]], own: dict[int, HeldRow],
+             pause: Callable[[], None]) -> list[tuple[Kind, Grouped]]:
+    """The log rows' points by kind and series (held rows from memory, others decoded);
+    ``pause`` is called between rows."""
     heads = {kind: Head(np.float64 if kind == "float" else object) for kind in KINDS}
     for seq, _, blob in logged:
+        pause()
         batch = own[seq].batch if blob is None else decode_batch(blob)
         for kind, (sids, ts, values) in zip(KINDS, batch.columns, strict=True):
             heads[kind].append(seq, sids, ts, values)
@@ -611,17 +717,25 @@ def _grouped(logged: Sequence[tuple[int, int, bytes | None]],
 
 def _flushed(grouped: list[tuple[Kind, Grouped]],
              old: dict[int, tuple[Tail | None, list[ChunkRow]]],
-             chunk_points: int) -> tuple[list[tuple[int, int]], list[ChunkRow]]:
-    """The chunks the grouped points replace, and the chunks that replace them."""
-    flushes = []
+             chunk_points: int, pause: Callable[[], None]
+             ) -> tuple[list[tuple[int, int]], list[ChunkRow]]:
+    """The chunks the grouped points replace, and the chunks that replace them; ``pause``
+    is called between series, and between parts of ~``ENCODE_POINTS`` points encoded."""
+    deleted: list[tuple[int, int]] = []
+    inserted: list[ChunkRow] = []
     for kind, g in grouped:
-        flush = Flush(kind, chunk_points)
+        flush, points = Flush(kind, chunk_points), 0
         for i in range(len(g.sids)):
+            pause()
             sid, ts, values = g.series(i)
             tail, rows = old[sid]
             flush.add(sid, ts, values, tail, rows)
-        flushes.append(flush)
-    return [d for f in flushes for d in f.deleted], [r for f in flushes for r in f.inserted()]
+            points += len(ts)
+            if points >= ENCODE_POINTS or i == len(g.sids) - 1:
+                deleted += flush.deleted
+                inserted += flush.inserted()
+                flush, points = Flush(kind, chunk_points), 0
+    return deleted, inserted
 
 
 def _ranges(grouped: list[Grouped]) -> tuple[list[int], list[int], list[int]]:

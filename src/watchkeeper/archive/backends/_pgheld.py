@@ -1,13 +1,20 @@
-"""The log rows a PostgreSQL archive instance wrote itself, as its reads see them.
+"""The ingest-log rows a PostgreSQL archive instance holds in memory, as its reads see them.
 
-An instance keeps the batches it logged until they are compacted, so reads take them
-from memory. After a bulk load that outran compaction a shard may hold hundreds of them,
-and picking one series out of each batch in turn cost a read ~10 µs per batch (8 ms
-for 288). So reads use a *view*: per shard and kind, every kept batch's points
-concatenated in log order with the seq of each point, built on the first read after the
-shard's rows changed; one comparison then finds a series' points in all of them. The
-view is dropped when the rows change (a write or a compaction), so it costs nothing on
-the write path and its memory only while a backlog is read.
+An instance holds the rows it wrote until they are compacted, and *follows* the rows
+other instances write: it fetches and decodes them once, in the background, so that
+neither its reads nor its compactions fetch or decode them again (a shard of another
+server's bulk load held hundreds of rows: decoding them at every read cost 30-140 ms).
+Rows of writer ``w`` are held up to a seq ``upto[w]``: every row of ``w`` with a seq up
+to that one is held, or gone from the log. That holds because an instance commits its
+log rows in seq order (one write at a time, seqs taken inside the transaction), so a
+statement can leave the blobs of held rows out by writer and seq alone.
+
+After a bulk load a shard may hold hundreds of rows, and picking one series out of each
+batch in turn cost a read ~10 µs per batch (8 ms for 288). So reads use a *view*: per
+shard and kind, every held batch's points concatenated in log order with the seq of
+each point, built on the first read after the shard's rows changed; one comparison then
+finds a series' points in all of them. The view is dropped when the rows change (a
+write, a followed row, a compaction), so it costs memory only while a backlog is read.
 """
 
 from __future__ import annotations
@@ -26,19 +33,25 @@ from watchkeeper.archive.backends._points import empty_values
 
 Int64Array = npt.NDArray[np.int64]
 Values = npt.NDArray[Any]
-VIEW_FROM: Final = 16  # own rows in a shard from which a read builds the view
+VIEW_FROM: Final = 16  # held rows in a shard from which a read builds the view
 
 
 @dataclass(frozen=True, eq=False)
-class OwnRow:
-    """A log row this instance wrote, kept until it is compacted."""
+class HeldRow:
+    """A log row held in memory until it is compacted: written here or followed."""
 
     batch: Batch
     points: int
+    writer: str | None = None
+    """Who wrote a followed row; None: this instance."""
+
+    @property
+    def own(self) -> bool:
+        return self.writer is None
 
 
 class View(NamedTuple):
-    """One kind's points of a shard's own rows, in log order."""
+    """One kind's points of a shard's held rows, in log order."""
 
     seqs: Int64Array
     sids: npt.NDArray[np.int32]
@@ -46,8 +59,8 @@ class View(NamedTuple):
     values: Values
 
 
-class OwnViews:
-    """Views of the own rows of each shard, valid until :meth:`changed` is called."""
+class HeldViews:
+    """Views of the held rows of each shard, valid until :meth:`changed` is called."""
 
     def __init__(self, shards: int) -> None:
         self._versions = [0] * shards
@@ -57,21 +70,22 @@ class OwnViews:
         return self._versions[shard]
 
     def changed(self, shard: int) -> None:
-        """The shard's own rows changed: its views are stale."""
+        """The shard's held rows changed: its views are stale."""
         self._versions[shard] += 1
         for kind in [k for s, k in self._views if s == shard]:
             del self._views[(shard, kind)]
 
-    def view(self, shard: int, kind: Kind, rows: Mapping[int, OwnRow]) -> View:
-        """The view of ``rows`` (the shard's current own rows, in seq order)."""
+    def view(self, shard: int, kind: Kind, rows: Mapping[int, HeldRow]) -> View:
+        """The view of ``rows`` (the shard's current held rows, in seq order)."""
         found = self._views.get((shard, kind))
         if found is None:
             found = self._views[(shard, kind)] = _build(kind, rows)
         return found
 
 
-def _build(kind: Kind, rows: Mapping[int, OwnRow]) -> View:
-    columns = [(seq, row.batch.column(kind)) for seq, row in rows.items()]
+def _build(kind: Kind, rows: Mapping[int, HeldRow]) -> View:
+    # In seq order: a followed row may have come after a later own row.
+    columns = [(seq, rows[seq].batch.column(kind)) for seq in sorted(rows)]
     columns = [(seq, c) for seq, c in columns if len(c.sids)]
     if not columns:
         return View(np.empty(0, np.int64), np.empty(0, np.int32), np.empty(0, np.int64),
@@ -84,12 +98,12 @@ def _build(kind: Kind, rows: Mapping[int, OwnRow]) -> View:
 
 
 def series_points(kind: Kind, sid: int, logged: Sequence[tuple[int, bytes | None]],
-                  view: View | None, own: Mapping[int, OwnRow]) -> tuple[Int64Array, Values]:
+                  view: View | None, held: Mapping[int, HeldRow]) -> tuple[Int64Array, Values]:
     """One series' points in the log rows ``logged`` (``(seq, blob)`` in seq order, no blob
-    for own rows): sorted, the latest write per timestamp.
+    for held rows): sorted, the latest write per timestamp.
 
-    Own rows come from ``view`` when given (it must cover every own row in ``logged``),
-    else from ``own``; other writers' rows are decoded.
+    Held rows come from ``view`` when given (it must cover every held row in ``logged``),
+    else from ``held``; the others are decoded.
     """
     seqs: list[Int64Array] = []
     ts: list[Int64Array] = []
@@ -97,7 +111,7 @@ def series_points(kind: Kind, sid: int, logged: Sequence[tuple[int, bytes | None
     mine = [seq for seq, blob in logged if blob is None]
     if view is not None and mine:
         pick = view.sids == sid
-        if len(mine) < len(own):  # some were compacted elsewhere: they are in the chunks
+        if len(mine) < len(held):  # some were compacted elsewhere: they are in the chunks
             pick &= np.isin(view.seqs, mine)
         seqs.append(view.seqs[pick])
         ts.append(view.ts[pick])
@@ -105,7 +119,7 @@ def series_points(kind: Kind, sid: int, logged: Sequence[tuple[int, bytes | None
     for seq, blob in logged:
         if blob is None and view is not None:
             continue
-        column = (own[seq].batch if blob is None else decode_batch(blob)).column(kind)
+        column = (held[seq].batch if blob is None else decode_batch(blob)).column(kind)
         pick = column.sids == sid
         if pick.any():
             seqs.append(np.full(int(pick.sum()), seq, dtype=np.int64))
