@@ -39,7 +39,10 @@ RabbitMQ broker (``beam.smp``: machine-wide, so other work on the broker counts 
 
 On a 2-core machine more processes cannot go faster; the CPU seconds per million
 are what say how many cores (hosts) a given rate needs. The machine is shared: compare
-figures from the same run only.
+figures from the same run only. ``--compare DIR`` runs the archive part a second time
+for each N, right after the first, with the ``serve`` processes running the code of
+another source tree (``DIR/src``, e.g. a ``git worktree`` of an older commit): the
+before/after of a change in one run.
 """
 
 from __future__ import annotations
@@ -123,10 +126,11 @@ class Proc:
             return self.proc.wait()
 
 
-def launch(role: str, args: Sequence[str], log: Path, cwd: Path) -> Proc:
+def launch(role: str, args: Sequence[str], log: Path, cwd: Path,
+           env: dict[str, str] | None = None) -> Proc:
     with log.open("wb") as out:
         proc = subprocess.Popen([*WATCHKEEPER, *args], cwd=cwd, stdout=out,
-                                stderr=subprocess.STDOUT)
+                                stderr=subprocess.STDOUT, env=env)
     return Proc(role, proc, log)
 
 
@@ -242,6 +246,7 @@ class ArchiveRun:
     """Figures of N ``serve`` processes."""
 
     processes: int
+    code: str = "this"  # or the --compare tree
     ingest: list[dict[str, float]] = field(default_factory=list)
     vm_ingest: list[dict[str, float]] = field(default_factory=list)
     load_points_per_s: float = 0.0
@@ -254,7 +259,8 @@ class ArchiveRun:
     pg_backends: int = 0
 
 
-def start_servers(n: int, root: Path, schema: str) -> tuple[list[Proc], str]:
+def start_servers(n: int, root: Path, schema: str,
+                  env: dict[str, str] | None = None) -> tuple[list[Proc], str]:
     """N servers on one schema (each its own data directory); a write token for all."""
     config = root / "wk.json"
     config.write_text(json.dumps({
@@ -269,14 +275,15 @@ def start_servers(n: int, root: Path, schema: str) -> tuple[list[Proc], str]:
         data = root / f"serve{i}"
         data.mkdir()
         server = launch("serve", ["serve", "-c", str(config), "--data-dir", str(data),
-                                  "--listen", f"127.0.0.1:{port}"], root / f"serve{i}.log", root)
+                                  "--listen", f"127.0.0.1:{port}"], root / f"serve{i}.log", root,
+                        env)
         server.url = f"http://127.0.0.1:{port}"
         servers.append(server)
         wait_until(lambda s=server: _healthy(s.url), 120, f"serve {i} to answer", servers)
         if not token:  # the first server made the schema (and its token table)
             done = subprocess.run([*WATCHKEEPER, "token", "create", "--user", "bench",
                                    "--write", "-c", str(config)], capture_output=True,
-                                  text=True, check=True, timeout=60, cwd=root)
+                                  text=True, check=True, timeout=60, cwd=root, env=env)
             token = done.stdout.split()[-1]
     return servers, token
 
@@ -303,16 +310,18 @@ def timed_ingest(encode: Callable[[Round], bytes], senders: Sequence[Callable[[b
 
 
 def archive_part(args: argparse.Namespace, root: Path, vm: VictoriaMetrics | None,
-                 n: int, offset: int) -> ArchiveRun:
-    """One configuration: n servers. ``offset`` keeps each configuration (and VM's
-    share of it) on timestamps of its own."""
+                 n: int, offset: int, *, compare: Path | None = None) -> ArchiveRun:
+    """One configuration: n servers (running the code of ``compare`` if given).
+    ``offset`` keeps each configuration (and VM's share of it) on timestamps of its own."""
     w = Workload(args.series, args.hist_series)
-    result = ArchiveRun(n)
-    schema = f"wk_scale_{os.getpid()}_{n}"
-    workdir = root / f"archive-{n}"
+    code = "this" if compare is None else "compare"
+    result = ArchiveRun(n, code)
+    schema = f"wk_scale_{os.getpid()}_{n}_{code}"
+    workdir = root / f"archive-{n}-{code}"
     workdir.mkdir()
     drop_schema(schema)
-    servers, token = start_servers(n, workdir, schema)
+    env = None if compare is None else dict(os.environ, PYTHONPATH=str(compare / "src"))
+    servers, token = start_servers(n, workdir, schema, env)
     written = 0
     try:
         pids = [s.pid for s in servers]
@@ -581,9 +590,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             except PeerUnavailable as exc:
                 print(f"skipping VictoriaMetrics: {exc}", file=sys.stderr)
         if args.archive:
+            codes = [None] if args.compare is None else [args.compare, None]
             for i, n in enumerate(args.processes):
-                offset = i * (2 * args.runs + 1) * args.rounds * 2
-                results["archive"].append(vars(archive_part(args, root, vm, n, offset)))
+                for j, compare in enumerate(codes):
+                    offset = (i * len(codes) + j) * (2 * args.runs + 1) * args.rounds * 2
+                    results["archive"].append(
+                        vars(archive_part(args, root, vm, n, offset, compare=compare)))
         if vm is not None and results["archive"]:
             vm.flush()
             vm_points = sum(r["points"] for a in results["archive"] for r in a["vm_ingest"])
@@ -623,7 +635,8 @@ def report(results: dict[str, Any]) -> str:
     archive = results["archive"]
     if archive:
         lines += ["| serve processes on one PostgreSQL schema | " + " | ".join(
-            str(a["processes"]) for a in archive) + " |",
+            str(a["processes"]) + ("" if a.get("code", "this") == "this" else " (compare)")
+            for a in archive) + " |",
             "| --- |" + " ---: |" * len(archive)]
 
         def row(label: str, fmt: Callable[[dict[str, Any]], str]) -> None:
@@ -697,6 +710,9 @@ def main() -> None:
                         help="a short smoke run: 1 and 2 processes, small workloads")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     parser.add_argument("--dir", type=Path, default=None)
+    parser.add_argument("--compare", type=Path, default=None,
+                        help="also run the archive part with the serve processes on the"
+                             " code of this source tree (its src/), for a before/after")
     args = parser.parse_args()
     if args.quick:
         args.processes = "1,2"
