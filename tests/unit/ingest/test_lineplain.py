@@ -99,6 +99,8 @@ def test_plain_bodies_read_as_the_general_parser_reads_them(body: bytes) -> None
     b"m v=- 1\n", b"m v=1 --1\n", b"m,host v=1 1\n", b",x=1 v=1 1\n", b"m =1 1\n",
     b"m v= 1\n", "m,host=h\u00e9 v=1 1\n".encode(), b"m v=1 99999999999999999999\n", b"",
     b"m v=1e 1\n", b"m v=+ 1\n", b"m a,b=1 1\n", b"m v=1=2 1\n", b"m v 1\n",
+    b"m v=1\x005 1\n", b"m v=15 1\x00\n", b"m v=\x0015 1\n", b"m\tx v=1 1\n",
+    b"m,t=a\x01 v=1 1\n", b'm,t=a"b v=1 1\n', b"m,t=a\\b v=1 1\n", b"m v=1 1\x7f\n",
 ])
 def test_anything_else_is_left_to_the_general_parser(body: bytes) -> None:
     assert read(body) is None
@@ -112,6 +114,17 @@ def test_a_repeated_body_keeps_its_keys_and_token() -> None:
     other = agree(b"cpu,host=h3 idle=1.5 1000\ncpu,host=h2 idle=2 1000\n", reader=reader)
     assert other.series_token != first.series_token
     assert list(other.series) == ["h3/db/cpu.idle", "h2/db/cpu.idle"]
+
+
+def test_long_series_texts_take_the_other_skeleton() -> None:
+    """A ``series key=`` text over 256 bytes: the skeleton keeps whole lines instead of
+    rows; read alike, once and again."""
+    reader = PlainReader()
+    long_tag = "x" * 300
+    for value in ("1.5", "2.5"):
+        columns = agree(f"cpu,host=h1,t={long_tag} idle={value} 1000\ncpu idle=2 1\n".encode(),
+                        reader=reader)
+        assert list(columns.series) == [f'h1/db/cpu.idle{{t="{long_tag}"}}', "influx/db/cpu.idle"]
 
 
 def test_the_memories_are_bounded() -> None:

@@ -30,9 +30,9 @@ import numpy.typing as npt
 from watchkeeper.api.ingest.lineprotocol import BadLine, key_text
 from watchkeeper.archive import Columns
 
-_PRINTABLE: Final = bytes(range(0x21, 0x7F)).replace(b"\\", b"").replace(b'"', b"") + b" \n"
-_FLOAT_BYTES: Final = np.isin(np.arange(256), list(b"0123456789.eE+-\0"))  # 0: padding
+_FLOAT_BYTES: Final = np.isin(np.arange(256), list(b"0123456789.eE+-"))
 _MAX_WIDTH: Final = 32  # longer values or timestamps: the general parser
+_MAX_PREFIX: Final = 256  # longer "series key=" texts: the skeleton is built otherwise
 _EXACT_DIGITS: Final = 14  # with the point as a digit, still below 2**53: exact
 _POWERS: Final = 10.0 ** np.arange(_MAX_WIDTH + 1)  # exact up to 10**22
 _POWERS_INT: Final = 10 ** np.arange(19, dtype=np.int64)
@@ -64,15 +64,19 @@ class PlainReader:
         self._keys: dict[str, dict[bytes, str]] = {}  # plugin -> line text -> key
         self._known = 0
         self._remember = remember
-        self._seen: OrderedDict[tuple[str, int], _Seen] = OrderedDict()
+        self._seen: OrderedDict[tuple[str, int, int], _Seen] = OrderedDict()
         self._bodies = bodies
         self._limit = limit
         self._lock = threading.Lock()  # large bodies are read on worker threads
 
     def read(self, body: bytes, *, plugin: str, scale: float) -> Columns | None:
         """The points of a plain body (``plugin`` names the database, ``scale`` the
-        seconds of one timestamp unit); None when some line is not plain."""
-        if not body or body.translate(None, _PRINTABLE):  # a byte a plain line lacks
+        seconds of one timestamp unit); None when some line is not plain.
+
+        Every byte is checked: separators by the scans, values and timestamps by their
+        parse, the rest (each line's ``series key=``) by :meth:`_keys_of` when first
+        seen, or by being equal to a skeleton checked before."""
+        if not body:
             return None
         data = body if body.endswith(b"\n") else body + b"\n"
         lines = _lines(data)
@@ -83,26 +87,30 @@ class PlainReader:
         stamps = _stamps(data, spaces + 1, ends)
         if values is None or stamps is None:
             return None
-        skeleton = _skeleton(data, equals + 1, ends)
-        seen = self._seen.get((plugin, len(skeleton)))
+        skeleton, width = _skeleton(data, starts, equals + 1, ends)
+        shape = (plugin, len(starts), width)
+        seen = self._seen.get(shape)
         if seen is None or seen.skeleton != skeleton:
-            keys = self._keys_of(skeleton, plugin)
+            keys = self._keys_of(_texts(skeleton, width), plugin)
             if keys is None:
                 return None
             seen = _Seen(skeleton, keys, _TOKEN_PREFIX + os.urandom(16))
-            self._keep(plugin, seen)
+            self._keep(shape, seen)
         return Columns(series=seen.keys, index=np.arange(len(starts), dtype=np.int32),
                        ts=np.multiply(stamps, scale, dtype=np.float64), values=values,
                        series_token=seen.token)
 
-    def _keys_of(self, skeleton: bytes, plugin: str) -> list[str] | None:
-        texts = skeleton.split(b"\n")
-        texts.pop()  # after the last newline
+    def _keys_of(self, texts: list[bytes], plugin: str) -> list[str] | None:
+        """The key of each line's ``series key=`` text; None for a text a plain line
+        cannot hold (the general parser then reads the body, or names the line)."""
         known = self._keys.setdefault(plugin, {})
         keys = list(map(known.get, texts))
         if None in keys:
             for i, text in enumerate(texts):
                 if keys[i] is None:
+                    if not (text.isascii() and text.decode("ascii").isprintable()) \
+                            or b"\\" in text or b'"' in text:
+                        return None
                     series, _, field = text.decode("ascii")[:-1].partition(" ")
                     if "," in field:  # a second field, or a bad one
                         return None
@@ -116,12 +124,12 @@ class PlainReader:
                 self._known = 0
         return keys  # type: ignore[return-value]  # every None was replaced
 
-    def _keep(self, plugin: str, seen: _Seen) -> None:
+    def _keep(self, shape: tuple[str, int, int], seen: _Seen) -> None:
         if len(seen.skeleton) > self._limit:
             return
         with self._lock:
-            self._seen.pop((plugin, len(seen.skeleton)), None)
-            self._seen[(plugin, len(seen.skeleton))] = seen
+            self._seen.pop(shape, None)
+            self._seen[shape] = seen
             while (len(self._seen) > self._bodies
                    or sum(len(s.skeleton) for s in self._seen.values()) > self._limit):
                 self._seen.popitem(last=False)
@@ -191,10 +199,10 @@ def _stamps(data: bytes, starts: Positions, stops: Positions) -> Stamps | None:
     (19 digits, nanoseconds, included)."""
     width = int(stops[0] - starts[0])
     if ((stops - starts) == width).all():  # one width: maybe one timestamp for all
-        texts = np.ndarray(shape=(len(data) - width + 1,), dtype=f"S{width}", buffer=data,
-                           strides=(1,))[starts]
+        texts = np.ndarray(shape=(len(data) - width + 1,), dtype=f"V{width}", buffer=data,
+                           strides=(1,))[starts]  # V, not S: S drops trailing NUL bytes
         if (texts == texts[0]).all():
-            text = bytes(texts[0])
+            text = texts[0].tobytes()
             stamp = int(text) if _INTEGER.fullmatch(text) else None
             if stamp is None or not -(2**63) < stamp < 2**63:
                 return None
@@ -219,8 +227,9 @@ def _stamps(data: bytes, starts: Positions, stops: Positions) -> Stamps | None:
 
 def _grid(data: bytes, starts: Positions, stops: Positions, *, right: bool = True
           ) -> Grid | None:
-    """Row i: the bytes ``data[starts[i]:stops[i]]`` padded with zeros, right-aligned
-    (so that a column is a decimal place) or left-aligned (as text)."""
+    """Row i: the bytes ``data[starts[i]:stops[i]]``, right-aligned after ``0`` digits
+    (so that a column is a decimal place; a NUL byte in a number stays a bad byte), or
+    left-aligned before NUL bytes (as text)."""
     widths = stops - starts
     width = int(widths.max())
     if width > _MAX_WIDTH:
@@ -234,8 +243,11 @@ def _grid(data: bytes, starts: Positions, stops: Positions, *, right: bool = Tru
     windows = np.ndarray(shape=(len(padded) - width + 1,), dtype=f"V{width}", buffer=padded,
                          strides=(1,))
     grid: Grid = windows[at].view(np.uint8).reshape(len(stops), width)
-    grid *= _rows(_columns_from(width), width - widths) if right \
-        else _rows(_columns_before(width), widths)
+    if right:
+        grid *= _rows(_columns_from(width), width - widths)
+        grid += _rows(_zeros_before(width), width - widths)
+    else:
+        grid *= _rows(_columns_before(width), widths)
     return grid
 
 
@@ -257,8 +269,15 @@ def _columns_before(width: int) -> Grid:
     return (np.arange(width) < np.arange(width + 1)[:, None]).astype(np.uint8)
 
 
+@functools.cache
+def _zeros_before(width: int) -> Grid:
+    """Row k: the digit 0 in the columns before k, of ``width`` (k = 0..width)."""
+    return np.where(np.arange(width) < np.arange(width + 1)[:, None], ord("0"), 0).astype(
+        np.uint8)
+
+
 class _Digits(NamedTuple):
-    matrix: Grid  # each row's digits in its columns, 0 elsewhere (the point, pads, sign)
+    matrix: Grid  # each row's digits in its columns, 0 elsewhere (the point)
     lengths: Positions  # digits in each row
     point_rows: Positions  # the rows with a point (ascending)...
     point_columns: Positions  # ...and its column in each
@@ -266,19 +285,19 @@ class _Digits(NamedTuple):
 
 
 def _digits(grid: Grid, widths: Positions, *, fractions: bool) -> _Digits | None:
-    """The digits of each row of ``grid`` (overwritten), when every row is an optional
-    sign (``-``, or with ``fractions`` ``+`` too), at least one digit and (with
-    ``fractions``) at most one point; else None."""
+    """The digits of each row of ``grid`` (right-aligned after 0 digits, overwritten),
+    when every row is an optional sign (``-``, or with ``fractions`` ``+`` too), at least
+    one digit and (with ``fractions``) at most one point; else None."""
     rows, width = grid.shape
     flat = grid.reshape(-1)
     leads = np.arange(rows) * width + (width - widths)
     negative = flat[leads] == MINUS
     signed = negative | (flat[leads] == PLUS) if fractions else negative
-    flat[leads[signed]] = 0
+    flat[leads[signed]] = ord("0")
     digits = grid - np.uint8(ord("0"))
     is_digit = digits < 10
     is_point = grid == ord(".") if fractions else np.zeros_like(is_digit)
-    if not (is_digit | is_point | (grid == 0)).all():
+    if not (is_digit | is_point).all():
         return None
     points = np.flatnonzero(is_point)
     point_rows, point_columns = np.divmod(points, width)
@@ -298,8 +317,21 @@ def _places(width: int) -> Floats:
     return np.ascontiguousarray(_POWERS[:width][::-1])
 
 
-def _skeleton(data: bytes, cut_from: Positions, cut_to: Positions) -> bytes:
-    """``data`` without the bytes ``cut_from[i]:cut_to[i]`` (ascending, disjoint)."""
+def _skeleton(data: bytes, starts: Positions, cut_from: Positions, cut_to: Positions
+              ) -> tuple[bytes, int]:
+    """``data`` without the bytes ``cut_from[i]:cut_to[i]`` of each line, and the width
+    of its rows: each line's ``starts[i]:cut_from[i]`` as a row of zeros after it (a few
+    gathers), or, for a line longer than ``_MAX_PREFIX``, the lines kept whole with their
+    newlines (width 0)."""
+    widths = cut_from - starts
+    width = int(widths.max())
+    if width <= _MAX_PREFIX:
+        padded = data + bytes(width)
+        windows = np.ndarray(shape=(len(data) + 1,), dtype=f"V{width}", buffer=padded,
+                             strides=(1,))
+        rows: Grid = windows[starts].view(np.uint8).reshape(len(starts), width)
+        rows *= _rows(_columns_before(width), widths)
+        return rows.tobytes(), width
     lengths = np.empty(2 * len(cut_from) + 1, dtype=np.intp)
     lengths[0] = cut_from[0]
     lengths[1::2] = cut_to - cut_from
@@ -307,4 +339,14 @@ def _skeleton(data: bytes, cut_from: Positions, cut_to: Positions) -> bytes:
     lengths[-1] = len(data) - cut_to[-1]
     kept = np.zeros(len(lengths), dtype=np.bool_)
     kept[0::2] = True
-    return np.frombuffer(data, dtype=np.uint8)[np.repeat(kept, lengths)].tobytes()
+    return np.frombuffer(data, dtype=np.uint8)[np.repeat(kept, lengths)].tobytes(), 0
+
+
+def _texts(skeleton: bytes, width: int) -> list[bytes]:
+    """Each line's text in a skeleton of rows of ``width`` (0: lines with newlines)."""
+    if width:
+        texts: list[bytes] = np.frombuffer(skeleton, dtype=f"S{width}").tolist()
+        return texts  # each without its zeros (a line holds none: they are not printable)
+    texts = skeleton.split(b"\n")
+    texts.pop()  # after the last newline
+    return texts
