@@ -9,9 +9,10 @@ VictoriaMetrics: ``/api/v1/import`` JSON lines, acknowledged before it is on dis
 waits for each answer before its next request. ``--requests`` requests per run, shared
 among the senders; bodies are encoded before the clock starts (HTTP only). The systems
 take turns run by run (``--runs``), in a rotating order, each once every server is idle;
-medians reported. ``--compare DIR`` also runs a
-watchkeeper server from the source tree ``DIR/src`` (e.g. the code before a change),
-interleaved with the others.
+medians reported, with each server's CPU time per request (user + system, its whole
+process: on 2 cores a CPU-bound server's rate is about 2 / that, less the client's
+share). ``--compare DIR`` also runs a watchkeeper server from the source tree
+``DIR/src`` (e.g. the code before a change), interleaved with the others.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 
 import msgspec
 import numpy as np
+import psutil
 
 sys.path.insert(0, str(Path(__file__).parent))
 from archive import Ours, settle  # the folder is not a package: scripts import their neighbours
@@ -122,7 +124,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         with ExitStack() as stack:
             vm = stack.enter_context(VictoriaMetrics.started(root))
-            targets: dict[str, tuple[str, str, dict[str, str], str]] = {}
+            targets: dict[str, tuple[str, str, dict[str, str], str, int]] = {}
             pids = [vm.pid]
             servers = {"watchkeeper": None}
             if args.compare:
@@ -134,8 +136,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 stack.enter_context(ours.running())
                 pids.append(ours.pid)
                 targets[name] = (ours.url, "/api/v1/write",
-                                 {"Content-Type": COLUMNS_CONTENT_TYPE}, "ours")
-            targets["victoria-metrics"] = (vm.url, "/api/v1/import", {}, "vm")
+                                 {"Content-Type": COLUMNS_CONTENT_TYPE}, "ours", ours.pid)
+            targets["victoria-metrics"] = (vm.url, "/api/v1/import", {}, "vm", vm.pid)
             senders = [Sender(no, args.points) for no in range(max(args.senders))]
             round_no = 0
             for count in args.senders:
@@ -145,13 +147,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     # VictoriaMetrics flushes and merges in the background after a run.
                     turn = list(targets.items())
                     turn = turn[run_no % len(turn):] + turn[:run_no % len(turn)]
-                    for name, (url, path, headers, form) in turn:
+                    for name, (url, path, headers, form, pid) in turn:
                         settle(pids)
                         bodies = [s.bodies(round_no, per)[form] for s in senders[:count]]
+                        cpu0 = psutil.Process(pid).cpu_times()
                         seconds = asyncio.run(send_all(url, path, headers, bodies))
+                        cpu1 = psutil.Process(pid).cpu_times()
                         rate = count * per * args.points / seconds
                         results["rates"].setdefault(str(count), {}).setdefault(
                             name, []).append(rate)
+                        results.setdefault("cpu_ms", {}).setdefault(str(count), {}).setdefault(
+                            name, []).append(((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system))
+                                             / (count * per) * 1e3)
                         print(f"senders {count} run {run_no + 1} {name}: {rate:,.0f} points/s",
                               file=sys.stderr, flush=True)
                     round_no += per
@@ -167,13 +174,18 @@ def report(results: dict[str, Any]) -> str:
              f"per run, {a['runs']} runs (medians, points/s)**"), "",
              (f"python {results['environment']['python']}, cpus {results['environment']['cpus']},"
              f" victoria-metrics {results['environment'].get('victoria-metrics')}"), "",
-             "| senders | " + " | ".join(names) + " | watchkeeper ÷ VM (goal ≥ 2x) |",
-             "| --- | " + " | ".join("---" for _ in names) + " | --- |"]
+             "| senders | " + " | ".join(names) + " | watchkeeper ÷ VM (goal ≥ 2x) | "
+             + " | ".join(f"{name} CPU ms/request" for name in names) + " |",
+             "| --- | " + " | ".join("---" for _ in names) + " | --- | "
+             + " | ".join("---" for _ in names) + " |"]
     for count, rates in results["rates"].items():
         medians = {name: statistics.median(values) for name, values in rates.items()}
+        cpu = {name: statistics.median(values)
+               for name, values in results.get("cpu_ms", {}).get(count, {}).items()}
         cells = " | ".join(f"{medians[name]:,.0f}" for name in names)
         ratio = medians["watchkeeper"] / medians["victoria-metrics"]
-        lines.append(f"| {count} | {cells} | {ratio:.2f}x |")
+        cpus = " | ".join(f"{cpu.get(name, float('nan')):.2f}" for name in names)
+        lines.append(f"| {count} | {cells} | {ratio:.2f}x | {cpus} |")
     return "\n".join(lines)
 
 

@@ -144,3 +144,27 @@ async def test_a_failed_commit_stores_nothing_and_the_next_write_works(
         assert [str(m.key) for m in metas] == ["h/p/new2", "h/p/new3"]
         points = await archive.read(SeriesKey.parse("h/p/new3"), T0 - 1, T0 + 1)
         assert points.values.tolist() == [1.0]
+
+
+async def test_a_group_joins_the_heads_in_write_order(tmp_path: Path) -> None:
+    """The batches of a group reach the heads in one append: for the same series and
+    time the later write wins, each write keeps its log row until its points are in
+    chunks, and a restart (which replays the log) reads the same."""
+    key = SeriesKey.make("h", "p", "m")
+    writes = [[Measurement(key=key, ts=T0 + t, value=float(10 * i + t)) for t in range(3)]
+              for i in range(6)]  # six writes of the same three points
+    async with AsyncExitStack() as stack:
+        archive = await _open(tmp_path, stack)
+        writer = _writer(archive)
+        with _counted_commits(writer) as commits:
+            results = await _with_archive_thread_held(
+                archive, [archive.write(points) for points in writes])
+        assert results == [3] * 6
+        assert len(commits) == 2  # the first write alone, then the five that waited
+        points = await archive.read(key, T0, T0 + 2)  # after the heads took the group
+        assert points.values.tolist() == [50.0, 51.0, 52.0]
+        assert [seq for seq, _ in writer._log] == list(range(1, 7))
+        assert writer.heads["float"].counts[writer.catalog.ids[key]] == 18
+    async with AsyncExitStack() as stack:
+        archive = await _open(tmp_path, stack)
+        assert (await archive.read(key, T0, T0 + 2)).values.tolist() == [50.0, 51.0, 52.0]

@@ -72,8 +72,11 @@ class Head:
         """Add the points of log row ``seq``; returns the series they touched."""
         if not len(sids):
             return np.empty(0, dtype=np.int32)
-        order = np.argsort(sids, kind="stable")
-        segment = _Segment(sids[order], ts[order], values[order])
+        if bool((sids[1:] >= sids[:-1]).all()):  # as a collector's series usually come
+            segment = _Segment(sids, ts, values)
+        else:
+            order = np.argsort(sids, kind="stable")
+            segment = _Segment(sids[order], ts[order], values[order])
         touched, counts = _runs(segment.sids)
         self._grow(int(touched[-1]) + 1)
         self.oldest_seq[touched] = np.minimum(self.oldest_seq[touched], seq)

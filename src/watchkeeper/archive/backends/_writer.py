@@ -49,6 +49,7 @@ from watchkeeper.archive.abc import (
 )
 from watchkeeper.archive.backends._batch import (
     Batch,
+    Column,
     columnize,
     columnize_columns,
     decode_batch,
@@ -237,19 +238,28 @@ class Writer:
         return bool(self._unsettled)
 
     def settle(self) -> None:
-        """Add the committed batches to the heads, compacting heads that are full.
+        """Add the committed batches to the heads, all at once, compacting heads that are
+        full.
 
-        A batch leaves the queue once added: should adding fail, the next operation
-        retries it (adding points a head already has changes nothing) and fails too.
+        The batches leave the queue once added: should adding fail, the next operation
+        retries them (adding points a head already has changes nothing) and fails too.
         """
-        while self._unsettled:
-            seq, batch = self._unsettled[0]
-            full = self._apply(seq, batch)
-            self._unsettled.popleft()
-            self._compact_after_write(full)
+        if not self._unsettled:
+            return
+        batches = list(self._unsettled)
+        if len(batches) == 1:
+            full = self._apply(*batches[0])
+        else:  # one append per kind: a head's cost is mostly per append, not per point
+            full = self._apply(batches[0][0], _joined([batch for _, batch in batches]))
+            self._log.pop()
+            self._log.extend((seq, len(batch)) for seq, batch in batches)
+        self._unsettled.clear()
+        self._compact_after_write(full)
 
     def _apply(self, seq: int, batch: Batch) -> Ids:
-        """Add a durable batch to the heads; returns the series whose head is now full."""
+        """Add a durable batch to the heads as log row ``seq`` (or rows from ``seq`` on, the
+        earliest holding each of its series: a later flush keeps them all); returns the
+        series whose head is now full."""
         full = []
         for kind, (sids, ts, values) in zip(KINDS, batch.columns, strict=True):
             self.catalog.widen(sids, ts)
@@ -578,6 +588,13 @@ class _Tails:
     def forget(self, sid: int) -> None:
         if sid < len(self._n):
             self._n[sid] = -1
+
+
+def _joined(batches: Sequence[Batch]) -> Batch:
+    """The points of ``batches``, in their order, as one batch."""
+    columns = [Column(*(np.concatenate(parts) for parts in zip(*kind, strict=True)))
+               for kind in zip(*(batch.columns for batch in batches), strict=True)]
+    return Batch((), (columns[0], columns[1], columns[2]))
 
 
 def _raised(outcomes: list[int | InvalidData]) -> int:
