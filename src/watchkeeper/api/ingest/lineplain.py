@@ -11,7 +11,7 @@ the same series in the same order (a sender repeating its series every interval)
 their keys are taken whole from then; otherwise each line's series is looked up by its
 text (remembered, bounded) and only new ones are mapped, by :func:`lineprotocol.key_text`.
 Anything else, or anything a plain line cannot be, returns None: the general parser
-reads the body, and names a bad line.
+reads the body, and names a bad line (decision D41, figures in docs/performance.md).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ hand-written decoder that remembers the series key of each label set's raw bytes
 against the ``protobuf`` package (upb, with the descriptor built in code here), it is
 faster once a series is known, which is every request after the first; a request
 repeating the series of one before is read by numpy alone (``remote_shapes``; decisions
-D31 and D36, figures in docs/performance.md). Exemplars, native histograms and metadata
+D31 and D41, figures in docs/performance.md). Exemplars, native histograms and metadata
 are skipped.
 
 Everything a sender cannot fix by retrying is :class:`InvalidData` (400: Prometheus drops
