@@ -11,7 +11,11 @@ batch). Reported: the median of several runs, events per second end to end.
   as the scaled deployment runs it, each engine in its own ``watchkeeper engine``
   process (this process publishes and runs the archive writer), or all five engines
   in this one process; needs the broker of ``scripts/services`` on 127.0.0.1:5672;
-- alarms: the alarm engine's state machine alone (updates per second).
+- alarms: the alarm engine's state machine alone (updates per second);
+- with ``--state sqlite,postgres``, the local chain again with the stateful engines'
+  state there (threshold and dedup ``state``, alarms ``store``; SQLite in a temporary
+  directory, PostgreSQL in a schema of its own on ``WATCHKEEPER_TEST_PG_DSN``'s server):
+  what durable state costs against memory, in the same run.
 
 Like ``watchkeeper engine`` workers, the benchmark freezes what exists at start-up out of
 the garbage collector's scans and raises its thresholds (``runtime.engines.tune_gc``).
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import signal
 import statistics
@@ -113,9 +118,25 @@ SPECS: list[tuple[str, EngineDefinition, dict[str, Any]]] = [
 ]
 
 
-def chain(sink: MemorySink) -> list[Engine]:
-    services = Services(clock=SystemClock(), metrics=SelfMetrics(), sink=sink, lookup=lookup)
-    specs = SPECS
+PG_DSN = os.environ.get("WATCHKEEPER_TEST_PG_DSN",
+                        "host=127.0.0.1 user=postgres dbname=watchkeeper_test")
+
+
+def state_options(name: str, state: str, schema: str) -> dict[str, Any]:
+    """The options that put engine ``name``'s state in ``state`` (none for memory)."""
+    key = {"threshold": "state", "dedup": "state", "alarms": "store"}.get(name)
+    if key is None or state == "memory":
+        return {}
+    where = {"dsn": PG_DSN, "schema": schema} if state == "postgres" else {}
+    return {key: state, **where}
+
+
+def chain(sink: MemorySink, state: str = "memory", *, data_dir: Path | None = None,
+          schema: str = "") -> list[Engine]:
+    services = Services(clock=SystemClock(), metrics=SelfMetrics(), sink=sink, lookup=lookup,
+                        data_dir=data_dir)
+    specs = [(name, definition, {**options, **state_options(name, state, schema)})
+             for name, definition, options in SPECS]
     engines = []
     for index, (name, definition, options) in enumerate(specs):
         nxt = (specs[index + 1][0],) if index + 1 < len(specs) else ()
@@ -128,11 +149,12 @@ def chain(sink: MemorySink) -> list[Engine]:
     return engines
 
 
-async def run_chain(events: list[Event], bus: Bus, sink: MemorySink) -> float:
+async def run_chain(events: list[Event], bus: Bus, sink: MemorySink,
+                    engines: list[Engine] | None = None) -> float:
     """Seconds from the first publish until the archive has every point."""
     async with AsyncExitStack() as stack:
         await bus.start(stack)
-        pipeline = Pipeline(chain(sink), bus)
+        pipeline = Pipeline(engines or chain(sink), bus)
         await pipeline.start(stack)
         started = time.perf_counter()
         for start in range(0, len(events), BATCH):
@@ -225,6 +247,22 @@ async def run_framework(events: list[Event]) -> float:
         return time.perf_counter() - started
 
 
+def durable_run(events: list[Event], store: str) -> float:
+    """The local chain with its state in ``store`` (a fresh SQLite directory or schema)."""
+    schema = f"wk_bench_state_{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory() as tmp:
+        sink = MemorySink()
+        try:
+            return asyncio.run(run_chain(events, LocalBus(), sink,
+                                         chain(sink, store, data_dir=Path(tmp), schema=schema)))
+        finally:
+            if store == "postgres":
+                import psycopg
+
+                with psycopg.connect(PG_DSN, autocommit=True) as conn:
+                    conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
 def alarms_alone(events: list[Event]) -> float:
     """Seconds for the alarm book to apply ``events`` (already threshold-checked)."""
     book = AlarmBook(AlarmOptions(), MemoryStore())
@@ -254,13 +292,24 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--no-amqp", action="store_true")
     parser.add_argument("--url", default="amqp://guest:guest@127.0.0.1:5672/")
+    parser.add_argument("--state", default="",
+                        help="also run the local chain with the state in these stores"
+                             " (sqlite, postgres; comma-separated)")
     args = parser.parse_args()
 
     events = make_events(args.events)
     tune_gc()
-    local = [asyncio.run(run_chain(events, LocalBus(), MemorySink()))
-             for _ in range(args.runs)]
+    stores = [s for s in args.state.split(",") if s]
+    durable: dict[str, list[float]] = {store: [] for store in stores}
+    local: list[float] = []
+    for _ in range(args.runs):  # the state kinds interleaved, run by run
+        local.append(asyncio.run(run_chain(events, LocalBus(), MemorySink())))
+        for store in stores:
+            durable[store].append(durable_run(events, store))
     local_rate = report("local bus, 5 engines, one process", local, len(events), "events/s")
+    for store, samples in durable.items():
+        rate = report(f"  the same, state in {store}", samples, len(events), "events/s")
+        print(f"{'  memory / ' + store:<44} {local_rate / rate:>12.2f}x")
 
     framework = [asyncio.run(run_framework(events)) for _ in range(args.runs)]
     report("local bus, 5 pass-through engines", framework, len(events), "events/s")

@@ -8,7 +8,9 @@ in the middle of the stream, lets the other take its partitions over (and the ba
 it held unacknowledged), and compares every entity's final alarm state (alarm ids,
 step history, state, counters) with an uninterrupted single-process run. A second test
 puts the threshold engine (its held levels in PostgreSQL too) in front, runs two
-processes of each engine and kills one of each.
+processes of each engine and kills one of each: once with every engine's state named in
+its options, once with none named, the configuration only putting the archive in
+PostgreSQL (the engines then keep their state there by default, D41).
 """
 
 from __future__ import annotations
@@ -219,20 +221,29 @@ engines:
     assert codes == [-signal.SIGKILL, 0], [p.read_text()[-3000:] for p in logs]
 
 
-async def test_kill_9_of_a_threshold_and_an_alarms_host_mid_stream(tmp_path: Path) -> None:
-    """threshold -> alarms, two processes of each, all state in PostgreSQL; kill -9 one
-    process of each engine mid-stream: the held levels and the alarms continue on the
-    survivors, and every entity ends as in an uninterrupted run."""
+@pytest.mark.parametrize("configured", ["named", "by-the-archive"])
+async def test_kill_9_of_a_threshold_and_an_alarms_host_mid_stream(
+        tmp_path: Path, configured: str) -> None:
+    """threshold -> alarms, two processes of each, all state in PostgreSQL (named in the
+    engines' options, or only by the archive's backend); kill -9 one process of each
+    engine mid-stream: the held levels and the alarms continue on the survivors, and
+    every entity ends as in an uninterrupted run."""
     prefix = f"wkfailover.{uuid.uuid4().hex[:8]}"
     schema = f"wk_failover_{uuid.uuid4().hex[:12]}"
     events = measured()
     total = len(events)
     state = {"dsn": PG_DSN, "schema": schema}
-    alarms = {**ALARM_OPTIONS, **state, "store": "postgres", "emit": "changes",
-              "dedup_window": total}
-    levels = {"rules": [RULE], **state, "state": "postgres"}
+    alarms = {**ALARM_OPTIONS, "emit": "changes", "dedup_window": total}
+    levels: dict[str, object] = {"rules": [RULE]}
+    archive = ""
+    if configured == "named":
+        alarms |= {**state, "store": "postgres"}
+        levels |= {**state, "state": "postgres"}
+    else:  # the engines' options say nothing of their state
+        archive = f"archive: {{backend: postgres, options: {msgspec.json.encode(state).decode()}}}"
     (tmp_path / "wk.yaml").write_text(f"""\
 log_level: info
+{archive}
 bus:
   backend: amqp
   options: {{url: "{AMQP_URL}", prefix: {prefix}, prefetch: 4, max_batch_events: 2000,

@@ -174,3 +174,45 @@ def test_read_settings_from_file_and_env(tmp_path: Path) -> None:
     path.write_bytes(b"\xff\xfe")
     with pytest.raises(ConfigError, match="not UTF-8"):
         read_settings(str(path), env={})
+
+
+_STATEFUL = """\
+engines:
+  - {name: threshold, engine: threshold, next: [dedup],
+     options: {rules: [{metric: "cpu", warning: 80, critical: 90}]}}
+  - {name: dedup, engine: dedup, next: [kept]}
+  - {name: kept, engine: dedup, options: {state: memory}, next: [local]}
+  - {name: local, engine: threshold, options: {state: sqlite}, next: [named]}
+  - {name: named, engine: dedup, options: {state: postgres, schema: mine}, next: [alarms]}
+  - {name: alarms, engine: alarms, next: [enrich]}
+  - {name: enrich, engine: enrich}
+"""
+
+
+def _where(engine: Engine) -> tuple[str, str | None, str | None]:
+    options = engine.options
+    kind = getattr(options, "state", None) or options.store
+    return kind, options.dsn, options.schema
+
+
+def test_stateful_engines_keep_their_state_with_a_postgres_archive() -> None:
+    """With the archive in PostgreSQL, a stateful engine whose options name no state keeps
+    it in the archive's database and schema; one that names it keeps its choice."""
+    engines = {e.name: e for e in _engines(
+        'archive: {backend: postgres, options: {dsn: "host=db dbname=wk", schema: wk_a}}\n'
+        + _STATEFUL)}
+    shared = ("host=db dbname=wk", "wk_a")
+    assert _where(engines["threshold"]) == ("postgres", *shared)
+    assert _where(engines["dedup"]) == ("postgres", *shared)
+    assert _where(engines["alarms"]) == ("postgres", *shared)
+    assert _where(engines["kept"]) == ("memory", None, "watchkeeper")
+    assert _where(engines["local"]) == ("sqlite", None, "watchkeeper")
+    assert _where(engines["named"]) == ("postgres", "host=db dbname=wk", "mine")
+    assert not hasattr(engines["enrich"].options, "dsn")
+
+
+def test_stateful_engines_default_to_memory_with_the_embedded_archive() -> None:
+    engines = {e.name: e for e in _engines(_STATEFUL.replace(
+        "{state: postgres, schema: mine}", "{state: sqlite}"))}
+    for name in ("threshold", "dedup", "alarms", "kept"):
+        assert _where(engines[name]) == ("memory", None, "watchkeeper")
