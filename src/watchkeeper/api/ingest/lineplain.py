@@ -38,6 +38,7 @@ _POWERS: Final = 10.0 ** np.arange(_MAX_WIDTH + 1)  # exact up to 10**22
 _POWERS_INT: Final = 10 ** np.arange(19, dtype=np.int64)
 _TOKEN_PREFIX: Final = b"line-protocol:"
 _INTEGER: Final = re.compile(rb"-?[0-9]{1,19}")
+_LINE: Final = np.frombuffer(b"  \n", dtype=np.uint8)  # a line's separators, in order
 NEWLINE, SPACE, EQUALS, HASH, MINUS, PLUS = (ord(c) for c in "\n =#-+")
 
 Positions = npt.NDArray[np.intp]
@@ -141,14 +142,12 @@ def _lines(data: bytes) -> tuple[Positions, Positions, Positions, Positions] | N
     (A second field, an ``=`` or a comma in the value, fails the value's parse; a comma in
     the key, :meth:`PlainReader._keys_of`.)"""
     octets = np.frombuffer(data, dtype=np.uint8)
-    ends = np.flatnonzero(octets == NEWLINE)
-    spaces = np.flatnonzero(octets == SPACE)
-    if len(spaces) != 2 * len(ends):
-        return None
+    separators = np.flatnonzero(octets <= SPACE)  # one scan for both (and control bytes)
+    if len(separators) % 3 or not (octets[separators].reshape(-1, 3) == _LINE).all():
+        return None  # not space, space, newline on every line
+    first, second, ends = separators[0::3], separators[1::3], separators[2::3]
     starts = np.concatenate(([0], ends[:-1] + 1))
-    first, second = spaces[0::2], spaces[1::2]
-    # with two spaces per line in all, each line holds its own two
-    if not ((first > starts).all() and (second < ends).all()):
+    if not (first > starts).all():
         return None
     equals = np.flatnonzero(octets == EQUALS)
     at = np.searchsorted(equals, first)
