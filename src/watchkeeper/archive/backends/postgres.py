@@ -326,6 +326,12 @@ class PostgresArchive(Archive):
             if len(own) >= VIEW_FROM and self._views.version(shard) == version:  # still own
                 view = self._views.view(shard, kind, own)
             ts, values = overlay(ts, values, *series_points(kind, sid, logged, view, own))
+            if sum(blob is None for _, blob in logged) < len(own):
+                # Held rows this statement did not see were compacted by another instance
+                # (each was held before it began): let them go now, not at the next look.
+                seen = {seq for seq, _ in logged}
+                if gone := [seq for seq in own if seq not in seen]:
+                    self._forget(shard, gone)
             return to_points(kind, ts, values, start, end, unit=self._catalog.unit(sid))
 
     @contextmanager
@@ -552,8 +558,8 @@ class PostgresArchive(Archive):
         # The decoding and encoding run in a thread: reads keep being answered meanwhile.
         grouped = await asyncio.to_thread(_grouped, logged, own, self._reads_first)
         old = await self._old_chunks(conn, [g for _, g in grouped])
-        deleted, inserted = await asyncio.to_thread(_flushed, grouped, old,
-                                                    self._opts.chunk_points, self._reads_first)
+        deleted, inserted = await asyncio.to_thread(
+            _flushed, grouped, old, self._opts.chunk_points, self._reads_first)
         await self._store.replace_chunks(conn, deleted, inserted)
         self._rewritten += len(deleted)
         await self._store.widen_ranges(conn, _ranges([g for _, g in grouped]))
