@@ -10,7 +10,7 @@ step history, state, counters) with an uninterrupted single-process run. A secon
 puts the threshold engine (its held levels in PostgreSQL too) in front, runs two
 processes of each engine and kills one of each: once with every engine's state named in
 its options, once with none named, the configuration only putting the archive in
-PostgreSQL (the engines then keep their state there by default, D41).
+PostgreSQL (the engines then keep their state there by default, D45).
 """
 
 from __future__ import annotations

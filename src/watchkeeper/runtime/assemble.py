@@ -187,7 +187,7 @@ dedup, any engine on ``pipeline.state``), ``store`` (alarms)."""
 
 def shared_state(settings: Settings, locator: Locator) -> dict[str, Any]:
     """Where stateful engines keep their state when their options do not say (decision
-    D41): with the archive in PostgreSQL, in its database and schema (``dsn``,
+    D45): with the archive in PostgreSQL, in its database and schema (``dsn``,
     ``schema``), so that a deployment on several hosts fails over with the state of an
     uninterrupted run without asking for it; otherwise nowhere (memory, the engines'
     own default: 3.2x faster than SQLite on the local chain)."""
