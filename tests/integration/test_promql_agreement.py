@@ -1,7 +1,9 @@
 """PromQL agreement with the real Prometheus (issue 13, "Verified against the real programs").
 
 Debian's ``prometheus`` scrapes Debian's ``prometheus-node-exporter`` and itself every 2 s
-and remote-writes everything into a real ``watchkeeper serve``, keeping its own TSDB. Then
+and remote-writes everything into a real ``watchkeeper serve``, keeping its own TSDB; a
+second node exporter (job ``gone``) is stopped in the middle of the range, so Prometheus
+writes stale markers for its series (staleness must agree too). Then
 every query of ``tests/data/promql/corpus.promql`` is run against both query APIs over the
 same range and step (and as an instant query at the range's end): the answers must carry
 the same series with the same labels, the same timestamps, and values equal within 1e-9
@@ -23,7 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,6 +97,7 @@ class Stack:
     prom_self: str
     start: float
     end: float
+    gone: str  # the exporter stopped in the middle of the range
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +116,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     wk_port, node_port, prom_port = free_port(), free_port(), free_port()
     wk = f"http://127.0.0.1:{wk_port}"
     node = f"127.0.0.1:{node_port}"
+    gone = f"127.0.0.1:{free_port()}"
     prom_self = f"127.0.0.1:{prom_port}"
     (tmp / "prometheus.yml").write_text(f"""
 global: {{scrape_interval: {SCRAPE_SECONDS}s, evaluation_interval: 1m}}
@@ -121,13 +125,22 @@ scrape_configs:
     static_configs: [{{targets: ['{node}']}}]
   - job_name: prometheus
     static_configs: [{{targets: ['{prom_self}']}}]
+  - job_name: gone
+    static_configs: [{{targets: ['{gone}']}}]
 remote_write:
   - url: {wk}/prometheus/api/v1/write
     authorization: {{credentials: '{token}'}}
     queue_config: {{batch_send_deadline: 1s, min_backoff: 100ms, max_backoff: 1s}}
 """)
-    with running([*WATCHKEEPER, "serve", "--config", str(tmp / "wk.yaml"), "--listen",
-                  f"127.0.0.1:{wk_port}", "--data-dir", str(data)], REPO), \
+    # a second exporter, stopped in the middle of the range: Prometheus then writes stale
+    # markers for its series, which remote write stores and both engines must honour
+    vanishing = ExitStack()
+    vanishing.enter_context(running([NODE_EXPORTER, f"--web.listen-address={gone}",
+                                     "--collector.disable-defaults", "--collector.loadavg",
+                                     "--collector.time"], tmp))
+    with vanishing, running([*WATCHKEEPER, "serve", "--config", str(tmp / "wk.yaml"),
+                             "--listen", f"127.0.0.1:{wk_port}", "--data-dir", str(data)],
+                            REPO), \
             running([NODE_EXPORTER, f"--web.listen-address={node}",
                      "--collector.disable-defaults", "--collector.cpu", "--collector.loadavg",
                      "--collector.meminfo", "--collector.stat", "--collector.uname",
@@ -142,10 +155,12 @@ remote_write:
         wait_for(lambda: httpx.get(f"{prom}/-/ready", timeout=2).status_code == 200, 60,
                  "prometheus")
         began = time.time()
-        time.sleep(COLLECT_SECONDS)
+        time.sleep(COLLECT_SECONDS - 12 - RANGE_SECONDS / 2)
+        vanishing.close()
+        time.sleep(12 + RANGE_SECONDS / 2)
         end = float(int(time.time()) - 12)  # what remote write has surely delivered
         time.sleep(3)
-        yield Stack(prom, wk, token, node, prom_self, end - RANGE_SECONDS, end)
+        yield Stack(prom, wk, token, node, prom_self, end - RANGE_SECONDS, end, gone)
         assert began < end - RANGE_SECONDS
 
 
@@ -158,7 +173,8 @@ def corpus(stack: Stack) -> list[tuple[str, bool]]:
             continue
         instant = text.startswith("instant:")
         text = text.removeprefix("instant:").strip()
-        text = (text.replace("$node", stack.node).replace("$prom", stack.prom_self)
+        text = (text.replace("$node", stack.node).replace("$gone", stack.gone)
+                .replace("$prom", stack.prom_self)
                 .replace("$__rate_interval", "10s")
                 .replace("$at", f"{stack.start + RANGE_SECONDS / 2:.3f}"))
         out.append((text, instant))
@@ -237,6 +253,20 @@ def test_the_corpus_agrees_with_prometheus(stack: Stack) -> None:
                 disagree.append(f"{path} {query}: {why}")
     print(f"\nPromQL corpus: {total - len(disagree)} of {total} agree with Prometheus")
     assert not disagree, "\n".join(disagree)
+
+
+def test_the_stopped_exporter_ended_by_stale_markers(stack: Stack) -> None:
+    """Section 3 of the corpus means something: the stopped exporter's series are gone
+    from both engines at the range's end, well inside the 5-minute lookback (only its
+    stale markers end them there), and were there at the start."""
+    for base, path, token in ((stack.prometheus, "/api/v1/query", None),
+                              (stack.watchkeeper, "/prometheus/api/v1/query", stack.token)):
+        at_start = ask(base, path, {"query": 'node_load1{job="gone"}',
+                                    "time": f"{stack.start:.3f}"}, token)
+        at_end = ask(base, path, {"query": 'node_load1{job="gone"}',
+                                  "time": f"{stack.end:.3f}"}, token)
+        assert len(at_start["data"]["result"]) == 1, (base, at_start)
+        assert at_end["data"]["result"] == [], (base, at_end)
 
 
 def test_grafana_request_sequence(stack: Stack) -> None:

@@ -27,6 +27,10 @@ from watchkeeper.model.measurement import SeriesKey
 FALLBACK = "prometheus"
 """Subject and plugin of a series whose labels carry no usable ``instance``/``job``."""
 NAME_LABEL = "__name__"
+STALE_BITS = 0x7FF0000000000002
+"""The bits of Prometheus' stale marker, the NaN it writes when a series disappears. It is
+stored as sent (decision D42): PromQL ends the series at it, ``/federate`` leaves the
+series out, a native read shows it as a NaN point."""
 
 _WK_NAME = re.compile(r"^[A-Za-z0-9_.:@-]+$")
 _PROM_LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from tests.unit.ingest.conftest import Served
 from watchkeeper.api.ingest.federate import exposition, parse_selector
+from watchkeeper.archive import Columns
 from watchkeeper.errors import InvalidData
-from watchkeeper.model import Measurement, SeriesKey
+from watchkeeper.model import Measurement, SeriesKey, promlabels
 
 
 def test_selectors_match_like_prometheus() -> None:
@@ -62,3 +64,20 @@ async def test_federate_answers_latest_recent_points(served: Served) -> None:
                                  headers={"Authorization": f"Bearer {served.reader}"})
     assert read.status_code == 200
     assert read.text.startswith("# TYPE up")
+
+
+async def test_federate_leaves_out_a_series_ended_by_a_stale_marker(served: Served) -> None:
+    """A series whose latest point is Prometheus' stale marker has ended: not federated
+    (as by Prometheus); a plain NaN still is."""
+    now = served.archive.clock.time()
+    stale = float(np.array([promlabels.STALE_BITS], dtype=np.uint64).view(np.float64)[0])
+    series = ["h1:9100/node/node_load1", "h2:9100/node/node_load1"]
+    await served.archive.write_columns(Columns(
+        series=series, index=np.array([0, 0, 1], np.int32),
+        ts=np.array([now - 30, now - 15, now - 15]), values=np.array([1.0, stale, math.nan])))
+    response = await served.http.get("/federate", params={"match[]": "node_load1"},
+                                     headers={"Authorization": f"Bearer {served.reader}"})
+    assert response.status_code == 200
+    assert 'instance="h2:9100"' in response.text
+    assert " NaN " in response.text
+    assert 'instance="h1:9100"' not in response.text

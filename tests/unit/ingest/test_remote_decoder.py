@@ -6,6 +6,7 @@ import math
 import struct
 
 import cramjam
+import numpy as np
 import pytest
 
 from watchkeeper.api.ingest.remote_write import Decoder, decode, write_request_class
@@ -108,11 +109,13 @@ def test_the_usual_layout_reads_as_the_general_one() -> None:
     for _ in range(2):
         columns = decoder.decode(body)
         assert list(columns.series) == ["prometheus/prometheus/a", "prometheus/prometheus/b",
+                                        "prometheus/prometheus/c",
                                         f'prometheus/prometheus/d{{long="{long_value}"}}']
-        assert columns.ts.tolist() == [1_700_000_000.0] * 3
+        assert columns.ts.tolist() == [1_700_000_000.0] * 4
         assert columns.values[0] == 1.5
-        assert math.isnan(columns.values[1])
-        assert columns.values[2] == -2.0
+        assert columns.values.view(np.uint64)[1:3].tolist() == [0x7FF8000000000000,
+                                                                0x7FF0000000000002]
+        assert columns.values[3] == -2.0
 
 
 @pytest.mark.parametrize("body", [

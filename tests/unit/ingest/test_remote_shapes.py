@@ -79,14 +79,18 @@ def test_values_of_zero_which_protobuf_leaves_out() -> None:
     assert columns.values.tolist() == [4.0, 0.0, 0.0, 5.0, 6.0]
 
 
-def test_stale_markers_leave_their_series_out_and_the_token_with_them() -> None:
+def test_stale_markers_are_kept_bit_for_bit_by_the_shape() -> None:
+    """A stale marker is a value like another: the request keeps its shape (and token),
+    and the marker's NaN bits reach the archive intact (PromQL tells it from NaN)."""
     decoder = Decoder()
-    decoder.decode(request(SERIES, [1.0] * 5))
-    body = request(SERIES, [1.0, STALE, 3.0, STALE, 5.0])
+    first = decoder.decode(request(SERIES, [1.0] * 5))
+    body = request(SERIES, [1.0, STALE, 3.0, math.nan, 5.0])
     columns = decoder.decode(body)
     assert same(columns, fresh(body))
-    assert [text.split("/")[2] for text in columns.series] == ["m0", "m2", "m4"]
-    assert columns.series_token is None  # the list is not the shape's
+    assert [text.split("/")[2] for text in columns.series] == ["m0", "m1", "m2", "m3", "m4"]
+    assert columns.series_token == first.series_token
+    assert columns.values.view(np.uint64)[[1, 3]].tolist() == [0x7FF0000000000002,
+                                                               0x7FF8000000000000]
 
 
 @pytest.mark.parametrize("other", [

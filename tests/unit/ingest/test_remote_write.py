@@ -6,6 +6,7 @@ import math
 import struct
 
 import cramjam
+import numpy as np
 import pytest
 
 from tests.unit.ingest.conftest import Served
@@ -39,14 +40,16 @@ async def post(served: Served, body: bytes, key: str | None = None) -> int:
 
 
 async def test_samples_are_stored_under_the_mapping(served: Served) -> None:
-    """A write answers 204 once stored; NaN is stored, the stale marker skipped."""
+    """A write answers 204 once stored; NaN is stored, and the stale marker too, its bits
+    intact (a native read shows it as a NaN point; PromQL ends the series there)."""
     body = payload((NODE, [(T0, 0.5), (T0 + 15_000, math.nan), (T0 + 30_000, STALE)]),
                    ([("__name__", "up"), ("zone", "a")], [(T0, 1.0)]))
     assert await post(served, body) == 204
     points = await served.archive.read(SeriesKey.parse("h1:9100/node/node_load1"), 0, 2e9)
-    assert points.ts.tolist() == [T0 / 1000, T0 / 1000 + 15]
+    assert points.ts.tolist() == [T0 / 1000, T0 / 1000 + 15, T0 / 1000 + 30]
     assert points.values[0] == 0.5
-    assert math.isnan(points.values[1])
+    assert np.asarray(points.values).view(np.uint64)[1:].tolist() == [0x7FF8000000000000,
+                                                                     0x7FF0000000000002]
     up = await served.archive.read(SeriesKey.parse('prometheus/prometheus/up{zone="a"}'), 0, 2e9)
     assert up.values.tolist() == [1.0]
 

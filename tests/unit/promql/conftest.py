@@ -18,15 +18,20 @@ from watchkeeper.clock import FakeClock
 from watchkeeper.model import promlabels
 from watchkeeper.telemetry import SelfMetrics
 
+STALE = float(np.array([promlabels.STALE_BITS], dtype=np.uint64).view(np.float64)[0])
 Loader = Callable[[float, dict[str, str]], Awaitable[Engine]]
 _SERIES = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?$')
 _PAIR = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"([^"]*)"\s*,?')
 
 
 def expand(text: str) -> list[float | None]:
-    """promqltest's values: ``1+2x3`` is 1 3 5 7, ``_`` is no sample, ``_x3`` three."""
+    """promqltest's values: ``1+2x3`` is 1 3 5 7, ``_`` is no sample, ``_x3`` three,
+    ``stale`` Prometheus' stale marker."""
     out: list[float | None] = []
     for item in text.split():
+        if item == "stale":
+            out.append(STALE)
+            continue
         found = re.fullmatch(r"(-?[0-9.e]+|NaN|_)(?:([+-][0-9.e]+)?x([0-9]+))?", item)
         assert found, item
         start, delta, times = found.groups()

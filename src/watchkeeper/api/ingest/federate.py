@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 import re
+import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
 from watchkeeper.errors import InvalidData
+from watchkeeper.model import promlabels
 
 _NAME: Final = re.compile(r"\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*")
 _MATCHER: Final = re.compile(
@@ -84,6 +86,13 @@ def parse_selector(text: str) -> Selector:
         raise InvalidData("a selector needs a matcher that does not match the empty string",
                           field="match[]", value=text)
     return Selector(tuple(matchers))
+
+
+def is_stale(value: float) -> bool:
+    """Whether ``value`` is Prometheus' stale marker: a series whose latest point is one
+    has ended, and is not federated (as Prometheus' own ``/federate`` leaves it out)."""
+    bits: int = struct.unpack("<Q", struct.pack("<d", value))[0]
+    return bits == promlabels.STALE_BITS
 
 
 def exposition(samples: Iterable[tuple[Mapping[str, str], float, float]]) -> str:

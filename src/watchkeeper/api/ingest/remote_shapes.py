@@ -27,8 +27,6 @@ import numpy.typing as npt
 
 from watchkeeper.archive import Columns
 
-STALE_BITS: Final = np.uint64(0x7FF0000000000002)
-"""Prometheus' stale marker (a NaN): skipped, the series went away."""
 STAMP_BYTES: Final = 6  # a millisecond timestamp from 1971 to 2109 is a 6-byte varint
 _TAG: Final = np.uint64(0x10)  # the Sample's timestamp field, just before the varint
 _CONTINUED: Final = np.uint64(0x808080808080)  # the varint's continuation bits, 6 bytes
@@ -128,11 +126,7 @@ def read_samples(buf: bytes | bytearray, offsets: Offsets
 
 def columns(series: list[str], values: npt.NDArray[np.float64], stamps: npt.NDArray[np.int64],
             *, token: bytes | None) -> Columns:
-    """One sample per series, stale markers left out (and then no token: the list differs)."""
-    kept = np.flatnonzero(values.view(np.uint64) != STALE_BITS)
-    if len(kept) < len(series):
-        series, values, stamps, token = [series[i] for i in kept.tolist()], values[kept], \
-            stamps[kept], None
+    """One sample per series (a stale marker kept as any value, its NaN bits intact)."""
     return Columns(series=series, index=np.arange(len(series), dtype=np.int32),
                    ts=stamps / 1000.0, values=values, series_token=token)
 

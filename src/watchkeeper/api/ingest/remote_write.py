@@ -10,9 +10,10 @@ are skipped.
 
 Everything a sender cannot fix by retrying is :class:`InvalidData` (400: Prometheus drops
 the batch): a corrupt block, a truncated or malformed message, labels out of order or
-duplicated, a series without ``__name__``. Stale markers (the NaN with bits
-``0x7ff0000000000002`` Prometheus writes when a series disappears) are skipped; any other
-NaN is stored.
+duplicated, a series without ``__name__``. NaN is stored as sent, bits and all, so a stale
+marker (the NaN with bits ``0x7ff0000000000002`` Prometheus writes when a series
+disappears) is kept and ends the series for PromQL as in Prometheus (decision D42,
+:data:`watchkeeper.model.promlabels.STALE_BITS`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from watchkeeper.archive import Columns
 from watchkeeper.errors import InvalidData
 from watchkeeper.model import promlabels
 
-STALE_NAN: Final = struct.pack("<Q", 0x7FF0000000000002)
 MAX_UNCOMPRESSED: Final = 256 * 1024 * 1024
 
 
@@ -269,8 +269,7 @@ def _skip(buf: bytes, pos: int, key: int, end: int) -> int:
 
 def _timeseries(buf: bytes, pos: int, stop: int, stamps: dict[bytes, int]
                 ) -> tuple[bytes, list[tuple[int, float]]]:
-    """The raw bytes of a TimeSeries' labels (their identity) and its samples, stale
-    markers left out."""
+    """The raw bytes of a TimeSeries' labels (their identity) and its samples."""
     first = last = -1
     pieces: list[bytes] = []
     samples: list[tuple[int, float]] = []
@@ -293,10 +292,8 @@ def _timeseries(buf: bytes, pos: int, stop: int, stamps: dict[bytes, int]
             last = pos
         elif key == 0x12:  # Sample
             size, pos = _varint(buf, pos)
-            sample = _sample(buf, pos, pos + size, stamps)
+            samples.append(_sample(buf, pos, pos + size, stamps))
             pos += size
-            if sample is not None:
-                samples.append(sample)
         else:  # exemplars, native histograms: not read
             pos = _skip(buf, pos, key, stop)
     if pos != stop:
@@ -305,8 +302,7 @@ def _timeseries(buf: bytes, pos: int, stop: int, stamps: dict[bytes, int]
     return (b"".join([*pieces, raw]) if pieces else raw), samples
 
 
-def _sample(buf: bytes, pos: int, stop: int, stamps: dict[bytes, int]
-            ) -> tuple[int, float] | None:
+def _sample(buf: bytes, pos: int, stop: int, stamps: dict[bytes, int]) -> tuple[int, float]:
     if stop - pos > 10 and buf[pos] == 0x09 and buf[pos + 9] == 0x10:  # the usual layout
         raw = buf[pos + 1:pos + 9]
         varint = buf[pos + 10:stop]
@@ -316,19 +312,16 @@ def _sample(buf: bytes, pos: int, stop: int, stamps: dict[bytes, int]
             if end != stop or stamp >= 1 << 63:
                 return _sample_fields(buf, pos, stop)
             stamps[varint] = stamp
-        return None if raw == STALE_NAN else (stamp, struct.unpack("<d", raw)[0])
+        return stamp, struct.unpack("<d", raw)[0]
     return _sample_fields(buf, pos, stop)
 
 
-def _sample_fields(buf: bytes, pos: int, stop: int) -> tuple[int, float] | None:
+def _sample_fields(buf: bytes, pos: int, stop: int) -> tuple[int, float]:
     value, stamp = 0.0, 0
     while pos < stop:
         key, pos = _varint(buf, pos)
         if key == 0x09:
-            raw = buf[pos:pos + 8]
-            if raw == STALE_NAN:
-                return None  # Prometheus' stale marker: the series went away
-            (value,) = struct.unpack("<d", raw)
+            (value,) = struct.unpack("<d", buf[pos:pos + 8])
             pos += 8
         elif key == 0x10:
             stamp, pos = _varint(buf, pos)

@@ -110,7 +110,7 @@ class IngestApi:
             if not any(s.matches(labels) for s in selectors):
                 continue
             points = await self._archive.read(meta.key, now - LOOKBACK, now)
-            if len(points):
+            if len(points) and not federate.is_stale(float(points.values[-1])):
                 samples.append((labels, float(points.ts[-1]), float(points.values[-1])))
         return Response(federate.exposition(samples),
                         media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -29,6 +29,7 @@ from watchkeeper.archive.abc import Archive
 from watchkeeper.archive.promql import aggregate, binary, functions, ranges
 from watchkeeper.archive.promql.values import (
     NAME,
+    STALE_BITS,
     Floats,
     Ints,
     Labels,
@@ -308,9 +309,10 @@ class Engine:
         w = await _offload(len(samples) * len(ref),
                            functools.partial(ranges.windows, samples, ref, LOOKBACK_MS))
         n = len(ref)
-        present = (w.hi > w.lo).reshape(w.series, n)
         last = np.maximum(w.hi - 1, 0)
         values = w.values[last].reshape(w.series, n) if len(w.values) else np.zeros((0, n))
+        # a series whose latest sample is a stale marker has ended (Prometheus' staleness)
+        present = (w.hi > w.lo).reshape(w.series, n) & (values.view(np.uint64) != STALE_BITS)
         stamps = w.ts[last].reshape(w.series, n) if len(w.ts) else np.zeros((0, n), np.int64)
         out = [Series(samples.labels[i], values[i], present[i], stamps[i])
                for i in np.flatnonzero(present.any(axis=1)).tolist()]
@@ -322,7 +324,7 @@ class Engine:
         ref = self._ref(vs.at, _attr(vs, "offset"), ctx)
         range_ms = _duration_ms(_attr(ms, "range"))
         samples = await self._fetch(vs, int(ref.min()) - range_ms, int(ref.max()), ctx)
-        return RangeArg(samples, range_ms, ref, _matchers(vs))
+        return RangeArg(samples.fresh(), range_ms, ref, _matchers(vs))
 
     async def _subquery(self, sq: Any, ctx: _Context) -> RangeArg:
         ref = self._ref(sq.at, _attr(sq, "offset"), ctx)

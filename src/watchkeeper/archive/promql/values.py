@@ -19,6 +19,9 @@ import numpy as np
 import numpy.typing as npt
 
 from watchkeeper.errors import QueryError
+from watchkeeper.model.promlabels import STALE_BITS as _STALE
+
+STALE_BITS: Final = np.uint64(_STALE)
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
@@ -95,6 +98,21 @@ class Samples:
         return cls([labels for p in parts for labels in p.labels],
                    np.concatenate([p.ts for p in parts]),
                    np.concatenate([p.values for p in parts]), bounds.astype(np.int64), bare)
+
+
+    def fresh(self) -> Samples:
+        """These samples without Prometheus' stale markers (a range function never sees
+        one), and without the series left with none."""
+        stale = self.values.view(np.uint64) == STALE_BITS
+        if not stale.any():
+            return self
+        kept = np.concatenate(([0], np.cumsum(~stale)))[self.bounds]
+        has = (np.diff(kept) > 0).tolist()
+        bounds = kept[np.append(has, True)]
+        return Samples([labels for labels, ok in zip(self.labels, has, strict=True) if ok],
+                       self.ts[~stale], self.values[~stale], bounds.astype(np.int64),
+                       None if self.bare is None
+                       else [b for b, ok in zip(self.bare, has, strict=True) if ok])
 
 
 @dataclass
