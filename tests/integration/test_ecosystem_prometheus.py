@@ -3,7 +3,9 @@
 Prometheus scrapes the node exporter and remote-writes to watchkeeper (Bearer token):
 the same node_* series with the same labels land in watchkeeper. The same Prometheus
 scrapes watchkeeper's /federate and gets what watchkeeper holds. watchkeeper's own
-prometheus collector scrapes the same exporter and reads what Prometheus read.
+prometheus collector scrapes the same exporter and reads what Prometheus read. The metric
+metadata Prometheus sends (sent by default by Debian's 2.42; every second here, a minute by
+default) is what watchkeeper's /metadata answers.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from tests.integration.ecosystem_servers import (
     prometheus,
     wait_for,
 )
+from watchkeeper.api.ingest import METADATA_FILE
 from watchkeeper.collect.builtin.prometheus import PrometheusCollector, PrometheusOptions
 from watchkeeper.collect.testing import poll_once
 from watchkeeper.model import Device, SeriesKey, Status
@@ -42,6 +45,7 @@ remote_write:
   - url: {wk}/prometheus/api/v1/write
     authorization: {{credentials: {token}}}
     queue_config: {{batch_send_deadline: 1s, min_backoff: 100ms, max_backoff: 1s}}
+    metadata_config: {{send_interval: 1s}}
     write_relabel_configs:
       - {{source_labels: [job], regex: node, action: keep}}
 """
@@ -75,6 +79,26 @@ def test_remote_write_lands_the_same_series(stack: tuple[Watchkeeper, str, str])
     (ts, value), *_ = reversed(wk.points(load))
     (answer,) = prom_query(prom, f'node_load1{{instance="{node}"}}', at=ts)
     assert float(answer["value"][1]) == value  # type: ignore[index]
+
+
+def test_metadata_is_what_prometheus_scraped(stack: tuple[Watchkeeper, str, str]) -> None:
+    """Type, help and unit of the exporter's families, as Prometheus' own /metadata has
+    them, answered by watchkeeper's from what remote write sent, and kept on disk."""
+    wk, _, prom = stack
+    auth = {"Authorization": f"Bearer {wk.token}"}
+
+    def ours(metric: str) -> object:
+        return httpx.get(f"{wk.url}/prometheus/api/v1/metadata", params={"metric": metric},
+                         headers=auth, timeout=10).json()["data"].get(metric)
+
+    for metric in ("node_cpu_seconds_total", "node_load1", "go_gc_duration_seconds"):
+        wait_for(lambda metric=metric: ours(metric) not in (None, [  # type: ignore[misc]
+            {"type": "unknown", "help": "", "unit": ""}]), 30, f"the metadata of {metric}")
+        theirs = httpx.get(f"{prom}/api/v1/metadata", params={"metric": metric},
+                           timeout=10).json()["data"][metric]
+        assert ours(metric) == theirs[:1]
+        assert theirs[0]["type"] in ("counter", "gauge", "summary")
+    assert "node_load1" in (wk.data / METADATA_FILE).read_text()
 
 
 def test_prometheus_scrapes_federate(stack: tuple[Watchkeeper, str, str]) -> None:

@@ -18,7 +18,7 @@ from watchkeeper.api.console import console_routes
 from watchkeeper.api.errors import HANDLERS, ContainErrors, scrub_paths
 from watchkeeper.api.esmond import EsmondApi
 from watchkeeper.api.ingest import PATHS as INGEST_PATHS
-from watchkeeper.api.ingest import IngestApi
+from watchkeeper.api.ingest import IngestApi, MetadataStore
 from watchkeeper.api.inventory import InventoryApi
 from watchkeeper.api.limits import BodyLimit
 from watchkeeper.api.metrics import RequestMetrics
@@ -63,6 +63,7 @@ def create_app(
     public_reads: bool = True,
     health: Callable[[], Sequence[str]] | None = None,
     promql_limits: Limits | None = None,
+    metric_metadata: MetadataStore | None = None,
 ) -> Starlette:
     """The REST application. The runtime owns the archive's lifecycle, not the app.
 
@@ -70,8 +71,9 @@ def create_app(
     esmond and native archive routes need ``Authorization: Token <key>`` to write (and to
     read unless ``public_reads``, see :mod:`.auth`), and ``/api/v1/tokens`` manages that
     store with an admin token; without, the routes are open and there are no token
-    routes. ``health`` says why watchkeeper is degraded (nothing: ok). Every request is counted in
-    ``metrics`` by route template and status class (:mod:`.metrics`).
+    routes. ``health`` says why watchkeeper is degraded (nothing: ok). ``metric_metadata``
+    keeps the metric metadata remote write sends (by default in memory only). Every
+    request is counted in ``metrics`` by route template and status class (:mod:`.metrics`).
     """
 
     @operation("watchkeeper's own Prometheus metrics", "public", errors=(),
@@ -90,9 +92,11 @@ def create_app(
             document.update(openapi.build(request.app.routes, ELSEWHERE))
         return JSONResponse(document)
 
+    families = metric_metadata if metric_metadata is not None else MetadataStore()
     routes: list[BaseRoute] = [*NativeApi(archive, degraded=health).routes(),
-                               *IngestApi(archive).routes(),
-                               *PrometheusQueryApi(archive, limits=promql_limits).routes(),
+                               *IngestApi(archive, metadata=families).routes(),
+                               *PrometheusQueryApi(archive, limits=promql_limits,
+                                                   metadata=families).routes(),
                                Route("/metrics", exposition, methods=["GET"]),
                                Route(openapi.PATH, describe, methods=["GET"])]
     if inventory is not None:

@@ -19,11 +19,13 @@ from urllib.parse import parse_qsl
 import msgspec
 import numpy as np
 import promql_parser as pp
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from watchkeeper._version import __version__
+from watchkeeper.api.ingest.metadata import MetadataStore, MetricMetadata, covering
 from watchkeeper.api.openapi import Param, operation
 from watchkeeper.archive import Archive
 from watchkeeper.archive.promql import (
@@ -68,9 +70,11 @@ class PrometheusQueryApi:
     of an instant query sent without one."""
 
     def __init__(self, archive: Archive, *, limits: Limits | None = None,
-                 now: Callable[[], float] | None = None) -> None:
+                 now: Callable[[], float] | None = None,
+                 metadata: MetadataStore | None = None) -> None:
         self.engine = Engine(archive, limits=limits)
         self._now = now or archive.clock.time
+        self._metadata = metadata if metadata is not None else MetadataStore()
 
     def routes(self) -> Sequence[Route]:
         both = ["GET", "POST"]
@@ -152,23 +156,30 @@ class PrometheusQueryApi:
             return sorted(values)
         return await _answer(request, run)
 
-    @operation("metric metadata (Prometheus' API): every metric, type unknown", "read",
+    @operation("metric metadata (Prometheus' API): type, help and unit by metric family, as "
+               "remote write sent them; other metrics held, type unknown", "read",
                params=(Param("metric"), Param("limit", type="integer")), errors=(400, 401))
     async def metadata(self, request: Request) -> Response:
         async def run(form: dict[str, list[str]]) -> Any:
             wanted = _one(form, "metric")
             limit = _one(form, "limit")
-            names = sorted({labels["__name__"] for labels in await self._matching(form, [])})
-            if wanted:
-                names = [n for n in names if n == wanted]
+            count = -1
             if limit:
                 try:
                     count = int(limit)
                 except ValueError:
                     raise BadQuery(f'invalid parameter "limit": {limit}') from None
-                if count >= 0:
-                    names = names[:count]
-            return {n: [{"type": "unknown", "help": "", "unit": ""}] for n in names}
+            families = await run_in_threadpool(self._metadata.families)
+            unknown = MetricMetadata("unknown", "", "")
+            found: dict[str, MetricMetadata] = dict(families)
+            for labels in await self._matching(form, []):  # held but never described
+                name = labels["__name__"]
+                if covering(name, families) is None:
+                    found.setdefault(name, unknown)
+            names = sorted(found) if not wanted else [wanted] if wanted in found else []
+            if count >= 0:
+                names = names[:count]
+            return {n: [msgspec.structs.asdict(found[n])] for n in names}
         return await _answer(request, run)
 
     @operation("build information (Prometheus' API; Grafana reads the version)", "read",

@@ -89,6 +89,11 @@ def to_labels(key: SeriesKey) -> dict[str, str]:
     return out
 
 
+def is_metric_name(name: str) -> bool:
+    """Whether ``name`` is a valid Prometheus metric name (``[a-zA-Z_:][a-zA-Z0-9_:]*``)."""
+    return bool(name) and not name[0].isdigit() and not _NOT_METRIC_CHAR.search(name)
+
+
 @functools.lru_cache(maxsize=65_536)
 def sanitize(metric: str) -> str:
     """A Prometheus metric name: each character outside ``[a-zA-Z0-9_:]`` becomes ``_``,

@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute
 
 from watchkeeper.api import create_app
 from watchkeeper.api.alarms import alarm_routes, event_routes
+from watchkeeper.api.ingest import METADATA_FILE, MetadataStore
 from watchkeeper.api.jobs import JobsApi
 from watchkeeper.archive.promql import Limits
 from watchkeeper.clock import Clock, SystemClock
@@ -163,7 +164,9 @@ async def run(
                          promql_limits=Limits(max_series=settings.server.promql.max_series,
                                               max_samples=settings.server.promql.max_samples,
                                               timeout=settings.server.promql.timeout),
-                         health=_poller_health(scheduler) if role == "up" else None)
+                         health=_poller_health(scheduler) if role == "up" else None,
+                         metric_metadata=MetadataStore(Path(settings.data_dir)
+                                                       / METADATA_FILE))
         # A bounded graceful stop: requests still running after it are cut (Ctrl-C under
         # any load ends within seconds, not when the last writer gives up).
         config = uvicorn.Config(app, log_level=_uvicorn_level(settings.log_level),

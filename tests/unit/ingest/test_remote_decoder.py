@@ -9,6 +9,7 @@ import cramjam
 import numpy as np
 import pytest
 
+from watchkeeper.api.ingest.metadata import MetricMetadata
 from watchkeeper.api.ingest.remote_write import Decoder, decode, write_request_class
 from watchkeeper.errors import InvalidData
 
@@ -51,17 +52,20 @@ def test_agrees_with_protobuf() -> None:
 
 
 def test_unknown_fields_interleaving_and_the_cache() -> None:
-    """Metadata, exemplars and fields of every wire type are skipped; labels split by
-    another field still make one label set; a known set is remembered (and the memory
-    bounded)."""
+    """Exemplars, unknown fields and fields of every wire type are skipped, metadata read
+    beside the samples; labels split by another field still make one label set; a known
+    set is remembered (and the memory bounded)."""
     series = (label("__name__", "m") + b"\x1d\x00\x00\x00\x00" + label("a", "1")
               + field(3, b"exemplar") + b"\x21" + bytes(8) + b"\x28\x07" + sample(1.0, 1000))
-    body = snappy(field(1, series) + field(3, b"metadata") + field(1, label("__name__", "x")))
+    metadata = b"\x08\x02" + field(2, b"m") + field(4, b"help") + b"\x35" + bytes(4)
+    body = snappy(field(1, series) + field(3, metadata) + field(9, b"unknown")
+                  + field(1, label("__name__", "x")))
     decoder = Decoder(remember=1)
     for _ in range(2):
-        columns = decoder.decode(body)
+        columns, described = decoder.read(body)
         assert list(columns.series) == ['prometheus/prometheus/m{a="1"}']
         assert columns.values.tolist() == [1.0]
+        assert described == [("m", MetricMetadata("gauge", "help", ""))]
 
 
 @pytest.mark.parametrize("raw", [

@@ -5,8 +5,9 @@ hand-written decoder that remembers the series key of each label set's raw bytes
 against the ``protobuf`` package (upb, with the descriptor built in code here), it is
 faster once a series is known, which is every request after the first; a request
 repeating the series of one before is read by numpy alone (``remote_shapes``; decisions
-D31 and D41, figures in docs/performance.md). Exemplars, native histograms and metadata
-are skipped.
+D31 and D41, figures in docs/performance.md). Metric metadata (``WriteRequest.metadata``:
+type, family name, help, unit) is read too (:meth:`Decoder.read`, decision D46); exemplars
+and native histograms are skipped.
 
 Everything a sender cannot fix by retrying is :class:`InvalidData` (400: Prometheus drops
 the batch): a corrupt block, a truncated or malformed message, labels out of order or
@@ -27,6 +28,7 @@ from typing import Any, Final, cast
 import cramjam
 import numpy as np
 
+from watchkeeper.api.ingest.metadata import TYPES, MetricMetadata
 from watchkeeper.api.ingest.remote_shapes import STAMP_BYTES, Offsets, Shape, Shapes, read_samples
 from watchkeeper.api.ingest.remote_shapes import columns as columns_of
 from watchkeeper.archive import Columns
@@ -62,8 +64,13 @@ def write_request_class() -> Any:
             ("timestamp", 2, field_type.TYPE_INT64, None, False))
     message("TimeSeries", ("labels", 1, field_type.TYPE_MESSAGE, ".prometheus.Label", True),
             ("samples", 2, field_type.TYPE_MESSAGE, ".prometheus.Sample", True))
+    message("MetricMetadata", ("type", 1, field_type.TYPE_INT32, None, False),
+            ("metric_family_name", 2, field_type.TYPE_STRING, None, False),
+            ("help", 4, field_type.TYPE_STRING, None, False),
+            ("unit", 5, field_type.TYPE_STRING, None, False))
     message("WriteRequest",
-            ("timeseries", 1, field_type.TYPE_MESSAGE, ".prometheus.TimeSeries", True))
+            ("timeseries", 1, field_type.TYPE_MESSAGE, ".prometheus.TimeSeries", True),
+            ("metadata", 3, field_type.TYPE_MESSAGE, ".prometheus.MetricMetadata", True))
     pool = descriptor_pool.DescriptorPool()
     pool.Add(file)
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("prometheus.WriteRequest"))
@@ -122,17 +129,23 @@ class Decoder:
 
     def decode(self, body: bytes) -> Columns:
         """A remote-write request body (snappy protobuf) as a columnar write batch."""
+        return self.read(body)[0]
+
+    def read(self, body: bytes) -> tuple[Columns, list[tuple[str, MetricMetadata]]]:
+        """A remote-write request body's samples as a columnar write batch, and the
+        metric metadata it carries (family name and metadata)."""
         shape = self._shapes.get(inflated_size(body))
         if shape is not None:  # maybe the series of a request read before (remote_shapes)
             columns = shape.read(_inflate_into(body, len(shape.skeleton)))
             if columns is not None:
-                return columns
+                return columns, []
         buf = decompress(body)
-        usual = self._usual(buf)
+        usual = self._usual(buf)  # only TimeSeries: no metadata
         if usual is not None:
-            return usual
+            return usual, []
+        metadata: list[tuple[str, MetricMetadata]] = []
         try:
-            parsed = list(_each_timeseries(buf))
+            parsed = list(_each_timeseries(buf, metadata))
         except (_Malformed, IndexError, struct.error) as exc:
             raise InvalidData(f"not a WriteRequest protobuf: {exc or 'truncated'}",
                               field="body") from None
@@ -150,7 +163,7 @@ class Decoder:
                     values.append(value)
         return Columns(series=series, index=np.asarray(index, dtype=np.int32),
                        ts=np.asarray(stamps, dtype=np.float64) / 1000.0,
-                       values=np.asarray(values, dtype=np.float64))
+                       values=np.asarray(values, dtype=np.float64)), metadata
 
     def _usual(self, buf: bytes) -> Columns | None:
         """The request as Prometheus lays it out, read with one step per series and numpy
@@ -227,13 +240,24 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
             raise _Malformed("a varint longer than 10 bytes")
 
 
-def _each_timeseries(buf: bytes) -> Iterator[tuple[bytes, list[tuple[int, float]]]]:
-    """Each TimeSeries of a WriteRequest: its labels' raw bytes and its samples."""
+def _each_timeseries(buf: bytes, metadata: list[tuple[str, MetricMetadata]]
+                     ) -> Iterator[tuple[bytes, list[tuple[int, float]]]]:
+    """Each TimeSeries of a WriteRequest: its labels' raw bytes and its samples; its
+    MetricMetadata are appended to ``metadata``."""
     pos, end = 0, len(buf)
     stamps: dict[bytes, int] = {}  # a request's samples mostly share a few timestamps
     while pos < end:
         key, pos = _varint(buf, pos)
-        if key != 0x0A:  # not a TimeSeries (metadata...): skipped
+        if key == 0x1A:  # MetricMetadata
+            size, pos = _varint(buf, pos)
+            if pos + size > end:
+                raise _Malformed("a MetricMetadata runs past the end")
+            read = _metadata(buf, pos, pos + size)
+            if read is not None:
+                metadata.append(read)
+            pos += size
+            continue
+        if key != 0x0A:  # not a TimeSeries: skipped
             pos = _skip(buf, pos, key, end)
             continue
         size = buf[pos]  # one or two bytes, inline: this loop runs per series
@@ -246,6 +270,32 @@ def _each_timeseries(buf: bytes) -> Iterator[tuple[bytes, list[tuple[int, float]
             raise _Malformed("a TimeSeries runs past the end")
         yield _timeseries(buf, pos, stop, stamps)
         pos = stop
+
+
+def _metadata(buf: bytes, pos: int, stop: int) -> tuple[str, MetricMetadata] | None:
+    """A MetricMetadata's family and metadata; None without a valid family name (kept
+    out, as Prometheus' API would never show it; the samples are still stored)."""
+    kind, texts = 0, {0x12: "", 0x22: "", 0x2A: ""}
+    while pos < stop:
+        key, pos = _varint(buf, pos)
+        if key == 0x08:
+            kind, pos = _varint(buf, pos)
+        elif key in texts:
+            size, pos = _varint(buf, pos)
+            try:
+                texts[key] = buf[pos:pos + size].decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _Malformed(f"a MetricMetadata text is not UTF-8: {exc}") from None
+            pos += size
+        else:
+            pos = _skip(buf, pos, key, stop)
+    if pos != stop:
+        raise _Malformed("a MetricMetadata's fields overrun it")
+    family = texts[0x12]
+    if not promlabels.is_metric_name(family):
+        return None
+    kind_name = TYPES[kind] if 0 <= kind < len(TYPES) else "unknown"
+    return family, MetricMetadata(kind_name, texts[0x22], texts[0x2A])
 
 
 def _skip(buf: bytes, pos: int, key: int, end: int) -> int:

@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from watchkeeper._version import __version__
 from watchkeeper.api.ingest import federate, lineplain, lineprotocol, remote_write
+from watchkeeper.api.ingest.metadata import MetadataStore
 from watchkeeper.api.openapi import Param, operation
 from watchkeeper.archive import Archive, Columns
 from watchkeeper.errors import InvalidData
@@ -41,9 +42,11 @@ class IngestApi:
     """The routes over one archive; ``now`` (by default the archive's clock) gives the
     time of points sent without one, and the end of ``/federate``'s look back."""
 
-    def __init__(self, archive: Archive, *, now: Callable[[], float] | None = None) -> None:
+    def __init__(self, archive: Archive, *, now: Callable[[], float] | None = None,
+                 metadata: MetadataStore | None = None) -> None:
         self._archive = archive
         self._now = now or archive.clock.time
+        self._metadata = metadata if metadata is not None else MetadataStore()
         self._remote = remote_write.Decoder()
         self._plain = lineplain.PlainReader()
 
@@ -61,10 +64,12 @@ class IngestApi:
                errors=(400, 401, 403, 413, 507))
     async def prometheus_write(self, request: Request) -> Response:
         body = await request.body()
-        columns = (await run_in_threadpool(self._remote.decode, body)
-                   if len(body) > _THREAD_BYTES else self._remote.decode(body))
+        columns, metadata = (await run_in_threadpool(self._remote.read, body)
+                             if len(body) > _THREAD_BYTES else self._remote.read(body))
         if len(columns):
             await self._archive.write_columns(columns)
+        if metadata:  # resent unchanged every interval: then no write
+            await run_in_threadpool(self._metadata.update, metadata)
         return Response(status_code=204)
 
     @operation("InfluxDB 1.x line protocol write (Telegraf, the influxdb client)", "write",
