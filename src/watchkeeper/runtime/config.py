@@ -77,7 +77,10 @@ def check_config(
     jobs = build_jobs(settings, locator, inventory)
     engines = build_engines(settings, locator, Services(clock=SystemClock(), metrics=metrics))
     build_pipeline(engines, build_bus(settings, locator), locator)
+    from watchkeeper.runtime.graphite import check_graphite
     from watchkeeper.runtime.inventory import build_inventory
+
+    check_graphite(settings, locator)  # templates and listen address, binding nothing
 
     build_inventory(settings, locator, clock=SystemClock())  # model collectors, their options
     collectors = settings.collectors if settings.collectors is not None else self_watch(settings)

@@ -150,18 +150,30 @@ async def start_graphite(stack: AsyncExitStack, settings: Settings, locator: Loc
 
 def build_graphite(settings: Settings, locator: Locator, *, archive: Archive,
                    clock: Clock) -> GraphiteListener | None:
-    """The listener ``settings.graphite`` asks for (None when off); templates checked now."""
-    section = settings.graphite
-    if not section.listen:
+    """The listener ``settings.graphite`` asks for (None when off); settings checked now."""
+    templates = check_graphite(settings, locator)
+    if not settings.graphite.listen:
         return None
+    return GraphiteListener(archive, listen=settings.graphite.listen, templates=templates,
+                            clock=clock)
+
+
+def check_graphite(settings: Settings, locator: Locator) -> list[Template]:
+    """``settings.graphite``'s templates, parsed, and its listen address checked, binding
+    nothing: ``config check`` and ``up`` call it alike. A bad one is a ConfigError naming
+    the file, line and key (``graphite.templates[i]``), even with the listener off."""
+    section = settings.graphite
     templates = []
     for i, text in enumerate(section.templates):
         try:
             templates.append(parse_template(text))
         except InvalidData as exc:
-            raise locator.error(f"graphite.templates[{i}]", str(exc), text) from None
-    try:
-        parse_listen(section.listen)
-    except ConfigError as exc:
-        raise locator.error("graphite.listen", str(exc), section.listen) from None
-    return GraphiteListener(archive, listen=section.listen, templates=templates, clock=clock)
+            message = str(exc).removeprefix(f"{exc.field}: ") if exc.field else str(exc)
+            raise locator.error(f"graphite.templates[{i}]", message, text) from None
+    if section.listen:
+        try:
+            parse_listen(section.listen)
+        except ConfigError:
+            raise locator.error("graphite.listen", "expected HOST:PORT (e.g. 127.0.0.1:2003)",
+                                section.listen) from None
+    return templates

@@ -11,10 +11,12 @@ import pytest
 
 from watchkeeper.api.ingest.graphite import key_text, parse_line, parse_template
 from watchkeeper.archive.backends.embedded import EmbeddedArchive
+from watchkeeper.cli.main import main
 from watchkeeper.clock import FakeClock
 from watchkeeper.errors import ConfigError, InvalidData
 from watchkeeper.model import SeriesKey
-from watchkeeper.runtime.graphite import CHUNK, MAX_LINE, start_graphite
+from watchkeeper.runtime.config import check_config
+from watchkeeper.runtime.graphite import CHUNK, MAX_LINE, build_graphite, start_graphite
 from watchkeeper.settings import load_settings
 from watchkeeper.telemetry import SelfMetrics
 
@@ -41,7 +43,7 @@ def test_templates() -> None:
         'graphite/graphite/x.y{region="eu"}'
     assert key_text("a b", []) == "graphite/graphite/a_b"
     assert key_text("solo", [parse_template("host.plugin.metric")]) == "solo/graphite/graphite"
-    for bad in ("a b c", "host.1x", "host x-y=1"):
+    for bad in ("a b c", "host.1x", "host x-y=1", "host a=1,b", ""):
         with pytest.raises(InvalidData):
             parse_template(bad)
 
@@ -112,3 +114,44 @@ async def test_listener_refusals(tmp_path: Path) -> None:
         writer.close()
         points = await archive.read(SeriesKey.parse("graphite/graphite/a.b"), 0, 2e9)
         assert points.values.tolist() == [1.0]
+
+
+@pytest.mark.parametrize(("yaml", "error"), [
+    (("graphite:\n  listen: 127.0.0.1:0\n  templates:\n    - 'servers.* .host.metric*'\n"
+     "    - 'a.b c d e f'\n"),
+     ("wk.yaml:6: graphite.templates[1]: expected [filter] template [tag=value,...] "
+     "(value: 'a.b c d e f')")),
+    ("graphite:\n  templates: ['host x-y=1']\n",  # checked with the listener off too
+     "wk.yaml:3: graphite.templates[0]: 'x-y' is not a label name (value: 'host x-y=1')"),
+    ("graphite:\n  templates:\n    - host.1x\n",
+     "wk.yaml:4: graphite.templates[0]: '1x' is not a node name (value: 'host.1x')"),
+    ("graphite:\n  templates: ['servers.* .host.metric* dc=eu,rack']\n",
+     ("wk.yaml:3: graphite.templates[0]: tag 'rack' is not tag=value "
+      "(value: 'servers.* .host.metric* dc=eu,rack')")),
+    ("graphite:\n  listen: nowhere\n",
+     ("wk.yaml:3: graphite.listen: expected HOST:PORT (e.g. 127.0.0.1:2003) "
+     "(value: 'nowhere')")),
+])
+def test_config_check_names_file_line_and_key_of_a_bad_template(
+        tmp_path: Path, yaml: str, error: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`config check` refuses what `up` refuses, as file:line: key: why (value) (the
+    file's first line sets data_dir)."""
+    path = tmp_path / "wk.yaml"
+    path.write_text(f"data_dir: {tmp_path / 'var'}\n" + yaml)
+    with pytest.raises(ConfigError) as refused:
+        check_config(str(path), env={})
+    assert str(refused.value) == f"{tmp_path}/{error}"
+    settings, locator = load_settings(path.read_text(), source=str(path))
+    with pytest.raises(ConfigError) as at_start:  # what `up` and `serve` say
+        build_graphite(settings, locator, archive=None,  # type: ignore[arg-type]
+                       clock=FakeClock())
+    assert str(at_start.value) == str(refused.value)
+    assert main(["config", "check", str(path)]) == 78
+    assert error.split(": ", 1)[1] in capsys.readouterr().err
+
+
+def test_config_check_passes_good_templates(tmp_path: Path) -> None:
+    path = tmp_path / "wk.yaml"
+    path.write_text(f"data_dir: {tmp_path / 'var'}\ngraphite:\n  listen: 127.0.0.1:2003\n"
+                    "  templates: ['servers.* .host.metric* dc=eu', 'host.plugin.metric*']\n")
+    assert str(check_config(str(path), env={})).startswith(f"{path}: ok (")

@@ -77,7 +77,12 @@ def parse_template(text: str) -> Template:
     words = text.split()
     tags: tuple[tuple[str, str], ...] = ()
     if words and "=" in words[-1]:
-        tags = tuple(tuple(pair.split("=", 1)) for pair in words.pop().split(","))  # type: ignore[misc]
+        pairs = words.pop().split(",")
+        for pair in pairs:
+            if "=" not in pair:
+                raise InvalidData(f"tag {pair!r} is not tag=value", field="graphite.templates",
+                                  value=text)
+        tags = tuple((tag, value) for tag, value in (p.split("=", 1) for p in pairs))
     if len(words) not in (1, 2):
         raise InvalidData("expected [filter] template [tag=value,...]", field="graphite.templates",
                           value=text)
