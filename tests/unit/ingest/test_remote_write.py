@@ -91,3 +91,15 @@ async def test_bearer_works_on_native_routes(served: Served) -> None:
     assert bearer.status_code == 201
     basic = await served.http.post("/api/v1/write", json=point, auth=("u", served.writer))
     assert basic.status_code == 401
+
+
+async def test_a_native_read_shows_a_stale_marker_as_a_nan_point(served: Served) -> None:
+    """The native API has no staleness: the marker is a point without a value (null), at
+    the time the series ended (docs/ecosystem.md)."""
+    body = payload((NODE, [(T0, 0.5), (T0 + 15_000, STALE)]))
+    assert await post(served, body) == 204
+    answer = await served.http.get("/api/v1/query", params={
+        "series": "h1:9100/node/node_load1", "start": str(T0 / 1000 - 1),
+        "end": str(T0 / 1000 + 20)}, headers={"Authorization": f"Bearer {served.reader}"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["points"] == [[T0 / 1000, 0.5], [T0 / 1000 + 15, None]]
