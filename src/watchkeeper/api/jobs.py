@@ -36,7 +36,7 @@ from watchkeeper.collect.abc import JobBoard, JobKey, JobState
 from watchkeeper.collect.manager import LatestResults
 from watchkeeper.errors import InvalidData, NotFound
 from watchkeeper.model import Status
-from watchkeeper.wire import CollectJob, CollectJobs
+from watchkeeper.wire import CollectJob, CollectJobs, CollectReport
 
 JSON: Final = "application/json"
 PENDING: Final = "pending"
@@ -140,7 +140,7 @@ class JobsApi:
             collectors=dict(sorted(by_collector.items())), jobs=page)))
 
     @operation("the genie-style report (version 1) of the latest poll of a device's jobs, "
-               "or of one collector's on it", "read", answer=Any, errors=(400, 404),
+               "or of one collector's on it", "read", answer=CollectReport, errors=(400, 404),
                params=(Param("device", required=True, description="the device's name"),
                        Param("collector", description="only this collector's jobs")))
     async def report(self, request: Request) -> Response:
