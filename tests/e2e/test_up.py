@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,16 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.serve import free_port
+
 pytestmark = pytest.mark.slow
 
 WATCHKEEPER = [sys.executable, "-m", "watchkeeper.cli.main"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Stack:

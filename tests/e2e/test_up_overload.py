@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,17 +15,11 @@ import httpx
 import pytest
 
 from tests.support.httpd import local_httpd
+from tests.support.serve import free_port
 
 pytestmark = pytest.mark.slow
 
 JOBS = 1500
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def config(tmp_path: Path, url: str, port: int) -> Path:

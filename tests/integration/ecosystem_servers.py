@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,18 +18,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.serve import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 WATCHKEEPER = [sys.executable, "-m", "watchkeeper.cli.main"]
 NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
 PROMETHEUS = "/usr/bin/prometheus"
 COLLECTD = "/usr/sbin/collectd"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_for(check: Callable[[], object], timeout: float, what: str) -> object:

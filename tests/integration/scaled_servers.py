@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from tests.support.serve import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 WATCHKEEPER = [sys.executable, "-m", "watchkeeper.cli.main"]
@@ -66,13 +67,6 @@ def database() -> Iterator[Database]:
         with psycopg.connect(PG_DSN, autocommit=True) as conn:
             for schema in (db.archive_schema, db.esmond_schema):
                 conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

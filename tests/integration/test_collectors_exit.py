@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.support.serve import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -74,13 +75,6 @@ def test_once_exits_even_with_a_thread_a_plugin_left_running(tmp_path: Path) -> 
     assert done.returncode == 0, done.stderr
     assert "overall OK" in done.stdout  # printed and flushed before the forced exit
     assert "threads a plugin started still run: plugin-sleeper" in done.stderr
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.mark.parametrize("command", [["collect"], ["up", "--listen", "127.0.0.1:PORT"]])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,8 @@ from pathlib import Path
 import httpx
 import msgspec
 import pytest
+
+from tests.support.serve import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -37,13 +38,6 @@ collectors:
 collect:
   refresh: 1
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:

@@ -21,7 +21,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,6 +35,7 @@ import msgspec
 import pytest
 import yaml
 
+from tests.support.serve import free_port
 from watchkeeper.pipeline.bus.amqp import AmqpBus
 from watchkeeper.pipeline.pgconnect import DEFAULT_DSN
 
@@ -72,13 +72,6 @@ class Block:
 def blocks() -> list[Block]:
     text = DOC.read_text()
     return [Block(m[1], m[2], m[3], m.start()) for m in FENCE.finditer(text)]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from tests.support.serve import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO / "tests" / "data" / "promql" / "corpus.promql"
@@ -47,13 +48,6 @@ RELATIVE = 1e-9
 ABSOLUTE = 1e-12  # two zeros computed along different paths may differ in the last bits
 
 pytestmark = [pytest.mark.timeout(600)]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_for(check: Callable[[], object], timeout: float, what: str) -> None:

@@ -3,13 +3,13 @@ not there, or has no alarms, and what query prints."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
 
+from tests.support.serve import free_port
 from tests.support.server import serve_in_thread
 from watchkeeper.api import create_app
 from watchkeeper.archive.backends.memory import MemoryArchive
@@ -44,13 +44,6 @@ async def serve_url(tmp_path: Path) -> AsyncIterator[str]:
             with Client(base) as client:
                 client.write([("d/p/m", 1_700_000_000.0 + n, n / 3) for n in range(3)])
             yield base
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def test_cannot_reach_names_the_flag_and_the_variable(capsys: pytest.CaptureFixture[str]) -> None:
