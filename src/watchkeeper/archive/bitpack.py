@@ -176,12 +176,11 @@ class Chunks:
             out[some] = ufunc.reduceat(arr, edges)[::2]
         return out
 
-    def slots(self, signs: int) -> Int64Array:
-        """Each row's chunk times ``signs * _LENGTHS``: where :class:`Fit` counts it."""
-        if signs not in self._slots:
-            self._slots[signs] = np.repeat(np.arange(len(self.counts)) * signs * _LENGTHS,
-                                           self.counts)
-        return self._slots[signs]
+    def owners(self) -> Int64Array:
+        """Each row's chunk (rows of no chunk are not covered)."""
+        if 0 not in self._slots:
+            self._slots[0] = np.repeat(np.arange(len(self.counts)), self.counts)
+        return self._slots[0]
 
 
 # -- bit-packing --------------------------------------------------------------------------
@@ -252,17 +251,23 @@ class Fit:
         tops = x.astype(np.float64).view(np.uint64)
         tops >>= np.uint64(52)
         slots = np.take(_SIGNED_SLOTS if centre else _UNSIGNED_SLOTS, tops.view(np.int64))
-        slots += chunks.slots(signs)  # each chunk counts its own bit lengths
-        dump = n_chunks * signs * _LENGTHS
+        in_head = np.zeros(len(x), dtype=np.bool_)
         for skip in range(1, 3):  # rows a chunk keeps in its head are not in the stream
-            slots[chunks.starts[chunks.starts + skip <= lo] + (skip - 1)] = dump
-        by_sign = np.bincount(slots, minlength=dump + 1)[:-1].reshape(n_chunks, signs, _LENGTHS)
+            in_head[chunks.starts[chunks.starts + skip <= lo] + (skip - 1)] = True
+        # Widths up to the longest value only: wider ones cost more and are never chosen,
+        # and a million chunks of 3 points spent most of their time on 65 of them.
+        lengths = slots % _LENGTHS
+        span = int(lengths.max(initial=0, where=~in_head)) + 1 if len(x) else 1
+        slots = (chunks.owners() * signs + slots // _LENGTHS) * span + lengths
+        dump = n_chunks * signs * span
+        slots[in_head] = dump
+        by_sign = np.bincount(slots, minlength=dump + 1)[:-1].reshape(n_chunks, signs, span)
         counts = by_sign.sum(axis=1)
         sizes = (chunks.ends - lo)[:, None]
         wider = sizes - np.cumsum(counts, axis=1)  # values wider than each width 0..64
-        top = np.where(sizes[:, 0] > 0, _LENGTHS - 1 - np.argmax(counts[:, ::-1] > 0, axis=1), 0)
+        top = np.where(sizes[:, 0] > 0, span - 1 - np.argmax(counts[:, ::-1] > 0, axis=1), 0)
         each = bit_lengths(np.maximum(sizes[:, 0] - 1, 0).astype(np.uint64)) + top
-        widths = np.arange(_LENGTHS)
+        widths = np.arange(span)
         costs = (widths * sizes + wider * (each[:, None] - widths)
                  + (wider > 0) * 24)  # their head: a count and a width
         self.widths: npt.NDArray[np.int64] = np.argmin(costs, axis=1)

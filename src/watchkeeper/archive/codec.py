@@ -217,12 +217,7 @@ def encode_float_chunks(ts: Int64Array, values: Float64Array, bounds: npt.ArrayL
     value_sections = _value_sections(values, chunks)
     split = _split_sections(values, chunks, np.flatnonzero(
         np.array([encoding == Encoding.XOR for encoding, _ in value_sections], dtype=np.bool_)))
-    blobs = [
-        _pack(encoding, count, ts_part, value_part)
-        for count, ts_part, (encoding, value_part) in zip(
-            chunks.counts.tolist(), ts_sections, value_sections, strict=True
-        )
-    ]
+    blobs = _packed(chunks.counts.tolist(), ts_sections, value_sections)
     for i, part in split.items():  # XOR or SPLIT: whichever is smaller
         # Random mantissas: zstd would only add its frame.
         other = _pack(Encoding.SPLIT, int(chunks.counts[i]), ts_sections[i], part,
@@ -287,6 +282,24 @@ def _pack(encoding: Encoding, n: int, *parts: bytes, compress: bool = True) -> b
     if len(body) < len(compressed):  # bit-packed integers often are: save the frame
         return _HEADER.pack(FORMAT_VERSION, encoding | _RAW) + body
     return _HEADER.pack(FORMAT_VERSION, encoding) + compressed
+
+
+def _packed(counts: list[int], ts_sections: list[bytes],
+            value_sections: list[tuple[Encoding, bytes]]) -> list[bytes]:
+    """:func:`_pack` of every chunk, with its per-chunk steps made once (a flush of a
+    million series packs a million chunks: ~5 µs a chunk went to the steps alone)."""
+    counts_v = {count: varint(count) for count in set(counts)}
+    raw_heads = {e: _HEADER.pack(FORMAT_VERSION, e | _RAW) for e in Encoding}
+    zstd_heads = {e: _HEADER.pack(FORMAT_VERSION, e) for e in Encoding}
+    compress = _zstd.compressor.compress
+    blobs = []
+    for count, ts_part, (encoding, value_part) in zip(counts, ts_sections, value_sections,
+                                                      strict=True):
+        body = b"".join((counts_v[count], ts_part, value_part))
+        compressed = compress(body)
+        blobs.append(raw_heads[encoding] + body if len(body) < len(compressed)
+                     else zstd_heads[encoding] + compressed)
+    return blobs
 
 
 def unpack_chunk(blob: bytes) -> tuple[int, Encoding, int, memoryview]:
@@ -374,18 +387,15 @@ def _value_sections(values: Float64Array, chunks: Chunks) -> list[tuple[Encoding
     planes_xor = BytePlanes(xored)
     firsts = ints_at(ints, chunks.starts, chunks.counts >= 1)
     first_deltas = ints_at(deltas, chunks.starts + 1, chunks.counts >= 2)
-    out: list[tuple[Encoding, bytes]] = []
     widths2, parts2 = fit2.pack(decimal & order2, lo2, chunks.ends)
     widths1, parts1 = fit1.pack(decimal & ~order2, lo1, chunks.ends)
     heads = pack_heads(np.maximum(ks, 0), 1 + order2, np.where(order2, widths2, widths1),
                       signed=(firsts, np.where(order2, first_deltas, fit1.centres)))
-    for i, (start, end, k, second) in enumerate(zip(
-        chunks.starts.tolist(), chunks.ends.tolist(), ks.tolist(), order2.tolist(), strict=True
-    )):
-        if k < 0:
-            out.append((Encoding.XOR, planes_xor.shuffled(start, end, 8)))
-        else:
-            out.append((Encoding.DECIMAL, heads[i] + (parts2[i] if second else parts1[i])))
+    # One Fit packed each chunk (the other left it empty): joining both picks it.
+    out = [(Encoding.DECIMAL, b"".join(parts)) for parts in zip(heads, parts2, parts1,
+                                                                  strict=True)]
+    for i in np.flatnonzero(~decimal).tolist():
+        out[i] = (Encoding.XOR, planes_xor.shuffled(int(chunks.starts[i]), int(chunks.ends[i]), 8))
     return out
 
 

@@ -8,7 +8,7 @@ import pytest
 from watchkeeper.archive.backends._batch import canonical_key
 from watchkeeper.archive.backends._catalog import Catalog, NewSeries
 from watchkeeper.archive.backends._chunks import Tail
-from watchkeeper.archive.backends._writer import _UNKNOWN, _Tails
+from watchkeeper.archive.backends._tails import UNKNOWN, Tails
 from watchkeeper.errors import InvalidData
 from watchkeeper.model import SeriesKey
 
@@ -87,16 +87,16 @@ def test_the_catalog_keeps_texts_not_keys() -> None:
 
 def test_tails_are_unknown_none_or_a_chunk() -> None:
     """A series' tail is unknown until set, None without chunks, and forgotten on delete."""
-    tails = _Tails()
-    assert tails.get(5) is _UNKNOWN
+    tails = Tails()
+    assert tails.get(5) is UNKNOWN
     tails.set(5, Tail(1000, 2000, 7))
     tails.set(200, None)
     assert tails.get(5) == Tail(1000, 2000, 7)
     assert tails.get(200) is None
-    assert tails.get(6) is _UNKNOWN
+    assert tails.get(6) is UNKNOWN
     tails.forget(5)
     tails.forget(10_000)
-    assert tails.get(5) is _UNKNOWN
+    assert tails.get(5) is UNKNOWN
 
 
 def test_a_series_costs_a_few_hundred_bytes_of_index() -> None:
@@ -138,9 +138,9 @@ def test_series_a_write_creates_are_added_at_once() -> None:
 
 def test_new_series_have_no_tail() -> None:
     """set_none marks new series as having no chunk, growing the arrays as needed."""
-    tails = _Tails()
+    tails = Tails()
     tails.set_none([3, 500])
     tails.set_none([])
     assert tails.get(3) is None
     assert tails.get(500) is None
-    assert tails.get(4) is _UNKNOWN
+    assert tails.get(4) is UNKNOWN

@@ -170,6 +170,13 @@ class Catalog:
         first, last = int(self.first_ms[sid]), int(self.last_ms[sid])
         return (None, None) if first == NO_FIRST else (first, last)
 
+    def ranges(self, sids: npt.NDArray[np.int32]) -> list[tuple[int | None, int | None, int]]:
+        """``(first_ms, last_ms, sid)`` of each series, as :meth:`range` gives them."""
+        first, last = self.first_ms[sids], self.last_ms[sids]
+        if (first == NO_FIRST).any():
+            return [(*self.range(sid), sid) for sid in sids.tolist()]
+        return list(zip(first.tolist(), last.tolist(), sids.tolist(), strict=True))
+
     def unit(self, sid: int) -> str:
         return self._units.get(sid, "")
 

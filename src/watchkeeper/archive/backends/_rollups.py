@@ -47,25 +47,26 @@ Int64Array = npt.NDArray[np.int64]
 Float64Array = npt.NDArray[np.float64]
 
 
-def chunk_summaries(ts: Int64Array, values: Float64Array,
-                    pieces: Sequence[tuple[int, int]]) -> list[bytes]:
-    """The summary blob of each chunk ``ts[lo:hi]`` (ascending), computed in one pass."""
-    if not pieces:
+def chunk_summaries(ts: Int64Array, values: Float64Array, lo: npt.NDArray[np.integer[Any]],
+                    hi: npt.NDArray[np.integer[Any]]) -> list[bytes]:
+    """The summary blob of each chunk ``ts[lo[i]:hi[i]]`` (ascending), computed in one
+    pass."""
+    if not len(lo):
         return []
-    lengths = np.array([hi - lo for lo, hi in pieces], dtype=np.int64)
-    rows = np.concatenate([np.arange(lo, hi) for lo, hi in pieces])
-    groups = np.repeat(np.arange(len(pieces)), lengths)
+    lengths = (hi - lo).astype(np.int64)
+    ends = np.cumsum(lengths)
+    rows = np.repeat(lo - (ends - lengths), lengths) + np.arange(int(ends[-1]))
+    groups = np.repeat(np.arange(len(lo)), lengths)
     owner, s = summarize_groups(groups, ts[rows], values[rows], SUMMARY_STEP_MS)
     records = np.empty(len(owner), dtype=RECORD)
     for name in RECORD.names or ():
         records[name] = getattr(s, name)
-    per_chunk = np.bincount(owner, minlength=len(pieces))
-    bounds = np.concatenate(([0], np.cumsum(per_chunk))).tolist()
+    per_chunk = np.bincount(owner, minlength=len(lo))
+    bounds = np.concatenate(([0], np.cumsum(per_chunk))) * RECORD.itemsize
     raw = records.tobytes()
-    size = RECORD.itemsize
-    return [b"" if k * MIN_POINTS_PER_BUCKET > n else raw[lo * size : hi * size]
-            for k, n, lo, hi in zip(per_chunk.tolist(), lengths.tolist(), bounds[:-1],
-                                    bounds[1:], strict=True)]
+    stored = (per_chunk * MIN_POINTS_PER_BUCKET <= lengths).tolist()
+    return [raw[a:b] if keep else b""
+            for keep, a, b in zip(stored, bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)]
 
 
 def decode_summaries(blobs: Sequence[bytes]) -> tuple[Int64Array, Summary]:

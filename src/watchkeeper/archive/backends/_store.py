@@ -20,7 +20,7 @@ import msgspec
 
 from watchkeeper.archive.abc import Kind
 from watchkeeper.archive.backends._catalog import NewSeries
-from watchkeeper.archive.backends._chunks import ChunkRow
+from watchkeeper.archive.backends._chunks import ChunkColumns, ChunkRow, Tail
 from watchkeeper.archive.backends._rollups import SummaryTuple
 from watchkeeper.errors import ArchiveError
 from watchkeeper.model import SeriesKey
@@ -395,6 +395,18 @@ class Store:
         ).fetchone()
         return None if row is None else ChunkRow(*row)
 
+    def last_chunks(self, sids: Sequence[int]) -> dict[int, Tail]:
+        """The last chunk of each series in ``sids`` that has one, in one statement (one
+        per series before SQLite 3.38)."""
+        if not _JSON_EACH:
+            return {row.sid: Tail(row.start_ms, row.end_ms, row.n)
+                    for row in map(self.last_chunk, sids) if row is not None}
+        return {sid: Tail(start, end, n) for sid, start, end, n in self._conn.execute(
+            "SELECT c.series_id, c.start_ts, c.end_ts, c.n FROM json_each(?1) AS j"
+            " JOIN chunks AS c ON c.series_id = j.value AND c.start_ts ="
+            " (SELECT max(start_ts) FROM chunks WHERE series_id = j.value)",
+            (json.dumps(list(sids)),))}
+
     def chunk_range(self, sid: int) -> tuple[int | None, int | None]:
         first, last = self._conn.execute(
             "SELECT min(start_ts), max(end_ts) FROM chunks WHERE series_id = ?", (sid,)
@@ -402,8 +414,7 @@ class Store:
         return first, last
 
     def replace_chunks(
-        self, deleted: Sequence[tuple[int, int]], inserted: Sequence[ChunkRow],
-        chunk_points: int,
+        self, deleted: Sequence[tuple[int, int]], inserted: ChunkColumns, chunk_points: int,
     ) -> None:
         """Delete ``(sid, start_ms)`` chunks, then insert new ones (with their summaries).
 
@@ -418,24 +429,24 @@ class Store:
         self._conn.executemany("DELETE FROM chunks WHERE series_id = ? AND start_ts = ?", deleted)
         self._conn.executemany("DELETE FROM summaries WHERE series_id = ? AND start_ts = ?",
                                deleted)
-        full = [row[:5] for row in page_order([row for row in inserted
-                                                if row.n >= chunk_points])]
-        partial = [row[:5] for row in inserted if row.n < chunk_points]
+        is_full = inserted.n >= chunk_points
+        full = [row[:5] for row in page_order(inserted.select(is_full).rows())]
         self._conn.executemany(
             "INSERT INTO chunks (series_id, start_ts, end_ts, n, blob) VALUES (?, ?, ?, ?, ?)",
             full,
         )
-        if partial:
+        partial = inserted.select(~is_full)
+        if len(partial):
             (lowest,) = self._conn.execute("SELECT min(coalesce(min(id), 0), 0) FROM chunks"
                                            ).fetchone()
             self._conn.executemany(
                 "INSERT INTO chunks (id, series_id, start_ts, end_ts, n, blob)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                ((lowest - len(partial) + i, *row) for i, row in enumerate(partial)),
+                zip(range(lowest - len(partial), lowest), *partial.columns(), strict=True),
             )
         self._conn.executemany(
             "INSERT INTO summaries (series_id, start_ts, end_ts, n, blob) VALUES (?, ?, ?, ?, ?)",
-            ((row.sid, row.start_ms, row.end_ms, row.n, row.summary) for row in inserted),
+            inserted.summary_tuples(),
         )
 
     def has_summaries(self) -> bool:

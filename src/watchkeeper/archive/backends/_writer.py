@@ -56,8 +56,16 @@ from watchkeeper.archive.backends._batch import (
     encode_batch,
 )
 from watchkeeper.archive.backends._catalog import Catalog, NewSeries
-from watchkeeper.archive.backends._chunks import ChunkBuilder, ChunkRow, Flush, Tail, old_range
+from watchkeeper.archive.backends._chunks import (
+    ChunkBuilder,
+    ChunkColumns,
+    ChunkRow,
+    Flush,
+    Tail,
+    old_range,
+)
 from watchkeeper.archive.backends._decoded import DecodedChunks
+from watchkeeper.archive.backends._flushmany import flush_floats, in_order, subset, to_top_up
 from watchkeeper.archive.backends._head import NO_SEQ, Grouped, Head
 from watchkeeper.archive.backends._index import SeriesIndex
 from watchkeeper.archive.backends._points import (
@@ -67,8 +75,9 @@ from watchkeeper.archive.backends._points import (
     window_ms,
 )
 from watchkeeper.archive.backends._rollups import RollupPlan
-from watchkeeper.archive.backends._runs import assemble, cached_pieces, float_sids
+from watchkeeper.archive.backends._runs import assemble, float_sids, kept_pieces
 from watchkeeper.archive.backends._store import Store
+from watchkeeper.archive.backends._tails import UNKNOWN, TailArrays, Tails
 from watchkeeper.errors import ArchiveError, InvalidData, SeriesNotFound
 from watchkeeper.model import Measurement, SeriesKey
 
@@ -97,9 +106,9 @@ class _Plan:
     """The changes one compaction commits together."""
 
     deleted: list[tuple[int, int]] = field(default_factory=list)
-    inserted: list[ChunkRow] = field(default_factory=list)
+    inserted: list[ChunkColumns] = field(default_factory=list)
     ranges: list[tuple[int | None, int | None, int]] = field(default_factory=list)
-    tails: dict[int, Tail] = field(default_factory=dict)  # series whose last chunk changes
+    tails: list[tuple[Ids, TailArrays]] = field(default_factory=list)  # last chunks changed
 
 
 class Writer:
@@ -114,7 +123,7 @@ class Writer:
         self.heads: dict[Kind, Head] = {
             kind: Head(np.float64 if kind == "float" else object) for kind in KINDS
         }
-        self._tails = _Tails()
+        self._tails = Tails()
         self._log: deque[tuple[int, int]] = deque()  # (seq, points) of the rows kept
         self._log_points = 0
         self._next_seq = 1
@@ -296,14 +305,15 @@ class Writer:
         if not plan.inserted and not plan.deleted and not self._log:
             return
         with self.store.transaction():
-            self.store.replace_chunks(plan.deleted, plan.inserted, self.chunk_points)
-            self._decoded.forget(plan.deleted)
+            self.store.replace_chunks(plan.deleted, ChunkColumns.joined(plan.inserted),
+                                      self.chunk_points)
+            self._decoded.forget(plan.deleted, series=[sid for *_, sid in plan.ranges])
             self.store.set_ranges(plan.ranges)
             self.store.trim_log(trim_before)
         for head in self.heads.values():
             head.drop(sids)
-        for sid, tail in plan.tails.items():
-            self._tails.set(sid, tail)
+        for tail_sids, tails in plan.tails:
+            self._tails.set_many(tail_sids, tails)
         while self._log and self._log[0][0] < trim_before:
             self._log_points -= self._log.popleft()[1]
         if flushed >= FLUSH_SLICE_POINTS // 4:
@@ -324,17 +334,54 @@ class Writer:
         self.compact()  # what is left: the log rows no head needs any more
 
     def _plan_flush(self, plan: _Plan, kind: Kind, grouped: Grouped) -> None:
+        tails = self._tails.of(grouped.sids, self.store.last_chunks)
+        plan.ranges.extend(self.catalog.ranges(grouped.sids))
+        # Float series continuing after their last chunk: all at once (_flushmany).
+        batched = (in_order(grouped, tails) if kind == "float"
+                   else np.zeros(len(grouped.sids), dtype=np.bool_))
+        if batched.any():
+            part, part_tails = subset(grouped, batched), tails.select(batched)
+            old_counts, old_ts, old_values = self._old_tails(plan, part.sids, part_tails)
+            columns, new_tails = flush_floats(part, old_counts, old_ts, old_values,
+                                              self.chunk_points)
+            plan.inserted.append(columns)
+            plan.tails.append((part.sids, new_tails))
+        if not batched.all():  # the others (and histograms, objects) a series at a time
+            self._plan_flush_apart(plan, kind, subset(grouped, ~batched), tails.select(~batched))
+
+    def _old_tails(self, plan: _Plan, sids: Ids, tails: TailArrays
+                   ) -> tuple[Int64Array, Int64Array, Values]:
+        """The points of the partial last chunks that a flush of ``sids`` tops up, all
+        fetched in one statement and decoded in one call; how many each series has."""
+        counts = np.zeros(len(sids), dtype=np.int64)
+        topped = np.flatnonzero(to_top_up(tails, self.chunk_points))
+        if not len(topped):
+            return counts, counts[:0], np.zeros(0, dtype=np.float64)
+        keys = list(zip(sids[topped].tolist(), tails.start_ms[topped].tolist(), strict=True))
+        rows = self.store.chunks_at(keys)
+        found = [at for at, row in enumerate(rows) if row is not None]
+        blobs = [row.blob for row in rows if row is not None]
+        counts[topped[found]] = [row.n for row in rows if row is not None]
+        plan.deleted.extend(keys[at] for at in found)
+        ts, values = decode_chunks("float", blobs)
+        if len(ts) != int(counts.sum()):
+            raise ArchiveError("a chunk's point count disagrees with its blob")
+        return counts, ts, values
+
+    def _plan_flush_apart(self, plan: _Plan, kind: Kind, grouped: Grouped,
+                          tail_arrays: TailArrays) -> None:
         flush = Flush(kind, self.chunk_points)
-        tails = [self._tail(int(sid)) for sid in grouped.sids.tolist()]
+        tails = [tail_arrays.tail(i) for i in range(len(grouped.sids))]
         olds = self._old_chunks(grouped, tails)
         decoded = _decoded_apart(kind, olds)
         for i in range(len(grouped.sids)):
             sid, ts, values = grouped.series(i)
             flush.add(sid, ts, values, tails[i], olds[i], decoded[i])
-            plan.ranges.append((*self.catalog.range(sid), sid))
         plan.deleted.extend(flush.deleted)
-        plan.inserted.extend(flush.inserted())
-        plan.tails.update(flush.tails)
+        plan.inserted.append(flush.columns())
+        tail_sids = np.array(list(flush.tails), dtype=np.int32)
+        plan.tails.append((tail_sids, TailArrays(*np.array(
+            list(flush.tails.values()), dtype=np.int64).reshape(-1, 3).T)))
 
     def _old_chunks(self, grouped: Grouped, tails: list[Tail | None]) -> list[list[ChunkRow]]:
         """The chunks each series' flush merges with: its partial last chunk, fetched for
@@ -360,7 +407,7 @@ class Writer:
 
     def _tail(self, sid: int) -> Tail | None:
         tail = self._tails.get(sid)
-        if tail is _UNKNOWN:
+        if tail is UNKNOWN:
             row = self.store.last_chunk(sid)
             tail = None if row is None else Tail(row.start_ms, row.end_ms, row.n)
             self._tails.set(sid, tail)
@@ -383,10 +430,15 @@ class Writer:
         sids = float_sids(self.catalog.ids.get, self.catalog.kinds, keys)
         # the chunks' places first, then the blobs of those not kept decoded (no write
         # comes between: this is the archive's one thread)
-        rows = self.store.chunks_of(sids.tolist(), start_ms, end_ms, blobs=False)
-        chunks = cached_pieces(sids, rows, self._decoded, self._blobs)
+        chunks = kept_pieces(sids, start_ms, end_ms, cache=self._decoded,
+                             newest=self.catalog.last_ms, chunks_of=self._chunk_places,
+                             fetch=self._blobs)
         return assemble(sids, chunks, self.heads["float"].gather(np.unique(sids[sids >= 0])),
                         start_ms, end_ms)
+
+    def _chunk_places(self, sids: list[int], lo_ms: int, hi_ms: int
+                      ) -> list[tuple[int, int, int, bytes]]:
+        return self.store.chunks_of(sids, lo_ms, hi_ms, blobs=False)
 
     def _blobs(self, keys: list[tuple[int, int]]) -> list[bytes]:
         found = self.store.chunks_at(keys)
@@ -460,9 +512,8 @@ class Writer:
                     kept.add(sid, ts[~doomed], values[~doomed])
         if not removed:
             return 0
-        plan.inserted.extend(kept.rows())
         with self.store.transaction():
-            self.store.replace_chunks(plan.deleted, plan.inserted, self.chunk_points)
+            self.store.replace_chunks(plan.deleted, kept.columns(), self.chunk_points)
             self._decoded.forget(plan.deleted)
             first, last = self.store.chunk_range(sid)
             self.store.set_ranges([(first, last, sid)])
@@ -533,61 +584,6 @@ def _decoded_apart(kind: Kind, olds: list[list[ChunkRow]]
         out.append((ts[at:at + n], values[at:at + n]) if rows else None)
         at += n
     return out
-
-
-_UNKNOWN: Final = Tail(0, 0, -1)
-
-
-class _Tails:
-    """The last chunk of every series (start, end, points) in arrays indexed by id: a
-    million series would take ~200 MB as a dict of tuples."""
-
-    def __init__(self) -> None:
-        self._start = np.zeros(0, dtype=np.int64)
-        self._end = np.zeros(0, dtype=np.int64)
-        self._n = np.zeros(0, dtype=np.int32)  # -1: not looked up yet, 0: no chunk
-
-    def get(self, sid: int) -> Tail | None:
-        """The series' tail, None when it has no chunk, ``_UNKNOWN`` when not looked up."""
-        if sid >= len(self._n) or self._n[sid] < 0:
-            return _UNKNOWN
-        n = int(self._n[sid])
-        return Tail(int(self._start[sid]), int(self._end[sid]), n) if n else None
-
-    def set(self, sid: int, tail: Tail | None) -> None:
-        self._grow(sid + 1)
-        self._start[sid], self._end[sid], self._n[sid] = tail or (0, 0, 0)
-
-    def old_points(self, chunk_points: int) -> Callable[[AnyIds], Int64Array]:
-        """Points a flush of each series may read back: its partial last chunk (a whole
-        chunk when not looked up yet; none when the last chunk is full)."""
-        def points(sids: AnyIds) -> Int64Array:
-            n = np.full(len(sids), chunk_points, dtype=np.int64)
-            known = sids < len(self._n)
-            tail_n = self._n[sids[known]].astype(np.int64)
-            n[known] = np.where(tail_n < 0, chunk_points,
-                                np.where(tail_n < chunk_points, tail_n, 0))
-            return n
-        return points
-
-    def set_none(self, sids: list[int]) -> None:
-        """New series: no chunk yet."""
-        if sids:
-            self._grow(max(sids) + 1)
-            self._n[sids] = 0
-
-    def _grow(self, size: int) -> None:
-        if size > len(self._n):
-            size = max(size, 2 * len(self._n), 64)
-            self._start = np.resize(self._start, size)
-            self._end = np.resize(self._end, size)
-            n = np.full(size, -1, dtype=np.int32)
-            n[: len(self._n)] = self._n
-            self._n = n
-
-    def forget(self, sid: int) -> None:
-        if sid < len(self._n):
-            self._n[sid] = -1
 
 
 def _joined(batches: Sequence[Batch]) -> Batch:
