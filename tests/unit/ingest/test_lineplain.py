@@ -44,7 +44,11 @@ def agree(body: bytes, precision: str = "ms", reader: PlainReader | None = None)
 
 NUMBERS = ["1", "-1", "+2", "0", "-0", "0.0", "-0.0", "1.5", "-.5", "+.25", "5.", "007",
            "123456789.12345", "0.1", "0.3", "2.675", "99999999999999", "1e3", "-1.5E-7",
-           "1e400", "12345678901234567890", "0.30000000000000004", "98.69739478957916"]
+           "1e400", "12345678901234567890", "0.30000000000000004", "98.69739478957916",
+           "0.0000001234567890123456789", "0.000000000000000000000000001", "9007199254740993",
+           "9007199254740993.0", "18014398509481986", "-0.012833168805528134",
+           "1234567890.12345678", "922337203685477580.7", "9223372036854775807",
+           "0.000000000000000000000000000123", "98.39357429718876", "-4.6811451135241855"]
 
 
 @pytest.mark.parametrize("value", NUMBERS)
@@ -60,28 +64,59 @@ def test_timestamps_of_every_width_and_precision(stamp: str, precision: str) -> 
     agree(f"m v=1.5 {stamp}\n".encode(), precision)
 
 
+INTEGERS = ["0i", "-0i", "+5i", "007i", "-42i", "9223372036854775807i",
+            "-9223372036854775808i", "123456789012345678i", "1.5i", "1e3i", "-i", "i"]
+
+
+def decimal(digits: int, places: int) -> str:
+    text = str(digits).rjust(places + 1, "0")
+    return f"{text[:-places]}.{text[-places:]}" if places else text
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 10**18 - 1), st.integers(0, 27)), min_size=1,
+                max_size=40))
+def test_long_decimals_round_as_float_rounds_them(numbers: list[tuple[int, int]]) -> None:
+    """Up to 18 significant digits and 27 decimals (Telegraf writes 15 to 17): the long
+    double's quotient, rounded once more, is float()'s value."""
+    agree("".join(f"m v={decimal(d, p)} 1\n" for d, p in numbers).encode())
+
+
+@pytest.mark.parametrize("exponent", [53, 54, 57, 59])
+def test_halfway_between_two_doubles_reads_as_float_reads_it(exponent: int) -> None:
+    """Integers exactly halfway between two doubles, and their neighbours: rounding twice
+    would get some wrong, so float() decides those rows."""
+    half = 2 ** (exponent - 53)
+    texts = [str(2**exponent + k * half) for k in range(-3, 8)]
+    texts += [f"{t[:-2]}.{t[-2:]}" for t in texts]
+    agree("".join(f"m v={t} 1\n" for t in texts).encode())
+
+
 @st.composite
-def plain_bodies(draw: st.DrawFn) -> bytes:
+def plain_bodies(draw: st.DrawFn, fields: int = 1) -> bytes:
+    """Lines of one to ``fields`` fields each (floats, ``i`` integers, some malformed)."""
     names = st.text("abcxyz_:.-", min_size=1, max_size=6)
+    values = st.one_of(
+        st.sampled_from(NUMBERS),
+        st.floats(allow_nan=False, allow_infinity=False).map(repr),
+        st.decimals(allow_nan=False, allow_infinity=False, places=draw(
+            st.integers(0, 8))).map(str),
+        st.integers(-10**15, 10**15).map(str),
+        *([st.sampled_from(INTEGERS), st.integers(-(2**63), 2**63 - 1).map(lambda i: f"{i}i")]
+          if fields > 1 else []))
     lines = []
     for _ in range(draw(st.integers(1, 20))):
         tags = "".join(f",{k}={v}" for k, v in sorted(draw(
             st.dictionaries(st.sampled_from(["host", "cpu", "zone", "a-b"]), names,
                             max_size=3)).items()))
-        value = draw(st.one_of(
-            st.sampled_from(NUMBERS),
-            st.floats(allow_nan=False, allow_infinity=False).map(repr),
-            st.decimals(allow_nan=False, allow_infinity=False, places=draw(
-                st.integers(0, 8))).map(str),
-            st.integers(-10**15, 10**15).map(str)))
+        pairs = ",".join(f"{draw(names)}={draw(values)}"
+                         for _ in range(draw(st.integers(1, fields))))
         stamp = draw(st.integers(-(2**63) + 1, 2**63 - 1))
-        lines.append(f"{draw(names)}{tags} {draw(names)}={value} {stamp}")
+        lines.append(f"{draw(names)}{tags} {pairs} {stamp}")
     return ("\n".join(lines) + draw(st.sampled_from(["", "\n"]))).encode()
 
 
-@settings(max_examples=200, deadline=None)
-@given(plain_bodies())
-def test_plain_bodies_read_as_the_general_parser_reads_them(body: bytes) -> None:
+def same_as_general(body: bytes) -> None:
     try:
         expected = general(body, "ns")
     except lineprotocol.LineError:  # e.g. "1E+5" read by neither; an "e" in a decimal
@@ -92,8 +127,47 @@ def test_plain_bodies_read_as_the_general_parser_reads_them(body: bytes) -> None
         assert points(columns) == expected
 
 
+@settings(max_examples=200, deadline=None)
+@given(plain_bodies())
+def test_plain_bodies_read_as_the_general_parser_reads_them(body: bytes) -> None:
+    same_as_general(body)
+
+
+@settings(max_examples=300, deadline=None)
+@given(plain_bodies(fields=4))
+def test_multi_field_bodies_read_as_the_general_parser_reads_them(body: bytes) -> None:
+    """Telegraf's shapes: several fields per line, their counts differing between lines,
+    floats and ``i`` integers."""
+    same_as_general(body)
+
+
+TELEGRAF = (b"cpu,cpu=cpu0,host=h1 usage_idle=98.1,usage_user=1.2,usage_system=0.4 "
+            b"1700000000000000000\n"
+            b"mem,host=h1 used=123i,free=-5i,used_percent=12.345678901234567 "
+            b"1700000000000000000\n"
+            b"disk,host=h1,path=/ used=+7i 1700000000000000001\n")
+
+
+def test_telegraf_lines_are_read_in_bulk() -> None:
+    """Several fields, integers and one field per line in one body: read by numpy, each
+    field its series, every field of a line its timestamp; again from the skeleton."""
+    reader = PlainReader()
+    first = agree(TELEGRAF, "ns", reader=reader)
+    assert list(first.series) == [
+        'h1/db/cpu.usage_idle{cpu="cpu0"}', 'h1/db/cpu.usage_user{cpu="cpu0"}',
+        'h1/db/cpu.usage_system{cpu="cpu0"}', "h1/db/mem.used", "h1/db/mem.free",
+        "h1/db/mem.used_percent", 'h1/db/disk.used{path="/"}']
+    assert first.values.tolist() == [98.1, 1.2, 0.4, 123.0, -5.0, 12.345678901234567, 7.0]
+    again = agree(TELEGRAF.replace(b"98.1", b"97.5"), "ns", reader=reader)
+    assert again.series_token == first.series_token
+    assert again.values[0] == 97.5
+
+
 @pytest.mark.parametrize("body", [
-    b"m v=1i 1\n", b"m v=t 1\n", b'm v="s" 1\n', b"m v=1,w=2 1\n", b"m v=1\n",
+    b"m v=1.5i 1\n", b"m v=t 1\n", b'm v="s" 1\n', b"m v=1,w=t 1\n", b"m v=1\n",
+    b"m v=1e3i 1\n", b"m v=-i 1\n", b"m v=i 1\n", b"m v=1u 1\n", b"m v=1,,w=2 1\n",
+    b"m v=1, 1\n", b"m ,v=1 1\n", b"m v=1,w 1\n", b"m v=1,=2 1\n", b"m v==1 1\n",
+    b"m v=1,w=2=3 1\n", b"m v=1,w=2\n", b'm v=1,w="2" 1\n', b"m v=1,w\\ x=2 1\n",
     b"m\\ x v=1 1\n", b"# comment\nm v=1 1\n", b"m v=1 1\r\n", b"m v=1 1\n\nm v=2 2\n",
     b"m  v=1 1\n", b"m v=1 1 \n", b"m v=abc 1\n", b"m v=1 1.5\n", b"m v=1.2.3 1\n",
     b"m v=- 1\n", b"m v=1 --1\n", b"m,host v=1 1\n", b",x=1 v=1 1\n", b"m =1 1\n",
@@ -116,15 +190,16 @@ def test_a_repeated_body_keeps_its_keys_and_token() -> None:
     assert list(other.series) == ["h3/db/cpu.idle", "h2/db/cpu.idle"]
 
 
-def test_long_series_texts_take_the_other_skeleton() -> None:
-    """A ``series key=`` text over 256 bytes: the skeleton keeps whole lines instead of
-    rows; read alike, once and again."""
+def test_long_series_texts_are_read_in_bulk_too() -> None:
+    """A ``series key=`` text over 256 bytes: its skeleton rows are as wide; read alike,
+    once and again. One long line among many short ones: the general parser."""
     reader = PlainReader()
     long_tag = "x" * 300
     for value in ("1.5", "2.5"):
         columns = agree(f"cpu,host=h1,t={long_tag} idle={value} 1000\ncpu idle=2 1\n".encode(),
                         reader=reader)
         assert list(columns.series) == [f'h1/db/cpu.idle{{t="{long_tag}"}}', "influx/db/cpu.idle"]
+    assert read(f"cpu,t={long_tag} idle=1 1\n".encode() + b"m v=1 1\n" * 100) is None
 
 
 def test_the_memories_are_bounded() -> None:

@@ -1,71 +1,83 @@
 """Line-protocol bodies of plain lines, read by numpy a body at a time (pure; no I/O).
 
-A plain line is ``series field=number timestamp``: printable ASCII, no escape, quote or
-comment, one field holding a float, a timestamp: what Telegraf sends for one-field
-measurements, and the ecosystem benchmark's body. The body's bytes are searched for
-newlines, spaces, ``=`` and commas in a few numpy passes that also check each line has
-exactly that form; values and timestamps are parsed in bulk. A line's series is named by
-its text up to the ``=`` (``series field``); the body with each line's value and
-timestamp cut out is its *skeleton*. A body whose skeleton equals one read before holds
-the same series in the same order (a sender repeating its series every interval), so
-their keys are taken whole from then; otherwise each line's series is looked up by its
-text (remembered, bounded) and only new ones are mapped, by :func:`lineprotocol.key_text`.
-Anything else, or anything a plain line cannot be, returns None: the general parser
-reads the body, and names a bad line (decision D41, figures in docs/performance.md).
+A plain line is ``series key=number[,key=number...] timestamp``: printable ASCII, no
+escape, quote or comment, each field a float or an ``i`` integer, a timestamp: what
+Telegraf's ``outputs.influxdb`` sends (one line per input's metric, often several fields)
+and the ecosystem benchmark's bodies. Lines may hold different numbers of fields. The
+body's bytes are searched for newlines, spaces, ``=`` and commas in a few numpy passes
+that also check each line has exactly that form; values and timestamps are parsed in
+bulk. A field's series is named by its line's ``series `` text and its ``key=``; the
+body's *skeleton* is those texts as fixed-width rows, with each line's field count. A
+body whose skeleton equals one read before holds the same series in the same order (a
+sender repeating its series every interval), so their keys are taken whole from then;
+otherwise each field's ``series key=`` text is looked up (remembered, bounded) and only
+new ones are mapped, by :func:`lineprotocol.key_text`. Anything else, or anything a
+plain line cannot be, returns None: the general parser reads the body, and names a bad
+line (decisions D41 and D48, figures in docs/performance.md).
 """
 
 from __future__ import annotations
 
-import functools
 import os
-import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
 import numpy as np
-import numpy.typing as npt
 
+from watchkeeper.api.ingest import decimals
+from watchkeeper.api.ingest.decimals import Floats, Grid, Positions
 from watchkeeper.api.ingest.lineprotocol import BadLine, key_text
 from watchkeeper.archive import Columns
 
-_FLOAT_BYTES: Final = np.isin(np.arange(256), list(b"0123456789.eE+-"))
-_MAX_WIDTH: Final = 32  # longer values or timestamps: the general parser
-_MAX_PREFIX: Final = 256  # longer "series key=" texts: the skeleton is built otherwise
-_EXACT_DIGITS: Final = 14  # with the point as a digit, still below 2**53: exact
-_POWERS: Final = 10.0 ** np.arange(_MAX_WIDTH + 1)  # exact up to 10**22
-_POWERS_INT: Final = 10 ** np.arange(19, dtype=np.int64)
+_SKELETON_BUDGET: Final = 4  # skeleton rows up to 4x the body (one long line: general parser)
 _TOKEN_PREFIX: Final = b"line-protocol:"
-_INTEGER: Final = re.compile(rb"-?[0-9]{1,19}")
+_NOT_INTEGER: Final = np.isin(np.arange(256), list(b".eE"))  # bytes a float has, not an int
 _LINE: Final = np.frombuffer(b"  \n", dtype=np.uint8)  # a line's separators, in order
-NEWLINE, SPACE, EQUALS, HASH, MINUS, PLUS = (ord(c) for c in "\n =#-+")
+SPACE, EQUALS, COMMA, HASH = (ord(c) for c in " =,#")
+INTEGER_MARK: Final = ord("i")
 
-Positions = npt.NDArray[np.intp]
-Grid = npt.NDArray[np.uint8]
-Floats = npt.NDArray[np.float64]
-Stamps = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True, eq=False)
 class _Seen:
-    """A skeleton read before, with its lines' series keys and their token."""
+    """A skeleton read before, with its fields' series keys and their token."""
 
     skeleton: bytes
     keys: list[str]
     token: bytes
 
 
+class _Lines(NamedTuple):
+    """Where each line starts, its two spaces and its newline."""
+
+    starts: Positions
+    firsts: Positions
+    seconds: Positions
+    ends: Positions
+
+
+class _Fields(NamedTuple):
+    """Each field's key start, ``=`` and value end (its comma, or its line's second
+    space), in line order then field order; and each line's number of fields."""
+
+    keys: Positions
+    equals: Positions
+    stops: Positions
+    counts: Positions
+
+
 class PlainReader:
-    """Reads plain bodies, remembering series keys by line text (``remember`` of them)
+    """Reads plain bodies, remembering series keys by field text (``remember`` of them)
     and the skeletons of the last ``bodies`` bodies (at most ``limit`` bytes)."""
 
     def __init__(self, *, remember: int = 1_000_000, bodies: int = 8,
                  limit: int = 64 * 1024 * 1024) -> None:
-        self._keys: dict[str, dict[bytes, str]] = {}  # plugin -> line text -> key
+        self._keys: dict[str, dict[bytes, str]] = {}  # plugin -> field text -> key
         self._known = 0
         self._remember = remember
-        self._seen: OrderedDict[tuple[str, int, int], _Seen] = OrderedDict()
+        self._seen: OrderedDict[tuple[str, int, int, int, int], _Seen] = OrderedDict()
         self._bodies = bodies
         self._limit = limit
         self._lock = threading.Lock()  # large bodies are read on worker threads
@@ -75,46 +87,52 @@ class PlainReader:
         seconds of one timestamp unit); None when some line is not plain.
 
         Every byte is checked: separators by the scans, values and timestamps by their
-        parse, the rest (each line's ``series key=``) by :meth:`_keys_of` when first
+        parse, the rest (each field's ``series key=``) by :meth:`_keys_of` when first
         seen, or by being equal to a skeleton checked before."""
         if not body:
             return None
         data = body if body.endswith(b"\n") else body + b"\n"
-        lines = _lines(data)
-        if lines is None:
+        octets = np.frombuffer(data, dtype=np.uint8)
+        lines = _lines(octets)
+        fields = _fields(octets, lines) if lines is not None else None
+        if lines is None or fields is None:
             return None
-        starts, equals, spaces, ends = lines
-        values = _floats(data, equals + 1, spaces)
-        stamps = _stamps(data, spaces + 1, ends)
-        if values is None or stamps is None:
+        values = _values(data, octets, fields)
+        stamps = decimals.stamps(data, lines.seconds + 1, lines.ends)
+        rows = _skeleton(data, lines, fields)
+        if values is None or stamps is None or rows is None:
             return None
-        skeleton, width = _skeleton(data, starts, equals + 1, ends)
-        shape = (plugin, len(starts), width)
+        series, names = rows
+        skeleton = b"".join((series.tobytes(), names.tobytes(),
+                             fields.counts.astype(np.int32).tobytes()))
+        shape = (plugin, len(lines.starts), len(values), series.shape[1], names.shape[1])
         seen = self._seen.get(shape)
         if seen is None or seen.skeleton != skeleton:
-            keys = self._keys_of(_texts(skeleton, width), plugin)
+            keys = self._keys_of(_texts(series, names, fields.counts), plugin)
             if keys is None:
                 return None
             seen = _Seen(skeleton, keys, _TOKEN_PREFIX + os.urandom(16))
             self._keep(shape, seen)
-        return Columns(series=seen.keys, index=np.arange(len(starts), dtype=np.int32),
+        if len(values) != len(stamps):  # several fields on some line: each gets its stamp
+            stamps = np.repeat(stamps, fields.counts)
+        return Columns(series=seen.keys, index=np.arange(len(values), dtype=np.int32),
                        ts=np.multiply(stamps, scale, dtype=np.float64), values=values,
                        series_token=seen.token)
 
     def _keys_of(self, texts: list[bytes], plugin: str) -> list[str] | None:
-        """The key of each line's ``series key=`` text; None for a text a plain line
-        cannot hold (the general parser then reads the body, or names the line)."""
+        """The key of each field's ``series key=`` text (padded with NUL bytes); None for
+        a text a plain line cannot hold (the general parser then reads the body, or names
+        the line)."""
         known = self._keys.setdefault(plugin, {})
         keys = list(map(known.get, texts))
         if None in keys:
             for i, text in enumerate(texts):
                 if keys[i] is None:
-                    if not (text.isascii() and text.decode("ascii").isprintable()) \
-                            or b"\\" in text or b'"' in text:
+                    plain = text.replace(b"\0", b"")
+                    if not (plain.isascii() and plain.decode("ascii").isprintable()) \
+                            or b"\\" in plain or b'"' in plain:
                         return None
-                    series, _, field = text.decode("ascii")[:-1].partition(" ")
-                    if "," in field:  # a second field, or a bad one
-                        return None
+                    series, _, field = plain.decode("ascii")[:-1].partition(" ")
                     try:
                         keys[i] = known[text] = key_text(series, field, plugin)
                     except BadLine:  # the general parser names the line
@@ -125,7 +143,7 @@ class PlainReader:
                 self._known = 0
         return keys  # type: ignore[return-value]  # every None was replaced
 
-    def _keep(self, shape: tuple[str, int, int], seen: _Seen) -> None:
+    def _keep(self, shape: tuple[str, int, int, int, int], seen: _Seen) -> None:
         if len(seen.skeleton) > self._limit:
             return
         with self._lock:
@@ -136,216 +154,103 @@ class PlainReader:
                 self._seen.popitem(last=False)
 
 
-def _lines(data: bytes) -> tuple[Positions, Positions, Positions, Positions] | None:
-    """Each line's start, first ``=`` after its first space, second space and newline, if
-    every line is ``series key=value timestamp`` with each part non-empty and no comment.
-    (A second field, an ``=`` or a comma in the value, fails the value's parse; a comma in
-    the key, :meth:`PlainReader._keys_of`.)"""
-    octets = np.frombuffer(data, dtype=np.uint8)
+def _lines(octets: Grid) -> _Lines | None:
+    """Each line's start, two spaces and newline, if every line is ``series fields
+    timestamp`` with each part non-empty and no comment."""
     separators = np.flatnonzero(octets <= SPACE)  # one scan for both (and control bytes)
     if len(separators) % 3 or not (octets[separators].reshape(-1, 3) == _LINE).all():
         return None  # not space, space, newline on every line
     first, second, ends = separators[0::3], separators[1::3], separators[2::3]
     starts = np.concatenate(([0], ends[:-1] + 1))
-    if not (first > starts).all():
+    if not ((first > starts) & (second + 1 < ends)).all() or (octets[starts] == HASH).any():
         return None
+    return _Lines(starts, first, second, ends)
+
+
+def _fields(octets: Grid, lines: _Lines) -> _Fields | None:
+    """The fields of each line's middle part, if it is ``key=value[,key=value...]``: as
+    many ``=`` as commas plus one, alternating, keys and values non-empty. (An ``=`` or a
+    comma in a value fails this; any other byte, the value's parse or the key's check.)"""
     equals = np.flatnonzero(octets == EQUALS)
-    at = np.searchsorted(equals, first)
-    if at[-1] >= len(equals):
+    commas = np.flatnonzero(octets == COMMA)
+    low = np.searchsorted(equals, lines.firsts)
+    counts = np.searchsorted(equals, lines.seconds) - low
+    comma_low = np.searchsorted(commas, lines.firsts)
+    if not (counts > 0).all() or not (
+            np.searchsorted(commas, lines.seconds) - comma_low == counts - 1).all():
         return None
+    at = _ranges(low, counts)
+    between = commas[_ranges(comma_low, counts - 1)]
+    firsts = np.cumsum(counts) - counts  # each line's first field
+    lead = np.zeros(len(at), dtype=np.bool_)
+    lead[firsts] = True
+    last = np.zeros(len(at), dtype=np.bool_)
+    last[firsts + counts - 1] = True
+    before = np.empty(len(at), dtype=np.intp)  # the space or comma before each key
+    before[lead] = lines.firsts
+    before[~lead] = between
+    stops = np.empty(len(at), dtype=np.intp)
+    stops[last] = lines.seconds
+    stops[~last] = between
     field = equals[at]
-    if not ((field > first + 1) & (field + 1 < second) & (second + 1 < ends)).all() \
-            or (octets[starts] == HASH).any():
+    if not ((before + 1 < field) & (field + 1 < stops)).all():
         return None
-    return starts, field, second, ends
+    return _Fields(before + 1, field, stops, counts)
 
 
-def _floats(data: bytes, starts: Positions, stops: Positions) -> Floats | None:
-    """The floats written at ``data[starts[i]:stops[i]]``, parsed as Python parses them
-    (with the characters admitted, that is the line protocol's float grammar); None if
-    one does not parse. Up to 14 digits and no exponent, each is its digits as an integer
-    divided by a power of ten, both exact in a float64, so the quotient is the correctly
-    rounded value, as ``float()`` gives it; anything else goes through ``float()``."""
-    grid = _grid(data, starts, stops)
-    if grid is None:
-        return None
-    digits = _digits(grid.copy(), stops - starts, fractions=True)
-    if digits is None or digits.lengths.max() > _EXACT_DIGITS:
-        if not _FLOAT_BYTES[grid].all():
-            return None
-        texts = _grid(data, starts, stops, right=False)
-        assert texts is not None  # as wide as grid
-        try:  # numpy parses bytes as float() does
-            return texts.view(f"S{grid.shape[1]}").ravel().astype(np.float64)
-        except ValueError:
-            return None
-    width = grid.shape[1]
-    whole = (digits.matrix.astype(np.float64) @ _places(width)).astype(np.int64)  # exact
-    decimals = np.zeros(len(whole), dtype=np.intp)
-    if len(digits.point_rows):  # the point counted as a 0 digit: the digits before it 10x
-        rows, places = digits.point_rows, width - 1 - digits.point_columns
-        scaled = whole[rows]
-        after = scaled % _POWERS_INT[places]
-        whole[rows] = (scaled - after) // 10 + after
-        decimals[rows] = places
-    values = whole.astype(np.float64)
-    values /= _POWERS[decimals]
-    return np.where(digits.negative, -values, values)
+def _ranges(starts: Positions, counts: Positions) -> Positions:
+    """``starts[i], starts[i] + 1, ... starts[i] + counts[i] - 1`` for every i, in order."""
+    total = int(counts.sum())
+    offsets = np.cumsum(counts) - counts
+    return np.repeat(starts - offsets, counts) + np.arange(total)
 
 
-def _stamps(data: bytes, starts: Positions, stops: Positions) -> Stamps | None:
-    """The integers ``-?[0-9]+`` at ``data[starts[i]:stops[i]]`` that an int64 holds
-    (19 digits, nanoseconds, included)."""
-    width = int(stops[0] - starts[0])
-    if ((stops - starts) == width).all():  # one width: maybe one timestamp for all
-        texts = np.ndarray(shape=(len(data) - width + 1,), dtype=f"V{width}", buffer=data,
-                           strides=(1,))[starts]  # V, not S: S drops trailing NUL bytes
-        if (texts == texts[0]).all():
-            text = texts[0].tobytes()
-            stamp = int(text) if _INTEGER.fullmatch(text) else None
-            if stamp is None or not -(2**63) < stamp < 2**63:
-                return None
-            return np.full(len(starts), stamp, dtype=np.int64)
-    grid = _grid(data, starts, stops)
-    if grid is None:
+def _values(data: bytes, octets: Grid, fields: _Fields) -> Floats | None:
+    """Each field's value: a float, or an ``i`` integer (digits with an optional sign)."""
+    starts, stops = fields.equals + 1, fields.stops
+    integers = octets[stops - 1] == INTEGER_MARK
+    if not integers.any():
+        return decimals.floats(data, starts, stops)
+    stops = stops - integers
+    if not (stops > starts).all():  # "i" alone
         return None
-    digits = _digits(grid, stops - starts, fractions=False)
-    if digits is None or digits.lengths.max() > 19:
+    values = decimals.floats(data, starts, stops)
+    if values is None:
         return None
-    width = grid.shape[1]
-    low = min(width, 9)  # two parts of up to 10 and 9 digits, each exact in a float64
-    matrix = digits.matrix.astype(np.float64)
-    high = (matrix[:, :width - low] @ _places(width - low)).astype(np.int64)
-    rest = (matrix[:, width - low:] @ _places(low)).astype(np.int64)
-    most_high, most_rest = divmod(2**63 - 1, 10**9)
-    if ((high > most_high) | ((high == most_high) & (rest > most_rest))).any():
-        return None
-    stamps = high * 10**9 + rest
-    return np.where(digits.negative, -stamps, stamps)
+    texts = decimals.byte_grid(data, starts[integers], stops[integers], right=False)
+    if texts is None or _NOT_INTEGER[texts].any():
+        return None  # "1.5i", "1e3i": the general parser names the line
+    return values
 
 
-def _grid(data: bytes, starts: Positions, stops: Positions, *, right: bool = True
-          ) -> Grid | None:
-    """Row i: the bytes ``data[starts[i]:stops[i]]``, right-aligned after ``0`` digits
-    (so that a column is a decimal place; a NUL byte in a number stays a bad byte), or
-    left-aligned before NUL bytes (as text)."""
-    widths = stops - starts
-    width = int(widths.max())
-    if width > _MAX_WIDTH:
+def _skeleton(data: bytes, lines: _Lines, fields: _Fields) -> tuple[Grid, Grid] | None:
+    """Each line's ``series `` and each field's ``key=`` as rows of zeros after them (a
+    few gathers); None when the rows would be much larger than the body (one long line
+    among short ones)."""
+    series_width = int((lines.firsts + 1 - lines.starts).max())
+    name_width = int((fields.equals + 1 - fields.keys).max())
+    if (len(lines.starts) * series_width + len(fields.keys) * name_width
+            > _SKELETON_BUDGET * len(data)):
         return None
-    if right:  # row i ends at stops[i]: padded in front when one would start before 0
-        shift = max(width - int(stops.min()), 0)
-        padded = bytes(shift) + data if shift else data
-        at = stops - width + shift
-    else:  # row i starts at starts[i]: padded behind
-        padded, at = data + bytes(width), starts
-    windows = np.ndarray(shape=(len(padded) - width + 1,), dtype=f"V{width}", buffer=padded,
+    return (_text_rows(data, lines.starts, lines.firsts + 1, series_width),
+            _text_rows(data, fields.keys, fields.equals + 1, name_width))
+
+
+def _text_rows(data: bytes, starts: Positions, stops: Positions, width: int) -> Grid:
+    """Row i: ``data[starts[i]:stops[i]]`` followed by zeros, ``width`` wide."""
+    padded = data + bytes(width)
+    windows = np.ndarray(shape=(len(data) + 1,), dtype=f"V{width}", buffer=padded,
                          strides=(1,))
-    grid: Grid = windows[at].view(np.uint8).reshape(len(stops), width)
-    if right:
-        grid *= _rows(_columns_from(width), width - widths)
-        grid += _rows(_zeros_before(width), width - widths)
-    else:
-        grid *= _rows(_columns_before(width), widths)
-    return grid
+    rows: Grid = windows[starts].view(np.uint8).reshape(len(starts), width)
+    rows *= decimals.gather_rows(decimals.columns_before(width), stops - starts)
+    return rows
 
 
-def _rows(table: Grid, which: Positions) -> Grid:
-    """``table[which]``, gathered as whole rows (several times faster for short rows)."""
-    width = table.shape[1]
-    return table.view(f"V{width}").ravel()[which].view(np.uint8).reshape(len(which), width)
-
-
-@functools.cache
-def _columns_from(width: int) -> Grid:
-    """Row k: 1 in the columns from k on, of ``width`` (k = 0..width)."""
-    return (np.arange(width) >= np.arange(width + 1)[:, None]).astype(np.uint8)
-
-
-@functools.cache
-def _columns_before(width: int) -> Grid:
-    """Row k: 1 in the columns before k, of ``width`` (k = 0..width)."""
-    return (np.arange(width) < np.arange(width + 1)[:, None]).astype(np.uint8)
-
-
-@functools.cache
-def _zeros_before(width: int) -> Grid:
-    """Row k: the digit 0 in the columns before k, of ``width`` (k = 0..width)."""
-    return np.where(np.arange(width) < np.arange(width + 1)[:, None], ord("0"), 0).astype(
-        np.uint8)
-
-
-class _Digits(NamedTuple):
-    matrix: Grid  # each row's digits in its columns, 0 elsewhere (the point)
-    lengths: Positions  # digits in each row
-    point_rows: Positions  # the rows with a point (ascending)...
-    point_columns: Positions  # ...and its column in each
-    negative: npt.NDArray[np.bool_]
-
-
-def _digits(grid: Grid, widths: Positions, *, fractions: bool) -> _Digits | None:
-    """The digits of each row of ``grid`` (right-aligned after 0 digits, overwritten),
-    when every row is an optional sign (``-``, or with ``fractions`` ``+`` too), at least
-    one digit and (with ``fractions``) at most one point; else None."""
-    rows, width = grid.shape
-    flat = grid.reshape(-1)
-    leads = np.arange(rows) * width + (width - widths)
-    negative = flat[leads] == MINUS
-    signed = negative | (flat[leads] == PLUS) if fractions else negative
-    flat[leads[signed]] = ord("0")
-    digits = grid - np.uint8(ord("0"))
-    is_digit = digits < 10
-    is_point = grid == ord(".") if fractions else np.zeros_like(is_digit)
-    if not (is_digit | is_point).all():
-        return None
-    points = np.flatnonzero(is_point)
-    point_rows, point_columns = np.divmod(points, width)
-    if (np.diff(point_rows) == 0).any():  # two points in a row
-        return None
-    lengths = widths - signed
-    lengths[point_rows] -= 1
-    if not (lengths > 0).all():
-        return None
-    digits *= is_digit
-    return _Digits(digits, lengths, point_rows, point_columns, negative)
-
-
-@functools.cache
-def _places(width: int) -> Floats:
-    """The place value of each of ``width`` right-aligned columns."""
-    return np.ascontiguousarray(_POWERS[:width][::-1])
-
-
-def _skeleton(data: bytes, starts: Positions, cut_from: Positions, cut_to: Positions
-              ) -> tuple[bytes, int]:
-    """``data`` without the bytes ``cut_from[i]:cut_to[i]`` of each line, and the width
-    of its rows: each line's ``starts[i]:cut_from[i]`` as a row of zeros after it (a few
-    gathers), or, for a line longer than ``_MAX_PREFIX``, the lines kept whole with their
-    newlines (width 0)."""
-    widths = cut_from - starts
-    width = int(widths.max())
-    if width <= _MAX_PREFIX:
-        padded = data + bytes(width)
-        windows = np.ndarray(shape=(len(data) + 1,), dtype=f"V{width}", buffer=padded,
-                             strides=(1,))
-        rows: Grid = windows[starts].view(np.uint8).reshape(len(starts), width)
-        rows *= _rows(_columns_before(width), widths)
-        return rows.tobytes(), width
-    lengths = np.empty(2 * len(cut_from) + 1, dtype=np.intp)
-    lengths[0] = cut_from[0]
-    lengths[1::2] = cut_to - cut_from
-    lengths[2:-1:2] = cut_from[1:] - cut_to[:-1]
-    lengths[-1] = len(data) - cut_to[-1]
-    kept = np.zeros(len(lengths), dtype=np.bool_)
-    kept[0::2] = True
-    return np.frombuffer(data, dtype=np.uint8)[np.repeat(kept, lengths)].tobytes(), 0
-
-
-def _texts(skeleton: bytes, width: int) -> list[bytes]:
-    """Each line's text in a skeleton of rows of ``width`` (0: lines with newlines)."""
-    if width:
-        texts: list[bytes] = np.frombuffer(skeleton, dtype=f"S{width}").tolist()
-        return texts  # each without its zeros (a line holds none: they are not printable)
-    texts = skeleton.split(b"\n")
-    texts.pop()  # after the last newline
+def _texts(series: Grid, names: Grid, counts: Positions) -> list[bytes]:
+    """Each field's ``series key=`` text: its line's series row, then its key row (zero
+    bytes between and after; a text holds none)."""
+    if len(names) != len(series):
+        series = np.repeat(series, counts, axis=0)
+    rows = np.hstack((series, names))
+    texts: list[bytes] = rows.view(f"S{rows.shape[1]}").ravel().tolist()
     return texts
