@@ -141,6 +141,26 @@ async def test_read_floats_sees_rewrites_and_deletes_after_a_read(archive: Archi
     assert len(got.run(2)[0]) == 1600 - 1100
 
 
+async def test_read_floats_near_the_newest_point_then_new_chunks(archive: Archive) -> None:
+    """Reads that end a little before the newest point (as a dashboard's last step does),
+    the heads flushed into new chunks between them, and a read from earlier on: each
+    answers what :meth:`Archive.read` does (the embedded writer keeps such series' chunks
+    as one run until they change)."""
+    rounds = 0
+    for more in (700, 500, 10):
+        for r in range(rounds, rounds + more):
+            await archive.write([Measurement(key=key, ts=T0 + 30 * r + 0.001 * i,
+                                             value=float(r + i)) for i, key in enumerate(KEYS)])
+        rounds += more
+        newest_ms = int((T0 + 30 * (rounds - 1)) * 1000)
+        for lo_ms in (int(T0 * 1000) + 600_000, int(T0 * 1000) + 300_000):
+            hi_ms = newest_ms - 45_000
+            _compare(await archive.read_floats(KEYS, lo_ms, hi_ms),
+                     await _expected(archive, KEYS, lo_ms, hi_ms))
+            _compare(await archive.read_floats(KEYS, lo_ms + 1, newest_ms),
+                     await _expected(archive, KEYS, lo_ms + 1, newest_ms))
+
+
 def test_read_floats_of_an_embedded_file_not_made_yet(tmp_path: Path) -> None:
     """A read-only reader of a file whose writer has not made its tables answers that no
     key is found (it does not fail on the missing tables)."""

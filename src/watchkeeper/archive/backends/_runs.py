@@ -32,6 +32,8 @@ Ids = npt.NDArray[np.int32]
 Int64Array = npt.NDArray[np.int64]
 Float64Array = npt.NDArray[np.float64]
 
+_NO_END: Final = np.iinfo(np.int64).max
+
 DECODE_POINTS: Final = 32_768
 """Points per decoder call: its work arrays (a few per point) then stay in the buffers it
 reuses; one call over millions of points ran 5-10x slower per point (fresh memory)."""
@@ -151,6 +153,56 @@ def cached_pieces(sids: Ids, chunks: Sequence[tuple[int, int, int, bytes]],
     return [(row[0], *got) for row, got in zip(chunks, found, strict=True) if got is not None]
 
 
+ChunksOf = Callable[[list[int], int, int], Sequence[tuple[int, int, int, bytes]]]
+"""A store's ``chunks_of`` without blobs: ``(position, start, n, b"")`` by position, time."""
+
+
+def kept_pieces(sids: Ids, lo_ms: int, hi_ms: int, *, cache: DecodedChunks,
+                newest: Int64Array, chunks_of: ChunksOf,
+                fetch: Callable[[list[tuple[int, int]]], list[bytes]]) -> list[Piece]:
+    """The chunk points of series ``sids`` (-1: none) from ``lo_ms`` (up to ``hi_ms`` at
+    least), by position then time: from the runs ``cache`` keeps where it has one from
+    ``lo_ms`` or earlier, the others from their chunks (:func:`cached_pieces`).
+
+    A series read up to or near its newest point (``newest[sid]`` within the read's span
+    of ``hi_ms``: a dashboard's steps end a little before it) has every chunk from
+    ``lo_ms`` on read and kept as a run, one piece; the next such read needs no chunk
+    list. The caller cuts pieces to the range."""
+    of = sids.tolist()
+    runs = [None if sid < 0 else cache.run(sid, lo_ms) for sid in of]
+    span = max(hi_ms - lo_ms, 0)
+    todo = [p for p, (sid, run) in enumerate(zip(of, runs, strict=True))
+            if sid >= 0 and run is None]
+    whole = {p for p in todo if newest[of[p]] - hi_ms <= span}
+    rows: list[tuple[int, int, int, bytes]] = []
+    for group, until in (([p for p in todo if p in whole], _NO_END),
+                         ([p for p in todo if p not in whole], hi_ms)):
+        if group:
+            rows.extend((group[at], start, n, blob) for at, start, n, blob in
+                        chunks_of([of[p] for p in group], lo_ms, until))
+    rows.sort(key=lambda row: (row[0], row[1]))
+    fresh = cached_pieces(sids, rows, cache, fetch)  # one piece per row, in its order
+    pieces: list[Piece] = []
+    j = 0
+    for p, run in enumerate(runs):
+        if run is not None:
+            pieces.append((p, *run))
+            continue
+        first = j
+        while j < len(fresh) and fresh[j][0] == p:
+            j += 1
+        if p not in whole:
+            pieces.extend(fresh[first:j])
+            continue
+        mine = fresh[first:j]
+        ts = np.concatenate([piece[1] for piece in mine]) if mine else np.empty(0, np.int64)
+        values = np.concatenate([piece[2] for piece in mine]) if mine else np.empty(0)
+        cache.keep_run(of[p], lo_ms, ts, values, [(of[p], row[1]) for row in rows[first:j]])
+        if len(ts):
+            pieces.append((p, ts, values))
+    return pieces
+
+
 def decoded_pieces(positions: int, chunks: Sequence[tuple[int, int, int, bytes]]
                    ) -> list[Piece]:
     """The chunk rows ``(position, start, n, blob)`` decoded together, a piece per position."""
@@ -171,13 +223,18 @@ def assemble(sids: Ids, pieces: Sequence[Piece], newer: Grouped, lo_ms: int, hi_
     ts_parts: list[Int64Array] = []
     value_parts: list[Float64Array] = []
     counts = [0] * len(sids)
+    edges = np.array([lo_ms, min(hi_ms, _NO_END - 1) + 1], dtype=np.int64)
     j = 0
     for p in range(len(sids)):
         first = j
         while j < len(pieces) and pieces[j][0] == p:
             j += 1
         mine = [(ts, values) for _, ts, values in pieces[first:j]]
-        if mine:
+        if len(mine) == 1:  # a run, or one chunk: one search for both ends
+            ts, values = mine[0]
+            at, to = ts.searchsorted(edges).tolist()
+            mine = [(ts[at:to], values[at:to])] if to > at else []
+        elif mine:
             mine = _cut(mine, lo_ms, hi_ms)
         h_lo, h_hi = head_bounds[p], head_bounds[p + 1]
         if h_hi > h_lo:

@@ -2,9 +2,10 @@
 
 Each takes one series' samples and the windows of the steps (``[ref - range, ref]``,
 closed at both ends as in Prometheus 2.x) and returns a value and a presence flag per
-step. Window bounds come from ``searchsorted``; what needs every sample of a window
-gathers the windows into a 2-d array (in chunks of steps, to bound memory) and walks its
-columns in sample order, so sums accumulate in the order Prometheus adds them.
+step. Window bounds and ``rate``/``increase``/``delta`` are compiled loops (kernels);
+what needs every sample of a window gathers the windows into a 2-d array (in chunks of
+steps, to bound memory) and walks its columns in sample order, so sums accumulate in the
+order Prometheus adds them.
 """
 
 from __future__ import annotations
@@ -15,12 +16,11 @@ from typing import Final
 
 import numpy as np
 
+from watchkeeper.archive.promql import kernels
 from watchkeeper.archive.promql.values import Floats, Ints, Mask, Samples
 from watchkeeper.errors import BadQuery
 
 _CHUNK_CELLS: Final = 1 << 21  # steps x window samples gathered at once
-_SEARCH_BLOCK: Final = 1 << 12  # samples of the series searched together
-_BLOCK: Final = 1 << 15  # windows computed together
 Result = tuple[Floats, Mask]
 
 
@@ -50,54 +50,11 @@ def windows(samples: Samples, ref: Ints, range_ms: int) -> Windows:
     first = np.zeros(len(samples.ts), dtype=bool)
     starts = samples.bounds[:-1]
     first[starts[samples.bounds[1:] > starts]] = True
-    lo, hi = _window_bounds(samples.ts, samples.bounds, ref, range_ms)
+    if len(ref) > 1 and bool((ref[1:] < ref[:-1]).any()):
+        raise BadQuery("steps must not go back in time")  # the engine's never do
+    lo, hi = kernels.window_bounds(samples.ts, samples.bounds, ref, range_ms)
     return Windows(samples.ts, samples.values, first, lo, hi, np.tile(ref, len(samples)),
                    range_ms, len(samples), len(ref))
-
-
-def _window_bounds(ts: Ints, bounds: Ints, ref: Ints, range_ms: int) -> tuple[Ints, Ints]:
-    """Where each series' windows start and end in ``ts`` (row ``series * steps + step``).
-
-    Binary searches over a block of series laid end to end (each shifted past the last),
-    a long series alone: one search over millions of samples ran ~3x slower than searches
-    that stay in the CPU's cache, and short series searched one by one cost a call each.
-    """
-    n = len(ref)
-    count = len(bounds) - 1
-    lo = np.empty(count * n, dtype=np.int64)
-    hi = np.empty(count * n, dtype=np.int64)
-    lows = ref - range_ms
-    first = 0
-    while first < count:
-        last = int(np.searchsorted(bounds, bounds[first] + _SEARCH_BLOCK, "right")) - 1
-        last = min(max(last, first + 1), count)
-        base = int(bounds[first])
-        block = ts[base:int(bounds[last])]
-        out = slice(first * n, last * n)
-        if not len(block):
-            lo[out] = hi[out] = base
-            first = last
-            continue
-        if last == first + 1:  # a long series: searched alone, no keys to build
-            lo[out] = block.searchsorted(lows, "left")
-            hi[out] = block.searchsorted(ref, "right")
-            lo[out] += base
-            hi[out] += base
-            first = last
-            continue
-        lowest = min(int(block.min()), int(lows.min()))
-        span = max(int(block.max()), int(ref.max())) - lowest + 1
-        if span * (last - first) >= 1 << 62:  # the keys would wrap around in int64
-            raise BadQuery(f"a range of {range_ms} ms over {last - first} series is too "
-                           "large")
-        shift = np.arange(last - first, dtype=np.int64) * span
-        keyed = np.repeat(shift, np.diff(bounds[first:last + 1])) + (block - lowest)
-        lo[out] = np.searchsorted(keyed, (shift[:, None] + (lows - lowest)).ravel(),
-                                  "left") + base
-        hi[out] = np.searchsorted(keyed, (shift[:, None] + (ref - lowest)).ravel(),
-                                  "right") + base
-        first = last
-    return lo, hi
 
 
 def _windows(values: Floats, lo: Ints, hi: Ints) -> Iterator[tuple[slice, Floats, Mask]]:
@@ -137,57 +94,9 @@ def _kahan_columns(grid: Floats, mask: Mask) -> Floats:
 
 
 def extrapolated(w: Windows, *, counter: bool, per_second: bool) -> Result:
-    """``rate``, ``increase`` (counters) and ``delta``: Prometheus' extrapolatedRate.
-
-    Computed a block of windows at a time, so the dozen temporaries stay in the CPU's
-    cache (over a million windows, ~2x faster than whole arrays)."""
-    ok = (w.hi - w.lo) >= 2
-    if len(w.values) == 0:
-        return np.zeros(len(w.lo)), ok
-    # a reset between samples i-1 and i of one series adds v[i-1]: the resets, and the
-    # running sum of what they add (a series' first sample ends no pair)
-    v = w.values
-    fell = np.flatnonzero((v[1:] < v[:-1]) & ~w.first[1:]) + 1 if counter else None
-    added = np.zeros(0 if fell is None else len(fell) + 1)
-    if fell is not None and len(fell):
-        np.cumsum(v[fell - 1], out=added[1:])
-    out = np.empty(len(w.lo))
-    for at in range(0, len(w.lo), _BLOCK):
-        part = slice(at, at + _BLOCK)
-        out[part] = _extrapolated(w, part, ok[part], fell, added, per_second=per_second)
-    return out, ok
-
-
-def _extrapolated(w: Windows, part: slice, ok: Mask, fell: Ints | None, added: Floats, *,
-                  per_second: bool) -> Floats:
-    v, t = w.values, w.ts
-    lo, hi, ref = w.lo[part], w.hi[part], w.ref[part]
-    count = hi - lo
-    first = np.where(ok, lo, 0)
-    last = np.where(ok, hi - 1, 0)
-    v_first = v[first]
-    t_first, t_last = t[first], t[last]
-    result = v[last] - v_first
-    if fell is not None:  # resets within (first, last]; adding 0.0 when there are none
-        result += (added[np.searchsorted(fell, last, "right")]
-                   - added[np.searchsorted(fell, first, "right")]) if len(fell) else 0.0
-    sampled = (t_last - t_first) / 1000.0
-    with np.errstate(all="ignore"):
-        average = sampled / np.maximum(count - 1, 1)
-        to_start = (t_first - (ref - w.range_ms)) / 1000.0
-        to_end = (ref - t_last) / 1000.0
-        if fell is not None:
-            to_zero = sampled * (v_first / result)
-            use_zero = (result > 0) & (v_first >= 0) & (to_zero < to_start)
-            to_start = np.where(use_zero, to_zero, to_start)
-        threshold = average * 1.1
-        half = average / 2
-        interval = (sampled + np.where(to_start < threshold, to_start, half)
-                    + np.where(to_end < threshold, to_end, half))
-        result *= interval / sampled
-        if per_second:
-            result /= w.range_ms / 1000.0
-    return result
+    """``rate``, ``increase`` (counters) and ``delta``: Prometheus' extrapolatedRate."""
+    return kernels.extrapolated(w.ts, w.values, w.lo, w.hi, ref=w.ref, range_ms=w.range_ms,
+                                counter=counter, per_second=per_second)
 
 
 def instant_rate(w: Windows, *, per_second: bool) -> Result:
