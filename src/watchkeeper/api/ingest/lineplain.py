@@ -133,6 +133,8 @@ class PlainReader:
                             or b"\\" in plain or b'"' in plain:
                         return None
                     series, _, field = plain.decode("ascii")[:-1].partition(" ")
+                    if "," in field:  # a bad field (one field a line is not scanned for it)
+                        return None
                     try:
                         keys[i] = known[text] = key_text(series, field, plugin)
                     except BadLine:  # the general parser names the line
@@ -172,9 +174,14 @@ def _fields(octets: Grid, lines: _Lines) -> _Fields | None:
     many ``=`` as commas plus one, alternating, keys and values non-empty. (An ``=`` or a
     comma in a value fails this; any other byte, the value's parse or the key's check.)"""
     equals = np.flatnonzero(octets == EQUALS)
-    commas = np.flatnonzero(octets == COMMA)
     low = np.searchsorted(equals, lines.firsts)
     counts = np.searchsorted(equals, lines.seconds) - low
+    if (counts == 1).all():  # one field a line: no comma scan (a comma fails the value's
+        field = equals[low]  # parse, or the key's check)
+        if not ((lines.firsts + 1 < field) & (field + 1 < lines.seconds)).all():
+            return None
+        return _Fields(lines.firsts + 1, field, lines.seconds, counts)
+    commas = np.flatnonzero(octets == COMMA)
     comma_low = np.searchsorted(commas, lines.firsts)
     if not (counts > 0).all() or not (
             np.searchsorted(commas, lines.seconds) - comma_low == counts - 1).all():
