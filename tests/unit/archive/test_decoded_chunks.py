@@ -50,19 +50,19 @@ def test_a_run_answers_reads_from_its_start_until_its_series_changes() -> None:
     ts, values = np.arange(20, dtype=np.int64), np.arange(20.0)
     cache.keep_run(5, 3, ts, values, [(5, 0), (5, 10)])
     assert cache.get((5, 0)) is None  # its chunks are in the run now
-    assert cache.run(5, 2) is None  # from before the run's start: the run may miss some
-    found = cache.run(5, 3)
+    assert cache.runs([5], 2)[0] is None  # from before the run's start: the run may miss some
+    found = cache.runs([5], 3)[0]
     assert found is not None
     assert found[1].tolist() == list(range(20))
     with pytest.raises(ValueError, match="read-only"):
         found[1][0] = 3.0
-    assert cache.run(6, 3) is None
+    assert cache.runs([6], 3)[0] is None
     cache.forget([], series=[5])  # the series got a new chunk
-    assert cache.run(5, 3) is None
+    assert cache.runs([5], 3)[0] is None
     assert cache.size == 0
     cache.keep_run(5, 0, np.arange(4, dtype=np.int64), np.zeros(4), [])
     cache.forget([(5, 99)])  # one of its chunks replaced
-    assert cache.run(5, 0) is None
+    assert cache.runs([5], 0)[0] is None
 
 
 def test_a_run_past_the_budget_goes_like_a_chunk() -> None:
@@ -71,7 +71,7 @@ def test_a_run_past_the_budget_goes_like_a_chunk() -> None:
     cache.keep_run(1, 0, *_chunk(100, 1.0), [])
     cache.put((2, 0), *_chunk(100, 2.0))
     cache.put((3, 0), *_chunk(100, 3.0))  # the run was read least recently
-    assert cache.run(1, 0) is None
+    assert cache.runs([1], 0)[0] is None
     cache.keep_run(1, 0, *_chunk(1000, 1.0), [])  # larger than the budget: not kept
-    assert cache.run(1, 0) is None
+    assert cache.runs([1], 0)[0] is None
     assert cache.size == 2 * one

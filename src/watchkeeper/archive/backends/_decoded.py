@@ -53,13 +53,19 @@ class DecodedChunks:
         """Keep a chunk's points (read-only copies, so no caller can change them)."""
         self._keep(key, ts.copy(), values.copy())
 
-    def run(self, sid: int, lo_ms: int) -> tuple[Int64Array, Float64Array] | None:
-        """Every chunk point of series ``sid`` from ``lo_ms`` on (and maybe some before),
-        if a run of it is kept from that time or earlier."""
-        start = self._run_from.get(sid)
-        if start is None or start > lo_ms:
-            return None
-        return self.get((sid, _RUN))
+    def runs(self, sids: list[int], lo_ms: int) -> list[tuple[Int64Array, Float64Array] | None]:
+        """For each series of ``sids``, every chunk point from ``lo_ms`` on (and maybe
+        some before), if a run of it is kept from that time or earlier."""
+        run_from, chunks = self._run_from, self._chunks
+        out: list[tuple[Int64Array, Float64Array] | None] = []
+        for sid in sids:
+            start = run_from.get(sid)
+            if start is None or start > lo_ms:
+                out.append(None)
+                continue
+            out.append(chunks[sid, _RUN])
+            chunks.move_to_end((sid, _RUN))
+        return out
 
     def keep_run(self, sid: int, lo_ms: int, ts: Int64Array, values: Float64Array,
                  chunks: Iterable[ChunkKey]) -> None:

@@ -169,7 +169,7 @@ def kept_pieces(sids: Ids, lo_ms: int, hi_ms: int, *, cache: DecodedChunks,
     ``lo_ms`` on read and kept as a run, one piece; the next such read needs no chunk
     list. The caller cuts pieces to the range."""
     of = sids.tolist()
-    runs = [None if sid < 0 else cache.run(sid, lo_ms) for sid in of]
+    runs = cache.runs(of, lo_ms)  # -1 has none
     span = max(hi_ms - lo_ms, 0)
     todo = [p for p, (sid, run) in enumerate(zip(of, runs, strict=True))
             if sid >= 0 and run is None]
@@ -224,18 +224,23 @@ def assemble(sids: Ids, pieces: Sequence[Piece], newer: Grouped, lo_ms: int, hi_
     value_parts: list[Float64Array] = []
     counts = [0] * len(sids)
     edges = np.array([lo_ms, min(hi_ms, _NO_END - 1) + 1], dtype=np.int64)
+    owners = [piece[0] for piece in pieces]
+    owners.append(len(sids))
     j = 0
     for p in range(len(sids)):
-        first = j
-        while j < len(pieces) and pieces[j][0] == p:
-            j += 1
-        mine = [(ts, values) for _, ts, values in pieces[first:j]]
-        if len(mine) == 1:  # a run, or one chunk: one search for both ends
-            ts, values = mine[0]
-            at, to = ts.searchsorted(edges).tolist()
-            mine = [(ts[at:to], values[at:to])] if to > at else []
-        elif mine:
-            mine = _cut(mine, lo_ms, hi_ms)
+        mine: list[tuple[Int64Array, Float64Array]] = []
+        if owners[j] == p:
+            if owners[j + 1] != p:  # a run, or one chunk: one search for both ends
+                _, ts, values = pieces[j]
+                j += 1
+                at, to = ts.searchsorted(edges).tolist()
+                if to > at:
+                    mine.append((ts[at:to], values[at:to]))
+            else:
+                first = j
+                while owners[j] == p:
+                    j += 1
+                mine = _cut([(ts, values) for _, ts, values in pieces[first:j]], lo_ms, hi_ms)
         h_lo, h_hi = head_bounds[p], head_bounds[p + 1]
         if h_hi > h_lo:
             later = (head.ts[h_lo:h_hi], head.values[h_lo:h_hi])
