@@ -38,7 +38,15 @@ import msgspec
 
 from watchkeeper.collect.credentials import Credential, resolve_credential
 from watchkeeper.errors import ConfigError
-from watchkeeper.model import CheckResult, Device, Measurement, Message, SeriesKey, Status
+from watchkeeper.model import (
+    CheckResult,
+    Device,
+    Families,
+    Measurement,
+    Message,
+    SeriesKey,
+    Status,
+)
 
 INTERVALS_KEY = "intervals"
 """``device.connections["intervals"]``: per-collector interval overrides, by collector name."""
@@ -56,6 +64,9 @@ class PollResult(msgspec.Struct, frozen=True, kw_only=True):
     # The local resource (an http pool, worker threads) whose exhaustion failed this poll:
     # watchkeeper's own saturation, reported as its health and never as the device's.
     local_fault: str | None = None
+    # Metric families' metadata the poll read (the prometheus collector: an exporter's
+    # # TYPE/# HELP/# UNIT), when it changed; it travels with the measurements (D46).
+    families: Families = ()
 
     @property
     def status(self) -> Status:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from watchkeeper.model.device import Device
 from watchkeeper.model.event import Event
+from watchkeeper.model.families import Families, MetricMetadata
 from watchkeeper.model.measurement import Measurement, SeriesKey
-from watchkeeper.model.sinks import EventSink, MeasurementSink
+from watchkeeper.model.sinks import EventSink, MeasurementSink, MetadataSink
 from watchkeeper.model.status import CheckResult, Message, Status
 
 __all__ = [
@@ -13,9 +14,12 @@ __all__ = [
     "Device",
     "Event",
     "EventSink",
+    "Families",
     "Measurement",
     "MeasurementSink",
     "Message",
+    "MetadataSink",
+    "MetricMetadata",
     "SeriesKey",
     "Status",
 ]

@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 import msgspec
 
+from watchkeeper.model.families import Families
 from watchkeeper.model.measurement import Measurement
 
 EVENT_SCHEMA_VERSION = 1
@@ -35,6 +36,9 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     output: str = ""
     long_output: str = ""
     measurements: tuple[Measurement, ...] = ()
+    # metric families' metadata a poll read (a scraped exporter's # TYPE/# HELP), kept
+    # by the archive writer beside the archive (D46); empty on nearly every event
+    families: Families = ()
     tags: tuple[str, ...] = ()
     attrs: dict[str, str] = msgspec.field(default_factory=dict)
     ttl: float | None = None

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from watchkeeper.clock import Clock
-from watchkeeper.model import Event, MeasurementSink
+from watchkeeper.model import Event, MeasurementSink, MetadataSink
 from watchkeeper.telemetry import SelfMetrics
 
 EventTask = Callable[..., Any]
@@ -78,7 +78,8 @@ class EngineDefinition:
 class Services:
     """What the runtime lends to engines.
 
-    ``sink``: where measurements go (the archive). ``lookup``: inventory attributes of a
+    ``sink``: where measurements go (the archive); ``metadata``: where the metric
+    families' metadata events carry goes (a file beside it). ``lookup``: inventory attributes of a
     component, so the pipeline never imports the inventory. ``data_dir``: where engines
     may keep durable state. ``notify``: tells the inventory what happened (plain data,
     see :data:`Notify`), for the ``inventory_notify`` engine.
@@ -90,6 +91,7 @@ class Services:
     lookup: Lookup | None = None
     data_dir: Path | None = None
     notify: Notify | None = None
+    metadata: MetadataSink | None = None
 
 
 class Bus(ABC):

@@ -28,6 +28,7 @@ def outcome_event(outcome: PollOutcome) -> Event:
         state=result.status.state,
         output=result.check.summary or result.status.value,
         measurements=(*result.measurements, status_point),
+        families=result.families,
         attrs=_attrs(outcome),
     )
 

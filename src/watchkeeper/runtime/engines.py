@@ -67,14 +67,19 @@ def inventory_lookup(devices: Sequence[Device]) -> Lookup:
 
 
 def engine_services(settings: Settings, services: Services) -> Services:
-    """Fill what the runtime knows and the caller left out: the data directory and the
-    inventory lookup (from the configured devices)."""
+    """Fill what the runtime knows and the caller left out: the data directory, the
+    inventory lookup (from the configured devices), and the metric metadata store the
+    API reads (``prometheus-metadata.json`` in the data directory, D46)."""
+    from watchkeeper.api.ingest import METADATA_FILE, MetadataStore
     from watchkeeper.runtime.assemble import devices_from
 
     if services.data_dir is None:
         services = replace(services, data_dir=Path(settings.data_dir))
     if services.lookup is None:
         services = replace(services, lookup=inventory_lookup(devices_from(settings)))
+    if services.metadata is None:
+        services = replace(services, metadata=MetadataStore(Path(settings.data_dir)
+                                                            / METADATA_FILE))
     return services
 
 

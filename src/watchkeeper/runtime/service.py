@@ -127,7 +127,8 @@ async def run(
         bus = build_bus(settings, locator)
         services = Services(clock=clock, metrics=metrics, sink=archive,
                             lookup=DeviceLookup(live_inventory),
-                            notify=pipeline_notify(live_inventory))
+                            notify=pipeline_notify(live_inventory),
+                            metadata=_metadata_store(settings))
         pipeline = build_pipeline(build_engines(settings, locator, services), bus, locator,
                                   data_dir=Path(settings.data_dir))
     # Remote collectors' config and results endpoints (results: pipeline in `up`, archive else).
@@ -165,8 +166,8 @@ async def run(
                                               max_samples=settings.server.promql.max_samples,
                                               timeout=settings.server.promql.timeout),
                          health=_poller_health(scheduler) if role == "up" else None,
-                         metric_metadata=MetadataStore(Path(settings.data_dir)
-                                                       / METADATA_FILE))
+                         metric_metadata=_metadata_store(
+                             settings, services if role == "up" else None))
         # A bounded graceful stop: requests still running after it are cut (Ctrl-C under
         # any load ends within seconds, not when the last writer gives up).
         config = uvicorn.Config(app, log_level=_uvicorn_level(settings.log_level),
@@ -187,6 +188,14 @@ async def run(
         await asyncio.wait({waiting, serving}, return_when=asyncio.FIRST_COMPLETED)
         waiting.cancel()
         log.info("shutting down")
+
+
+def _metadata_store(settings: Settings, services: Services | None = None) -> MetadataStore:
+    """Metric metadata from remote write and scrapes, in the data directory (D46): in
+    ``up`` the archive writer's (``services``), so the API holds the same store."""
+    if services is not None and isinstance(services.metadata, MetadataStore):
+        return services.metadata
+    return MetadataStore(Path(settings.data_dir) / METADATA_FILE)
 
 
 def _freeze_startup_objects() -> None:

@@ -13,13 +13,19 @@ from types import SimpleNamespace
 import pytest
 
 from watchkeeper.clock import FakeClock
-from watchkeeper.collect.builtin.prometheus import PrometheusCollector, PrometheusOptions
+from watchkeeper.collect.builtin.prometheus import (
+    METADATA_RESEND_SECONDS,
+    PrometheusCollector,
+    PrometheusOptions,
+)
 from watchkeeper.collect.builtin.promtext import Relabel
 from watchkeeper.collect.poll import run_poll
+from watchkeeper.collect.scheduler import PollOutcome
 from watchkeeper.collect.testing import poll_once
 from watchkeeper.errors import ConfigError
-from watchkeeper.model import Device, Status
+from watchkeeper.model import Device, Event, MetricMetadata, Status
 from watchkeeper.runtime.assemble import BoundCollector
+from watchkeeper.runtime.bridge import outcome_event
 from watchkeeper.runtime.inventory import JobReconciler
 from watchkeeper.settings import CollectorSettings
 
@@ -82,6 +88,27 @@ async def test_scrape_writes_samples_and_scrape_series(exporter: int) -> None:
     assert got["h1/node/scrape_samples_scraped"] == 3.0
     assert got["h1/node/scrape_samples_post_metric_relabeling"] == 2.0
     assert got["h1/node/scrape_duration_seconds"] >= 0
+
+
+async def test_families_ride_on_the_result_when_new_changed_or_due(exporter: int) -> None:
+    """The exporter's # TYPE lines travel with the job's first scrape, not with the next
+    (unchanged), again once METADATA_RESEND_SECONDS passed; the check event carries them."""
+    device = Device(name="h1", address="127.0.0.1", connections={"prometheus": {"port": exporter}})
+    prom = collector(job="node")
+    state: dict[str, object] = {}
+    try:
+        first = await poll_once(prom, device, state=state, now=1000.0)
+        second = await poll_once(prom, device, state=state, now=1015.0)
+        later = await poll_once(prom, device, state=state, now=1000.0 + METADATA_RESEND_SECONDS)
+    finally:
+        await prom.aclose()
+    described = (("c_total", MetricMetadata("counter", "", "")),
+                 ("node_load1", MetricMetadata("gauge", "", "")))
+    assert (first.families, second.families, later.families) == (described, (), described)
+    event: Event = outcome_event(PollOutcome(
+        device=device, plugin="prometheus", job_id="j", scheduled=1000.0, started=1000.0,
+        finished=1000.1, result=first))
+    assert event.families == described
 
 
 async def test_failed_scrape_is_up_0(exporter: int) -> None:

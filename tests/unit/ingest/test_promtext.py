@@ -9,11 +9,13 @@ from watchkeeper.collect.builtin.promtext import (
     Relabel,
     Target,
     attach,
+    families,
     file_sd,
     parse,
     relabel,
 )
 from watchkeeper.errors import InvalidData
+from watchkeeper.model import MetricMetadata
 
 TEXT = """# HELP x_total a counter
 # TYPE x_total counter
@@ -76,3 +78,27 @@ def test_file_sd() -> None:
     for bad in ('{"targets": []}', "[{}]", "not json"):
         with pytest.raises(InvalidData):
             file_sd(bad, source="t.json")
+
+
+def test_families_as_prometheus_reads_them() -> None:
+    """Type, help and unit by the name the comment lines give (text 0.0.4 keeps
+    ``_total``); help unescaped as the format says; untyped and help-only families are
+    ``unknown``; a UNIT line is a plain comment in text 0.0.4; undescribed samples have
+    no entry."""
+    text = ("# HELP node_cpu_seconds_total Seconds the CPUs spent in each mode.\n"
+            "# TYPE node_cpu_seconds_total counter\n"
+            'node_cpu_seconds_total{cpu="0",mode="idle"} 1\n'
+            "# HELP odd A\\\\B\\nC \\\"q\\\"\n# TYPE odd untyped\nodd 1\n"
+            "# HELP only_help  Spaced.\nonly_help 2\n# UNIT x_seconds seconds\n"
+            "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\nbare 3\n")
+    assert families(text, "text/plain; version=0.0.4") == {
+        "node_cpu_seconds_total": MetricMetadata(
+            "counter", "Seconds the CPUs spent in each mode.", ""),
+        "odd": MetricMetadata("unknown", 'A\\B\nC \\"q\\"', ""),
+        "only_help": MetricMetadata("unknown", "Spaced.", ""),
+        "h": MetricMetadata("histogram", "", "")}
+    openmetrics = ("# TYPE req_seconds summary\n# UNIT req_seconds seconds\n"
+                   '# HELP req_seconds Say \\"hi\\".\n# TYPE s stateset\n# EOF\n')
+    assert families(openmetrics, "application/openmetrics-text; version=1.0.0") == {
+        "req_seconds": MetricMetadata("summary", 'Say "hi".', "seconds"),
+        "s": MetricMetadata("stateset", "", "")}

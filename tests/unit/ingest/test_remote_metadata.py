@@ -82,16 +82,35 @@ def test_the_store_survives_a_restart_and_writes_only_changes(tmp_path: Path) ->
     store = MetadataStore(path)
     gauge = MetricMetadata("gauge", "load", "")
     assert store.update([("node_load1", gauge)]) == 1
+    written = path.stat().st_ino  # every write renames a new file over the old
     assert store.update([("node_load1", gauge)]) == 0  # resent unchanged: no write
-    path.write_bytes(b"{}")  # a second write would overwrite this
-    assert store.update([("node_load1", gauge)]) == 0
-    assert path.read_bytes() == b"{}"
+    assert path.stat().st_ino == written
     counter = MetricMetadata("counter", "load", "")
     assert store.update([("node_load1", counter)]) == 1
     assert MetadataStore(path).families() == {"node_load1": counter}
     path.write_bytes(b'{"cut')  # a torn file: started empty, rewritten on the next change
     assert MetadataStore(path).families() == {}
     assert MetadataStore(tmp_path / "absent.json").families() == {}
+
+
+def test_processes_sharing_the_file_see_and_keep_each_others_families(tmp_path: Path
+                                                                       ) -> None:
+    """The API's store and a collector's archive writer (two stores on one file, as two
+    processes hold it): each update merges into the file as it is, each store reads it
+    again once the other replaced it."""
+    path = tmp_path / METADATA_FILE
+    api, writer = MetadataStore(path), MetadataStore(path)
+    load = MetricMetadata("gauge", "1m load average.", "")
+    cpu = MetricMetadata("counter", "Seconds the CPUs spent in each mode.", "")
+    assert api.update([("node_load1", load)]) == 1
+    assert writer.families() == {"node_load1": load}
+    assert writer.update([("node_cpu_seconds_total", cpu)]) == 1
+    assert api.families() == {"node_load1": load, "node_cpu_seconds_total": cpu}
+    newer = MetricMetadata("gauge", "Load.", "")
+    assert api.update([("node_load1", newer)]) == 1  # the latest sent wins (D46)
+    assert MetadataStore(path).families() == {"node_load1": newer,
+                                              "node_cpu_seconds_total": cpu}
+    assert writer.families()["node_load1"] == newer
 
 
 async def test_metadata_route_answers_what_remote_write_sent(served: Served) -> None:

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from watchkeeper.api.ingest import METADATA_FILE, MetadataStore
 from watchkeeper.clock import FakeClock
 from watchkeeper.errors import PipelineError, PluginError
-from watchkeeper.model import Event, Measurement, SeriesKey
+from watchkeeper.model import Event, Measurement, MetricMetadata, SeriesKey
 from watchkeeper.pipeline import Engine, Pipeline, Services, TaskRegistry, check_chain
 from watchkeeper.pipeline.bus.local import LocalBus
 from watchkeeper.pipeline.engines.archive_writer import ENGINE as ARCHIVE_WRITER
@@ -168,6 +169,34 @@ async def test_archive_writer_keeps_points_when_the_archive_fails(services: Serv
     sink.fail = False
     await writer.beat()
     assert [m.ts for m in sink.written] == [1.0, 2.0]
+
+
+async def test_archive_writer_keeps_the_families_events_carry(tmp_path: Path) -> None:
+    """Families' metadata on events reaches the metadata store at the flush, after the
+    points (the latest per family); a store that fails keeps them for the next beat."""
+    store = MetadataStore(tmp_path / METADATA_FILE)
+    sink = ListSink()
+    services = Services(clock=FakeClock(), metrics=SelfMetrics(), sink=sink, metadata=store)
+    writer = Engine(name="archive", services=services, event_task=None,
+                    batch_task=ARCHIVE_WRITER.batch_task, beat_task=ARCHIVE_WRITER.beat_task,
+                    options=ArchiveWriterOptions(batch_size=100))
+    old = MetricMetadata("gauge", "old", "")
+    load = MetricMetadata("gauge", "1m load average.", "")
+    cpu = MetricMetadata("counter", "Seconds the CPUs spent in each mode.", "")
+    await writer.process([_event(1, families=(("node_load1", old),)),
+                          _event(2, families=(("node_cpu_seconds_total", cpu),
+                                              ("node_load1", load)))])
+    assert store.families() == {}
+    await writer.beat()
+    assert len(sink.written) == 2
+    assert MetadataStore(tmp_path / METADATA_FILE).families() == {
+        "node_cpu_seconds_total": cpu, "node_load1": load}
+    (tmp_path / (METADATA_FILE + ".tmp")).mkdir()  # the next write cannot happen
+    await writer.process([_event(3, families=(("node_load1", old),))])
+    await writer.beat()  # logged and counted, the family kept
+    (tmp_path / (METADATA_FILE + ".tmp")).rmdir()
+    await writer.beat()
+    assert MetadataStore(tmp_path / METADATA_FILE).families()["node_load1"] == old
 
 
 async def test_archive_writer_without_archive(stack: AsyncExitStack) -> None:

@@ -10,6 +10,9 @@ option ``job``, default the collector's name; a file's own labels), then
 writes ``up``, ``scrape_duration_seconds``, ``scrape_samples_scraped`` and
 ``scrape_samples_post_metric_relabeling`` with the target's labels only, as Prometheus does.
 Counters are stored raw (a reset is just a lower value; rates are a query's business).
+The families' ``# TYPE``/``# HELP``/``# UNIT`` ride on the poll's result to the archive
+writer, which keeps them where ``/prometheus/api/v1/metadata`` reads them (D46): on the
+job's first scrape, when they change, and every ``METADATA_RESEND_SECONDS``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import httpx
 import msgspec
@@ -26,7 +29,11 @@ from watchkeeper.collect.abc import Collector, JobSpec, PollContext, PollResult
 from watchkeeper.collect.builtin import promtext
 from watchkeeper.collect.poll import describe
 from watchkeeper.errors import ConfigError, InvalidData
-from watchkeeper.model import Device, Measurement, Status, promlabels
+from watchkeeper.model import Device, Families, Measurement, MetricMetadata, Status, promlabels
+
+METADATA_RESEND_SECONDS: Final = 600.0
+"""How often a job's unchanged metadata is sent again (Prometheus: every minute), so a
+store that lost it (a new data directory, events dropped on the way) has it back soon."""
 
 
 class PrometheusConnection(msgspec.Struct, frozen=True, kw_only=True,
@@ -107,17 +114,20 @@ class PrometheusCollector(Collector):
         started = time.perf_counter()
         samples: list[Measurement] = []
         scraped = 0
+        families: Families = ()
         try:
             response = await self._client.get(url, timeout=ctx.timeout * 0.9, headers={
                 "Accept": promtext.ACCEPT, "Accept-Encoding": "gzip",
                 "X-Prometheus-Scrape-Timeout-Seconds": f"{ctx.timeout * 0.9:g}"})
             response.raise_for_status()
-            for labels, value, stamp in promtext.parse(
-                    response.text, response.headers.get("content-type", "")):
+            content_type = response.headers.get("content-type", "")
+            for labels, value, stamp in promtext.parse(response.text, content_type):
                 scraped += 1
                 sample = self._sample(labels, target, value, stamp if stamp else ctx.now)
                 if sample is not None:
                     samples.append(sample)
+            families = _changed(ctx.state, promtext.families(response.text, content_type),
+                                ctx.now)
             fault = ""
         except (httpx.HTTPError, InvalidData) as exc:
             fault = f"scrape of {url} failed: {describe(exc)}"
@@ -130,7 +140,8 @@ class PrometheusCollector(Collector):
                                    ts=ctx.now, value=value) for name, value in own)
         if fault:
             return ctx.result(samples, Status.CRITICAL, fault)
-        return ctx.result(samples, Status.OK, f"{scraped} samples from {url}")
+        result = ctx.result(samples, Status.OK, f"{scraped} samples from {url}")
+        return msgspec.structs.replace(result, families=families) if families else result
 
     def _sample(self, scraped: dict[str, str], target: Mapping[str, str], value: float,
                 ts: float) -> Measurement | None:
@@ -143,3 +154,14 @@ class PrometheusCollector(Collector):
     def _url(self, device: Device) -> str:
         conn = self.connection(device)
         return conn.url or f"{conn.scheme}://{device.address or device.name}:{conn.port}{conn.path}"
+
+
+def _changed(state: dict[str, Any], families: dict[str, MetricMetadata], now: float
+             ) -> Families:
+    """The scrape's families' metadata if this job has not sent it as it is, or not for
+    ``METADATA_RESEND_SECONDS``; else nothing (the job's ``state`` remembers)."""
+    if not families or (families == state.get("families")
+                        and now - state.get("families_sent", 0.0) < METADATA_RESEND_SECONDS):
+        return ()
+    state["families"], state["families_sent"] = families, now
+    return tuple(sorted(families.items()))

@@ -1,8 +1,11 @@
-"""Prometheus scraping, the pure part: exposition text to samples, target labels,
-``honor_labels``, ``metric_relabel_configs`` and ``file_sd`` files (no I/O here).
+"""Prometheus scraping, the pure part: exposition text to samples and to its families'
+metadata, target labels, ``honor_labels``, ``metric_relabel_configs`` and ``file_sd``
+files (no I/O here).
 
-Parsing is prometheus_client's own (``parser`` for text 0.0.4, ``openmetrics.parser`` for
-OpenMetrics), so what an exporter writes reads as its reference library reads it.
+Samples are parsed by prometheus_client (``parser`` for text 0.0.4, ``openmetrics.parser``
+for OpenMetrics), so what an exporter writes reads as its reference library reads it.
+Metadata is read from the ``# TYPE``/``# HELP`` (and OpenMetrics' ``# UNIT``) lines as
+Prometheus reads it: by the family name those lines give, help unescaped.
 """
 
 from __future__ import annotations
@@ -20,11 +23,20 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families as text_families
 
 from watchkeeper.errors import InvalidData
+from watchkeeper.model import MetricMetadata
 
 OPENMETRICS = "application/openmetrics-text"
 ACCEPT = (f"{OPENMETRICS};version=1.0.0,{OPENMETRICS};version=0.0.1;q=0.75,"
           "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
 """What Prometheus 2.x asks an exporter for."""
+
+_COMMENT = re.compile(r"^#[ \t]+(HELP|TYPE|UNIT)[ \t]+(\S+)(?:[ \t](.*))?$", re.MULTILINE)
+_TYPES = {"counter": "counter", "gauge": "gauge", "histogram": "histogram",
+          "summary": "summary", "untyped": "unknown", "unknown": "unknown",
+          "gaugehistogram": "gaugehistogram", "info": "info", "stateset": "stateset"}
+"""Exposition types as Prometheus' API spells them (text 0.0.4's ``untyped`` is unknown)."""
+_UNESCAPE = {"\\\\": "\\", "\\n": "\n"}
+_UNESCAPE_OPENMETRICS = {**_UNESCAPE, '\\"': '"'}
 
 Sample = tuple[dict[str, str], float, float | None]
 """Labels (``__name__`` included), value, and the exporter's timestamp (s) if it gave one."""
@@ -73,6 +85,27 @@ def parse(text: str, content_type: str) -> Iterator[Sample]:
                 yield {**sample.labels, "__name__": sample.name}, float(sample.value), stamp
     except ValueError as exc:
         raise InvalidData(f"exposition does not parse: {exc}", field="body") from None
+
+
+def families(text: str, content_type: str) -> dict[str, MetricMetadata]:
+    """Each family's metadata from an exposition's comment lines (a family with help and
+    no type is ``unknown``; a family with neither has none, as in Prometheus)."""
+    openmetrics = content_type.split(";", maxsplit=1)[0].strip() == OPENMETRICS
+    escapes = _UNESCAPE_OPENMETRICS if openmetrics else _UNESCAPE
+    found: dict[str, dict[str, str]] = {}
+    for match in _COMMENT.finditer(text):
+        kind, name, rest = match.group(1), match.group(2), match.group(3) or ""
+        if kind == "UNIT" and not openmetrics:  # a plain comment in text 0.0.4
+            continue
+        entry = found.setdefault(name, {"type": "unknown", "help": "", "unit": ""})
+        if kind == "TYPE":
+            entry["type"] = _TYPES.get(rest.strip(), "unknown")
+        elif kind == "HELP":
+            entry["help"] = re.sub(r'\\[\\n"]', lambda m: escapes.get(m.group(0), m.group(0)),
+                                   rest.lstrip(" \t"))
+        else:
+            entry["unit"] = rest.strip()
+    return {name: MetricMetadata(**entry) for name, entry in found.items()}
 
 
 def attach(scraped: dict[str, str], target: Mapping[str, str], *,

@@ -2,15 +2,20 @@
 
 Group commit: measurements accumulate until ``batch_size`` or until the next beat
 (``flush_interval`` seconds), then go to the archive in one durable write. The
-last beat at shutdown flushes what is left.
+last beat at shutdown flushes what is left. Metric families' metadata an event carries
+(a scraped exporter's ``# TYPE``/``# HELP``) goes, at the same flush, to the services'
+``metadata`` store beside the archive, the one ``/prometheus/api/v1/metadata`` reads
+(D46); without one it is dropped.
 """
 
 from __future__ import annotations
 
+import asyncio
+
 import msgspec
 
 from watchkeeper.errors import PipelineError
-from watchkeeper.model import Event, Measurement
+from watchkeeper.model import Event, Measurement, MetricMetadata
 from watchkeeper.pipeline.abc import EngineDefinition
 from watchkeeper.pipeline.engine import Engine
 
@@ -24,11 +29,18 @@ def _buffer(engine: Engine) -> list[Measurement]:
     return buffer
 
 
+def _families(engine: Engine) -> dict[str, MetricMetadata]:
+    families: dict[str, MetricMetadata] = engine.state.setdefault("families", {})
+    return families
+
+
 async def write_batch(engine: Engine, batch: list[Event]) -> list[Event]:
     """Buffer the batch's measurements; write when the buffer is full. Events pass on."""
     buffer = _buffer(engine)
     for event in batch:
         buffer.extend(event.measurements)
+        if event.families:
+            _families(engine).update(event.families)
     options: ArchiveWriterOptions = engine.options
     if len(buffer) >= options.batch_size:
         await flush(engine)
@@ -36,20 +48,31 @@ async def write_batch(engine: Engine, batch: list[Event]) -> list[Event]:
 
 
 async def flush(engine: Engine) -> None:
-    """Write the buffered measurements durably; on failure keep them for the next beat."""
+    """Write the buffered measurements durably, then the families' metadata; on failure
+    keep them for the next beat."""
     buffer = _buffer(engine)
-    if not buffer:
-        return
-    sink = engine.services.sink
-    if sink is None:
-        raise PipelineError(f"engine {engine.name!r} needs an archive, and none is configured")
-    pending = list(buffer)
-    buffer.clear()
-    try:
-        await sink.write(pending)
-    except BaseException:
-        buffer[:0] = pending  # keep order; the next beat tries again
-        raise
+    if buffer:
+        sink = engine.services.sink
+        if sink is None:
+            raise PipelineError(f"engine {engine.name!r} needs an archive, and none is "
+                                "configured")
+        pending = list(buffer)
+        buffer.clear()
+        try:
+            await sink.write(pending)
+        except BaseException:
+            buffer[:0] = pending  # keep order; the next beat tries again
+            raise
+    families = _families(engine)
+    store = engine.services.metadata
+    if families and store is not None:
+        described = sorted(families.items())
+        await asyncio.to_thread(store.update, described)  # a file, written only on change
+        for name, meta in described:  # what arrived meanwhile stays for the next flush
+            if families.get(name) == meta:
+                del families[name]
+    elif families:
+        families.clear()
 
 
 ENGINE = EngineDefinition(

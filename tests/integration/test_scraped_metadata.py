@@ -1,0 +1,99 @@
+"""The ``prometheus`` collector's scraped ``# TYPE``/``# HELP`` reach
+``/prometheus/api/v1/metadata`` (D46), scraping Debian's ``prometheus-node-exporter``:
+in ``watchkeeper up`` (one process), and with ``watchkeeper collect`` writing the archive
+while ``watchkeeper serve``, another process on the same data directory, answers."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.ecosystem_servers import (
+    REPO,
+    WATCHKEEPER,
+    node_exporter,
+    running,
+    wait_for,
+)
+from tests.support.serve import free_port
+from watchkeeper.api.ingest import METADATA_FILE
+
+pytestmark = pytest.mark.timeout(120)
+
+CONFIG = """\
+inventory:
+  devices:
+    - {{name: box, address: 127.0.0.1, connections: {{prometheus: {{port: {port}}}}}}}
+collectors:
+  - {{name: node, plugin: prometheus, interval: 1, devices: [box], options: {{job: node}}}}
+"""
+
+
+def token(data: Path) -> str:
+    created = subprocess.run([*WATCHKEEPER, "token", "create", "--user", "eco", "--write",
+                              "--data-dir", str(data)], cwd=REPO, capture_output=True,
+                             text=True, timeout=60, check=True)
+    return created.stdout.split()[-1]
+
+
+def exporter_help(node: str, family: str) -> str:
+    """The help text the exporter itself writes for ``family``."""
+    prefix = f"# HELP {family} "
+    lines = httpx.get(f"http://{node}/metrics", timeout=10).text.splitlines()
+    (line,) = [line for line in lines if line.startswith(prefix)]
+    return line[len(prefix):]
+
+
+def metadata(url: str, key: str, metric: str) -> object:
+    answer = httpx.get(f"{url}/prometheus/api/v1/metadata", params={"metric": metric},
+                       headers={"Authorization": f"Bearer {key}"}, timeout=10)
+    answer.raise_for_status()
+    return answer.json()["data"].get(metric)
+
+
+def setup(tmp: Path, node: str) -> tuple[Path, Path, str]:
+    data = tmp / "wk"
+    data.mkdir()
+    config = tmp / "wk.yaml"
+    config.write_text(CONFIG.format(port=node.rsplit(":", 1)[1]))
+    return data, config, token(data)
+
+
+def check_families(url: str, key: str, node: str, data: Path) -> None:
+    """The exporter's counter and gauge, typed and with its help, and kept on disk."""
+    unknown = [{"type": "unknown", "help": "", "unit": ""}]  # held, not described yet
+    for family, kind in (("node_cpu_seconds_total", "counter"), ("node_load1", "gauge")):
+        wait_for(lambda family=family: metadata(url, key, family) not in (  # type: ignore[misc]
+            None, unknown), 30, f"the metadata of {family}")
+        assert metadata(url, key, family) == [
+            {"type": kind, "help": exporter_help(node, family), "unit": ""}]
+    assert "node_cpu_seconds_total" in (data / METADATA_FILE).read_text()
+
+
+def test_up_answers_what_its_collector_scraped(tmp_path: Path) -> None:
+    with node_exporter() as node:
+        data, config, key = setup(tmp_path, node)
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        with running([*WATCHKEEPER, "up", "--config", str(config), "--data-dir", str(data),
+                      "--listen", f"127.0.0.1:{port}"]):
+            check_families(url, key, node, data)
+
+
+def test_serve_answers_what_a_separate_collect_scraped(tmp_path: Path) -> None:
+    """``collect`` holds the archive (started first, it is the writer) and its archive
+    writer keeps the families; ``serve`` reads the file when the other process wrote it."""
+    with node_exporter() as node:
+        data, config, key = setup(tmp_path, node)
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        with running([*WATCHKEEPER, "collect", "--config", str(config), "--data-dir",
+                      str(data)]), \
+             running([*WATCHKEEPER, "serve", "--config", str(config), "--data-dir", str(data),
+                      "--listen", f"127.0.0.1:{port}"]):
+            wait_for(lambda: httpx.get(f"{url}/api/v1/health", timeout=2).status_code == 200,
+                     30, "watchkeeper serve")
+            check_families(url, key, node, data)
