@@ -388,7 +388,7 @@ class Engine:
         fn = _range_fn(name, extra, ctx)
 
         def evaluate(part: Samples) -> tuple[Floats, Mask]:
-            return fn(ranges.windows(part, arg.ref, arg.range_ms))
+            return fn(part, arg.ref, arg.range_ms)
 
         values, present = await _by_parts(arg.series, n, evaluate)
         values = values.reshape(len(arg.series), n)
@@ -539,13 +539,20 @@ def _matching(modifier: Any, op: str) -> binary.Matching:
                            bool_=bool(modifier.return_bool))
 
 
-RangeFn = Callable[[ranges.Windows], tuple[Floats, Mask]]
+RangeFn = Callable[[Samples, Ints, int], tuple[Floats, Mask]]
+"""A range function over samples, the steps' times and the range (ms)."""
+WindowFn = Callable[[ranges.Windows], tuple[Floats, Mask]]
 
 
 def _range_fn(name: str, extra: list[Floats], ctx: _Context) -> RangeFn:
     if name in ("rate", "increase", "delta"):
         counter, per_second = name != "delta", name == "rate"
-        return lambda w: ranges.extrapolated(w, counter=counter, per_second=per_second)
+        return functools.partial(ranges.extrapolated, counter=counter, per_second=per_second)
+    fn = _window_fn(name, extra, ctx)
+    return lambda samples, ref, range_ms: fn(ranges.windows(samples, ref, range_ms))
+
+
+def _window_fn(name: str, extra: list[Floats], ctx: _Context) -> WindowFn:
     if name in ("irate", "idelta"):
         return lambda w: ranges.instant_rate(w, per_second=name == "irate")
     if name in ("deriv", "predict_linear"):
@@ -559,7 +566,7 @@ def _range_fn(name: str, extra: list[Floats], ctx: _Context) -> RangeFn:
     if name in ("holt_winters", "double_exponential_smoothing"):
         sf, tf = float(extra[0][0]), float(extra[1][0])
         return lambda w: ranges.holt_winters(w, sf, tf)
-    others: dict[str, RangeFn] = {
+    others: dict[str, WindowFn] = {
         "quantile_over_time": lambda w: ranges.quantile_over_time(w, w.tile(extra[0])),
         "changes": ranges.changes,
         "resets": ranges.resets,

@@ -28,17 +28,19 @@ def window_bounds(ts: Ints, bounds: Ints, ref: Ints, range_ms: int) -> tuple[Int
     return lo, hi
 
 
-def extrapolated(ts: Ints, values: Floats, lo: Ints, hi: Ints, *, ref: Ints, range_ms: int,
+def extrapolated(ts: Ints, values: Floats, bounds: Ints, *, ref: Ints, range_ms: int,
                  counter: bool, per_second: bool) -> tuple[Floats, Mask]:
-    """Prometheus' extrapolatedRate of every window ``values[lo:hi]`` (row ``series *
-    steps + step``) at its step's time ``ref[row % len(ref)]`` (``ref`` per step, or per
-    row); a window of fewer than two samples has none."""
-    out = np.zeros(len(lo))
-    ok = np.empty(len(lo), dtype=np.bool_)
-    # where a counter falls (at a series' first sample too: no window holds that pair)
+    """Prometheus' extrapolatedRate of each series' window ``[ref - range, ref]`` at each
+    step (row ``series * steps + step``; ``ref`` must not decrease), the windows found
+    as in :func:`window_bounds` in the same pass; fewer than two samples: none."""
+    count, n = len(bounds) - 1, len(ref)
+    out = np.zeros(count * n)
+    ok = np.empty(count * n, dtype=np.bool_)
+    # where a counter falls, found by numpy (SIMD) rather than in the loop (a series' first
+    # sample may be listed: no window holds the pair before it)
     falls = np.flatnonzero(values[1:] < values[:-1]) + 1 if counter \
         else np.empty(0, dtype=np.int64)
-    _compiled().rate(ts, values, lo, hi, ref, np.int64(range_ms), counter, falls, per_second,
+    _compiled().rate(ts, values, bounds, ref, np.int64(range_ms), counter, falls, per_second,
                      out, ok)
     return out, ok
 
@@ -80,45 +82,50 @@ def _bounds_loop(  # noqa: PLR0917
 
 
 def _rate_loop(  # noqa: PLR0917
-    ts: Ints, values: Floats, lo: Ints, hi: Ints, ref: Ints, range_ms: np.int64,
-    counter: bool, falls: Ints, per_second: bool, out: Floats, ok: Mask,
+    ts: Ints, values: Floats, bounds: Ints, ref: Ints, range_ms: np.int64, counter: bool,
+    falls: Ints, per_second: bool, out: Floats, ok: Mask,
 ) -> None:  # pragma: no cover
     n = len(ref)
     seconds = range_ms / 1000.0
-    at = 0  # the first fall after a window's first sample
-    k = -1
-    for row in range(len(lo)):
-        k = k + 1 if k + 1 < n else 0
-        first, last = lo[row], hi[row] - 1
-        ok[row] = last > first
-        if last <= first:
-            continue
-        v_first = values[first]
-        result = values[last] - v_first
-        if counter:  # Prometheus: each fall adds the value before it, in sample order
-            if at > 0 and falls[at - 1] > first:  # the next series: windows start over
-                at = np.searchsorted(falls, first, side="right")
+    for s in range(len(bounds) - 1):
+        base, end = bounds[s], bounds[s + 1]
+        a = b = base
+        at = np.searchsorted(falls, base)  # the next fall after a window's first sample
+        for k in range(n):
+            row = s * n + k
+            r = ref[k]
+            while a < end and ts[a] < r - range_ms:
+                a += 1
+            b = max(a, b)
+            while b < end and ts[b] <= r:
+                b += 1
+            first, last = a, b - 1
+            ok[row] = last > first
+            if last <= first:
+                continue
+            v_first = values[first]
+            result = values[last] - v_first
+            # Prometheus: each fall adds the value before it, in sample order
             while at < len(falls) and falls[at] <= first:
                 at += 1
             j = at
             while j < len(falls) and falls[j] <= last:
                 result += values[falls[j] - 1]
                 j += 1
-        r = ref[k]
-        t_first, t_last = ts[first], ts[last]
-        sampled = (t_last - t_first) / 1000.0
-        average = sampled / (last - first)
-        to_start = (t_first - (r - range_ms)) / 1000.0
-        to_end = (r - t_last) / 1000.0
-        if counter and result > 0 and v_first >= 0:
-            to_zero = sampled * (v_first / result)
-            if to_zero < to_start:  # noqa: PLR1730  (min() is not NaN-safe the same way)
-                to_start = to_zero
-        threshold = average * 1.1
-        interval = sampled
-        interval += to_start if to_start < threshold else average / 2
-        interval += to_end if to_end < threshold else average / 2
-        result = result * (interval / sampled)
-        if per_second:
-            result = result / seconds
-        out[row] = result
+            t_first, t_last = ts[first], ts[last]
+            sampled = (t_last - t_first) / 1000.0
+            average = sampled / (last - first)
+            to_start = (t_first - (r - range_ms)) / 1000.0
+            to_end = (r - t_last) / 1000.0
+            if counter and result > 0 and v_first >= 0:
+                to_zero = sampled * (v_first / result)
+                if to_zero < to_start:  # noqa: PLR1730  (min() is not NaN-safe the same way)
+                    to_start = to_zero
+            threshold = average * 1.1
+            interval = sampled
+            interval += to_start if to_start < threshold else average / 2
+            interval += to_end if to_end < threshold else average / 2
+            result = result * (interval / sampled)
+            if per_second:
+                result = result / seconds
+            out[row] = result

@@ -93,10 +93,12 @@ def _kahan_columns(grid: Floats, mask: Mask) -> Floats:
     return total + comp
 
 
-def extrapolated(w: Windows, *, counter: bool, per_second: bool) -> Result:
-    """``rate``, ``increase`` (counters) and ``delta``: Prometheus' extrapolatedRate."""
-    return kernels.extrapolated(w.ts, w.values, w.lo, w.hi, ref=w.ref, range_ms=w.range_ms,
-                                counter=counter, per_second=per_second)
+def extrapolated(samples: Samples, ref: Ints, range_ms: int, *, counter: bool,
+                 per_second: bool) -> Result:
+    """``rate``, ``increase`` (counters) and ``delta``: Prometheus' extrapolatedRate, each
+    window found and computed in one compiled pass (no :class:`Windows`)."""
+    return kernels.extrapolated(samples.ts, samples.values, samples.bounds, ref=ref,
+                                range_ms=range_ms, counter=counter, per_second=per_second)
 
 
 def instant_rate(w: Windows, *, per_second: bool) -> Result:
