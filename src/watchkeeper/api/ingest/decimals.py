@@ -101,7 +101,8 @@ def _long_floats(digits: _Digits, width: int) -> tuple[Floats, npt.NDArray[np.bo
     The digits as an integer (exact in an int64) divided by a power of ten (exact in an
     x87 or quad long double): one correctly rounded division to 64 (or 113) bits, then
     rounded to 53. Rounding twice gives the correctly rounded double unless the first
-    result lies exactly halfway between two doubles: those rows are ambiguous."""
+    result lies exactly halfway between two doubles: those rows are ambiguous (with, at
+    worst, a few that are not: they cost a ``float()``)."""
     if _LONG_POWERS is None:
         return None
     low = min(width, 9)  # two parts: up to 10 digits and 9, each exact in a float64
@@ -123,10 +124,12 @@ def _long_floats(digits: _Digits, width: int) -> tuple[Floats, npt.NDArray[np.bo
         after = scaled % _POWERS_INT[places]
         whole[rows] = (scaled - after) // 10 + after
     exact = whole.astype(np.longdouble) / _LONG_POWERS[decimals]
-    halves = np.ldexp(np.frexp(exact)[0], 54)  # a double's 53 bits, then the half below
-    units = halves.astype(np.uint64)
-    ambiguous = (units & 1 == 1) & (units.astype(np.longdouble) == halves)
-    return exact.astype(np.float64), ambiguous
+    values = exact.astype(np.float64)
+    # how far rounding moved it: a few bits, exact in a double; half the gap to the next
+    # double (a quarter below a power of two) means it sat on a midpoint
+    moved = np.abs(exact - values.astype(np.longdouble)).astype(np.float64)
+    gap = np.spacing(np.abs(values))
+    return values, (moved == gap / 2) | (moved == gap / 4)
 
 
 def stamps(data: bytes, starts: Positions, stops: Positions) -> Stamps | None:
