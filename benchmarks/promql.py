@@ -12,7 +12,9 @@ and Debian's Prometheus (``--web.enable-remote-write-receiver``), each in its ow
 process on loopback; each is left until its CPU use stays under 10 % for 3 s (its
 compaction after the load done) before the queries.
 
-Queries, each ``--runs`` times per server, interleaved, through each one's Prometheus API:
+Queries, each ``--runs`` times per server, interleaved (the order rotating, so each system
+follows each other one equally often) and each asked only once every server is idle
+(under 5 % of a CPU over 50 ms, at most 2 s), through each one's Prometheus API:
 
 1. ``sum by (instance) (rate(x[5m]))`` over the whole span at step 60 s;
 2. ``histogram_quantile(0.99, sum by (le) (rate(h_bucket[5m])))`` over the span, step 60 s;
@@ -174,6 +176,20 @@ def quiet(pid: int, timeout: float = 300.0) -> float:
     return time.monotonic() - started
 
 
+def idle(pids: list[int], timeout: float = 2.0) -> None:
+    """Until every process of ``pids`` used under 5 % of a CPU over 50 ms (``timeout`` at
+    most): what one server does after its answer is not charged to the next one."""
+    processes = [psutil.Process(pid) for pid in pids]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = [p.cpu_times() for p in processes]
+        time.sleep(0.05)
+        busy = max(sum(p.cpu_times()[:2]) - sum(b[:2])
+                   for p, b in zip(processes, before, strict=True))
+        if busy < 0.0025:
+            return
+
+
 def load(http: httpx.Client, path: str, bodies: list[bytes]) -> float:
     started = time.perf_counter()
     for body in bodies:
@@ -222,6 +238,7 @@ def main(args: argparse.Namespace) -> None:
     print(f"{len(bodies)} remote-write requests, {1000 * samples:,} samples", flush=True)
     with contextlib.ExitStack() as stack:
         servers: dict[str, tuple[httpx.Client, str]] = {}
+        pids: list[int] = []
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wk-bench-promql-")))
         ours = stack.enter_context(Watchkeeper(tmp).running())
         print(f"watchkeeper loaded in {load(ours.http, '/prometheus/api/v1/write', bodies):.0f} s",
@@ -229,6 +246,7 @@ def main(args: argparse.Namespace) -> None:
         assert ours.proc is not None
         print(f"watchkeeper quiet after {quiet(ours.proc.pid):.0f} s", flush=True)
         servers["watchkeeper"] = (ours.http, "/prometheus/api/v1")
+        pids.append(ours.proc.pid)
         for cls, path in ((VictoriaMetrics, "/api/v1/write"), (Prometheus, "/api/v1/write")):
             try:
                 peer = stack.enter_context(cls.started())
@@ -240,12 +258,18 @@ def main(args: argparse.Namespace) -> None:
                 peer.flush()
             print(f"{cls.name} quiet after {quiet(peer.pid):.0f} s", flush=True)
             servers[cls.name] = (peer.http, "/api/v1")
+            pids.append(peer.pid)
         rows = []
         for title, route, params in queries(samples):
             times: dict[str, list[float]] = {name: [] for name in servers}
             answers = {}
-            for _ in range(args.runs):
-                for name, (http, base) in servers.items():
+            order = list(servers)
+            for run in range(args.runs):
+                # each system after each other equally often, and only once every server
+                # is idle: a Go server's collector runs on after its answer
+                for name in order[run % len(order):] + order[:run % len(order)]:
+                    idle(pids)
+                    http, base = servers[name]
                     took, data = ask(http, base, route, params)
                     times[name].append(took)
                     answers[name] = summary(data)
