@@ -57,8 +57,14 @@ def _compiled() -> _Kernels:
 
     # error_model="numpy": a division by zero gives inf or NaN as in numpy and Go, and no
     # check before every division (twice as fast)
-    jit = numba.njit(nogil=True, cache=True, boundscheck=False, error_model="numpy")
-    return _Kernels(jit(_bounds_loop), jit(_rate_loop))
+    def jit(loop: Any, *, cache: bool) -> Any:
+        return numba.njit(loop, cache=cache, nogil=True, boundscheck=False,
+                          error_model="numpy")
+
+    try:  # compiled once, then loaded from numba's cache on disk (~0.1 s)
+        return _Kernels(jit(_bounds_loop, cache=True), jit(_rate_loop, cache=True))
+    except RuntimeError:  # nowhere writable to cache (a read-only install): compile each time
+        return _Kernels(jit(_bounds_loop, cache=False), jit(_rate_loop, cache=False))
 
 
 # numba's calls are positional, hence the noqa; the loops run compiled, out of coverage's
