@@ -229,11 +229,18 @@ def assemble(sids: Ids, pieces: Sequence[Piece], newer: Grouped, lo_ms: int, hi_
     j = 0
     for p in range(len(sids)):
         mine: list[tuple[Int64Array, Float64Array]] = []
+        h_lo, h_hi = head_bounds[p], head_bounds[p + 1]
         if owners[j] == p:
             if owners[j + 1] != p:  # a run, or one chunk: one search for both ends
                 _, ts, values = pieces[j]
                 j += 1
                 at, to = ts.searchsorted(edges).tolist()
+                if h_hi == h_lo:  # no newer points, as a rule: straight to the answer
+                    if to > at:
+                        ts_parts.append(ts[at:to])
+                        value_parts.append(values[at:to])
+                        counts[p] = to - at
+                    continue
                 if to > at:
                     mine.append((ts[at:to], values[at:to]))
             else:
@@ -241,14 +248,8 @@ def assemble(sids: Ids, pieces: Sequence[Piece], newer: Grouped, lo_ms: int, hi_
                 while owners[j] == p:
                     j += 1
                 mine = _cut([(ts, values) for _, ts, values in pieces[first:j]], lo_ms, hi_ms)
-        h_lo, h_hi = head_bounds[p], head_bounds[p + 1]
         if h_hi > h_lo:
-            later = (head.ts[h_lo:h_hi], head.values[h_lo:h_hi])
-            if mine and later[0][0] <= mine[-1][0][-1]:  # rewritten or late points
-                mine = [overlay(np.concatenate([ts for ts, _ in mine]),
-                                np.concatenate([v for _, v in mine]), *later)]
-            else:
-                mine.append(later)
+            mine = _with_newer(mine, head.ts[h_lo:h_hi], head.values[h_lo:h_hi])
         for ts, values in mine:
             ts_parts.append(ts)
             value_parts.append(values)
@@ -259,6 +260,15 @@ def assemble(sids: Ids, pieces: Sequence[Piece], newer: Grouped, lo_ms: int, hi_
         return FloatRuns(np.empty(0, np.int64), np.empty(0), bounds, sids >= 0)
     return FloatRuns(np.concatenate(ts_parts), np.concatenate(value_parts).astype(
         np.float64, copy=False), bounds, sids >= 0)
+
+
+def _with_newer(pieces: list[tuple[Int64Array, Float64Array]], ts: Int64Array,
+                values: Float64Array) -> list[tuple[Int64Array, Float64Array]]:
+    """A series' chunk pieces (in time order) and its newer points after or over them."""
+    if pieces and ts[0] <= pieces[-1][0][-1]:  # rewritten or late points
+        return [overlay(np.concatenate([t for t, _ in pieces]),
+                        np.concatenate([v for _, v in pieces]), ts, values)]
+    return [*pieces, (ts, values)]
 
 
 def _cut(pieces: list[tuple[Int64Array, Float64Array]], lo_ms: int, hi_ms: int

@@ -395,9 +395,9 @@ class Engine:
         present = present.reshape(len(arg.series), n)
         names = arg.series.labels
         keep = name == "last_over_time"
-        bare = arg.series.bare
-        out = [Series(names[i] if keep else bare[i] if bare is not None else drop_name(names[i]),
-                      values[i], present[i])
+        named = names if keep else arg.series.bare or [drop_name(n) for n in names]
+        rows, flags = list(values), list(present)  # each row's view, made at C speed
+        out = [Series(named[i], rows[i], flags[i])
                for i in np.flatnonzero(present.any(axis=1)).tolist()]
         ctx.spend(len(out) * n)
         # a selector's series differ in their labels: without the metric name, only those
