@@ -7,7 +7,7 @@ numbers by a few matrix products, giving exactly what ``float()`` (or ``int()``)
 for the same text. Floats of up to 14 digits are exact quotients of doubles; up to 18
 significant digits (what Telegraf writes) a long double's quotient rounded once more,
 with the rare row halfway between two doubles left to ``float()``; anything else (an
-exponent, more digits) goes through numpy's own parse, which is ``float()``'s (D41, D48).
+exponent, more digits) goes through numpy's own parse, which is ``float()``'s (D41, D49).
 """
 
 from __future__ import annotations

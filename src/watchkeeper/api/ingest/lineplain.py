@@ -13,7 +13,7 @@ sender repeating its series every interval), so their keys are taken whole from 
 otherwise each field's ``series key=`` text is looked up (remembered, bounded) and only
 new ones are mapped, by :func:`lineprotocol.key_text`. Anything else, or anything a
 plain line cannot be, returns None: the general parser reads the body, and names a bad
-line (decisions D41 and D48, figures in docs/performance.md).
+line (decisions D41 and D49, figures in docs/performance.md).
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ _NOT_INTEGER: Final = np.isin(np.arange(256), list(b".eE"))  # bytes a float has
 _LINE: Final = np.frombuffer(b"  \n", dtype=np.uint8)  # a line's separators, in order
 SPACE, EQUALS, COMMA, HASH = (ord(c) for c in " =,#")
 INTEGER_MARK: Final = ord("i")
-
 
 
 @dataclass(frozen=True, eq=False)
