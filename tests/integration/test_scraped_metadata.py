@@ -74,6 +74,7 @@ def check_families(url: str, key: str, node: str, data: Path) -> None:
 
 
 def test_up_answers_what_its_collector_scraped(tmp_path: Path) -> None:
+    """One process: the collector's result, the chain, the archive writer, the API."""
     with node_exporter() as node:
         data, config, key = setup(tmp_path, node)
         port = free_port()
