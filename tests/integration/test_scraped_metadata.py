@@ -20,6 +20,7 @@ from tests.integration.ecosystem_servers import (
 )
 from tests.support.serve import free_port
 from watchkeeper.api.ingest import METADATA_FILE
+from watchkeeper.archive.backends.embedded import LOCK_NAME
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -45,6 +46,14 @@ def exporter_help(node: str, family: str) -> str:
     lines = httpx.get(f"http://{node}/metrics", timeout=10).text.splitlines()
     (line,) = [line for line in lines if line.startswith(prefix)]
     return line[len(prefix):]
+
+
+def writer_pid(data: Path) -> int | None:
+    """The process holding the embedded archive for writing (its lock file says)."""
+    try:
+        return int((data / LOCK_NAME).read_text().split()[0])
+    except (FileNotFoundError, IndexError, ValueError):
+        return None
 
 
 def metadata(url: str, key: str, metric: str) -> object:
@@ -85,16 +94,18 @@ def test_up_answers_what_its_collector_scraped(tmp_path: Path) -> None:
 
 
 def test_serve_answers_what_a_separate_collect_scraped(tmp_path: Path) -> None:
-    """``collect`` holds the archive (started first, it is the writer) and its archive
-    writer keeps the families; ``serve`` reads the file when the other process wrote it."""
+    """``collect`` holds the archive (started first, it is its writer; ``serve`` opens it
+    read-only) and its archive writer keeps the families; ``serve`` reads the file the
+    other process wrote."""
     with node_exporter() as node:
         data, config, key = setup(tmp_path, node)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         with running([*WATCHKEEPER, "collect", "--config", str(config), "--data-dir",
-                      str(data)]), \
-             running([*WATCHKEEPER, "serve", "--config", str(config), "--data-dir", str(data),
-                      "--listen", f"127.0.0.1:{port}"]):
-            wait_for(lambda: httpx.get(f"{url}/api/v1/health", timeout=2).status_code == 200,
-                     30, "watchkeeper serve")
-            check_families(url, key, node, data)
+                      str(data)]) as collect:
+            wait_for(lambda: writer_pid(data) == collect.pid, 30, "collect to hold the archive")
+            with running([*WATCHKEEPER, "serve", "--config", str(config), "--data-dir",
+                          str(data), "--listen", f"127.0.0.1:{port}"]):
+                wait_for(lambda: httpx.get(f"{url}/api/v1/health", timeout=2).status_code
+                         == 200, 30, "watchkeeper serve")
+                check_families(url, key, node, data)
