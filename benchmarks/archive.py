@@ -288,7 +288,10 @@ def serve(args: argparse.Namespace) -> None:
                     data_dir=args.dir, options=PostgresArchive.Options(schema=args.schema),
                     clock=SystemClock(), metrics=metrics)
             else:
-                archive = EmbeddedArchive(data_dir=args.dir, options=EmbeddedArchive.Options(),
+                # Sizes on disk are measured after the whole closing compaction; the default
+                # budget (3 s, D47) would leave points in the ingest log, uncompressed.
+                archive = EmbeddedArchive(data_dir=args.dir,
+                                          options=EmbeddedArchive.Options(close_seconds=3600.0),
                                           clock=SystemClock(), metrics=metrics)
             await archive.start(stack)
 

@@ -125,6 +125,7 @@ class Clocks:
 
     spent: dict[str, dict[str, float]] = field(default_factory=dict)
     points: dict[str, int] = field(default_factory=dict)
+    cpu: dict[str, dict[str, float]] = field(default_factory=dict)  # server CPU seconds
 
     def add(self, system: str, phase: str, seconds: float) -> None:
         self.spent.setdefault(phase, {}).setdefault(system, 0.0)
@@ -133,43 +134,63 @@ class Clocks:
     def rate(self, phase: str, system: str) -> float:
         return self.points[phase] / self.spent[phase][system]
 
+    def cpu_per_million(self, phase: str, system: str) -> float:
+        """The server's CPU seconds (user and system, every thread) per million points."""
+        return self.cpu[phase][system] / self.points[phase] * 1e6
+
 
 def send_rounds(net: Network, batches: list[Encoders], rounds: range, *,
                 systems: dict[str, Callable[[bytes], None]], clocks: Clocks,
                 phase: str) -> None:
-    """``rounds``, every batch to each system in turn; each round charged to each system
-    until it is idle again (see :func:`until_idle`)."""
+    """``rounds``, every batch to each system in turn; each request charged to its system
+    until that is idle again (see :func:`until_idle`), before the next system's request:
+    waited for after all of them, the two watchkeeper servers flushed at the same round
+    side by side, and the one waited for second was found idle, its flush uncharged.
+    The systems take turns at going first."""
+    order = list(systems.items())
+    procs = {name: psutil.Process(_PIDS[send]()) for name, send in order}
+    cpu_before = {name: sum(proc.cpu_times()[:2]) for name, proc in procs.items()}
     for r in rounds:
         ts, values = net.round(r)
+        turn = order[r % len(order):] + order[:r % len(order)]
         for enc in batches:
             bodies = {"ours": enc.ours(ts, values), "victoria-metrics": enc.vm(ts, values)}
-            for name, send in systems.items():
+            for name, send in turn:
                 body = bodies.get(name) or bodies["ours"]
                 began = time.perf_counter()
                 send(body)
-                clocks.add(name, phase, time.perf_counter() - began)
-        for name, send in systems.items():
-            clocks.add(name, phase, until_idle(send))
+                clocks.add(name, phase, time.perf_counter() - began + until_idle(send))
         if (r + 1) % 10 == 0:
             print(f"  round {r + 1}", file=sys.stderr, flush=True)
     clocks.points[phase] = clocks.points.get(phase, 0) + net.n * len(rounds)
+    for name, proc in procs.items():
+        clocks.cpu.setdefault(phase, {}).setdefault(name, 0.0)
+        clocks.cpu[phase][name] += sum(proc.cpu_times()[:2]) - cpu_before[name]
 
 
 def until_idle(send: Callable[[bytes], None], *, busy_cpu_s: float = 0.01,
-               every_s: float = 0.05) -> float:
-    """Seconds until the server behind ``send`` uses under ``busy_cpu_s`` of CPU in
-    ``every_s``: work a server does after answering (watchkeeper adds a large write to
-    its heads, and compacts, behind the answer) is charged to it, not hidden behind the
-    other systems' requests, which the client sends meanwhile."""
+               every_s: float = 0.05, quiet_s: float = 1.0) -> float:
+    """Seconds until the server behind ``send`` has used under ``busy_cpu_s`` of CPU in
+    every ``every_s`` for ``quiet_s`` on end: work a server does after answering
+    (watchkeeper adds a large write to its heads, and compacts, behind the answer) is
+    charged to it, not hidden behind the other systems' requests. One quiet sample was
+    not enough: a compaction waiting on its commit's fsync looked idle, and the rest of
+    it landed in the next request (29 s) or beside another server's (an A/A run of one
+    tree gave 286,000 points/s sustained to one server and 1,322,000 to the other)."""
     proc = psutil.Process(_PIDS[send]())  # servers restart: their pid as of now
     began = time.perf_counter()
     used = sum(proc.cpu_times()[:2])
+    quiet_since: float | None = None
     while True:
         time.sleep(every_s)
         now = sum(proc.cpu_times()[:2])
-        if now - used < busy_cpu_s:
-            return time.perf_counter() - began - every_s  # the last, idle, sample is not its
+        if now - used >= busy_cpu_s:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.perf_counter() - every_s  # the quiet samples are not its
         used = now
+        if quiet_since is not None and time.perf_counter() - quiet_since >= quiet_s:
+            return max(quiet_since - began, 0.0)
 
 
 _PIDS: dict[Callable[[bytes], None], Callable[[], int]] = {}
@@ -319,9 +340,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             phase="sustained")
                 done = target
                 results["checkpoints"].append(checkpoint(servers, vm, net, target))
-            results["ingest"] = {
-                phase: {name: clocks.rate(phase, name) for name in systems}
-                for phase in ("new", "sustained") if phase in clocks.points}
+            phases = [phase for phase in ("new", "sustained") if phase in clocks.points]
+            results["ingest"] = {phase: {name: clocks.rate(phase, name) for name in systems}
+                                 for phase in phases}
+            results["cpu_s_per_million"] = {
+                phase: {name: clocks.cpu_per_million(phase, name) for name in systems}
+                for phase in phases}
             # Both servers restart at each checkpoint: the peak is the highest of them.
             results["rss_mb"] = {name: max(cp["rss_before_restart_mb"][name]
                                            for cp in results["checkpoints"])
@@ -375,6 +399,9 @@ def report(results: dict[str, Any]) -> str:
     if "sustained" in ing:
         row("ingest, sustained, points/s", ing["sustained"]["watchkeeper"],
             ing["sustained"]["victoria-metrics"], ",.0f", "≥ 2x", higher=True)
+    for phase, cpu in results["cpu_s_per_million"].items():
+        row(f"server CPU seconds per million points, {phase} (VM ÷ ours)", cpu["watchkeeper"],
+            cpu["victoria-metrics"], ".2f", "", higher=False)
     rss = results["rss_mb"]
     row("peak RSS, MB (ratio: VM ÷ ours)", rss["watchkeeper"], rss["victoria-metrics"], ",.0f",
         "≥ 1x", higher=False)
@@ -397,6 +424,8 @@ def report(results: dict[str, Any]) -> str:
         lines += ["", f"{COMPARE} (the code of --compare, same run): "
                   + ", ".join(f"{phase} ingest {rates[COMPARE]:,.0f} points/s"
                               for phase, rates in ing.items())
+                  + "".join(f", {phase} CPU {cpu[COMPARE]:.2f} s per million points"
+                            for phase, cpu in results["cpu_s_per_million"].items())
                   + f", peak RSS {rss[COMPARE]:,.0f} MB, "
                   + ", ".join(f"{cp['bytes_per_point'][COMPARE]:.2f} B/point at "
                               f"{cp['points_per_series']}, start-up "

@@ -218,5 +218,5 @@ def _corpus_digest() -> str:
 
 
 def test_the_encoder_writes_the_bytes_it_wrote_before_the_batched_flush() -> None:
-    """The stored format is unchanged: the digest is that of the encoder before D48."""
+    """The stored format is unchanged: the digest is that of the encoder before D50."""
     assert _corpus_digest() == CORPUS_DIGEST

@@ -3,7 +3,7 @@
 :class:`~watchkeeper.archive.backends._chunks.Flush` takes a series at a time: a few
 dozen Python steps each (merge with its old chunks, cut into chunks, build a row, set its
 tail), ~70 µs a series, so that the closing compaction of 1,000,000 series of 3 points
-took over a minute (D35, D48). Most series of a flush continue where their last chunk
+took over a minute (D35, D50). Most series of a flush continue where their last chunk
 ends: their new points come after it, and the only old chunk they touch is that last
 chunk when it is partial (topped up: rewritten with the new points after its own). For
 those the whole flush is index arithmetic over all series at once: each series' run
