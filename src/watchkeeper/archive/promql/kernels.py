@@ -11,7 +11,7 @@ first query that needs them, not when watchkeeper starts.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -45,10 +45,11 @@ def extrapolated(ts: Ints, values: Floats, bounds: Ints, *, ref: Ints, range_ms:
     return out, ok
 
 
-class _Kernels:
-    def __init__(self, bounds: Any, rate: Any) -> None:
-        self.bounds = bounds
-        self.rate = rate
+class _Kernels(NamedTuple):
+    """The compiled loops (numba dispatchers)."""
+
+    bounds: Any
+    rate: Any
 
 
 @functools.cache
