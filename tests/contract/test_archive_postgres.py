@@ -231,6 +231,36 @@ async def test_reads_of_a_long_own_log_are_exact(pg_schema: str) -> None:
     assert again.values.tolist() == expected
 
 
+@pytest.mark.parametrize("many", [False, True], ids=["read", "read_floats"])
+async def test_a_read_waiting_for_a_connection_sees_a_write_committed_meanwhile(
+        pg_schema: str, monkeypatch: pytest.MonkeyPatch, many: bool) -> None:
+    """While a read waits for a pooled connection, this instance commits another log row:
+    the read must know which rows it holds as of the same moment as the copy it reads them
+    from (CI once met a KeyError when the two were taken on either side of that wait)."""
+    async with postgres(pg_schema, compact_after=3600, chunk_points=1000) as mine:
+        await mine.write([Measurement(key=SHARED, ts=T0, value=1.0)])
+        connection = mine._connection
+        waited: list[bool] = []
+
+        @asynccontextmanager
+        async def pooled() -> AsyncIterator[Any]:
+            if not waited:  # the read's turn: another write commits first
+                waited.append(True)
+                await mine.write([Measurement(key=SHARED, ts=T0 + 1, value=2.0)])
+            async with connection() as conn:
+                yield conn
+
+        monkeypatch.setattr(mine, "_connection", pooled)
+        if many:
+            runs = await mine.read_floats([SHARED], int(T0 * 1000), int((T0 + 10) * 1000))
+            got = runs.values.tolist()
+        else:
+            got = (await mine.read(SHARED, T0, T0 + 10)).values.tolist()
+        assert waited
+        assert got in ([1.0], [1.0, 2.0])
+        assert (await mine.read(SHARED, T0, T0 + 10)).values.tolist() == [1.0, 2.0]
+
+
 def _count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Record every chunk a rollup decodes, from its summary path or by reading points."""
     from watchkeeper.archive.backends import _points, _rollups

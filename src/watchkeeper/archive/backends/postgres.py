@@ -317,10 +317,11 @@ class PostgresArchive(Archive):
                 sid, kind = await self._series(key)
                 shard = sid % self._shards
                 own = dict(self._own[shard])  # rows compacted meanwhile are still here
+                held = self._held()  # with the copy, before any await (_held)
                 version = self._views.version(shard)
                 async with self._connection() as conn:
                     blobs, logged = await self._store.read_series(
-                        conn, sid, shard=shard, lo=lo, hi=hi, held=self._held())
+                        conn, sid, shard=shard, lo=lo, hi=hi, held=held)
             ts, values = decode_chunks(kind, blobs)
             view = None
             if len(own) >= VIEW_FROM and self._views.version(shard) == version:  # still own
@@ -363,10 +364,11 @@ class PostgresArchive(Archive):
                 sids = float_sids(self._catalog.ids.get, self._catalog.kinds, keys)
                 shards = sorted({sid % self._shards for sid in sids.tolist() if sid >= 0})
                 own = {shard: dict(self._own[shard]) for shard in shards}
+                held = self._held()  # with the copy, before any await (_held)
                 async with self._connection() as conn:
                     chunks, logged = await self._store.read_many(
                         conn, sids.tolist(), lo=start_ms, hi=end_ms, shards=shards,
-                        held=self._held())
+                        held=held)
             columns = [(own[shard][seq].batch if blob is None else decode_batch(blob))
                        .column("float") for shard, seq, blob in sorted(logged)]
             newer = newer_points(columns, np.unique(sids[sids >= 0]))
