@@ -13,7 +13,7 @@ spent ~80 % of its time so).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from typing import Any, Final, NamedTuple
 
 import numpy as np
@@ -135,10 +135,12 @@ Piece = tuple[int, Int64Array, Float64Array]
 
 def cached_pieces(sids: Ids, chunks: Sequence[tuple[int, int, int, bytes]],
                   cache: DecodedChunks,
-                  fetch: Callable[[list[tuple[int, int]]], list[bytes]]) -> list[Piece]:
+                  fetch: Callable[[list[tuple[int, int]]], list[bytes]],
+                  into_runs: Container[int] = ()) -> list[Piece]:
     """The chunks ``(position, start, n, -)`` of series ``sids``, decoded: those kept
     in ``cache`` from there, the others from their blobs (``fetch`` by ``(series id,
-    start)``), decoded together and then kept."""
+    start)``), decoded together and then kept, but for the positions ``into_runs`` (the
+    caller keeps those as runs: a copy per chunk would only be dropped again)."""
     of = sids.tolist()
     keys = [(of[row[0]], row[1]) for row in chunks]
     found = [cache.get(key) for key in keys]
@@ -148,7 +150,8 @@ def cached_pieces(sids: Ids, chunks: Sequence[tuple[int, int, int, bytes]],
                            fetch([keys[j] for j in missing]))
         for i, j in enumerate(missing):
             ts, values = runs.run(i)
-            cache.put(keys[j], ts, values)
+            if chunks[j][0] not in into_runs:
+                cache.put(keys[j], ts, values)
             found[j] = (ts, values)
     return [(row[0], *got) for row, got in zip(chunks, found, strict=True) if got is not None]
 
@@ -181,7 +184,7 @@ def kept_pieces(sids: Ids, lo_ms: int, hi_ms: int, *, cache: DecodedChunks,
             rows.extend((group[at], start, n, blob) for at, start, n, blob in
                         chunks_of([of[p] for p in group], lo_ms, until))
     rows.sort(key=lambda row: (row[0], row[1]))
-    fresh = cached_pieces(sids, rows, cache, fetch)  # one piece per row, in its order
+    fresh = cached_pieces(sids, rows, cache, fetch, whole)  # a piece per row, in its order
     pieces: list[Piece] = []
     j = 0
     for p, run in enumerate(runs):
