@@ -16,11 +16,13 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from watchkeeper.archive.promql.values import Floats, Ints, Mask
+from watchkeeper.errors import BadQuery
 
 
 def window_bounds(ts: Ints, bounds: Ints, ref: Ints, range_ms: int) -> tuple[Ints, Ints]:
     """Where each series' window ``[ref - range, ref]`` starts and ends in ``ts`` (row
     ``series * steps + step``); ``ref`` must not decrease."""
+    _forward(ref)
     count, n = len(bounds) - 1, len(ref)
     lo = np.empty(count * n, dtype=np.int64)
     hi = np.empty(count * n, dtype=np.int64)
@@ -33,6 +35,7 @@ def extrapolated(ts: Ints, values: Floats, bounds: Ints, *, ref: Ints, range_ms:
     """Prometheus' extrapolatedRate of each series' window ``[ref - range, ref]`` at each
     step (row ``series * steps + step``; ``ref`` must not decrease), the windows found
     as in :func:`window_bounds` in the same pass; fewer than two samples: none."""
+    _forward(ref)
     count, n = len(bounds) - 1, len(ref)
     out = np.zeros(count * n)
     ok = np.empty(count * n, dtype=np.bool_)
@@ -43,6 +46,12 @@ def extrapolated(ts: Ints, values: Floats, bounds: Ints, *, ref: Ints, range_ms:
     _compiled().rate(ts, values, bounds, ref, np.int64(range_ms), counter, falls, per_second,
                      out, ok)
     return out, ok
+
+
+def _forward(ref: Ints) -> None:
+    """The loops walk each series once, forward: the steps must not go back in time."""
+    if len(ref) > 1 and bool((ref[1:] < ref[:-1]).any()):
+        raise BadQuery("steps must not go back in time")  # the engine's never do
 
 
 class _Kernels(NamedTuple):
