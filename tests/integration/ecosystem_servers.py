@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.serve import free_port
+from tests.support.serve import free_port, write_token
 
 REPO = Path(__file__).resolve().parents[2]
 WATCHKEEPER = [sys.executable, "-m", "watchkeeper.cli.main"]
@@ -83,10 +83,7 @@ class Watchkeeper:
         self.config = tmp / "wk.yaml"
         self.config.write_text(f"graphite: {{listen: '127.0.0.1:{self.graphite}', "
                                f"templates: [{templates}]}}\n")
-        created = subprocess.run([*WATCHKEEPER, "token", "create", "--user", "eco", "--write",
-                                  "--data-dir", str(self.data)], cwd=REPO,
-                                 capture_output=True, text=True, timeout=60, check=True)
-        self.token = created.stdout.split()[-1]
+        self.token = write_token(self.data, "eco")
 
     @contextmanager
     def serve(self) -> Iterator[Watchkeeper]:

@@ -4,14 +4,13 @@ in its stats and on ``/metrics``."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.serve import REPO, WATCHKEEPER, serving
+from tests.support.serve import serving, write_token
 from watchkeeper.client import InventoryClient
 from watchkeeper.errors import HTTPStatusError
 
@@ -36,20 +35,13 @@ def server(tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-def _token(data_dir: Path) -> str:
-    made = subprocess.run([*WATCHKEEPER, "token", "create", "--user", "cmdb", "--write",
-                           "--data-dir", str(data_dir)], cwd=REPO, capture_output=True,
-                          text=True, timeout=60, check=True)
-    return made.stdout.split()[-1]
-
-
 def test_notifications_over_http_to_a_real_server(server: str, tmp_path: Path) -> None:
     """Refused without a token; applied with one; counted in the REST stats and on
     /metrics (the server wires the inventory's metrics in)."""
     with InventoryClient(server) as anonymous, pytest.raises(HTTPStatusError) as refused:
         anonymous.notify([RACK])
     assert refused.value.status == 401
-    with InventoryClient(server, token=_token(tmp_path)) as client:
+    with InventoryClient(server, token=write_token(tmp_path, "cmdb")) as client:
         done = client.notify([RACK, {**RACK, "publisher_id": "stranger"}])
         assert (done.notifications, done.matched, done.applied) == (2, 1, 1)
         graph = client.graph("static", kinds=["device"])

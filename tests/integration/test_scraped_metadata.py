@@ -5,20 +5,18 @@ while ``watchkeeper serve``, another process on the same data directory, answers
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.integration.ecosystem_servers import (
-    REPO,
     WATCHKEEPER,
     node_exporter,
     running,
     wait_for,
 )
-from tests.support.serve import free_port
+from tests.support.serve import free_port, write_token
 from watchkeeper.api.ingest import METADATA_FILE
 from watchkeeper.archive.backends.embedded import LOCK_NAME
 
@@ -31,13 +29,6 @@ inventory:
 collectors:
   - {{name: node, plugin: prometheus, interval: 1, devices: [box], options: {{job: node}}}}
 """
-
-
-def token(data: Path) -> str:
-    created = subprocess.run([*WATCHKEEPER, "token", "create", "--user", "eco", "--write",
-                              "--data-dir", str(data)], cwd=REPO, capture_output=True,
-                             text=True, timeout=60, check=True)
-    return created.stdout.split()[-1]
 
 
 def exporter_help(node: str, family: str) -> str:
@@ -68,7 +59,7 @@ def setup(tmp: Path, node: str) -> tuple[Path, Path, str]:
     data.mkdir()
     config = tmp / "wk.yaml"
     config.write_text(CONFIG.format(port=node.rsplit(":", 1)[1]))
-    return data, config, token(data)
+    return data, config, write_token(data, "eco")
 
 
 def check_families(url: str, key: str, node: str, data: Path) -> None:

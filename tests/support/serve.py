@@ -25,6 +25,15 @@ def free_port() -> int:
         return port
 
 
+def write_token(data_dir: Path, user: str) -> str:
+    """A new write token, made by ``watchkeeper token create`` where the servers of
+    ``data_dir`` read them."""
+    created = subprocess.run([*WATCHKEEPER, "token", "create", "--user", user, "--write",
+                              "--data-dir", str(data_dir)], cwd=REPO, capture_output=True,
+                             text=True, timeout=60, check=True)
+    return created.stdout.split()[-1]
+
+
 def healthy(url: str) -> bool:
     """The server answers its health route."""
     try:
