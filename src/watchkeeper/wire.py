@@ -277,8 +277,19 @@ class CollectMessage(msgspec.Struct, frozen=True, array_like=True):
     text: str
 
 
+class CollectFamily(msgspec.Struct, frozen=True, array_like=True):
+    """``[type, help, unit]``: a metric family's metadata, as a scraped exporter's
+    ``# TYPE``, ``# HELP`` and ``# UNIT`` said it."""
+
+    type: str
+    help: str
+    unit: str
+
+
 class CollectResult(msgspec.Struct, frozen=True, kw_only=True):
-    """One poll of one job: its status, messages and measurements."""
+    """One poll of one job: its status, messages and measurements; ``families``: the
+    metadata of the metric families it read, by family name (the ``prometheus``
+    collector, when they changed)."""
 
     plugin: str
     job: str
@@ -290,6 +301,7 @@ class CollectResult(msgspec.Struct, frozen=True, kw_only=True):
     messages: list[CollectMessage] = msgspec.field(default_factory=list)
     points: list[WirePoint] = msgspec.field(default_factory=list)
     units: dict[str, str] = msgspec.field(default_factory=dict)
+    families: dict[str, CollectFamily] = msgspec.field(default_factory=dict)
 
 
 class CollectBatch(msgspec.Struct, frozen=True, kw_only=True):

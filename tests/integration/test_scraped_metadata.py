@@ -1,7 +1,8 @@
 """The ``prometheus`` collector's scraped ``# TYPE``/``# HELP`` reach
 ``/prometheus/api/v1/metadata`` (D46), scraping Debian's ``prometheus-node-exporter``:
-in ``watchkeeper up`` (one process), and with ``watchkeeper collect`` writing the archive
-while ``watchkeeper serve``, another process on the same data directory, answers."""
+in ``watchkeeper up`` (one process); with ``watchkeeper collect`` writing the archive
+while ``watchkeeper serve``, another process on the same data directory, answers; and
+from a remote collector (``collect --server``) posting its results to ``serve``."""
 
 from __future__ import annotations
 
@@ -99,4 +100,20 @@ def test_serve_answers_what_a_separate_collect_scraped(tmp_path: Path) -> None:
                           str(data), "--listen", f"127.0.0.1:{port}"]):
                 wait_for(lambda: httpx.get(f"{url}/api/v1/health", timeout=2).status_code
                          == 200, 30, "watchkeeper serve")
+                check_families(url, key, node, data)
+
+
+def test_serve_answers_what_a_remote_collector_scraped(tmp_path: Path) -> None:
+    """``collect --server``: the families travel with the results over HTTP, and the
+    server keeps them once their points are stored."""
+    with node_exporter() as node:
+        data, config, key = setup(tmp_path, node)
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        with running([*WATCHKEEPER, "serve", "--config", str(config), "--data-dir",
+                      str(data), "--listen", f"127.0.0.1:{port}"]):
+            wait_for(lambda: httpx.get(f"{url}/api/v1/health", timeout=2).status_code
+                     == 200, 30, "watchkeeper serve")
+            with running([*WATCHKEEPER, "collect", "--server", url, "--token", key,
+                          "--spool", str(tmp_path / "spool")]):
                 check_families(url, key, node, data)

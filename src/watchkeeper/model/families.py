@@ -6,7 +6,14 @@ it; ``/prometheus/api/v1/metadata`` answers it (decision D46).
 
 from __future__ import annotations
 
+from typing import Final
+
 import msgspec
+
+METRIC_TYPES: Final = ("unknown", "counter", "gauge", "histogram", "gaugehistogram", "summary",
+                       "info", "stateset")
+"""The types a family can have, as Prometheus' API spells them (remote write's
+``MetricMetadata.MetricType`` values in this order)."""
 
 
 class MetricMetadata(msgspec.Struct, frozen=True):

@@ -42,7 +42,7 @@ from watchkeeper.collect.scheduler import PollOutcome
 from watchkeeper.collect.testbed import parse_testbed
 from watchkeeper.collect.workers import DaemonExecutor
 from watchkeeper.errors import ConfigError, SeriesNotFound
-from watchkeeper.model import Device, Event, Measurement, SeriesKey, Status
+from watchkeeper.model import Device, Event, Measurement, MetadataSink, SeriesKey, Status
 from watchkeeper.pipeline import Services
 from watchkeeper.runtime.assemble import (
     build_archive,
@@ -303,10 +303,13 @@ async def recall_seq(archive: Archive, collector: str, *, now: float) -> int:
 
 def server_routes(settings: Settings, locator: Locator, *, archive: Archive,
                   publish: Callable[[list[Event]], Awaitable[None]] | None = None,
+                  metadata: MetadataSink | None = None,
                   authorize: Callable[[Request], None] | None = None,
                   clock: Clock | None = None) -> list[BaseRoute]:
     """The ``/api/v1/collect`` routes: results go to ``publish`` (the pipeline, in ``up``)
-    or straight into ``archive`` (``serve``). ``authorize`` defaults to a write token.
+    or straight into ``archive`` (``serve``), and the metric families' metadata they carry
+    into ``metadata`` once their points are stored (in ``up`` the archive writer keeps it,
+    as a local poll's). ``authorize`` defaults to a write token.
 
     Each batch's ``seq`` is stored with its results (:func:`batch_seq_key`): in the same
     archive write when serving, as an event after the batch's through the pipeline. So a
@@ -327,6 +330,9 @@ def server_routes(settings: Settings, locator: Locator, *, archive: Archive,
                                           measurements=(marker,))])
         else:
             await archive.write([*(m for event in events for m in event.measurements), marker])
+            described = [family for event in events for family in event.families]
+            if described and metadata is not None:
+                await asyncio.to_thread(metadata.update, described)  # a file: not on the loop
         return len(events)
 
     async def recall(collector: str) -> int:

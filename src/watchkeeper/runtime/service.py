@@ -114,26 +114,25 @@ async def run(
     exit_unhindered()  # a plugin stuck in to_thread must not hold up the exit
     clock = clock or SystemClock()
     metrics = SelfMetrics()
-    try:
-        inventory = StaticInventory(devices_from(settings))
-    except InventoryError as exc:
-        raise locator.error("inventory.devices", str(exc)) from None
+    inventory = _static_inventory(settings, locator)
     live_inventory = build_inventory(settings, locator, clock=clock, metrics=metrics)
     archive = build_archive(settings, locator, clock=clock, metrics=metrics)
     esmond = build_esmond(settings, locator, archive=archive, clock=clock)
     collectors = build_collectors(settings, locator) if role == "up" else []
     jobs = plan_jobs(collectors, locator, inventory)
+    metadata = MetadataStore(Path(settings.data_dir) / METADATA_FILE)  # D46: one per process
     if role == "up":
         bus = build_bus(settings, locator)
         services = Services(clock=clock, metrics=metrics, sink=archive,
                             lookup=DeviceLookup(live_inventory),
                             notify=pipeline_notify(live_inventory),
-                            metadata=_metadata_store(settings))
+                            metadata=metadata)
         pipeline = build_pipeline(build_engines(settings, locator, services), bus, locator,
                                   data_dir=Path(settings.data_dir))
     # Remote collectors' config and results endpoints (results: pipeline in `up`, archive else).
     collect_routes = server_routes(settings, locator, archive=archive,
-                                   publish=pipeline.publish if role == "up" else None)
+                                   publish=pipeline.publish if role == "up" else None,
+                                   metadata=metadata)
     sock = bind(settings.server.listen)
     async with AsyncExitStack() as stack:
         stack.callback(sock.close)
@@ -166,8 +165,7 @@ async def run(
                                               max_samples=settings.server.promql.max_samples,
                                               timeout=settings.server.promql.timeout),
                          health=_poller_health(scheduler) if role == "up" else None,
-                         metric_metadata=_metadata_store(
-                             settings, services if role == "up" else None))
+                         metric_metadata=metadata)
         # A bounded graceful stop: requests still running after it are cut (Ctrl-C under
         # any load ends within seconds, not when the last writer gives up).
         config = uvicorn.Config(app, log_level=_uvicorn_level(settings.log_level),
@@ -190,12 +188,12 @@ async def run(
         log.info("shutting down")
 
 
-def _metadata_store(settings: Settings, services: Services | None = None) -> MetadataStore:
-    """Metric metadata from remote write and scrapes, in the data directory (D46): in
-    ``up`` the archive writer's (``services``), so the API holds the same store."""
-    if services is not None and isinstance(services.metadata, MetadataStore):
-        return services.metadata
-    return MetadataStore(Path(settings.data_dir) / METADATA_FILE)
+def _static_inventory(settings: Settings, locator: Locator) -> StaticInventory:
+    """The configured devices, as jobs are planned from them at start-up."""
+    try:
+        return StaticInventory(devices_from(settings))
+    except InventoryError as exc:
+        raise locator.error("inventory.devices", str(exc)) from None
 
 
 def _freeze_startup_objects() -> None:

@@ -23,10 +23,16 @@ from watchkeeper.collect.credentials import Credential
 from watchkeeper.collect.remote import RemoteCollector, RemoteServer, ServerUnavailable, Spool
 from watchkeeper.collect.remote.convert import config_to_wire, result_from_wire
 from watchkeeper.errors import AuthError
-from watchkeeper.model import Device, Status
+from watchkeeper.model import Device, MetricMetadata, Status
 from watchkeeper.settings import CollectorSettings
 from watchkeeper.telemetry import SelfMetrics
-from watchkeeper.wire import CollectAck, CollectBatch, CollectConfig, CollectResult
+from watchkeeper.wire import (
+    CollectAck,
+    CollectBatch,
+    CollectConfig,
+    CollectFamily,
+    CollectResult,
+)
 
 COUNTING = "tests.unit.collect.plugins:Counting"
 
@@ -152,10 +158,25 @@ def test_results_round_trip_through_the_wire() -> None:
     outcome = PollOutcome(plugin="count", job_id="count:d1", device=Device(name="d1"),
                           scheduled=START, started=START + 1, finished=START + 2,
                           result=PollResult(check=CheckResult.of(Status.WARNING, "hm", ts=START),
-                                            measurements=(point,)))
+                                            measurements=(point,),
+                                            families=(("polls", MetricMetadata(
+                                                "counter", "Polls made.", "")),)))
     back = result_from_wire(msgspec.json.decode(msgspec.json.encode(result_to_wire(outcome)),
                                                 type=CollectResult))
     assert back == outcome
+
+
+def test_families_from_the_wire_are_read_as_remote_write_metadata_is() -> None:
+    """A family name Prometheus would refuse is left out, an unknown type is ``unknown``,
+    and the families come in name order, as a local poll has them."""
+    sent = CollectResult(plugin="p", job="p:d1", device="d1", scheduled=START, started=START,
+                         finished=START, status="ok",
+                         families={"z_total": CollectFamily("counter", "Z.", ""),
+                                   "a": CollectFamily("tally", "A.", "seconds"),
+                                   "9bad": CollectFamily("gauge", "", "")})
+    assert result_from_wire(sent).result.families == (
+        ("a", MetricMetadata("unknown", "A.", "seconds")),
+        ("z_total", MetricMetadata("counter", "Z.", "")))
 
 
 # ---------------------------------------------------------------- the daemon

@@ -27,13 +27,13 @@ from typing import Final
 import msgspec
 
 from watchkeeper.model import MetricMetadata
+from watchkeeper.model.families import METRIC_TYPES
 
 __all__ = ["FILE_NAME", "MAX_FAMILIES", "SUFFIXES", "TYPES", "MetadataStore", "MetricMetadata",
            "covering"]
 
 FILE_NAME: Final = "prometheus-metadata.json"
-TYPES: Final = ("unknown", "counter", "gauge", "histogram", "gaugehistogram", "summary",
-                "info", "stateset")
+TYPES: Final = METRIC_TYPES
 """Remote write's ``MetricMetadata.MetricType`` values in order, as the API spells them."""
 SUFFIXES: Final = ("_bucket", "_sum", "_count", "_total", "_created", "_info", "_gcount",
                    "_gsum")

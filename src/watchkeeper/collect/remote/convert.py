@@ -9,12 +9,24 @@ import msgspec
 
 from watchkeeper.collect.abc import PollResult
 from watchkeeper.collect.scheduler import PollOutcome
-from watchkeeper.model import CheckResult, Device, Measurement, Message, SeriesKey, Status
+from watchkeeper.model import (
+    CheckResult,
+    Device,
+    Families,
+    Measurement,
+    Message,
+    MetricMetadata,
+    SeriesKey,
+    Status,
+)
+from watchkeeper.model.families import METRIC_TYPES
+from watchkeeper.model.promlabels import is_metric_name
 from watchkeeper.settings import CollectorSettings
 from watchkeeper.wire import (
     CollectCollector,
     CollectConfig,
     CollectDevice,
+    CollectFamily,
     CollectMessage,
     CollectResult,
     WirePoint,
@@ -36,6 +48,8 @@ def result_to_wire(outcome: PollOutcome) -> CollectResult:
         status=outcome.result.status.value,
         messages=[CollectMessage(m.ts, m.text) for m in outcome.result.check.messages],
         points=points, units=units,
+        families={name: CollectFamily(meta.type, meta.help, meta.unit)
+                  for name, meta in outcome.result.families},
     )
 
 
@@ -55,8 +69,19 @@ def result_from_wire(result: CollectResult) -> PollOutcome:
     return PollOutcome(
         plugin=result.plugin, job_id=result.job, device=Device(name=result.device),
         scheduled=result.scheduled, started=result.started, finished=result.finished,
-        result=PollResult(check=check, measurements=tuple(measurements)),
+        result=PollResult(check=check, measurements=tuple(measurements),
+                          families=_families_from_wire(result.families)),
     )
+
+
+def _families_from_wire(families: dict[str, CollectFamily]) -> Families:
+    """The families as a local poll has them: by name, in name order. A family whose name
+    Prometheus would not accept is left out (its samples are still stored), and a type it
+    does not know is ``unknown``, as remote write's metadata is read."""
+    return tuple(
+        (name, MetricMetadata(family.type if family.type in METRIC_TYPES else "unknown",
+                              family.help, family.unit))
+        for name, family in sorted(families.items()) if is_metric_name(name))
 
 
 def config_to_wire(devices: Sequence[Device], specs: Sequence[CollectorSettings], *,
