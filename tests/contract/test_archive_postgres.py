@@ -437,3 +437,59 @@ async def test_an_undecodable_row_of_another_writer_is_not_followed(pg_schema: s
         await _until(lambda: "x" in mine._skipped, "the bad writer skipped")
         with pytest.raises(ArchiveError, match="corrupt ingest log row"):
             await mine.read(SHARED, T0, T0)
+
+
+async def test_a_shard_another_instance_compacts_is_left_to_it(
+    pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two instances on one schema: while a shard's compaction lock is held, the other
+    instance leaves that shard rather than waiting its turn (after a load every instance
+    marks every shard), reads from both staying exact; once another instance compacted
+    the rows it marked, it compacts nothing, and lets its copies of them go."""
+    options = {"compact_after": 3600, "chunk_points": 1000}
+    async with postgres(pg_schema, **options) as first, postgres(pg_schema, **options) as second:
+        for i in range(10):
+            await second.write([Measurement(key=SHARED, ts=T0 + i, value=float(i))])
+        await first.write([Measurement(key=SHARED, ts=T0 + 3, value=-3.0)])
+        shard = SHARED_SHARD(second)
+        expected = [float(i) for i in range(10)]
+        expected[3] = -3.0
+
+        async def both_read(values: list[float]) -> None:
+            for archive in (first, second):
+                points = await archive.read(SHARED, T0, T0 + 100)
+                assert points.values.tolist() == values
+
+        with psycopg.connect(PG_DSN, autocommit=True) as locks:
+            locks.execute("SELECT pg_advisory_lock(hashtext(%s), %s)", (pg_schema, shard))
+            await second._look(None)  # marks the shard
+            assert second._compactor is not None
+            # Before: it waited for the lock, its connection held, as long as it was held.
+            await asyncio.wait_for(asyncio.shield(second._compactor), 60)
+            assert _log_rows(pg_schema) == 11
+            await both_read(expected)
+            locks.execute("SELECT pg_advisory_unlock_all()")
+
+        marked = max(second._own[shard])
+        await first._compact([shard])
+        assert _log_rows(pg_schema) == 0
+        await first.write([Measurement(key=SHARED, ts=T0 + 20, value=20.0)])
+        compactions: list[int] = []
+        compact_locked = second._compact_locked
+
+        async def counted(conn: Any, shard: int) -> list[int]:
+            compactions.append(shard)
+            return await compact_locked(conn, shard)
+
+        monkeypatch.setattr(second, "_compact_locked", counted)
+        second._mark(shard, marked)  # every row up to there was compacted by the first
+        await second._compact_dirty()
+        assert compactions == []
+        assert not [seq for seq in second._own[shard] if seq <= marked]
+        await both_read([*expected, 20.0])
+
+        second._mark(shard, marked + 1_000_000)  # the first's new row is up to that
+        await second._compact_dirty()
+        assert compactions == [shard]
+        assert _log_rows(pg_schema) == 0
+        await both_read([*expected, 20.0])

@@ -194,6 +194,13 @@ class PgStore:
         """Serialise compactions (and deletes) of one shard, across every process."""
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s), %s)", (self.schema, shard))
 
+    async def try_lock_shard(self, conn: Connection, shard: int) -> bool:
+        """:meth:`lock_shard` unless another transaction holds it: whether it was taken."""
+        cur = await conn.execute("SELECT pg_try_advisory_xact_lock(hashtext(%s), %s)",
+                                 (self.schema, shard))
+        row = await cur.fetchone()
+        return bool(row and row[0])
+
     # -- series -------------------------------------------------------------------------
 
     async def all_series(self, conn: Connection) -> list[SeriesRow]:
@@ -311,6 +318,14 @@ class PgStore:
                    " (SELECT 1 FROM {s}.ingest_log l WHERE l.seq = u.seq)"), (list(seqs),))
         return [seq for (seq,) in await cur.fetchall()]
 
+    async def holds_upto(self, conn: Connection, shard: int, seq: int) -> bool:
+        """Whether ``shard`` still has a log row with a seq up to ``seq``."""
+        cur = await conn.execute(
+            self.q("SELECT EXISTS (SELECT 1 FROM {s}.ingest_log WHERE shard = %s"
+                   " AND seq <= %s)"), (shard, seq))
+        row = await cur.fetchone()
+        return bool(row and row[0])
+
     async def aged_shards(self, conn: Connection, seen: int | None) -> tuple[int, list[int]]:
         """The log's last seq now, and the shards holding rows up to ``seen`` (None: any)."""
         cur = await conn.execute(
@@ -321,10 +336,22 @@ class PgStore:
         last, shards = await cur.fetchone() or (0, [])
         return int(last), [int(shard) for shard in shards]
 
-    async def vacuum(self, conn: Connection, table: str) -> None:
+    async def vacuum(self, conn: Connection, table: str) -> bool:
         """VACUUM one of the schema's tables (on an autocommit connection, outside any
-        transaction): compaction's dead tuples become reusable space at once."""
-        await conn.execute(sql.SQL("VACUUM {}.{}").format(self._s, sql.Identifier(table)))
+        transaction): compaction's dead tuples become reusable space at once. Unless
+        another instance vacuums it now (a second VACUUM of a table waits for the first
+        and finds little left): whether it ran."""
+        cur = await conn.execute("SELECT pg_try_advisory_lock(hashtext(%s), -2)",
+                                 (f"{self.schema}.{table}",))
+        row = await cur.fetchone()
+        if not (row and row[0]):
+            return False
+        try:
+            await conn.execute(sql.SQL("VACUUM {}.{}").format(self._s, sql.Identifier(table)))
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(hashtext(%s), -2)",
+                               (f"{self.schema}.{table}",))
+        return True
 
     async def delete_log(self, conn: Connection, seqs: Sequence[int]) -> None:
         await conn.execute(self.q("DELETE FROM {s}.ingest_log WHERE seq = ANY(%s::bigint[])"),

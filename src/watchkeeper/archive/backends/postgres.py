@@ -182,7 +182,9 @@ class PostgresArchive(Archive):
         self._pending = np.zeros(0, dtype=np.int64)  # own points logged per shard
         self._series_in_shard = np.zeros(0, dtype=np.int64)
         self._write_lock = asyncio.Lock()
-        self._dirty: set[int] = set()
+        # Shards to compact, each with a seq: compacted only while it still holds a log
+        # row up to that seq (another instance may have taken them meanwhile).
+        self._dirty: dict[int, int] = {}
         self._compactor: asyncio.Task[None] | None = None
         self._looker: asyncio.Task[None] | None = None
         self._follower: asyncio.Task[None] | None = None
@@ -483,18 +485,42 @@ class PostgresArchive(Archive):
     def _schedule_compaction(self) -> None:
         limit = np.minimum(self._opts.chunk_points * np.maximum(self._series_in_shard, 1),
                            max(self._opts.max_log_points // self._shards, 1))
-        self._dirty.update(np.flatnonzero(self._pending >= limit).tolist())
+        for shard in np.flatnonzero(self._pending >= limit).tolist():
+            self._mark(shard, max(self._own[shard], default=-1))
         self._kick()
 
+    def _mark(self, shard: int, upto: int) -> None:
+        """Compact ``shard`` if it still holds a log row up to seq ``upto`` then."""
+        self._dirty[shard] = max(self._dirty.get(shard, -1), upto)
+
     async def _compact_dirty(self) -> None:
+        # Each instance starts at a shard of its own: several instances marking the same
+        # shards (after a load, every look marks every shard) take different ones first.
+        first = int(self._writer, 16) % self._shards
         while self._dirty and not self._closing:
-            shard = min(self._dirty)
-            self._dirty.discard(shard)
+            shard = min(self._dirty, key=lambda s: (s - first) % self._shards)
+            upto = self._dirty.pop(shard)
             try:
-                await self._compact([shard])
+                await self._compact_shard(shard, upto)
             except (psycopg.Error, ArchiveError):
                 # The log keeps the data; the next look (or write over the limit) retries.
                 log.exception("compacting shard %d of %s failed", shard, self._opts.schema)
+
+    async def _compact_shard(self, shard: int, upto: int) -> None:
+        """Compact ``shard`` unless another instance compacts it now (it takes every row
+        there: the next look catches what it may miss) or has taken its rows up to
+        ``upto`` already. So after a load marked every shard in every instance, a shard is
+        compacted once, not once by each after waiting for the others."""
+        async with self._connection() as conn:
+            async with conn.transaction():
+                if not await self._store.try_lock_shard(conn, shard):
+                    return
+                if await self._store.holds_upto(conn, shard, upto):
+                    forget = await self._compact_locked(conn, shard)
+                    self._compacted += 1
+                else:  # every held row up to there was compacted elsewhere
+                    forget = [seq for seq in self._own[shard] if seq <= upto]
+            self._forget(shard, forget)
 
     def _kick(self) -> None:
         """Start compacting the dirty shards, unless a compaction runs already."""
@@ -523,7 +549,8 @@ class PostgresArchive(Archive):
         async with self._connection() as conn:
             last, shards = await self._store.aged_shards(conn, seen)
             gone = set(await self._store.gone(conn, held)) if held else set()
-        self._dirty.update(shards)
+        for shard in shards:
+            self._mark(shard, last if seen is None else seen)
         self._kick()
         if gone:  # compacted by other instances
             for shard, rows in enumerate(self._own):
@@ -537,10 +564,11 @@ class PostgresArchive(Archive):
 
     async def _vacuum(self) -> None:
         tables = ["ingest_log", "chunks"] if self._rewritten else ["ingest_log"]
-        self._compacted = self._rewritten = 0
         async with self._connection() as conn:
             for table in tables:
-                await self._store.vacuum(conn, table)
+                if not await self._store.vacuum(conn, table):
+                    return  # another instance vacuums it: this one tries at its next look
+        self._compacted = self._rewritten = 0
 
     async def _compact(self, shards: Sequence[int] | range) -> None:
         for shard in shards:
