@@ -1,7 +1,8 @@
 """``Archive.read_floats`` (many float series in one trip, as PromQL reads a selector's
 series), run against every backend of ``conftest.BACKENDS``: each key's run is checked
 against :meth:`Archive.read` of that key, over points in chunks, in the head or log, and
-rewritten out of order."""
+rewritten out of order; ``read_float_pieces`` (each key's points apart) against
+``read_floats`` at every read."""
 
 from __future__ import annotations
 
@@ -63,6 +64,26 @@ async def _write(archive: Archive, rng: random.Random, rounds: int) -> None:
     await archive.write(later)
 
 
+async def _read(archive: Archive, keys: list[SeriesKey], lo_ms: int, hi_ms: int
+                ) -> FloatRuns:
+    """read_floats' answer, after checking that read_float_pieces answers the same
+    points, each key's in 1-d contiguous arrays of its own."""
+    runs = await archive.read_floats(keys, lo_ms, hi_ms)
+    pieces = await archive.read_float_pieces(keys, lo_ms, hi_ms)
+    assert len(pieces) == len(runs)
+    assert pieces.found.tolist() == runs.found.tolist()
+    for i in range(len(runs)):
+        ts, values = runs.run(i)
+        assert pieces.ts[i].dtype == np.int64
+        assert pieces.values[i].dtype == np.float64
+        assert pieces.ts[i].ndim == pieces.values[i].ndim == 1
+        assert pieces.ts[i].flags.c_contiguous
+        assert pieces.values[i].flags.c_contiguous
+        assert pieces.ts[i].tolist() == ts.tolist()
+        assert pieces.values[i].view(np.uint64).tolist() == values.view(np.uint64).tolist()
+    return runs
+
+
 def _compare(got: FloatRuns, want: list[tuple[list[int], list[float]] | None]) -> None:
     assert got.bounds[0] == 0
     assert got.bounds[-1] == len(got.ts) == len(got.values)
@@ -83,16 +104,16 @@ async def test_read_floats_is_read_of_each_key(archive: Archive, rounds: int) ->
     for lo_ms, hi_ms in [(int(T0 * 1000), end_ms), (int(T0 * 1000) + 30_001, end_ms - 45_000),
                          (int(T0 * 1000) + 60_002, int(T0 * 1000) + 60_002),
                          (end_ms + 1, end_ms + 10)]:
-        got = await archive.read_floats(keys, lo_ms, hi_ms)
+        got = await _read(archive, keys, lo_ms, hi_ms)
         _compare(got, await _expected(archive, keys, lo_ms, hi_ms))
-    assert _runs(await archive.read_floats([], 0, end_ms)) == []
+    assert _runs(await _read(archive, [], 0, end_ms)) == []
 
 
 async def test_read_floats_keeps_every_value_bit_for_bit(archive: Archive) -> None:
     values = [1.5, -0.0, math.inf, -math.inf, 5e-324, 1.7976931348623157e308]
     await archive.write([Measurement(key=KEYS[0], ts=T0 + i, value=v)
                          for i, v in enumerate(values)])
-    got = await archive.read_floats([KEYS[0]], int(T0 * 1000), int(T0 * 1000) + 10_000)
+    got = await _read(archive, [KEYS[0]], int(T0 * 1000), int(T0 * 1000) + 10_000)
     assert got.values.view(np.uint64).tolist() == \
         np.array(values).view(np.uint64).tolist()
     assert got.ts.tolist() == [int(T0 * 1000) + 1000 * i for i in range(len(values))]
@@ -109,12 +130,12 @@ async def test_read_floats_from_a_second_instance(backend: Backend,
         lo_ms, hi_ms = int(T0 * 1000) + 15_000, int((T0 + 30 * 1100) * 1000)
         want = await _expected(writer, KEYS, lo_ms, hi_ms)
         async with open_archive() as other:
-            _compare(await other.read_floats(KEYS, lo_ms, hi_ms), want)
+            _compare(await _read(other, KEYS, lo_ms, hi_ms), want)
             if backend.several_writers:  # its own points join the other's
                 await other.write([Measurement(key=KEYS[1], ts=T0 + 15, value=99.0)])
                 want = await _expected(other, KEYS, lo_ms, hi_ms)
-                _compare(await writer.read_floats(KEYS, lo_ms, hi_ms), want)
-                _compare(await other.read_floats(KEYS, lo_ms, hi_ms), want)
+                _compare(await _read(writer, KEYS, lo_ms, hi_ms), want)
+                _compare(await _read(other, KEYS, lo_ms, hi_ms), want)
 
 
 async def test_read_floats_sees_rewrites_and_deletes_after_a_read(archive: Archive) -> None:
@@ -125,18 +146,18 @@ async def test_read_floats_sees_rewrites_and_deletes_after_a_read(archive: Archi
         await archive.write([Measurement(key=key, ts=T0 + 30 * r + 0.001 * i, value=float(r))
                              for i, key in enumerate(KEYS)])
     lo_ms, hi_ms = int(T0 * 1000), int((T0 + 30 * 2000) * 1000)
-    _compare(await archive.read_floats(KEYS, lo_ms, hi_ms),
+    _compare(await _read(archive, KEYS, lo_ms, hi_ms),
              await _expected(archive, KEYS, lo_ms, hi_ms))
     await archive.write([Measurement(key=KEYS[k], ts=T0 + 30 * r + 0.001 * k, value=-5.0)
                          for k in range(4) for r in (0, 10, 500, 999)])
     for r in range(1000, 1600):  # fills the heads: out-of-order points join their chunks
         await archive.write([Measurement(key=key, ts=T0 + 30 * r + 0.001 * i, value=float(r))
                              for i, key in enumerate(KEYS)])
-    got = await archive.read_floats(KEYS, lo_ms, hi_ms)
+    got = await _read(archive, KEYS, lo_ms, hi_ms)
     _compare(got, await _expected(archive, KEYS, lo_ms, hi_ms))
     assert got.run(0)[1][[0, 10, 500, 999]].tolist() == [-5.0] * 4
     assert await archive.delete(KEYS[2], T0 + 30 * 100, T0 + 30 * 1200) == 1100
-    got = await archive.read_floats(KEYS, lo_ms, hi_ms)
+    got = await _read(archive, KEYS, lo_ms, hi_ms)
     _compare(got, await _expected(archive, KEYS, lo_ms, hi_ms))
     assert len(got.run(2)[0]) == 1600 - 1100
 
@@ -155,9 +176,9 @@ async def test_read_floats_near_the_newest_point_then_new_chunks(archive: Archiv
         newest_ms = int((T0 + 30 * (rounds - 1)) * 1000)
         for lo_ms in (int(T0 * 1000) + 600_000, int(T0 * 1000) + 300_000):
             hi_ms = newest_ms - 45_000
-            _compare(await archive.read_floats(KEYS, lo_ms, hi_ms),
+            _compare(await _read(archive, KEYS, lo_ms, hi_ms),
                      await _expected(archive, KEYS, lo_ms, hi_ms))
-            _compare(await archive.read_floats(KEYS, lo_ms + 1, newest_ms),
+            _compare(await _read(archive, KEYS, lo_ms + 1, newest_ms),
                      await _expected(archive, KEYS, lo_ms + 1, newest_ms))
 
 

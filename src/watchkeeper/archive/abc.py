@@ -6,6 +6,7 @@ which is pure and shared, so every backend answers a query with the same numbers
 
 from __future__ import annotations
 
+import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
@@ -181,6 +182,28 @@ class FloatRuns:
 
 
 @dataclass(frozen=True)
+class FloatPieces:
+    """Float points of many series, each in arrays of its own: key ``i`` of a
+    :meth:`Archive.read_float_pieces` has ``ts[i]`` (int64 milliseconds, ascending) and
+    ``values[i]``, as :meth:`Archive.read_floats` reads them. They may be views of what
+    a backend keeps decoded: read them, never write them. ``found`` as in FloatRuns."""
+
+    ts: list[npt.NDArray[np.int64]]
+    values: list[npt.NDArray[np.float64]]
+    found: npt.NDArray[np.bool_]
+
+    def __len__(self) -> int:
+        return int(self.found.shape[0])
+
+    @classmethod
+    def of(cls, runs: FloatRuns) -> FloatPieces:
+        """Each key's run of ``runs`` as its own views."""
+        bounds = runs.bounds.tolist()
+        return cls([runs.ts[lo:hi] for lo, hi in itertools.pairwise(bounds)],
+                   [runs.values[lo:hi] for lo, hi in itertools.pairwise(bounds)], runs.found)
+
+
+@dataclass(frozen=True)
 class Rollup:
     """A float series aggregated into buckets: ``values[agg][i]`` belongs to bucket ``ts[i]``.
 
@@ -278,6 +301,14 @@ class Archive(ABC):
             else:
                 runs.append((np.rint(points.ts * 1000.0).astype(np.int64), points.values))
         return float_runs(runs)
+
+    async def read_float_pieces(self, keys: Sequence[SeriesKey], start_ms: int, end_ms: int
+                                ) -> FloatPieces:
+        """What :meth:`read_floats` reads, each key's points in arrays of their own: a
+        backend that keeps series decoded hands out views of them, where copying every
+        key's points into one pair of arrays would cost more than the query that reads
+        them (PromQL's ``rate`` over a day). The default splits read_floats' answer."""
+        return FloatPieces.of(await self.read_floats(keys, start_ms, end_ms))
 
     @abstractmethod
     async def delete(self, key: SeriesKey, start: float, end: float) -> int:

@@ -19,7 +19,7 @@ from typing import Any, Final, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from watchkeeper.archive.abc import FloatRuns
+from watchkeeper.archive.abc import FloatPieces, FloatRuns
 from watchkeeper.archive.backends._catalog import KIND_CODES
 from watchkeeper.archive.backends._decoded import DecodedChunks
 from watchkeeper.archive.backends._head import Grouped, grouped, spans
@@ -221,11 +221,49 @@ def assemble(sids: Ids, pieces: Sequence[Piece], newer: Grouped, lo_ms: int, hi_
     """The answer of a read of series ``sids`` (-1: not found): the ``pieces`` of their
     chunks (by position, then time) cut to ``[lo_ms, hi_ms]``, the ``newer`` points
     over them, all copied once into the answer's arrays."""
+    ts_parts, value_parts, counts, _ = _parts(sids, pieces, newer, lo_ms, hi_ms)
+    bounds = np.zeros(len(sids) + 1, dtype=np.int64)
+    np.cumsum(counts, out=bounds[1:])
+    if not ts_parts:
+        return FloatRuns(np.empty(0, np.int64), np.empty(0), bounds, sids >= 0)
+    return FloatRuns(np.concatenate(ts_parts), np.concatenate(value_parts).astype(
+        np.float64, copy=False), bounds, sids >= 0)
+
+
+def assemble_pieces(sids: Ids, pieces: Sequence[Piece], newer: Grouped, lo_ms: int,
+                    hi_ms: int) -> FloatPieces:
+    """As :func:`assemble`, each position's points in arrays of its own: a kept run cut
+    to the range is a view of it (no copy), several parts are joined."""
+    ts_parts, value_parts, _, taken = _parts(sids, pieces, newer, lo_ms, hi_ms)
+    no_ts, no_values = np.empty(0, np.int64), np.empty(0)
+    ts_out: list[Int64Array] = []
+    values_out: list[Float64Array] = []
+    j = 0
+    for n in taken:
+        if n == 1:
+            ts_out.append(ts_parts[j])
+            values_out.append(value_parts[j].astype(np.float64, copy=False))
+        elif n == 0:
+            ts_out.append(no_ts)
+            values_out.append(no_values)
+        else:
+            ts_out.append(np.concatenate(ts_parts[j:j + n]))
+            values_out.append(np.concatenate(value_parts[j:j + n]).astype(np.float64,
+                                                                          copy=False))
+        j += n
+    return FloatPieces(ts_out, values_out, sids >= 0)
+
+
+def _parts(sids: Ids, pieces: Sequence[Piece], newer: Grouped, lo_ms: int, hi_ms: int
+           ) -> tuple[list[Int64Array], list[Float64Array], list[int], list[int]]:
+    """The arrays of each position's points (views where they can be), in order, with
+    each position's count of points and of arrays."""
     head = _clipped(grouped_runs(sids, newer), lo_ms, hi_ms)
     head_bounds = head.bounds.tolist()
     ts_parts: list[Int64Array] = []
     value_parts: list[Float64Array] = []
     counts = [0] * len(sids)
+    taken = [0] * len(sids)
     edges = np.array([lo_ms, min(hi_ms, _NO_END - 1) + 1], dtype=np.int64)
     owners = [piece[0] for piece in pieces]
     owners.append(len(sids))
@@ -243,6 +281,7 @@ def assemble(sids: Ids, pieces: Sequence[Piece], newer: Grouped, lo_ms: int, hi_
                         ts_parts.append(ts[at:to])
                         value_parts.append(values[at:to])
                         counts[p] = to - at
+                        taken[p] = 1
                     continue
                 if to > at:
                     mine.append((ts[at:to], values[at:to]))
@@ -257,12 +296,8 @@ def assemble(sids: Ids, pieces: Sequence[Piece], newer: Grouped, lo_ms: int, hi_
             ts_parts.append(ts)
             value_parts.append(values)
             counts[p] += len(ts)
-    bounds = np.zeros(len(sids) + 1, dtype=np.int64)
-    np.cumsum(counts, out=bounds[1:])
-    if not ts_parts:
-        return FloatRuns(np.empty(0, np.int64), np.empty(0), bounds, sids >= 0)
-    return FloatRuns(np.concatenate(ts_parts), np.concatenate(value_parts).astype(
-        np.float64, copy=False), bounds, sids >= 0)
+        taken[p] = len(mine)
+    return ts_parts, value_parts, counts, taken
 
 
 def _with_newer(pieces: list[tuple[Int64Array, Float64Array]], ts: Int64Array,

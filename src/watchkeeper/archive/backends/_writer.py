@@ -37,6 +37,7 @@ import numpy.typing as npt
 from watchkeeper.archive.abc import (
     KINDS,
     Columns,
+    FloatPieces,
     FloatRuns,
     Kind,
     Points,
@@ -75,7 +76,13 @@ from watchkeeper.archive.backends._points import (
     window_ms,
 )
 from watchkeeper.archive.backends._rollups import RollupPlan
-from watchkeeper.archive.backends._runs import assemble, float_sids, kept_pieces
+from watchkeeper.archive.backends._runs import (
+    Piece,
+    assemble,
+    assemble_pieces,
+    float_sids,
+    kept_pieces,
+)
 from watchkeeper.archive.backends._store import Store
 from watchkeeper.archive.backends._tails import UNKNOWN, TailArrays, Tails
 from watchkeeper.errors import ArchiveError, InvalidData, SeriesNotFound
@@ -426,6 +433,15 @@ class Writer:
 
     def read_floats(self, keys: Sequence[SeriesKey], start_ms: int, end_ms: int) -> FloatRuns:
         """Many float series at once: one statement for their chunks, one decode (_runs)."""
+        return assemble(*self._float_parts(keys, start_ms, end_ms), start_ms, end_ms)
+
+    def read_float_pieces(self, keys: Sequence[SeriesKey], start_ms: int, end_ms: int
+                          ) -> FloatPieces:
+        """As read_floats, each series' points its own arrays: views of its kept run."""
+        return assemble_pieces(*self._float_parts(keys, start_ms, end_ms), start_ms, end_ms)
+
+    def _float_parts(self, keys: Sequence[SeriesKey], start_ms: int, end_ms: int
+                     ) -> tuple[Ids, list[Piece], Grouped]:
         self.settle()
         sids = float_sids(self.catalog.ids.get, self.catalog.kinds, keys)
         # the chunks' places first, then the blobs of those not kept decoded (no write
@@ -433,8 +449,7 @@ class Writer:
         chunks = kept_pieces(sids, start_ms, end_ms, cache=self._decoded,
                              newest=self.catalog.last_ms, chunks_of=self._chunk_places,
                              fetch=self._blobs)
-        return assemble(sids, chunks, self.heads["float"].gather(np.unique(sids[sids >= 0])),
-                        start_ms, end_ms)
+        return sids, chunks, self.heads["float"].gather(np.unique(sids[sids >= 0]))
 
     def _chunk_places(self, sids: list[int], lo_ms: int, hi_ms: int
                       ) -> list[tuple[int, int, int, bytes]]:

@@ -54,6 +54,7 @@ import msgspec
 from watchkeeper.archive.abc import (
     Archive,
     Columns,
+    FloatPieces,
     FloatRuns,
     Points,
     Rollup,
@@ -227,6 +228,13 @@ class EmbeddedArchive(Archive):
     async def read_floats(self, keys: Sequence[SeriesKey], start_ms: int, end_ms: int
                           ) -> FloatRuns:
         return await self._call(self._started().read_floats, tuple(keys), start_ms, end_ms)
+
+    async def read_float_pieces(self, keys: Sequence[SeriesKey], start_ms: int, end_ms: int
+                                ) -> FloatPieces:
+        core = self._started()
+        if isinstance(core, Writer):  # it keeps series decoded: views of them, no copy
+            return await self._call(core.read_float_pieces, tuple(keys), start_ms, end_ms)
+        return await super().read_float_pieces(keys, start_ms, end_ms)
 
     async def rollup(
         self,
