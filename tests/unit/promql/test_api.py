@@ -7,14 +7,17 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 import httpx
+import msgspec
 import numpy as np
 import pytest
 
 from watchkeeper.api import create_app
+from watchkeeper.api.prometheus_query import _matrix
 from watchkeeper.archive import Columns
 from watchkeeper.archive.backends.memory import MemoryArchive
 from watchkeeper.archive.promql import (
     Limits,
+    Series,
     format_time,
     format_times,
     format_value,
@@ -241,3 +244,37 @@ def test_many_values_format_as_one_by_one() -> None:
     stamps = np.array([1_000, 2_000, 3_500], dtype=np.int64)
     assert format_times(stamps) == [1, 2, 3.5]
     assert format_times(stamps[:2]) == [1, 2]
+
+
+def test_range_answer_json_is_msgspec_s_of_the_pairs() -> None:
+    """A range answer's series written at once read as msgspec writes each series'
+    ``{"metric": labels, "values": [[t, "v"], ...]}``: absent steps left out, whole
+    and fractional seconds, odd values, labels that need escaping."""
+    rng = np.random.default_rng(11)
+    for steps in (np.arange(1_000_000, 1_600_000, 60_000, dtype=np.int64),
+                  np.arange(1_000_250, 1_030_000, 1_500, dtype=np.int64)):
+        n = len(steps)
+        series = []
+        for i in range(5):
+            values = np.round(rng.normal(0, 100, n), i)
+            values[::7] = [np.nan, np.inf, -0.0, 1e-7, 1e21][i]
+            present = rng.random(n) < 0.8
+            present[i] = True
+            series.append(Series({"__name__": "m", "i": str(i), "q": 'a"b\\\n\u00e9'},
+                                 values, present))
+        series.append(Series({}, np.ones(n), np.eye(1, n, n - 1, dtype=bool)[0]))
+        plain = [{"metric": s.labels, "values": list(zip(
+            format_times(steps[s.present]), format_values(s.values[s.present]), strict=True))}
+            for s in series]
+        assert _matrix(series, steps) == msgspec.json.encode(plain)
+    assert _matrix([], np.arange(3, dtype=np.int64)) == b"[]"
+    # a big answer of plain values (the compiled layout): whole numbers, decimals, zeros
+    steps = np.arange(1_000_000, 1_000_000 + 2000 * 15_500, 15_500, dtype=np.int64)
+    series = [Series({"i": str(i)}, np.round(rng.normal(0, 10.0 ** i, len(steps)), 3 - i),
+                     rng.random(len(steps)) < 0.9) for i in range(4)]
+    series[0].values[:50] = 0.0
+    series[1].values[:50] = -0.0
+    plain = [{"metric": s.labels, "values": list(zip(
+        format_times(steps[s.present]), format_values(s.values[s.present]), strict=True))}
+        for s in series]
+    assert _matrix(series, steps) == msgspec.json.encode(plain)

@@ -80,6 +80,14 @@ def test_extrapolated_is_prometheus_sample_by_sample(counter: bool) -> None:
         range_ms = int(rng.integers(1, 5000))
         got, ok = kernels.extrapolated(ts, values, bounds, ref=ref, range_ms=range_ms,
                                        counter=counter, per_second=counter)
+        # the same series each in arrays of its own (as the archive keeps them)
+        own = [(ts[lo:hi].copy(), values[lo:hi].copy()) for lo, hi in zip(
+            bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)]
+        apart, apart_ok = kernels.extrapolated_pieces(
+            [t for t, _ in own], [v for _, v in own], ref=ref, range_ms=range_ms,
+            counter=counter, per_second=counter)
+        assert apart_ok.tolist() == ok.tolist()
+        assert np.array_equal(apart, got, equal_nan=True)
         for s in range(len(lengths)):
             own_ts = ts[bounds[s]:bounds[s + 1]].tolist()
             own_vs = values[bounds[s]:bounds[s + 1]].tolist()
@@ -90,3 +98,27 @@ def test_extrapolated_is_prometheus_sample_by_sample(counter: bool) -> None:
                 assert bool(ok[row]) == (want is not None)
                 if want is not None:
                     assert got[row] == want or (np.isnan(got[row]) and np.isnan(want))
+
+
+def test_series_apart_are_checked_and_stale_markers_counted() -> None:
+    stale = np.array([0x7FF0000000000002], dtype=np.uint64).view(np.float64)[0]
+    values = [np.array([1.0, stale, 2.0, stale]), np.array([np.nan]), np.zeros(0)]
+    assert kernels.stale_counts(values, np.uint64(0x7FF0000000000002)).tolist() == [2, 0, 0]
+    ts = [np.arange(4, dtype=np.int64), np.arange(1, dtype=np.int64), np.zeros(0, np.int64)]
+    ref = np.arange(0, 4, dtype=np.int64)
+    with pytest.raises(ValueError, match="contiguous"):  # a strided view is refused
+        kernels.extrapolated_pieces([np.arange(8, dtype=np.int64)[::2]], [values[0]],
+                                    ref=ref, range_ms=2, counter=True, per_second=True)
+    with pytest.raises(ValueError, match="contiguous"):  # so is another type
+        kernels.extrapolated_pieces([ts[0].astype(np.int32)], [values[0]], ref=ref,
+                                    range_ms=2, counter=True, per_second=True)
+    with pytest.raises(ValueError, match="one length"):
+        kernels.extrapolated_pieces([ts[1]], [values[0]], ref=ref, range_ms=2,
+                                    counter=True, per_second=True)
+    out, ok = kernels.extrapolated_pieces(ts, [np.arange(4.0), values[1], values[2]],
+                                          ref=ref, range_ms=3, counter=True, per_second=False)
+    assert ok.reshape(3, 4).tolist() == [[False, True, True, True], [False] * 4, [False] * 4]
+    laid, _ = kernels.extrapolated(np.concatenate(ts), np.concatenate(
+        [np.arange(4.0), values[1], values[2]]), np.array([0, 4, 5, 5]), ref=ref, range_ms=3,
+        counter=True, per_second=False)
+    assert out.tolist() == laid.tolist()

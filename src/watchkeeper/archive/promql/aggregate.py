@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 
 from watchkeeper.archive.promql.ranges import nan_losing, quantiles
 from watchkeeper.archive.promql.values import (
@@ -38,28 +39,48 @@ def grouping(labels: Labels, names: Sequence[str], without: bool) -> Labels:
 def aggregate(op: str, series: list[Series], *, names: Sequence[str], without: bool, n: int,
               param: Floats | str | None) -> list[Series]:
     """``op`` over ``series`` (each ``n`` steps); ``param`` is k, φ or the label name."""
+    if not series:
+        return aggregate_rows(op, [], np.zeros((0, n)), np.zeros((0, n), dtype=bool),
+                              names=names, without=without, param=param)
+    return aggregate_rows(op, [s.labels for s in series], rows([s.values for s in series], n),
+                          rows([s.present for s in series], n), names=names, without=without,
+                          param=param)
+
+
+def aggregate_rows(op: str, labels: list[Labels], values: Floats, present: Mask, *,
+                   names: Sequence[str], without: bool,
+                   param: Floats | str | None) -> list[Series]:
+    """``op`` over an instant vector held as rows: series ``i`` has ``labels[i]`` and its
+    steps' values and presence in row ``i`` of ``values`` and ``present`` (a range
+    function's answer, which then never becomes a :class:`Series` each). Groups keep the
+    order of their first member, members their order: sums add up as Prometheus adds."""
     if op not in SUPPORTED:
         raise BadQuery(f"aggregation {op!r} is not supported")
-    groups: dict[frozenset[tuple[str, str]], tuple[Labels, list[Series]]] = {}
-    if not names and not without:  # one group, without labels
-        groups[frozenset()] = ({}, series)
-    for s in series if names or without else ():
-        g = grouping(s.labels, names, without)
-        groups.setdefault(key(g), (g, []))[1].append(s)
+    n = values.shape[1]
+    groups: dict[frozenset[tuple[str, str]], tuple[Labels, list[int]]] = {}
+    found: list[tuple[Labels, npt.NDArray[np.intp] | None]] = []
+    if not names and not without:  # one group, without labels, every row in order
+        found = [({}, None)] if len(labels) else []
+    else:
+        for i, series_labels in enumerate(labels):
+            g = grouping(series_labels, names, without)
+            groups.setdefault(key(g), (g, []))[1].append(i)
+        found = [(g, np.array(members, dtype=np.intp)) for g, members in groups.values()]
     out: list[Series] = []
-    for labels, members in groups.values():
-        values = rows([m.values for m in members], n)
-        present = rows([m.present for m in members], n)
+    for group, members in found:
+        mine = range(len(labels)) if members is None else members.tolist()
+        vals = values if members is None else values[members]
+        pres = present if members is None else present[members]
         if op in ("topk", "bottomk"):
             assert isinstance(param, np.ndarray)
-            out.extend(_top(members, values, present, param, op == "topk"))
+            out.extend(_top([labels[i] for i in mine], vals, pres, param, op == "topk"))
         elif op == "count_values":
             assert isinstance(param, str)
-            out.extend(_count_values(labels, values, present, param, n))
+            out.extend(_count_values(group, vals, pres, param, n))
         else:
             assert not isinstance(param, str)
-            value = _reduce(op, values, present, param)
-            out.append(Series(labels, value, np.asarray(present.any(axis=0), dtype=bool)))
+            value = _reduce(op, vals, pres, param)
+            out.append(Series(group, value, np.asarray(pres.any(axis=0), dtype=bool)))
     return out
 
 
@@ -100,17 +121,17 @@ _REDUCERS: Final[dict[str, Callable[[Floats, Mask], Floats]]] = {
 }
 
 
-def _top(members: list[Series], values: Floats, present: Mask, k: Floats,
+def _top(labels: list[Labels], values: Floats, present: Mask, k: Floats,
          largest: bool) -> list[Series]:
     """topk/bottomk: each step keeps the k largest (smallest) present values; NaN last."""
-    m = len(members)
+    m = len(labels)
     with np.errstate(invalid="ignore"):
         kk = np.where(np.isnan(k), 0, np.clip(k, 0, m)).astype(np.int64)
     sortable = np.where(np.isnan(values), -np.inf if largest else np.inf, values)
     score = np.where(present, -sortable if largest else sortable, np.inf)
     rank = np.argsort(np.argsort(score, axis=0, kind="stable"), axis=0, kind="stable")
     keep = present & (rank < kk[None, :])
-    return [Series(members[i].labels, members[i].values, keep[i])
+    return [Series(labels[i], values[i], keep[i])
             for i in np.flatnonzero(keep.any(axis=1)).tolist()]
 
 

@@ -47,6 +47,8 @@ from watchkeeper.model import SeriesKey, promlabels
 LOOKBACK_MS: Final = 300_000
 SUBQUERY_STEP_MS: Final = 60_000  # Prometheus' default evaluation interval
 _READ_BATCH: Final = 1024  # series per archive trip (the archive thread also serves writes)
+_APART_SAMPLES: Final = 256
+"""Samples a series from which a read is left where the archive keeps it (D52)."""
 _SELECTIONS: Final = 4096  # selectors whose series are remembered
 _OFFLOAD_CELLS: Final = 200_000
 """Windows (series x steps) from which the numpy work runs in a worker thread, so a big
@@ -291,15 +293,20 @@ class Engine:
         parts = []
         for at in range(0, len(chosen), _READ_BATCH):
             batch = chosen[at:at + _READ_BATCH]
-            runs = await self._archive.read_floats([key for _, key in batch], start, end)
+            # each series' samples apart, where the archive keeps them (no copy into one)
+            read = await self._archive.read_float_pieces([key for _, key in batch], start,
+                                                         end)
             ctx.tick()
-            ctx.spend(len(runs.ts))
-            has = (np.diff(runs.bounds) > 0).tolist()  # a series without samples: left out
-            parts.append(Samples([labels for (labels, _), kept in zip(batch, has, strict=True)
-                                  if kept], runs.ts, runs.values,
-                                 runs.bounds[np.append(has, True)],
-                                 [b for b, kept in zip(bare[at:at + _READ_BATCH], has,
-                                                       strict=True) if kept]))
+            has = [len(ts) > 0 for ts in read.ts]  # a series without samples: left out
+            kept = [i for i, ok in enumerate(has) if ok]
+            part = Samples.apart([batch[i][0] for i in kept], [read.ts[i] for i in kept],
+                                 [read.values[i] for i in kept],
+                                 [bare[at + i] for i in kept])
+            ctx.spend(int(part.bounds[-1]))
+            # a few samples each (an instant query's window): cheaper laid end to end
+            # than read in place, which costs a look-up of each array's address
+            parts.append(part if part.bounds[-1] >= _APART_SAMPLES * len(part)
+                         else part.laid())
         return Samples.joined(parts)
 
     async def _instant(self, vs: Any, ctx: _Context) -> list[Series]:
@@ -324,7 +331,7 @@ class Engine:
         ref = self._ref(vs.at, _attr(vs, "offset"), ctx)
         range_ms = _duration_ms(_attr(ms, "range"))
         samples = await self._fetch(vs, int(ref.min()) - range_ms, int(ref.max()), ctx)
-        return RangeArg(samples.fresh(), range_ms, ref, _matchers(vs))
+        return RangeArg(ranges.fresh(samples), range_ms, ref, _matchers(vs))
 
     async def _subquery(self, sq: Any, ctx: _Context) -> RangeArg:
         ref = self._ref(sq.at, _attr(sq, "offset"), ctx)
@@ -370,6 +377,17 @@ class Engine:
         return handler(_Call(name, args, values, ctx.steps))
 
     async def _range_call(self, name: str, args: list[Any], ctx: _Context) -> Value:
+        found = await self._range_rows(name, args, ctx)
+        if not isinstance(found, _Rows):
+            return found
+        rows, flags = list(found.values), list(found.present)  # each row's view, at C speed
+        return [Series(labels, row, flag)
+                for labels, row, flag in zip(found.labels, rows, flags, strict=True)]
+
+    async def _range_rows(self, name: str, args: list[Any], ctx: _Context
+                          ) -> _Rows | list[Series]:
+        """A range function's answer as rows (an aggregation takes them so, no
+        :class:`Series` each), or as series where it is not one row per series read."""
         position = 1 if name == "quantile_over_time" else 0
         arg = await self._eval(args[position], ctx)
         if not isinstance(arg, RangeArg):
@@ -396,18 +414,27 @@ class Engine:
         names = arg.series.labels
         keep = name == "last_over_time"
         named = names if keep else arg.series.bare or [drop_name(n) for n in names]
-        rows, flags = list(values), list(present)  # each row's view, made at C speed
-        out = [Series(named[i], rows[i], flags[i])
-               for i in np.flatnonzero(present.any(axis=1)).tolist()]
-        ctx.spend(len(out) * n)
+        shown = present.any(axis=1)
+        if not shown.all():
+            at = np.flatnonzero(shown)
+            named = [named[i] for i in at.tolist()]
+            values, present = values[at], present[at]
+        ctx.spend(len(named) * n)
         # a selector's series differ in their labels: without the metric name, only those
         # of different names can meet
-        return out if keep or len({labels.get(NAME) for labels in names}) <= 1 \
-            else merge_same(out)
+        if keep or len({labels.get(NAME) for labels in names}) <= 1:
+            return _Rows(named, values, present)
+        return merge_same([Series(labels, row, flag) for labels, row, flag in
+                           zip(named, list(values), list(present), strict=True)])
 
     async def _aggregate(self, node: Any, ctx: _Context) -> list[Series]:
         op = str(node.op)
-        vec = await self._vector_arg(node.expr, ctx)
+        inner = _unwrap(node.expr)
+        vec: list[Series] | _Rows
+        if isinstance(inner, pp.Call) and inner.func.name in _RANGE_FUNCTIONS:
+            vec = await self._range_rows(inner.func.name, list(inner.args), ctx)
+        else:
+            vec = await self._vector_arg(node.expr, ctx)
         param: Floats | str | None = None
         if node.param is not None:
             value = await self._eval(node.param, ctx)
@@ -419,8 +446,12 @@ class Engine:
         if node.modifier is not None:
             names = list(node.modifier.labels)
             without = node.modifier.type == pp.AggModifierType.Without
-        out = aggregate.aggregate(op, vec, names=names, without=without, n=len(ctx.steps),
-                                  param=param)
+        if isinstance(vec, _Rows):
+            out = aggregate.aggregate_rows(op, vec.labels, vec.values, vec.present, names=names,
+                                           without=without, param=param)
+        else:
+            out = aggregate.aggregate(op, vec, names=names, without=without,
+                                      n=len(ctx.steps), param=param)
         ctx.spend(len(out) * len(ctx.steps))
         return out
 
@@ -439,6 +470,16 @@ class Engine:
         assert isinstance(lhs, list)
         assert isinstance(rhs, list)
         return binary.vector_vector(op, lhs, rhs, _matching(modifier, op), len(ctx.steps))
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """An instant vector as rows: series ``i`` is ``labels[i]`` with row ``i`` of
+    ``values`` and ``present`` (each present at one step at least)."""
+
+    labels: list[Labels]
+    values: Floats
+    present: Mask
 
 
 @dataclass(frozen=True)

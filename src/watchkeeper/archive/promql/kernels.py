@@ -11,11 +11,13 @@ first query that needs them, not when watchkeeper starts.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
-from watchkeeper.archive.promql.values import Floats, Ints, Mask
+from watchkeeper.archive.promql.values import Addresses, Floats, Ints, Mask, addresses, where
 from watchkeeper.errors import BadQuery
 
 
@@ -35,17 +37,80 @@ def extrapolated(ts: Ints, values: Floats, bounds: Ints, *, ref: Ints, range_ms:
     """Prometheus' extrapolatedRate of each series' window ``[ref - range, ref]`` at each
     step (row ``series * steps + step``; ``ref`` must not decrease), the windows found
     as in :func:`window_bounds` in the same pass; fewer than two samples: none."""
+    ts = np.ascontiguousarray(ts, dtype=np.int64)
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    starts = bounds[:-1]
+    return _extrapolated(_address(ts) + 8 * starts, _address(values) + 8 * starts,
+                         np.diff(bounds), (ts, values), ref=ref, range_ms=range_ms,
+                         counter=counter, per_second=per_second)
+
+
+def extrapolated_pieces(ts: Sequence[Ints], values: Sequence[Floats], *, ref: Ints,
+                        range_ms: int, counter: bool, per_second: bool
+                        ) -> tuple[Floats, Mask]:
+    """:func:`extrapolated` of series each in arrays of its own (``ts[i]``, ``values[i]``:
+    views of what the archive keeps, read where they lie rather than copied into one)."""
+    return extrapolated_at(addresses(ts, values), (ts, values), ref=ref, range_ms=range_ms,
+                           counter=counter, per_second=per_second)
+
+
+def extrapolated_at(at: Addresses, alive: object, *, ref: Ints, range_ms: int,
+                    counter: bool, per_second: bool) -> tuple[Floats, Mask]:
+    """:func:`extrapolated` of the series at ``at`` (:func:`addresses`); ``alive`` holds
+    their arrays (a reference for as long as the loop reads them)."""
+    return _extrapolated(*at, alive, ref=ref, range_ms=range_ms, counter=counter,
+                         per_second=per_second)
+
+
+def stale_counts(values: Sequence[Floats], marker: np.uint64) -> Ints:
+    """How many values of each array are ``marker`` bit for bit (Prometheus' stale NaN)."""
+    return stale_counts_at(where(values, np.float64), marker)
+
+
+def stale_counts_at(at: tuple[Ints, Ints], marker: np.uint64) -> Ints:
+    """:func:`stale_counts` of the arrays at ``at`` (addresses and lengths, from
+    :func:`where`), which the caller keeps alive."""
+    out = np.zeros(len(at[0]), dtype=np.int64)
+    _compiled().stale(at[0], at[1], np.uint64(marker), out)
+    return out
+
+
+def pairs_json(encoded: bytes, times: list[bytes], steps_of: Ints, counts: Ints
+               ) -> tuple[bytes, list[int]]:
+    """Prometheus' ``[[t, "v"], ...]`` of each series, end to end, and where each ends:
+    ``encoded`` is the JSON list of every value (msgspec's, finite values from 1e-4 to
+    1e16 whose text is Go's once ``.0`` is cut from whole numbers), series after series
+    (``counts`` each), value ``k`` at the step ``steps_of[k]`` whose time text is
+    ``times[step]``. One pass of bytes, where Python would make a text per value."""
+    time_at = np.zeros(len(times) + 1, dtype=np.int64)
+    np.cumsum([len(t) for t in times], out=time_at[1:])
+    times_buf = np.frombuffer(b"".join(times), dtype=np.uint8)
+    source = np.frombuffer(encoded, dtype=np.uint8)
+    size = len(encoded) + int((time_at[steps_of + 1] - time_at[steps_of]).sum()) \
+        + 8 * len(steps_of) + 2 * len(counts)
+    out = np.empty(size, dtype=np.uint8)
+    ends = np.empty(len(counts), dtype=np.int64)
+    _compiled().pairs(source, times_buf, time_at, steps_of, counts, out, ends)
+    return out[:int(ends[-1]) if len(ends) else 0].tobytes(), ends.tolist()
+
+
+def _extrapolated(ts_at: Ints, values_at: Ints, lengths: Ints, alive: object, *, ref: Ints,
+                  range_ms: int, counter: bool, per_second: bool) -> tuple[Floats, Mask]:
+    """The loop over the series at the addresses given; ``alive`` holds their arrays (a
+    reference for as long as the loop reads them)."""
     _forward(ref)
-    count, n = len(bounds) - 1, len(ref)
+    count, n = len(lengths), len(ref)
     out = np.zeros(count * n)
     ok = np.empty(count * n, dtype=np.bool_)
-    # where a counter falls, found by numpy (SIMD) rather than in the loop (a series' first
-    # sample may be listed: no window holds the pair before it)
-    falls = np.flatnonzero(values[1:] < values[:-1]) + 1 if counter \
-        else np.empty(0, dtype=np.int64)
-    _compiled().rate(ts, values, bounds, ref, np.int64(range_ms), counter, falls, per_second,
-                     out, ok)
+    # where a series' counter falls is listed in here, one series at a time
+    falls = np.empty(int(lengths.max()) if count else 0, dtype=np.int64)
+    _compiled().rate(ts_at, values_at, lengths, ref, np.int64(range_ms), counter, falls,
+                     per_second, out, ok)
     return out, ok
+
+
+def _address(array: npt.NDArray[Any]) -> int:
+    return int(array.__array_interface__["data"][0])
 
 
 def _forward(ref: Ints) -> None:
@@ -59,89 +124,15 @@ class _Kernels(NamedTuple):
 
     bounds: Any
     rate: Any
+    stale: Any
+    pairs: Any
 
 
 @functools.cache
 def _compiled() -> _Kernels:
-    import numba  # half a second to import: only once a query needs it
-
-    # error_model="numpy": a division by zero gives inf or NaN as in numpy and Go, and no
-    # check before every division (twice as fast)
-    def jit(loop: Any, *, cache: bool) -> Any:
-        return numba.njit(loop, cache=cache, nogil=True, boundscheck=False,
-                          error_model="numpy")
+    from watchkeeper.archive.promql import _loops  # imports numba: half a second, once
 
     try:  # compiled once, then loaded from numba's cache on disk (~0.1 s)
-        return _Kernels(jit(_bounds_loop, cache=True), jit(_rate_loop, cache=True))
+        return _Kernels(*(_loops.jit(loop, cache=True) for loop in _loops.LOOPS))
     except RuntimeError:  # nowhere writable to cache (a read-only install): compile each time
-        return _Kernels(jit(_bounds_loop, cache=False), jit(_rate_loop, cache=False))
-
-
-# numba's calls are positional, hence the noqa; the loops run compiled, out of coverage's
-# sight, and are tested through the functions above against Prometheus' own answers
-def _bounds_loop(  # noqa: PLR0917
-    ts: Ints, bounds: Ints, ref: Ints, range_ms: np.int64, lo: Ints, hi: Ints,
-) -> None:  # pragma: no cover
-    n = len(ref)
-    for s in range(len(bounds) - 1):
-        end = bounds[s + 1]
-        a = bounds[s]
-        b = a
-        for k in range(n):
-            while a < end and ts[a] < ref[k] - range_ms:
-                a += 1
-            b = max(a, b)
-            while b < end and ts[b] <= ref[k]:
-                b += 1
-            lo[s * n + k] = a
-            hi[s * n + k] = b
-
-
-def _rate_loop(  # noqa: PLR0917
-    ts: Ints, values: Floats, bounds: Ints, ref: Ints, range_ms: np.int64, counter: bool,
-    falls: Ints, per_second: bool, out: Floats, ok: Mask,
-) -> None:  # pragma: no cover
-    n = len(ref)
-    seconds = range_ms / 1000.0
-    for s in range(len(bounds) - 1):
-        base, end = bounds[s], bounds[s + 1]
-        a = b = base
-        at = np.searchsorted(falls, base)  # the next fall after a window's first sample
-        for k in range(n):
-            row = s * n + k
-            r = ref[k]
-            while a < end and ts[a] < r - range_ms:
-                a += 1
-            b = max(a, b)
-            while b < end and ts[b] <= r:
-                b += 1
-            first, last = a, b - 1
-            ok[row] = last > first
-            if last <= first:
-                continue
-            v_first = values[first]
-            result = values[last] - v_first
-            # Prometheus: each fall adds the value before it, in sample order
-            while at < len(falls) and falls[at] <= first:
-                at += 1
-            j = at
-            while j < len(falls) and falls[j] <= last:
-                result += values[falls[j] - 1]
-                j += 1
-            t_first, t_last = ts[first], ts[last]
-            sampled = (t_last - t_first) / 1000.0
-            average = sampled / (last - first)
-            to_start = (t_first - (r - range_ms)) / 1000.0
-            to_end = (r - t_last) / 1000.0
-            if counter and result > 0 and v_first >= 0:
-                to_zero = sampled * (v_first / result)
-                if to_zero < to_start:  # noqa: PLR1730  (min() is not NaN-safe the same way)
-                    to_start = to_zero
-            threshold = average * 1.1
-            interval = sampled
-            interval += to_start if to_start < threshold else average / 2
-            interval += to_end if to_end < threshold else average / 2
-            result = result * (interval / sampled)
-            if per_second:
-                result = result / seconds
-            out[row] = result
+        return _Kernels(*(_loops.jit(loop, cache=False) for loop in _loops.LOOPS))

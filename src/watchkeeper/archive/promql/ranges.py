@@ -17,7 +17,7 @@ from typing import Final
 import numpy as np
 
 from watchkeeper.archive.promql import kernels
-from watchkeeper.archive.promql.values import Floats, Ints, Mask, Samples
+from watchkeeper.archive.promql.values import STALE_BITS, Floats, Ints, Mask, Samples
 from watchkeeper.errors import BadQuery
 
 _CHUNK_CELLS: Final = 1 << 21  # steps x window samples gathered at once
@@ -91,10 +91,25 @@ def _kahan_columns(grid: Floats, mask: Mask) -> Floats:
     return total + comp
 
 
+def fresh(samples: Samples) -> Samples:
+    """:meth:`Samples.fresh`, but samples read apart are looked through where they lie
+    (one compiled pass) and laid end to end only when a stale marker is among them."""
+    if not samples.laid_out:
+        _, values_at, lengths = samples.addresses()
+        if not kernels.stale_counts_at((values_at, lengths), STALE_BITS).any():
+            return samples
+    return samples.fresh()
+
+
 def extrapolated(samples: Samples, ref: Ints, range_ms: int, *, counter: bool,
                  per_second: bool) -> Result:
     """``rate``, ``increase`` (counters) and ``delta``: Prometheus' extrapolatedRate, each
-    window found and computed in one compiled pass (no :class:`Windows`)."""
+    window found and computed in one compiled pass (no :class:`Windows`), over the
+    samples where they lie."""
+    if not samples.laid_out:
+        return kernels.extrapolated_at(samples.addresses(), samples, ref=ref,
+                                       range_ms=range_ms, counter=counter,
+                                       per_second=per_second)
     return kernels.extrapolated(samples.ts, samples.values, samples.bounds, ref=ref,
                                 range_ms=range_ms, counter=counter, per_second=per_second)
 
