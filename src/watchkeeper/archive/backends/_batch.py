@@ -29,8 +29,14 @@ import numpy.typing as npt
 import zstandard
 
 from watchkeeper.archive.abc import KINDS, Columns, Kind
-from watchkeeper.archive.backends._catalog import KIND_CODES, Catalog, NewSeries
+from watchkeeper.archive.backends._catalog import (
+    KIND_CODES,
+    Catalog,
+    NewSeries,
+    NewSeriesBlock,
+)
 from watchkeeper.archive.backends._head import latest
+from watchkeeper.archive.backends._newseries import all_plain
 from watchkeeper.archive.backends._points import empty_values, object_array
 from watchkeeper.archive.codec import MAX_SECONDS, to_millis
 from watchkeeper.errors import ArchiveError, InvalidData
@@ -68,7 +74,7 @@ class Column(NamedTuple):
 class Batch:
     """The points of a write as one :class:`Column` per kind (in ``KINDS`` order)."""
 
-    new_series: tuple[NewSeries, ...]
+    new_series: Sequence[NewSeries]  # a NewSeriesBlock when a columnar write creates many
     columns: tuple[Column, Column, Column]
     series_table: Int64Array | None = None  # of a columnar batch: the ids of its series
 
@@ -132,27 +138,56 @@ def columnize_columns(
     if known is not None and not other.new_series:
         return _with_numbers(other, (), known, index=index, ms=_timestamps_from(seconds),
                              values=values)
+    texts = list(columns.series)  # decoded once
+    table = np.fromiter(map(catalog.ids_by_text.get, texts, itertools.repeat(-1)),
+                        dtype=np.int64, count=len(texts))
+    missing = np.flatnonzero(table < 0)
+    block = (_new_block(missing, texts, table, columns, catalog)
+             if len(missing) and not other.new_series else None)
     new = list(other.new_series)
     by_text = {s.text: s for s in new}
-    get = catalog.ids_by_text.get
-    table = np.fromiter((get(text, -1) for text in columns.series), dtype=np.int64,
-                        count=len(columns.series))
-    for i in np.flatnonzero(table < 0).tolist():
-        text = columns.series[i]
+    for i in missing.tolist() if block is None else ():
+        text = texts[i]
         series = by_text.get(text) or _new_float_series(i, text, columns, catalog,
                                                         new=new, by_text=by_text)
         by_text[text] = by_text[series.text] = series
         table[i] = series.sid
-    if catalog.next_id + len(new) > _MAX_SERIES:
+    created: Sequence[NewSeries] = block if block is not None else tuple(new)
+    if catalog.next_id + len(created) > _MAX_SERIES:
         raise InvalidData("the archive holds as many series as it can", field="series")
     used = np.zeros(len(table), dtype=np.bool_)
     used[index] = True
-    _check_number_series(columns, used, table, catalog, new)
-    return _with_numbers(other, tuple(new), table, index=index,
+    _check_number_series(columns, used, table, catalog, created)
+    return _with_numbers(other, created, table, index=index,
                          ms=_timestamps_from(seconds), values=values)
 
 
-def _with_numbers(other: Batch, new: tuple[NewSeries, ...], table: Int64Array, *,
+def _new_block(missing: npt.NDArray[np.intp], texts: list[str], table: Int64Array,
+               columns: Columns, catalog: Catalog) -> NewSeriesBlock | None:
+    """The series of the texts at ``missing`` (unknown to the catalog) as one block of
+    new ids, filled into ``table``; None when one of them is not plainly canonical
+    (see _newseries): those take the one-by-one way, which parses them."""
+    named = [texts[i] for i in missing.tolist()]
+    unique = list(dict.fromkeys(named))  # a text named twice is one series
+    if not all_plain(unique):
+        return None
+    first = catalog.next_id
+    units = [columns.units.get(text, "") for text in unique] if columns.units else None
+    if len(unique) == len(named):
+        table[missing] = np.arange(first, first + len(unique))
+    else:
+        ids = dict(zip(unique, range(first, first + len(unique)), strict=True))
+        table[missing] = np.fromiter(map(ids.__getitem__, named), dtype=np.int64,
+                                     count=len(named))
+    return NewSeriesBlock(first, unique, units, _key_of_plain)
+
+
+def _key_of_plain(text: str) -> SeriesKey:
+    key = canonical_key(text)
+    return key if key is not None else SeriesKey.parse(text)
+
+
+def _with_numbers(other: Batch, new: Sequence[NewSeries], table: Int64Array, *,
                   index: Ids, ms: Int64Array, values: Float64Array) -> Batch:
     """``other`` with the number columns added after its own numbers."""
     floats = other.columns[_FLOAT]
@@ -214,13 +249,16 @@ def canonical_key(text: str) -> SeriesKey | None:
 
 def _check_number_series(
     columns: Columns, used: npt.NDArray[np.bool_], table: Int64Array, catalog: Catalog,
-    new: list[NewSeries],
+    new: Sequence[NewSeries],
 ) -> None:
     """Refuse numbers for series (``table[i]`` where ``used[i]``) that hold other kinds."""
     kinds = np.zeros(catalog.next_id + len(new), dtype=np.int8)
     kinds[: len(catalog.kinds)] = catalog.kinds[: len(kinds)]
-    for series in new:
-        kinds[series.sid] = KIND_CODES[series.kind]
+    if isinstance(new, NewSeriesBlock):  # float series, without a NewSeries each
+        kinds[new.first:new.stop] = _FLOAT
+    else:
+        for series in new:
+            kinds[series.sid] = KIND_CODES[series.kind]
     wrong = np.flatnonzero(used & (kinds[table] != _FLOAT))
     if len(wrong):
         text = columns.series[int(wrong[0])]

@@ -6,8 +6,8 @@ counts, chunk tails) lives in numpy arrays indexed by id instead of dicts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Final, NamedTuple, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Final, NamedTuple, TypeVar, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +31,46 @@ class NewSeries(NamedTuple):
     text: str
     unit: str
     kind: Kind
+
+
+class NewSeriesBlock(Sequence[NewSeries]):
+    """Float series a columnar write creates, held as columns: ids ``first`` on, one per
+    text, in order. A :class:`NewSeries` (and its key) is built only when one is read by
+    index or iteration; the embedded archive reads the columns (D52)."""
+
+    def __init__(self, first: int, texts: list[str], units: list[str] | None,
+                 key_of: Callable[[str], SeriesKey]) -> None:
+        self.first = first
+        self.texts = texts  # canonical text forms, each once
+        self.units = units  # by text, or None when none has a unit
+        self._key_of = key_of
+
+    @property
+    def stop(self) -> int:
+        """One past the last id."""
+        return self.first + len(self.texts)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @overload
+    def __getitem__(self, index: int) -> NewSeries: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[NewSeries]: ...
+    def __getitem__(self, index: int | slice) -> NewSeries | Sequence[NewSeries]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        i = range(len(self.texts))[index]  # IndexError as a list gives it
+        text = self.texts[i]
+        return NewSeries(self.first + i, self._key_of(text), text,
+                         self.units[i] if self.units is not None else "", "float")
+
+
+def new_ids(series: Sequence[NewSeries]) -> npt.NDArray[np.int64]:
+    """The ids of new series."""
+    if isinstance(series, NewSeriesBlock):
+        return np.arange(series.first, series.stop, dtype=np.int64)
+    return np.fromiter((s.sid for s in series), dtype=np.int64, count=len(series))
 
 
 class KeyIds:
@@ -109,7 +149,10 @@ class Catalog:
         a write creating 100,000 series spent ~1 s adding them one by one."""
         if not series:
             return
-        sids = np.fromiter((s.sid for s in series), dtype=np.int64, count=len(series))
+        if isinstance(series, NewSeriesBlock):
+            self._add_block(series)
+            return
+        sids = new_ids(series)
         top = int(sids.max()) + 1
         self._grow(top)
         if len(self._texts) < top:
@@ -126,8 +169,26 @@ class Catalog:
         self.next_id = max(self.next_id, top)
         self._count += len(series)
 
+    def _add_block(self, block: NewSeriesBlock) -> None:
+        first, stop = block.first, block.stop
+        self._grow(stop)
+        if len(self._texts) < stop:
+            self._texts.extend([None] * (stop - len(self._texts)))
+        self._texts[first:stop] = block.texts
+        self.ids_by_text.update(zip(block.texts, range(first, stop), strict=True))
+        if block.units is not None:
+            self._units.update((sid, unit) for sid, unit in enumerate(block.units, first) if unit)
+        self.kinds[first:stop] = KIND_CODES["float"]
+        self.first_ms[first:stop] = NO_FIRST
+        self.last_ms[first:stop] = NO_LAST
+        self.next_id = max(self.next_id, stop)
+        self._count += len(block)
+
     def forget(self, added: Sequence[NewSeries]) -> None:
         """Undo :meth:`add` of the series a write created, in order, when it failed."""
+        if isinstance(added, NewSeriesBlock):
+            self._forget_block(added)
+            return
         for series in added:
             del self.ids_by_text[series.text]
             self._texts[series.sid] = None
@@ -139,6 +200,22 @@ class Catalog:
         if added:
             self.next_id = min(self.next_id, added[0].sid)
             self.forgotten += 1
+
+    def _forget_block(self, block: NewSeriesBlock) -> None:
+        first, stop = block.first, block.stop
+        if not len(block):
+            return
+        for text in block.texts:
+            del self.ids_by_text[text]
+        self._texts[first:stop] = [None] * len(block)
+        for sid in range(first, stop) if block.units is not None else ():
+            self._units.pop(sid, None)
+        self.kinds[first:stop] = 0
+        self.first_ms[first:stop] = NO_FIRST
+        self.last_ms[first:stop] = NO_LAST
+        self._count -= len(block)
+        self.next_id = min(self.next_id, first)
+        self.forgotten += 1
 
     def text(self, sid: int) -> str:
         text = self._texts[sid]

@@ -19,8 +19,9 @@ from typing import Final, Literal, NamedTuple
 import msgspec
 
 from watchkeeper.archive.abc import Kind
-from watchkeeper.archive.backends._catalog import NewSeries
+from watchkeeper.archive.backends._catalog import NewSeries, NewSeriesBlock
 from watchkeeper.archive.backends._chunks import ChunkColumns, ChunkRow, Tail
+from watchkeeper.archive.backends._newseries import key_columns
 from watchkeeper.archive.backends._rollups import SummaryTuple
 from watchkeeper.errors import ArchiveError
 from watchkeeper.model import SeriesKey
@@ -119,6 +120,10 @@ CREATE TABLE chunks_v3 (
     "ALTER TABLE chunks_v3 RENAME TO chunks",
 )
 
+_INSERT_SERIES: Final = ("INSERT INTO series (id, key, subject, plugin, metric, labels, unit, kind)"
+                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+_INSERT_FLOAT_SERIES: Final = ("INSERT INTO series (id, key, subject, plugin, metric, labels,"
+                               " unit, kind) VALUES (?, ?, ?, ?, ?, ?, '', 'float')")
 # Prefix listings are index range scans; without an upper bound they run to the end.
 _LIST_FROM = "SELECT {} FROM series WHERE key >= ? ORDER BY key LIMIT ? OFFSET ?"
 _LIST_BETWEEN = "SELECT {} FROM series WHERE key >= ? AND key < ? ORDER BY key LIMIT ? OFFSET ?"
@@ -278,9 +283,18 @@ class Store:
     # -- series -----------------------------------------------------------------------
 
     def insert_series(self, series: Iterable[NewSeries]) -> None:
+        if isinstance(series, NewSeriesBlock):  # the row's columns without a key each
+            block = series
+            rows = zip(range(block.first, block.stop), block.texts, *key_columns(block.texts),
+                       strict=True)
+            if block.units is None:  # two parameters fewer a row: ~10 % of the insert
+                self._conn.executemany(_INSERT_FLOAT_SERIES, rows)
+            else:
+                self._conn.executemany(_INSERT_SERIES, (
+                    (*row, unit, "float") for row, unit in zip(rows, block.units, strict=True)))
+            return
         self._conn.executemany(
-            "INSERT INTO series (id, key, subject, plugin, metric, labels, unit, kind)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            _INSERT_SERIES,
             (
                 (s.sid, s.text, s.key.subject, s.key.plugin, s.key.metric,
                  msgspec.json.encode(s.key.labels).decode(), s.unit, s.kind)

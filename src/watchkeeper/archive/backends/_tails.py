@@ -93,11 +93,12 @@ class Tails:
             return n
         return points
 
-    def set_none(self, sids: list[int]) -> None:
+    def set_none(self, sids: Sequence[int] | npt.NDArray[np.int64]) -> None:
         """New series: no chunk yet."""
-        if sids:
-            self._grow(max(sids) + 1)
-            self._n[sids] = 0
+        ids = np.asarray(sids, dtype=np.int64)
+        if len(ids):
+            self._grow(int(ids.max()) + 1)
+            self._n[ids] = 0
 
     def _grow(self, size: int) -> None:
         if size > len(self._n):

@@ -56,7 +56,7 @@ from watchkeeper.archive.backends._batch import (
     decode_batch,
     encode_batch,
 )
-from watchkeeper.archive.backends._catalog import Catalog, NewSeries
+from watchkeeper.archive.backends._catalog import Catalog, NewSeries, new_ids
 from watchkeeper.archive.backends._chunks import (
     ChunkBuilder,
     ChunkColumns,
@@ -196,7 +196,7 @@ class Writer:
         self.settle()
         outcomes: list[int | InvalidData] = []
         batches: list[tuple[Batch, Columns | None]] = []
-        created: list[NewSeries] = []
+        created: list[Sequence[NewSeries]] = []  # each write's, a block when many
         try:
             for write in writes:
                 try:
@@ -207,11 +207,12 @@ class Writer:
                 outcomes.append(len(batch))
                 if len(batch):
                     self.catalog.add_new(batch.new_series)  # the group's next writes see them
-                    created.extend(batch.new_series)
+                    created.append(batch.new_series)
                     batches.append((batch, write if isinstance(write, Columns) else None))
             self._commit(batches, created)
         except BaseException:
-            self.catalog.forget(created)
+            for series in reversed(created):
+                self.catalog.forget(series)
             raise
         return outcomes
 
@@ -221,18 +222,20 @@ class Writer:
         return columnize(write, self.catalog)
 
     def _commit(self, batches: list[tuple[Batch, Columns | None]],
-                created: list[NewSeries]) -> None:
+                created: list[Sequence[NewSeries]]) -> None:
         if not batches:
             return
         # cheaper than zstd on a local disk
         blobs = [encode_batch(batch, compress=False) for batch, _ in batches]
         first = self._next_seq
         with self.store.transaction():
-            self.store.insert_series(created)
+            for series in created:
+                self.store.insert_series(series)
             for seq, blob in enumerate(blobs, first):
                 self.store.append_log(seq, blob)
         self._next_seq += len(blobs)
-        self._tails.set_none([series.sid for series in created])
+        self._tails.set_none(np.concatenate([new_ids(series) for series in created]
+                                            or [np.zeros(0, np.int64)]))
         for seq, (batch, columns) in enumerate(batches, first):
             self._unsettled.append((seq, batch))
             if columns is not None:
