@@ -1,6 +1,6 @@
 """PromQL query latency: watchkeeper against VictoriaMetrics and Prometheus, in one run.
 
-    python benchmarks/promql.py [--runs 20] [--hours 24]
+    python benchmarks/promql.py [--runs 20] [--hours 24] [--compare /tmp/before]
 
 Data (issue 13 "Speed"): 1,000 node-exporter-like series over ``--hours`` of 15-s
 samples: 900 counters ``x{instance, job, cpu, mode}`` (30 instances) and 100 classic
@@ -24,7 +24,10 @@ Prints p50/p99 latency (ms) per query and server over all runs, the first run ap
 watchkeeper, the one that decodes the chunks it then keeps decoded, see D40), the ratio
 of watchkeeper's median to each peer's (below 1: faster), and checks that the three
 answers agree (series count, and the values of the first series within 1e-6 relative).
-The machine is shared and noisy: compare figures of one run.
+The machine is shared and noisy: compare figures of one run. With ``--compare DIR``, a
+second ``watchkeeper serve`` running the code of ``DIR/src`` (a ``git worktree`` of an
+earlier commit) is loaded and asked alongside, in the same rotation: before/after in one
+run.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ PER_REQUEST = 40  # samples per series per request (10 minutes)
 MODES = ("user", "system", "idle", "iowait", "irq", "softirq", "steal", "nice", "guest",
          "guest_nice")
 BOUNDS = ("0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "+Inf")
+BEFORE = "watchkeeper before (--compare)"
 REMOTE_WRITE = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf",
                 "X-Prometheus-Remote-Write-Version": "0.1.0"}
 
@@ -131,16 +135,19 @@ class Prometheus(Peer):
 
 
 class Watchkeeper:
-    """``watchkeeper serve`` in its own process with a write token."""
+    """``watchkeeper serve`` in its own process with a write token (the code of
+    ``code/src`` when given, else this tree's)."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, code: Path | None = None) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.cwd = code or REPO
+        self.env = dict(os.environ, PYTHONPATH=str(code / "src")) if code else None
         created = subprocess.run([*WATCHKEEPER, "token", "create", "--user", "bench", "--write",
-                                  "--data-dir", str(workdir)], cwd=REPO, capture_output=True,
-                                 text=True, timeout=60, check=True)
+                                  "--data-dir", str(workdir)], cwd=self.cwd, env=self.env,
+                                 capture_output=True, text=True, timeout=60, check=True)
         self.http = httpx.Client(base_url=self.url, timeout=600.0, headers={
             "Authorization": f"Bearer {created.stdout.split()[-1]}"})
 
@@ -149,7 +156,7 @@ class Watchkeeper:
         log = (self.workdir / "server.log").open("wb")
         proc = subprocess.Popen([*WATCHKEEPER, "serve", "--listen", f"127.0.0.1:{self.port}",
                                  "--data-dir", str(self.workdir), "--log-level", "warning"],
-                                cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+                                cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         self.proc = proc
         try:
             deadline = time.monotonic() + 60
@@ -247,6 +254,17 @@ def main(args: argparse.Namespace) -> None:
         print(f"watchkeeper quiet after {quiet(ours.proc.pid):.0f} s", flush=True)
         servers["watchkeeper"] = (ours.http, "/prometheus/api/v1")
         pids.append(ours.proc.pid)
+        if args.compare is not None:
+            theirs_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(
+                prefix="wk-bench-promql-before-")))
+            theirs = stack.enter_context(Watchkeeper(theirs_dir, args.compare).running())
+            took = load(theirs.http, "/prometheus/api/v1/write", bodies)
+            print(f"watchkeeper ({args.compare}) loaded in {took:.0f} s", flush=True)
+            assert theirs.proc is not None
+            print(f"watchkeeper ({args.compare}) quiet after {quiet(theirs.proc.pid):.0f} s",
+                  flush=True)
+            servers[BEFORE] = (theirs.http, "/prometheus/api/v1")
+            pids.append(theirs.proc.pid)
         for cls, path in ((VictoriaMetrics, "/api/v1/write"), (Prometheus, "/api/v1/write")):
             try:
                 peer = stack.enter_context(cls.started())
@@ -259,7 +277,7 @@ def main(args: argparse.Namespace) -> None:
             print(f"{cls.name} quiet after {quiet(peer.pid):.0f} s", flush=True)
             servers[cls.name] = (peer.http, "/api/v1")
             pids.append(peer.pid)
-        rows = []
+        rows: list[Row] = []
         for title, route, params in queries(samples):
             times: dict[str, list[float]] = {name: [] for name in servers}
             answers = {}
@@ -275,6 +293,13 @@ def main(args: argparse.Namespace) -> None:
                     answers[name] = summary(data)
             rows.append((title, {n: (percentile(t, 50), percentile(t, 99), t[0])
                                  for n, t in times.items()}, answers))
+    report(rows)
+
+
+Row = tuple[str, dict[str, tuple[float, float, float]], dict[str, tuple[int, float]]]
+
+
+def report(rows: list[Row]) -> None:
     names = list(rows[0][1])
     print("\n| query | " + " | ".join(f"{n} p50 / p99 (first) ms" for n in names)
           + " | " + " | ".join(f"p50 ratio to {n}" for n in names[1:]) + " |")
@@ -301,4 +326,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--hours", type=float, default=24.0)
+    parser.add_argument("--compare", type=Path, default=None,
+                        help="a source tree (its src/) to run as a second watchkeeper")
     main(parser.parse_args())

@@ -3,7 +3,7 @@ imported only once a query needs them (this module imports it).
 
 Series are read where they lie: a loop takes each series' address and length and views
 its memory as an array (``_pointer`` and ``numba.carray``), so the archive's kept runs
-need no copy into one array first (D52). :mod:`kernels` checks every array before its
+need no copy into one array first (D51). :mod:`kernels` checks every array before its
 address is taken (1-d, contiguous, of the right type) and keeps them alive meanwhile.
 """
 

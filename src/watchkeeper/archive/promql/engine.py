@@ -47,8 +47,8 @@ from watchkeeper.model import SeriesKey, promlabels
 LOOKBACK_MS: Final = 300_000
 SUBQUERY_STEP_MS: Final = 60_000  # Prometheus' default evaluation interval
 _READ_BATCH: Final = 1024  # series per archive trip (the archive thread also serves writes)
-_APART_SAMPLES: Final = 256
-"""Samples a series from which a read is left where the archive keeps it (D52)."""
+_APART_SPAN_MS: Final = 3_600_000
+"""Reads spanning this long or longer are left where the archive keeps them (D51)."""
 _SELECTIONS: Final = 4096  # selectors whose series are remembered
 _OFFLOAD_CELLS: Final = 200_000
 """Windows (series x steps) from which the numpy work runs in a worker thread, so a big
@@ -293,20 +293,27 @@ class Engine:
         parts = []
         for at in range(0, len(chosen), _READ_BATCH):
             batch = chosen[at:at + _READ_BATCH]
-            # each series' samples apart, where the archive keeps them (no copy into one)
-            read = await self._archive.read_float_pieces([key for _, key in batch], start,
-                                                         end)
-            ctx.tick()
-            has = [len(ts) > 0 for ts in read.ts]  # a series without samples: left out
-            kept = [i for i, ok in enumerate(has) if ok]
-            part = Samples.apart([batch[i][0] for i in kept], [read.ts[i] for i in kept],
-                                 [read.values[i] for i in kept],
-                                 [bare[at + i] for i in kept])
+            keys = [key for _, key in batch]
+            if end - start < _APART_SPAN_MS:
+                # a short span (an instant query's window): a few samples a series, cheaper
+                # laid end to end by the archive than read in place, which costs a look-up
+                # of each array's address
+                runs = await self._archive.read_floats(keys, start, end)
+                ctx.tick()
+                has = (np.diff(runs.bounds) > 0).tolist()  # a series without samples: out
+                part = Samples([labels for (labels, _), ok in zip(batch, has, strict=True)
+                                if ok], runs.ts, runs.values, runs.bounds[np.append(has, True)],
+                               [b for b, ok in zip(bare[at:at + _READ_BATCH], has, strict=True)
+                                if ok])
+            else:  # each series' samples apart, where the archive keeps them (no copy)
+                read = await self._archive.read_float_pieces(keys, start, end)
+                ctx.tick()
+                kept = [i for i, ts in enumerate(read.ts) if len(ts)]
+                part = Samples.apart([batch[i][0] for i in kept], [read.ts[i] for i in kept],
+                                     [read.values[i] for i in kept],
+                                     [bare[at + i] for i in kept])
             ctx.spend(int(part.bounds[-1]))
-            # a few samples each (an instant query's window): cheaper laid end to end
-            # than read in place, which costs a look-up of each array's address
-            parts.append(part if part.bounds[-1] >= _APART_SAMPLES * len(part)
-                         else part.laid())
+            parts.append(part)
         return Samples.joined(parts)
 
     async def _instant(self, vs: Any, ctx: _Context) -> list[Series]:
