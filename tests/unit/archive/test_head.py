@@ -127,3 +127,46 @@ def test_many_writes_merge_size_tiered_and_lose_nothing() -> None:
     assert head.points(4)[0].tolist() == []
     head.append(201, ids(4), ms(1), np.array([0.5]))  # levels still line up after a drop
     assert head.points(4)[1].tolist() == [0.5]
+
+
+@pytest.mark.parametrize("dropped", [
+    range(40),  # the first series of every segment: what is left is a view
+    range(60, 100),  # the last ones: also a view
+    range(30, 50),  # in the middle: copied
+    [0, 3, 99],  # scattered: copied
+    [5, 1000],  # one id beyond every series
+])
+def test_drop_keeps_the_other_series_whichever_ids_go(dropped: range | list[int]) -> None:
+    """Dropping a slice of ids gives the points a one-by-one model keeps, whether the
+    rest of a segment is a view (the ids go first or last) or a copy."""
+    head = Head(np.float64)
+    model: dict[int, list[tuple[int, float]]] = {}
+    rng = random.Random(1)
+    for seq in range(1, 12):  # several segments, some merged
+        sids = ids(*rng.sample(range(100), 60))
+        ts = ms(*(seq * 10 for _ in range(60)))
+        values = np.array([float(seq * 1000 + s) for s in sids.tolist()])
+        head.append(seq, sids, ts, values)
+        for sid, t, v in zip(sids.tolist(), ts.tolist(), values.tolist(), strict=True):
+            model.setdefault(sid, []).append((t, v))
+    head.drop(ids(*dropped))
+    for sid in range(100):
+        ts, values = head.points(sid)
+        expected = [] if sid in dropped else model.get(sid, [])
+        assert list(zip(ts.tolist(), values.tolist(), strict=True)) == expected
+    assert len(head) == sum(len(p) for sid, p in model.items() if sid not in dropped)
+
+
+def test_dropping_the_first_ids_copies_no_segment() -> None:
+    """A compaction's slices take ascending ids: what each leaves of a segment is a view
+    of it, not a copy of the rest of the head."""
+    head = Head(np.float64)
+    head.append(1, ids(*range(1000)), ms(*range(1000)), np.arange(1000.0))
+    (before,) = head._segments
+
+    head.drop(ids(*range(300)))
+
+    (after,) = head._segments
+    assert np.shares_memory(after.ts, before.ts)
+    assert after.sids[0] == 300
+    assert len(head) == 700

@@ -64,6 +64,7 @@ class Head:
         self.size = 0
         self.counts = np.zeros(0, dtype=np.int64)  # points appended per series
         self.oldest_seq = np.zeros(0, dtype=np.int64)  # first log row holding each series
+        self.merged = 0  # points copied by merges so far (they free what they merged)
 
     def __len__(self) -> int:
         return self.size
@@ -87,6 +88,7 @@ class Head:
         while len(self._levels) >= FANOUT and self._levels[-FANOUT] == self._levels[-1]:
             level = self._levels[-1] + 1  # levels never increase, so all FANOUT are equal
             merged = _merge(self._segments[-FANOUT:])
+            self.merged += len(merged.sids)
             del self._segments[-FANOUT:], self._levels[-FANOUT:]
             self._segments.append(merged)
             self._levels.append(level)
@@ -135,7 +137,7 @@ class Head:
             self.size = 0
             return
         unwanted = self._mask(sids)
-        kept = [(segment.select(~unwanted[segment.sids]), level)
+        kept = [(_without(segment, sids, unwanted), level)
                 for segment, level in zip(self._segments, self._levels, strict=True)]
         self._segments = [segment for segment, _ in kept if _len(segment)]
         self._levels = [level for segment, level in kept if _len(segment)]
@@ -201,6 +203,24 @@ def latest(ts: Int64Array, values: Values) -> tuple[Int64Array, Values]:
     ts, values = ts[order], values[order]
     keep = np.append(ts[1:] != ts[:-1], True)
     return ts[keep], values[keep]
+
+
+def _without(segment: _Segment, sids: Ids, unwanted: npt.NDArray[np.bool_]) -> _Segment:
+    """``segment`` without the rows of the ``unwanted`` series (``sids``). When those are
+    its first or last rows, as a compaction's slices of ascending ids take them, the rest
+    is a view: a copy of the rest of every segment, at each slice, doubled the memory of
+    a head of 3 million points at the closing compaction (D52)."""
+    if not len(sids) or not len(segment.sids):
+        return segment
+    key = segment.sids.dtype.type  # keys in the array's dtype: no conversion of it (rows_of)
+    lo = int(segment.sids.searchsorted(key(sids.min()), side="left"))
+    hi = int(segment.sids.searchsorted(key(sids.max()), side="right"))
+    if lo == hi:  # none of them here
+        return segment
+    if (lo == 0 or hi == len(segment.sids)) and bool(unwanted[segment.sids[lo:hi]].all()):
+        rest = slice(hi, None) if lo == 0 else slice(0, lo)
+        return _Segment(segment.sids[rest], segment.ts[rest], segment.values[rest])
+    return segment.select(~unwanted[segment.sids])
 
 
 def _len(segment: _Segment) -> int:

@@ -92,12 +92,16 @@ log = logging.getLogger(__name__)
 
 _TABLES = 16  # series lists remembered (one per regular writer, typically)
 SETTLE_LATER_FROM: Final = 1_000  # points; smaller batches join the heads before the answer
-FLUSH_SLICE_POINTS: Final = 200_000
+FLUSH_SLICE_POINTS: Final = 100_000
 """A compaction decodes and encodes at most about this many points at once (head points
 plus the old chunk points they top up), slice after slice in the one transaction. A fixed
 set of series written evenly fills its heads together, and flushing 5,000 of them at once
 decoded and encoded 2.4 M points in one go: ~300 MB of work arrays, RSS raised for good by
-each larger wave (issue 17 §4: the soak's linear RSS growth). A slice costs ~15 MB."""
+each larger wave (issue 17 §4: the soak's linear RSS growth). A slice of 200,000 points
+peaked at ~26 MB of work arrays (tracemalloc), the closing compaction's peak RSS: halved
+(D52)."""
+TRIM_AFTER_MERGED: Final = 500_000
+"""Points the heads' merges copy between two trims of the C heap (see settle)."""
 
 Write = Columns | Sequence[Measurement]
 """One write request's points, columnar or as measurements."""
@@ -138,6 +142,7 @@ class Writer:
         self._tables: dict[bytes, npt.NDArray[np.int64]] = {}  # series lists seen, resolved
         self._index = SeriesIndex(self.catalog)  # built by the first find_series
         self._decoded = DecodedChunks(decoded_bytes)  # float chunks queries read again
+        self._merged_at_trim = 0  # the heads' merged points when the heap was last trimmed
 
     def load(self) -> None:
         """Read the catalog, replay the ingest log into the heads, and compact it."""
@@ -274,6 +279,12 @@ class Writer:
             self._log.extend((seq, len(batch)) for seq, batch in batches)
         self._unsettled.clear()
         self._compact_after_write(full)
+        merged = sum(head.merged for head in self.heads.values())
+        if merged - self._merged_at_trim >= TRIM_AFTER_MERGED:
+            # Merged segments are freed whole but the heap keeps their pages: 100,000
+            # series 30 points each held ~40 MB more RSS by the end without this (D52).
+            self._merged_at_trim = merged
+            _return_free_memory()
 
     def _apply(self, seq: int, batch: Batch) -> Ids:
         """Add a durable batch to the heads as log row ``seq`` (or rows from ``seq`` on, the
@@ -307,7 +318,8 @@ class Writer:
         flushed = 0
         for kind, head in self.heads.items():
             for part in _slices(head, sids, self._tails.old_points(self.chunk_points)):
-                grouped = head.take(part)
+                # Binary searches for a slice's ids, not a mask over every point (D52).
+                grouped = head.take(None) if part is None else head.gather(np.unique(part))
                 flushed += len(grouped.ts)
                 self._plan_flush(plan, kind, grouped)
         keep_from = NO_SEQ if sids is None else min(h.min_seq(sids) for h in self.heads.values())
