@@ -64,7 +64,6 @@ class Head:
         self.size = 0
         self.counts = np.zeros(0, dtype=np.int64)  # points appended per series
         self.oldest_seq = np.zeros(0, dtype=np.int64)  # first log row holding each series
-        self.merged = 0  # points copied by merges so far (they free what they merged)
 
     def __len__(self) -> int:
         return self.size
@@ -88,7 +87,6 @@ class Head:
         while len(self._levels) >= FANOUT and self._levels[-FANOUT] == self._levels[-1]:
             level = self._levels[-1] + 1  # levels never increase, so all FANOUT are equal
             merged = _merge(self._segments[-FANOUT:])
-            self.merged += len(merged.sids)
             del self._segments[-FANOUT:], self._levels[-FANOUT:]
             self._segments.append(merged)
             self._levels.append(level)

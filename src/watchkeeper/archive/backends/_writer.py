@@ -100,8 +100,6 @@ decoded and encoded 2.4 M points in one go: ~300 MB of work arrays, RSS raised f
 each larger wave (issue 17 §4: the soak's linear RSS growth). A slice of 200,000 points
 peaked at ~26 MB of work arrays (tracemalloc), the closing compaction's peak RSS: halved
 (D52)."""
-TRIM_AFTER_MERGED: Final = 500_000
-"""Points the heads' merges copy between two trims of the C heap (see settle)."""
 
 Write = Columns | Sequence[Measurement]
 """One write request's points, columnar or as measurements."""
@@ -142,7 +140,6 @@ class Writer:
         self._tables: dict[bytes, npt.NDArray[np.int64]] = {}  # series lists seen, resolved
         self._index = SeriesIndex(self.catalog)  # built by the first find_series
         self._decoded = DecodedChunks(decoded_bytes)  # float chunks queries read again
-        self._merged_at_trim = 0  # the heads' merged points when the heap was last trimmed
 
     def load(self) -> None:
         """Read the catalog, replay the ingest log into the heads, and compact it."""
@@ -279,12 +276,6 @@ class Writer:
             self._log.extend((seq, len(batch)) for seq, batch in batches)
         self._unsettled.clear()
         self._compact_after_write(full)
-        merged = sum(head.merged for head in self.heads.values())
-        if merged - self._merged_at_trim >= TRIM_AFTER_MERGED:
-            # Merged segments are freed whole but the heap keeps their pages: 100,000
-            # series 30 points each held ~40 MB more RSS by the end without this (D52).
-            self._merged_at_trim = merged
-            _return_free_memory()
 
     def _apply(self, seq: int, batch: Batch) -> Ids:
         """Add a durable batch to the heads as log row ``seq`` (or rows from ``seq`` on, the
