@@ -259,13 +259,15 @@ def _parts(sids: Ids, pieces: Sequence[Piece], newer: Grouped, lo_ms: int, hi_ms
     """The arrays of each position's points (views where they can be), in order, with
     each position's count of points and of arrays."""
     head = _clipped(grouped_runs(sids, newer), lo_ms, hi_ms)
-    head_bounds = head.bounds.tolist()
+    edges = np.array([lo_ms, min(hi_ms, _NO_END - 1) + 1], dtype=np.int64)
+    owners = [piece[0] for piece in pieces]
+    if not len(head.ts) and all(a < b for a, b in itertools.pairwise(owners)):
+        return _one_piece_each(len(sids), pieces, edges)
     ts_parts: list[Int64Array] = []
     value_parts: list[Float64Array] = []
     counts = [0] * len(sids)
     taken = [0] * len(sids)
-    edges = np.array([lo_ms, min(hi_ms, _NO_END - 1) + 1], dtype=np.int64)
-    owners = [piece[0] for piece in pieces]
+    head_bounds = head.bounds.tolist()
     owners.append(len(sids))
     j = 0
     for p in range(len(sids)):
@@ -297,6 +299,24 @@ def _parts(sids: Ids, pieces: Sequence[Piece], newer: Grouped, lo_ms: int, hi_ms
             value_parts.append(values)
             counts[p] += len(ts)
         taken[p] = len(mine)
+    return ts_parts, value_parts, counts, taken
+
+
+def _one_piece_each(positions: int, pieces: Sequence[Piece], edges: Int64Array
+                    ) -> tuple[list[Int64Array], list[Float64Array], list[int], list[int]]:
+    """:func:`_parts` where each position has one piece at most and no newer points (as a
+    rule: a dashboard's series, kept as runs): one search for both ends each."""
+    ts_parts: list[Int64Array] = []
+    value_parts: list[Float64Array] = []
+    counts = [0] * positions
+    taken = [0] * positions
+    for p, ts, values in pieces:
+        at, to = ts.searchsorted(edges).tolist()
+        if to > at:
+            ts_parts.append(ts[at:to])
+            value_parts.append(values[at:to])
+            counts[p] = to - at
+            taken[p] = 1
     return ts_parts, value_parts, counts, taken
 
 
