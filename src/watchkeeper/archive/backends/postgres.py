@@ -21,7 +21,10 @@ it holds from memory, the others from the table) in sequence order, merges them 
 the chunks (a later row wins on equal timestamps), and deletes them, in one
 transaction. A writer compacts a shard once its own pending points there reach about
 ``chunk_points`` per series (at most ``max_log_points / shards``), in a background task
-off the write path, and at close.
+off the write path, and at close. In the background an instance leaves a shard whose
+lock another one holds (that one takes every row there; the next look catches the
+rest), and one whose rows up to the seq it was marked at are gone already: after a
+load every instance marks every shard, and each is compacted once, not once by each.
 
 **Compaction by age.** Every read merges its shard's log, so a log that never fills a
 chunk (a bulk load of short series, a crashed writer's rows) would slow reads for good.
