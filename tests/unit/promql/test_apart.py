@@ -4,12 +4,15 @@ for bit. The data has counter resets, NaN, gaps, stale markers and two metric na
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
 from tests.unit.promql.conftest import Loader
-from watchkeeper.archive.promql import Engine
+from watchkeeper.archive.promql import Engine, ranges
 from watchkeeper.archive.promql import engine as engine_module
+from watchkeeper.archive.promql.values import Samples
 
 DATA = {
     'c{i="a"}': "0+7x30 3+7x30 _x5 200+1x40",
@@ -49,3 +52,20 @@ async def test_series_apart_answer_as_laid_end_to_end(load: Loader,
     monkeypatch.setattr(engine_module, "_OFFLOAD_CELLS", 1)
     monkeypatch.setattr(engine_module, "_PARALLEL_CELLS", 1)
     assert await _answers(engine) == laid
+
+
+def test_arrays_the_loops_cannot_read_in_place_are_copied_first() -> None:
+    """A strided view, a big-endian or an int32 array read apart: copied once, then read."""
+    ts: list[Any] = [np.arange(0, 40, 2, dtype=np.int64)[::2],
+                     np.arange(10, dtype=np.int32) * 2]
+    values = [np.arange(10, dtype=">f8"), np.arange(20.0)[::2]]
+    samples = Samples.apart([{}, {}], ts, values)
+    lengths = samples.addresses()[2]
+    assert lengths.tolist() == [10, 10]
+    laid = Samples.apart([{}, {}], [np.ascontiguousarray(t, np.int64) for t in ts],
+                         [np.ascontiguousarray(v, np.float64) for v in values])
+    ref = np.arange(0, 40, 5, dtype=np.int64)
+    assert [a.tolist() for a in ranges.extrapolated(samples, ref, 10, counter=True,
+                                                    per_second=True)] == \
+        [a.tolist() for a in ranges.extrapolated(laid.laid(), ref, 10, counter=True,
+                                                 per_second=True)]

@@ -109,10 +109,18 @@ class Samples:
         return self._pieces
 
     def addresses(self) -> Addresses:
-        """Where each series' arrays lie (:func:`addresses`), found once."""
+        """Where each series' arrays lie (:func:`addresses`), found once; arrays the
+        loops cannot read as they are (strided, another type or byte order: not what the
+        archives hand out) are copied first, and kept here while the loops read them."""
         if self._at is None:
             ts, values = self.pieces()
-            self._at = addresses(ts, values)
+            try:
+                self._at = addresses(ts, values)
+            except ValueError:
+                ts = [np.ascontiguousarray(t, dtype=np.int64) for t in ts]
+                values = [np.ascontiguousarray(v, dtype=np.float64) for v in values]
+                self._pieces = (ts, values)
+                self._at = addresses(ts, values)
         return self._at
 
     def laid(self) -> Samples:
