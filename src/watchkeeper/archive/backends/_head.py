@@ -106,17 +106,15 @@ class Head:
 
     def take(self, sids: Ids | None = None) -> Grouped:
         """The points of ``sids`` (all series when None), grouped; the head is unchanged."""
-        if sids is None:
-            parts = self._segments
-        else:
-            wanted = self._mask(sids)
-            parts = [segment.select(wanted[segment.sids]) for segment in self._segments]
-        return _group(_merge(parts) if parts else self._empty())
+        if sids is not None:
+            return self.gather(np.unique(sids))
+        return _group(_merge(self._segments) if self._segments else self._empty())
 
     def gather(self, sids: Ids) -> Grouped:
         """The points of ``sids`` (ascending, distinct) as :meth:`take` groups them, found by
         two binary searches per segment rather than a pass over every point: a query reads
-        a few series of a head that may hold millions of points."""
+        a few series of a head that may hold millions of points, a compaction's slice a
+        part of its ids (a mask over every point, slice after slice, cost more, D52)."""
         parts = []
         for segment in self._segments:
             lo = segment.sids.searchsorted(sids, "left")

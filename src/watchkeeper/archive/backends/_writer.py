@@ -309,8 +309,7 @@ class Writer:
         flushed = 0
         for kind, head in self.heads.items():
             for part in _slices(head, sids, self._tails.old_points(self.chunk_points)):
-                # Binary searches for a slice's ids, not a mask over every point (D52).
-                grouped = head.take(None) if part is None else head.gather(np.unique(part))
+                grouped = head.take(part)
                 flushed += len(grouped.ts)
                 self._plan_flush(plan, kind, grouped)
         keep_from = NO_SEQ if sids is None else min(h.min_seq(sids) for h in self.heads.values())
