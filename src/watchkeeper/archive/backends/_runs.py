@@ -221,12 +221,12 @@ def assemble(sids: Ids, pieces: Sequence[Piece], newer: Grouped, lo_ms: int, hi_
     """The answer of a read of series ``sids`` (-1: not found): the ``pieces`` of their
     chunks (by position, then time) cut to ``[lo_ms, hi_ms]``, the ``newer`` points
     over them, all copied once into the answer's arrays."""
-    ts_parts, value_parts, counts, _ = _parts(sids, pieces, newer, lo_ms, hi_ms)
+    parts = _parts(sids, pieces, newer, lo_ms, hi_ms)
     bounds = np.zeros(len(sids) + 1, dtype=np.int64)
-    np.cumsum(counts, out=bounds[1:])
-    if not ts_parts:
+    np.cumsum(parts.counts, out=bounds[1:])
+    if not parts.ts:
         return FloatRuns(np.empty(0, np.int64), np.empty(0), bounds, sids >= 0)
-    return FloatRuns(np.concatenate(ts_parts), np.concatenate(value_parts).astype(
+    return FloatRuns(np.concatenate(parts.ts), np.concatenate(parts.values).astype(
         np.float64, copy=False), bounds, sids >= 0)
 
 
@@ -234,90 +234,84 @@ def assemble_pieces(sids: Ids, pieces: Sequence[Piece], newer: Grouped, lo_ms: i
                     hi_ms: int) -> FloatPieces:
     """As :func:`assemble`, each position's points in arrays of its own: a kept run cut
     to the range is a view of it (no copy), several parts are joined."""
-    ts_parts, value_parts, _, taken = _parts(sids, pieces, newer, lo_ms, hi_ms)
+    parts = _parts(sids, pieces, newer, lo_ms, hi_ms)
     no_ts, no_values = np.empty(0, np.int64), np.empty(0)
     ts_out: list[Int64Array] = []
     values_out: list[Float64Array] = []
     j = 0
-    for n in taken:
+    for n in parts.taken:
         if n == 1:
-            ts_out.append(ts_parts[j])
-            values_out.append(value_parts[j].astype(np.float64, copy=False))
+            ts_out.append(parts.ts[j])
+            values_out.append(parts.values[j].astype(np.float64, copy=False))
         elif n == 0:
             ts_out.append(no_ts)
             values_out.append(no_values)
         else:
-            ts_out.append(np.concatenate(ts_parts[j:j + n]))
-            values_out.append(np.concatenate(value_parts[j:j + n]).astype(np.float64,
-                                                                          copy=False))
+            ts_out.append(np.concatenate(parts.ts[j:j + n]))
+            values_out.append(np.concatenate(parts.values[j:j + n]).astype(np.float64,
+                                                                           copy=False))
         j += n
     return FloatPieces(ts_out, values_out, sids >= 0)
 
 
+class _Parts:
+    """The arrays of each position's points (views where they can be), in position
+    order, with each position's count of points and of arrays."""
+
+    def __init__(self, positions: int) -> None:
+        self.ts: list[Int64Array] = []
+        self.values: list[Float64Array] = []
+        self.counts = [0] * positions
+        self.taken = [0] * positions
+
+    def add(self, p: int, ts: Int64Array, values: Float64Array) -> None:
+        self.ts.append(ts)
+        self.values.append(values)
+        self.counts[p] += len(ts)
+        self.taken[p] += 1
+
+
 def _parts(sids: Ids, pieces: Sequence[Piece], newer: Grouped, lo_ms: int, hi_ms: int
-           ) -> tuple[list[Int64Array], list[Float64Array], list[int], list[int]]:
-    """The arrays of each position's points (views where they can be), in order, with
-    each position's count of points and of arrays."""
+           ) -> _Parts:
     head = _clipped(grouped_runs(sids, newer), lo_ms, hi_ms)
     edges = np.array([lo_ms, min(hi_ms, _NO_END - 1) + 1], dtype=np.int64)
+    parts = _Parts(len(sids))
     owners = [piece[0] for piece in pieces]
     if not len(head.ts) and all(a < b for a, b in itertools.pairwise(owners)):
-        return _one_piece_each(len(sids), pieces, edges)
-    ts_parts: list[Int64Array] = []
-    value_parts: list[Float64Array] = []
-    counts = [0] * len(sids)
-    taken = [0] * len(sids)
+        # each position one piece at most and no newer points (as a rule: a dashboard's
+        # series, kept as runs): one search for both ends each, and nothing else
+        for p, ts, values in pieces:
+            for run in _within(ts, values, edges):
+                parts.add(p, *run)
+        return parts
     head_bounds = head.bounds.tolist()
     owners.append(len(sids))
     j = 0
     for p in range(len(sids)):
         mine: list[tuple[Int64Array, Float64Array]] = []
-        h_lo, h_hi = head_bounds[p], head_bounds[p + 1]
         if owners[j] == p:
             if owners[j + 1] != p:  # a run, or one chunk: one search for both ends
                 _, ts, values = pieces[j]
                 j += 1
-                at, to = ts.searchsorted(edges).tolist()
-                if h_hi == h_lo:  # no newer points, as a rule: straight to the answer
-                    if to > at:
-                        ts_parts.append(ts[at:to])
-                        value_parts.append(values[at:to])
-                        counts[p] = to - at
-                        taken[p] = 1
-                    continue
-                if to > at:
-                    mine.append((ts[at:to], values[at:to]))
+                mine = _within(ts, values, edges)
             else:
                 first = j
                 while owners[j] == p:
                     j += 1
                 mine = _cut([(ts, values) for _, ts, values in pieces[first:j]], lo_ms, hi_ms)
+        h_lo, h_hi = head_bounds[p], head_bounds[p + 1]
         if h_hi > h_lo:
             mine = _with_newer(mine, head.ts[h_lo:h_hi], head.values[h_lo:h_hi])
         for ts, values in mine:
-            ts_parts.append(ts)
-            value_parts.append(values)
-            counts[p] += len(ts)
-        taken[p] = len(mine)
-    return ts_parts, value_parts, counts, taken
+            parts.add(p, ts, values)
+    return parts
 
 
-def _one_piece_each(positions: int, pieces: Sequence[Piece], edges: Int64Array
-                    ) -> tuple[list[Int64Array], list[Float64Array], list[int], list[int]]:
-    """:func:`_parts` where each position has one piece at most and no newer points (as a
-    rule: a dashboard's series, kept as runs): one search for both ends each."""
-    ts_parts: list[Int64Array] = []
-    value_parts: list[Float64Array] = []
-    counts = [0] * positions
-    taken = [0] * positions
-    for p, ts, values in pieces:
-        at, to = ts.searchsorted(edges).tolist()
-        if to > at:
-            ts_parts.append(ts[at:to])
-            value_parts.append(values[at:to])
-            counts[p] = to - at
-            taken[p] = 1
-    return ts_parts, value_parts, counts, taken
+def _within(ts: Int64Array, values: Float64Array, edges: Int64Array
+            ) -> list[tuple[Int64Array, Float64Array]]:
+    """One piece's points from ``edges[0]`` up to ``edges[1]`` (views; none: empty)."""
+    at, to = ts.searchsorted(edges).tolist()
+    return [(ts[at:to], values[at:to])] if to > at else []
 
 
 def _with_newer(pieces: list[tuple[Int64Array, Float64Array]], ts: Int64Array,
