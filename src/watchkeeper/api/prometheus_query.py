@@ -319,11 +319,6 @@ def _label_name(name: str) -> bool:
         c.isalnum() or c == "_" for c in name) and name.isascii()
 
 
-def _values(values: np.ndarray, present: np.ndarray, steps: np.ndarray
-            ) -> list[tuple[float | int, str]]:
-    return list(zip(format_times(steps[present]), format_values(values[present]), strict=True))
-
-
 def _instant(result: Result, at: int) -> dict[str, Any]:
     t = format_time(at)
     if result.kind == "scalar":
@@ -333,8 +328,8 @@ def _instant(result: Result, at: int) -> dict[str, Any]:
         return {"resultType": "string", "result": [t, result.text]}
     if result.kind == "matrix":
         return {"resultType": "matrix", "result": [
-            {"metric": raw.labels, "values": _values(raw.values, np.ones(len(raw.ts), bool),
-                                                     raw.ts)}
+            {"metric": raw.labels, "values": list(zip(format_times(raw.ts),
+                                                      format_values(raw.values), strict=True))}
             for raw in sorted(result.raw, key=lambda r: sorted(r.labels.items()))]}
     series = [s for s in result.series if s.present[0]]
     if not result.ordered:
@@ -347,8 +342,8 @@ def _range(result: Result) -> dict[str, Any]:
     if result.kind == "scalar":
         assert result.scalar is not None
         ones = np.ones(len(result.steps), dtype=bool)
-        return {"resultType": "matrix", "result": [
-            {"metric": {}, "values": _values(result.scalar, ones, result.steps)}]}
+        return {"resultType": "matrix", "result": msgspec.Raw(_matrix(
+            [Series({}, result.scalar, ones)], result.steps))}
     if result.kind != "vector":
         kind = "range vector" if result.kind == "matrix" else result.kind
         raise BadQuery(f'invalid expression type "{kind}" for range query, must be Scalar or '

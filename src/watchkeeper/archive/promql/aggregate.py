@@ -58,7 +58,7 @@ def aggregate_rows(op: str, labels: list[Labels], values: Floats, present: Mask,
         raise BadQuery(f"aggregation {op!r} is not supported")
     n = values.shape[1]
     groups: dict[frozenset[tuple[str, str]], tuple[Labels, list[int]]] = {}
-    found: list[tuple[Labels, npt.NDArray[np.intp] | None]] = []
+    found: list[tuple[Labels, npt.NDArray[np.intp] | None]]
     if not names and not without:  # one group, without labels, every row in order
         found = [({}, None)] if len(labels) else []
     else:
