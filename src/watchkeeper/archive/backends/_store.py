@@ -284,14 +284,13 @@ class Store:
 
     def insert_series(self, series: Iterable[NewSeries]) -> None:
         if isinstance(series, NewSeriesBlock):  # the row's columns without a key each
-            block = series
-            rows = zip(range(block.first, block.stop), block.texts, *key_columns(block.texts),
-                       strict=True)
-            if block.units is None:  # two parameters fewer a row: ~10 % of the insert
+            rows = zip(range(series.first, series.stop), series.texts,
+                       *key_columns(series.texts), strict=True)
+            if series.units is None:  # two parameters fewer a row: ~10 % of the insert
                 self._conn.executemany(_INSERT_FLOAT_SERIES, rows)
             else:
                 self._conn.executemany(_INSERT_SERIES, (
-                    (*row, unit, "float") for row, unit in zip(rows, block.units, strict=True)))
+                    (*row, unit, "float") for row, unit in zip(rows, series.units, strict=True)))
             return
         self._conn.executemany(
             _INSERT_SERIES,

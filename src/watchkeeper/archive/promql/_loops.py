@@ -127,8 +127,6 @@ def stale_loop(values_at: Ints, lengths: Ints, marker: np.uint64,
         out[s] = found
 
 
-
-
 def pairs_loop(  # noqa: PLR0917
     encoded: Any, times: Any, time_at: Ints, steps_of: Ints, counts: Ints, out: Any,
     ends: Ints,
