@@ -268,6 +268,10 @@ def test_range_answer_json_is_msgspec_s_of_the_pairs() -> None:
             for s in series]
         assert _matrix(series, steps) == msgspec.json.encode(plain)
     assert _matrix([], np.arange(3, dtype=np.int64)) == b"[]"
+    # a small answer of plain values (written series by series)
+    small = Series({"i": "0"}, np.array([1.0, 2.5, -0.0]), np.ones(3, dtype=bool))
+    assert _matrix([small], steps[:3]) == msgspec.json.encode([{"metric": small.labels, "values": [
+        [t, v] for t, v in zip(format_times(steps[:3]), ["1", "2.5", "-0"], strict=True)]}])
     # a big answer of plain values (the compiled layout): whole numbers, decimals, zeros
     steps = np.arange(1_000_000, 1_000_000 + 2000 * 15_500, 15_500, dtype=np.int64)
     series = [Series({"i": str(i)}, np.round(rng.normal(0, 10.0 ** i, len(steps)), 3 - i),
