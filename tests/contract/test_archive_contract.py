@@ -698,6 +698,19 @@ async def test_list_series_by_prefix_with_paging(archive: Archive) -> None:
     assert (meta.first_ts, meta.last_ts) == (T0 + 1, T0 + 100)
 
 
+async def test_series_count_is_the_listing_s_total(archive: Archive) -> None:
+    """The count the PromQL engine asks at every query moves with new series only, and is
+    list_series' total."""
+    assert await archive.series_count() == 0
+    await archive.write(floats(CPU, (T0, 1.0)))
+    await archive.write(floats(CPU, (T0 + 1, 2.0)))  # no new series
+    assert await archive.series_count() == 1
+    await archive.write_columns(Columns(series=[f"h{i}/p/m" for i in range(3)],
+                                        index=np.arange(3, dtype=np.int32),
+                                        ts=np.full(3, T0), values=np.ones(3)))
+    assert await archive.series_count() == (await archive.list_series())[1] == 4
+
+
 async def test_list_series_prefix_with_any_character(archive: Archive) -> None:
     """Prefixes match by code point, up to the last one (U+10FFFF) and past surrogates."""
     top, before_surrogates = "\U0010ffff", "\ud7ff"

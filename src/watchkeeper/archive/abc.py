@@ -269,6 +269,13 @@ class Archive(ABC):
     ) -> tuple[list[SeriesMeta], int]:
         """Series whose text key starts with ``prefix``, sorted by key, and the total count."""
 
+    async def series_count(self) -> int:
+        """How many series there are: :meth:`list_series`' total. The default lists none to
+        learn it; a backend that counts its series in memory answers without a trip (the
+        PromQL engine asks at every query whether its index of series is still whole)."""
+        _, total = await self.list_series(limit=0)
+        return total
+
     async def find_series(
         self, query: SeriesQuery, *, limit: int | None = None, offset: int = 0
     ) -> tuple[list[SeriesMeta], int]:

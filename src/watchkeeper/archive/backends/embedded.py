@@ -214,6 +214,15 @@ class EmbeddedArchive(Archive):
     ) -> tuple[list[SeriesMeta], int]:
         return await self._call(self._started().list_series, prefix, limit, offset)
 
+    async def series_count(self) -> int:
+        core = self._started()
+        if isinstance(core, Writer):
+            # its catalog counts every series, the new ones as they are written: one int,
+            # read here without a trip to the archive thread (a count of a write that then
+            # fails is only a reason to list the series again)
+            return len(core.catalog)
+        return await super().series_count()
+
     async def find_series(
         self, query: SeriesQuery, *, limit: int | None = None, offset: int = 0
     ) -> tuple[list[SeriesMeta], int]:

@@ -80,6 +80,9 @@ class MemoryArchive(Archive):
         page = matching[offset:] if limit is None else matching[offset : offset + limit]
         return [self._catalog.meta(sid) for _, sid in page], len(matching)
 
+    async def series_count(self) -> int:
+        return len(self._catalog.ids_by_text)
+
     async def find_series(
         self, query: SeriesQuery, *, limit: int | None = None, offset: int = 0
     ) -> tuple[list[SeriesMeta], int]:

@@ -215,7 +215,7 @@ class Engine:
         """Every float series' labels, and their positions by metric name. Series are
         never removed (a delete removes points), so an unchanged count is an unchanged
         set: the index is kept from query to query until the count moves."""
-        _, total = await self._archive.list_series(limit=0)
+        total = await self._archive.series_count()
         if self._known is not None and self._known[0] == total:
             return self._known[1], self._known[2]
         metas, total = await self._archive.list_series()
