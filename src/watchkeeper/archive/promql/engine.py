@@ -15,7 +15,6 @@ import datetime as dt
 import functools
 import itertools
 import math
-import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -27,6 +26,7 @@ import promql_parser as pp
 
 from watchkeeper.archive.abc import Archive
 from watchkeeper.archive.promql import aggregate, binary, functions, ranges
+from watchkeeper.archive.promql.sharing import CORES
 from watchkeeper.archive.promql.values import (
     NAME,
     STALE_BITS,
@@ -54,7 +54,6 @@ _OFFLOAD_CELLS: Final = 200_000
 """Windows (series x steps) from which the numpy work runs in a worker thread, so a big
 query does not hold the event loop (and remote writes) for its whole computation."""
 _PARALLEL_CELLS: Final = 250_000  # windows per worker thread, at least
-_CORES: Final = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
 _T = TypeVar("_T")
 Value = Floats | list[Series] | str | RangeArg
 Matcher = tuple[str, str, str]
@@ -630,7 +629,7 @@ async def _by_parts(samples: Samples, steps: int,
     cells = len(samples) * steps
     if cells < _OFFLOAD_CELLS:
         return evaluate(samples)
-    parts = max(1, min(_CORES, cells // _PARALLEL_CELLS, len(samples)))
+    parts = max(1, min(CORES, cells // _PARALLEL_CELLS, len(samples)))
     cuts = [len(samples) * i // parts for i in range(parts + 1)]
     done = await asyncio.gather(*(asyncio.to_thread(_quiet, functools.partial(
         evaluate, samples.part(lo, hi))) for lo, hi in itertools.pairwise(cuts)))
