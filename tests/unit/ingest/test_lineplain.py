@@ -65,7 +65,9 @@ def test_timestamps_of_every_width_and_precision(stamp: str, precision: str) -> 
 
 
 INTEGERS = ["0i", "-0i", "+5i", "007i", "-42i", "9223372036854775807i",
-            "-9223372036854775808i", "123456789012345678i", "1.5i", "1e3i", "-i", "i"]
+            "-9223372036854775808i", "123456789012345678i", "1.5i", "1e3i", "-i", "i",
+            "0u", "+5u", "007u", "18446744073709551615u", "123456789012345678u", "-1u",
+            "-0u", "1.5u", "u"]
 
 
 def decimal(digits: int, places: int) -> str:
@@ -94,7 +96,8 @@ def test_halfway_between_two_doubles_reads_as_float_reads_it(exponent: int) -> N
 
 @st.composite
 def plain_bodies(draw: st.DrawFn, fields: int = 1) -> bytes:
-    """Lines of one to ``fields`` fields each (floats, ``i`` integers, some malformed)."""
+    """Lines of one to ``fields`` fields each (floats, ``i`` and ``u`` integers, some
+    malformed)."""
     names = st.text("abcxyz_:.-", min_size=1, max_size=6)
     values = st.one_of(
         st.sampled_from(NUMBERS),
@@ -102,8 +105,8 @@ def plain_bodies(draw: st.DrawFn, fields: int = 1) -> bytes:
         st.decimals(allow_nan=False, allow_infinity=False, places=draw(
             st.integers(0, 8))).map(str),
         st.integers(-10**15, 10**15).map(str),
-        *([st.sampled_from(INTEGERS), st.integers(-(2**63), 2**63 - 1).map(lambda i: f"{i}i")]
-          if fields > 1 else []))
+        *([st.sampled_from(INTEGERS), st.integers(-(2**63), 2**63 - 1).map(lambda i: f"{i}i"),
+           st.integers(0, 2**64 - 1).map(lambda i: f"{i}u")] if fields > 1 else []))
     lines = []
     for _ in range(draw(st.integers(1, 20))):
         tags = "".join(f",{k}={v}" for k, v in sorted(draw(
@@ -163,9 +166,21 @@ def test_telegraf_lines_are_read_in_bulk() -> None:
     assert again.values[0] == 97.5
 
 
+def test_unsigned_integers_are_read_in_bulk_and_never_negative() -> None:
+    """``u`` integers (Telegraf's ``influx_uint_support``) as the general parser reads
+    them, up to 2^64 - 1; a minus, a point or no digit: the general parser names the line."""
+    columns = agree(b"m,host=h1 a=0u,b=+5u,c=007u,d=18446744073709551615u,e=-3i,f=1.5 1\n")
+    assert columns.values.tolist() == [0.0, 5.0, 7.0, 2.0**64, -3.0, 1.5]
+    for bad in (b"m v=-1u 1\n", b"m v=-0u 1\n", b"m v=1.5u 1\n", b"m v=u 1\n",
+                b"m v=1e3u 1\n"):
+        assert read(bad) is None
+        with pytest.raises(lineprotocol.LineError):
+            general(bad)
+
+
 @pytest.mark.parametrize("body", [
     b"m v=1.5i 1\n", b"m v=t 1\n", b'm v="s" 1\n', b"m v=1,w=t 1\n", b"m v=1\n",
-    b"m v=1e3i 1\n", b"m v=-i 1\n", b"m v=i 1\n", b"m v=1u 1\n", b"m v=1,,w=2 1\n",
+    b"m v=1e3i 1\n", b"m v=-i 1\n", b"m v=i 1\n", b"m v=-1u 1\n", b"m v=1,,w=2 1\n",
     b"m v=1, 1\n", b"m ,v=1 1\n", b"m v=1,w 1\n", b"m v=1,=2 1\n", b"m v==1 1\n",
     b"m v=1,w=2=3 1\n", b"m v=1,w=2\n", b'm v=1,w="2" 1\n', b"m v=1,w\\ x=2 1\n",
     b"m\\ x v=1 1\n", b"# comment\nm v=1 1\n", b"m v=1 1\r\n", b"m v=1 1\n\nm v=2 2\n",

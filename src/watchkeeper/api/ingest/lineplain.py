@@ -1,7 +1,7 @@
 """Line-protocol bodies of plain lines, read by numpy a body at a time (pure; no I/O).
 
 A plain line is ``series key=number[,key=number...] timestamp``: printable ASCII, no
-escape, quote or comment, each field a float or an ``i`` integer, a timestamp: what
+escape, quote or comment, each field a float or an ``i`` or ``u`` integer, a timestamp: what
 Telegraf's ``outputs.influxdb`` sends (one line per input's metric, often several fields)
 and the ecosystem benchmark's bodies. Lines may hold different numbers of fields. The
 body's bytes are searched for newlines, spaces, ``=`` and commas in a few numpy passes
@@ -36,7 +36,8 @@ _TOKEN_PREFIX: Final = b"line-protocol:"
 _NOT_INTEGER: Final = np.isin(np.arange(256), list(b".eE"))  # bytes a float has, not an int
 _LINE: Final = np.frombuffer(b"  \n", dtype=np.uint8)  # a line's separators, in order
 SPACE, EQUALS, COMMA, HASH = (ord(c) for c in " =,#")
-INTEGER_MARK: Final = ord("i")
+INTEGER_MARK, UNSIGNED_MARK = ord("i"), ord("u")
+MINUS: Final = ord("-")
 
 
 @dataclass(frozen=True, eq=False)
@@ -212,9 +213,11 @@ def _ranges(starts: Positions, counts: Positions) -> Positions:
 
 
 def _values(data: bytes, octets: Grid, fields: _Fields) -> Floats | None:
-    """Each field's value: a float, or an ``i`` integer (digits with an optional sign)."""
+    """Each field's value: a float, or an ``i`` integer (digits with an optional sign) or
+    a ``u`` one (no minus)."""
     starts, stops = fields.equals + 1, fields.stops
-    integers = octets[stops - 1] == INTEGER_MARK
+    marks = octets[stops - 1]
+    integers = (marks == INTEGER_MARK) | (marks == UNSIGNED_MARK)
     if not integers.any():
         return decimals.floats(data, starts, stops)
     stops = stops - integers
@@ -226,6 +229,8 @@ def _values(data: bytes, octets: Grid, fields: _Fields) -> Floats | None:
     texts = decimals.byte_grid(data, starts[integers], stops[integers], right=False)
     if texts is None or _NOT_INTEGER[texts].any():
         return None  # "1.5i", "1e3i": the general parser names the line
+    if ((marks[integers] == UNSIGNED_MARK) & (texts[:, 0] == MINUS)).any():
+        return None  # "-1u": likewise
     return values
 
 
