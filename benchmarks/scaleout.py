@@ -147,12 +147,16 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str,
 
 
 def cpu_seconds(pids: Sequence[int]) -> dict[int, float]:
-    """user + system CPU seconds of each live process of ``pids``."""
+    """user + system CPU seconds of each live process of ``pids`` and of their children
+    (a serve process's compaction process)."""
     out = {}
     for pid in pids:
         with contextlib.suppress(psutil.Error):
-            times = psutil.Process(pid).cpu_times()
-            out[pid] = times.user + times.system
+            process = psutil.Process(pid)
+            for each in [process, *process.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    times = each.cpu_times()
+                    out[each.pid] = times.user + times.system
     return out
 
 

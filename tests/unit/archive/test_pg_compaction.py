@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from watchkeeper.archive.abc import Kind
-from watchkeeper.archive.backends import postgres
+from watchkeeper.archive.backends import _pgcompact
 from watchkeeper.archive.backends._chunks import ChunkRow, Flush, Tail
 from watchkeeper.archive.backends._head import Grouped, Head
 
@@ -25,11 +25,11 @@ def _grouped(series: int, points: int) -> list[tuple[Kind, Grouped]]:
 def test_the_encoding_in_parts_gives_the_chunks_of_one_pass(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(postgres, "ENCODE_POINTS", 250)
+    monkeypatch.setattr(_pgcompact, "ENCODE_POINTS", 250)
     grouped = _grouped(series=7, points=100)
     old: dict[int, tuple[Tail | None, list[ChunkRow]]] = {sid: (None, []) for sid in range(7)}
     pauses: list[int] = []
-    deleted, inserted = postgres._flushed(grouped, old, 30, lambda: pauses.append(1))
+    deleted, inserted = _pgcompact.flushed(grouped, old, 30, lambda: pauses.append(1))
 
     one = Flush("float", 30)
     g = grouped[0][1]

@@ -33,3 +33,30 @@ def test_rows_gone_from_the_log_are_left_out_of_the_view() -> None:
     view = HeldViews(1).view(0, "float", held)
     ts, values = series_points("float", 1, [(1, None)], view, held)  # 2 was compacted
     assert (ts.tolist(), values.tolist()) == ([10], [1.0])
+
+
+def test_rows_added_since_extend_the_view_and_read_as_a_fresh_one() -> None:
+    """A write and a followed row of an earlier seq, added after the view was built: the
+    extended view gives what a view built anew gives; rows let go rebuild it."""
+    held = {4: _row(1, [10, 20], [4.0, 4.0]), 6: _row(2, [10], [6.0])}
+    views = HeldViews(1)
+    first = views.view(0, "float", held)
+    held[9] = _row(1, [20, 40], [9.0, 9.0])  # own, later
+    views.changed(0)
+    held[5] = _row(1, [10, 30], [5.0, 5.0], writer="other")  # followed, earlier seq
+    views.changed(0)
+    extended = views.view(0, "float", held)
+    assert len(extended.seqs) == len(first.seqs) + 4
+    assert not extended.in_order
+    logged: list[tuple[int, bytes | None]] = [(seq, None) for seq in sorted(held)]
+    fresh = HeldViews(1).view(0, "float", held)
+    for view in (extended, fresh, None):
+        ts, values = series_points("float", 1, logged, view, held)
+        assert ts.tolist() == [10, 20, 30, 40]
+        assert values.tolist() == [5.0, 9.0, 5.0, 9.0]
+
+    del held[4]
+    views.changed(0, let_go=True)
+    rebuilt = views.view(0, "float", held)
+    assert rebuilt.rows == frozenset(held)
+    assert rebuilt.in_order

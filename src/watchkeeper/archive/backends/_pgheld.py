@@ -13,8 +13,10 @@ After a bulk load a shard may hold hundreds of rows, and picking one series out 
 batch in turn cost a read ~10 µs per batch (8 ms for 288). So reads use a *view*: per
 shard and kind, every held batch's points concatenated in log order with the seq of
 each point, built on the first read after the shard's rows changed; one comparison then
-finds a series' points in all of them. The view is dropped when the rows change (a
-write, a followed row, a compaction), so it costs memory only while a backlog is read.
+finds a series' points in all of them. Rows added since (a write, followed rows) extend
+the view (one concatenation of it and their points: rebuilding it from hundreds of rows
+cost a read 3-5 ms, 10-50 on a busy machine, every time the follower brought a few rows,
+D54); rows let go (a compaction) drop it, so it costs memory only while a backlog is read.
 """
 
 from __future__ import annotations
@@ -51,12 +53,16 @@ class HeldRow:
 
 
 class View(NamedTuple):
-    """One kind's points of a shard's held rows, in log order."""
+    """One kind's points of a shard's held rows, each row's points together."""
 
     seqs: Int64Array
     sids: npt.NDArray[np.int32]
     ts: Int64Array
     values: Values
+    rows: frozenset[int]
+    """The held rows it covers (by seq), with points of its kind or none."""
+    in_order: bool
+    """Whether its rows are in seq order (else a read puts a series' points in order)."""
 
 
 class HeldViews:
@@ -64,23 +70,29 @@ class HeldViews:
 
     def __init__(self, shards: int) -> None:
         self._versions = [0] * shards
-        self._views: dict[tuple[int, Kind], View] = {}
+        self._views: dict[tuple[int, Kind], tuple[int, View]] = {}  # with the version seen
 
     def version(self, shard: int) -> int:
         return self._versions[shard]
 
-    def changed(self, shard: int) -> None:
-        """The shard's held rows changed: its views are stale."""
+    def changed(self, shard: int, *, let_go: bool = False) -> None:
+        """The shard's held rows changed: its views are stale. Rows added: the next read
+        extends them; rows let go (``let_go``): they are dropped."""
         self._versions[shard] += 1
-        for kind in [k for s, k in self._views if s == shard]:
-            del self._views[(shard, kind)]
+        if let_go:
+            for kind in [k for s, k in self._views if s == shard]:
+                del self._views[(shard, kind)]
 
     def view(self, shard: int, kind: Kind, rows: Mapping[int, HeldRow]) -> View:
-        """The view of ``rows`` (the shard's current held rows, in seq order)."""
+        """The view of ``rows`` (the shard's current held rows)."""
+        version = self._versions[shard]
         found = self._views.get((shard, kind))
-        if found is None:
-            found = self._views[(shard, kind)] = _build(kind, rows)
-        return found
+        if found is not None and found[0] == version:
+            return found[1]
+        view = (_extended(kind, found[1], rows) if found is not None else None
+                ) or _build(kind, rows)
+        self._views[(shard, kind)] = (version, view)
+        return view
 
 
 def _build(kind: Kind, rows: Mapping[int, HeldRow]) -> View:
@@ -89,12 +101,26 @@ def _build(kind: Kind, rows: Mapping[int, HeldRow]) -> View:
     columns = [(seq, c) for seq, c in columns if len(c.sids)]
     if not columns:
         return View(np.empty(0, np.int64), np.empty(0, np.int32), np.empty(0, np.int64),
-                    empty_values(kind))
+                    empty_values(kind), frozenset(rows), in_order=True)
     return View(np.repeat(np.array([seq for seq, _ in columns], dtype=np.int64),
                           [len(c.sids) for _, c in columns]),
                 np.concatenate([c.sids for _, c in columns]),
                 np.concatenate([c.ts for _, c in columns]),
-                np.concatenate([c.values for _, c in columns]))
+                np.concatenate([c.values for _, c in columns]),
+                frozenset(rows), in_order=True)
+
+
+def _extended(kind: Kind, old: View, rows: Mapping[int, HeldRow]) -> View | None:
+    """``old`` with the points of the rows added since; None if some of its rows are no
+    longer held."""
+    if not old.rows <= rows.keys():
+        return None
+    added = _build(kind, {seq: row for seq, row in rows.items() if seq not in old.rows})
+    return View(np.concatenate([old.seqs, added.seqs]), np.concatenate([old.sids, added.sids]),
+                np.concatenate([old.ts, added.ts]), np.concatenate([old.values, added.values]),
+                old.rows | added.rows,
+                in_order=old.in_order and (not old.rows or not added.rows
+                                           or min(added.rows) > max(old.rows)))
 
 
 def series_points(kind: Kind, sid: int, logged: Sequence[tuple[int, bytes | None]],
@@ -113,9 +139,12 @@ def series_points(kind: Kind, sid: int, logged: Sequence[tuple[int, bytes | None
         pick = view.sids == sid
         if len(mine) < len(held):  # some were compacted elsewhere: they are in the chunks
             pick &= np.isin(view.seqs, mine)
-        seqs.append(view.seqs[pick])
-        ts.append(view.ts[pick])
-        values.append(view.values[pick])
+        picked = np.flatnonzero(pick)
+        if not view.in_order:  # rows added out of seq order: this series' points in order
+            picked = picked[np.argsort(view.seqs[picked], kind="stable")]
+        seqs.append(view.seqs[picked])
+        ts.append(view.ts[picked])
+        values.append(view.values[picked])
     for seq, blob in logged:
         if blob is None and view is not None:
             continue

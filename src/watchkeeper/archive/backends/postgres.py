@@ -25,6 +25,10 @@ off the write path, and at close. In the background an instance leaves a shard w
 lock another one holds (that one takes every row there; the next look catches the
 rest), and one whose rows up to the seq it was marked at are gone already: after a
 load every instance marks every shard, and each is compacted once, not once by each.
+With ``compact_in: process`` the background compactions run in an OS process of the
+instance's own (:mod:`._pgcompactor`), whose CPU work does not take the GIL from the
+reads; the instance lets go of the rows it reports moved (D54: better with one server
+per host, worse with several on two cores).
 
 **Compaction by age.** Every read merges its shard's log, so a log that never fills a
 chunk (a bulk load of short series, a crashed writer's rows) would slow reads for good.
@@ -44,10 +48,10 @@ when there are many, :mod:`._pgheld`) are left out of the statement's answer: th
 this instance wrote, and those of other writers it *follows* (every ``FOLLOW_EVERY``
 seconds it fetches and decodes their new rows, a slice at a time between other work, up
 to ``max_log_points`` points); what is not held is decoded. While a read is in flight,
-a compaction's thread waits (``READS_FIRST`` at most, between series and between parts
-of its encoding), so a read right after a bulk load does not queue behind seconds of
-compaction. ``delete()`` compacts the shard and rewrites the chunks in the same locked
-transaction, so no log row can bring deleted points back.
+a compaction on a thread of this process (at close, by ``delete()``, or all of them
+with ``compact_in: thread``) waits (``READS_FIRST`` at most, between series and between
+parts of its encoding). ``delete()`` compacts the shard and rewrites the chunks in the
+same locked transaction, so no log row can bring deleted points back.
 
 **Rollups** use stored summaries as the embedded archive does (:mod:`._rollups`): every
 float chunk row carries the hourly summary of its points, so a rollup with an
@@ -71,7 +75,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 import numpy as np
@@ -105,8 +109,10 @@ from watchkeeper.archive.backends._batch import (
     encode_batch,
 )
 from watchkeeper.archive.backends._catalog import NO_FIRST, NO_LAST, Catalog, NewSeries
-from watchkeeper.archive.backends._chunks import ChunkRow, Flush, Tail, old_range
-from watchkeeper.archive.backends._head import Grouped, Head, latest, rows_of
+from watchkeeper.archive.backends._chunks import ChunkRow, Flush
+from watchkeeper.archive.backends._head import latest, rows_of
+from watchkeeper.archive.backends._pgcompact import compact_locked
+from watchkeeper.archive.backends._pgcompactor import CompactionProcess
 from watchkeeper.archive.backends._pgheld import VIEW_FROM, HeldRow, HeldViews, series_points
 from watchkeeper.archive.backends._pgpool import Connection, Pool
 from watchkeeper.archive.backends._pgstore import Held, PgStore
@@ -136,7 +142,6 @@ FOLLOW_EVERY: Final = 0.5  # seconds between looks for other writers' new log ro
 FOLLOW_ROWS: Final = 1_000  # log rows fetched at once by the follower
 DECODE_SLICE: Final = 32  # followed rows decoded between two turns of the event loop
 READS_FIRST: Final = 0.02  # longest a compaction's thread waits for reads in flight, seconds
-ENCODE_POINTS: Final = 20_000  # points a compaction's thread encodes between two pauses
 DEFAULT_DSN: Final = "host=127.0.0.1 user=postgres dbname=watchkeeper_test"
 
 Ids = npt.NDArray[np.int32]
@@ -159,6 +164,14 @@ class PostgresOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     """Connections to keep open."""
     compact_after: Annotated[float, msgspec.Meta(gt=0)] = 5.0
     """Seconds between looks at the log; rows seen at one look are compacted at the next."""
+    compact_in: Literal["thread", "process"] = "thread"
+    """Where background compactions run: ``thread``, a thread of this process, which
+    pauses while reads are in flight; ``process``, an OS process of this instance's own
+    at a lower priority, with its own connection: its CPU work does not hold up reads
+    for the GIL, but it decodes the log rows from the table again (more CPU). Reads
+    right after a bulk load were faster with ``process`` for one server per host, slower
+    with two or four servers sharing two cores (D54). Compactions at close and by
+    ``delete()`` always run in this process."""
 
 
 class PostgresArchive(Archive):
@@ -189,6 +202,7 @@ class PostgresArchive(Archive):
         # row up to that seq (another instance may have taken them meanwhile).
         self._dirty: dict[int, int] = {}
         self._compactor: asyncio.Task[None] | None = None
+        self._compaction_process: CompactionProcess | None = None
         self._looker: asyncio.Task[None] | None = None
         self._follower: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
@@ -204,6 +218,9 @@ class PostgresArchive(Archive):
     async def start(self, exit_stack: AsyncExitStack) -> None:
         self._opts = _checked(self.options)
         self._store = PgStore(self._opts.schema)
+        if self._opts.compact_in == "process":  # it starts at the first compaction
+            self._compaction_process = CompactionProcess(
+                self._opts.dsn, self._opts.schema, chunk_points=self._opts.chunk_points)
         pool = Pool(self._opts.dsn, size=self._opts.pool_size,
                     application_name=f"watchkeeper:{self._opts.schema}"[:63])
         await pool.open()
@@ -232,11 +249,15 @@ class PostgresArchive(Archive):
                 await self._follower
             if self._compactor is not None:
                 await self._compactor
+            if self._compaction_process is not None:
+                await self._compaction_process.close()
             await self._compact(range(len(self._own)))  # none if the start failed
         except (psycopg.Error, ArchiveError):
             log.exception("compacting %s at close failed; the ingest log keeps the data",
                           self._opts.schema)
         finally:
+            if self._compaction_process is not None:
+                await self._compaction_process.close()  # if the close above failed first
             pool, self._pool = self._pool, None
             if pool is not None:
                 await pool.close()
@@ -514,6 +535,9 @@ class PostgresArchive(Archive):
         there: the next look catches what it may miss) or has taken its rows up to
         ``upto`` already. So after a load marked every shard in every instance, a shard is
         compacted once, not once by each after waiting for the others."""
+        if self._compaction_process is not None:
+            await self._compact_shard_elsewhere(self._compaction_process, shard, upto)
+            return
         async with self._connection() as conn:
             async with conn.transaction():
                 if not await self._store.try_lock_shard(conn, shard):
@@ -524,6 +548,21 @@ class PostgresArchive(Archive):
                 else:  # every held row up to there was compacted elsewhere
                     forget = [seq for seq in self._own[shard] if seq <= upto]
             self._forget(shard, forget)
+
+    async def _compact_shard_elsewhere(self, process: CompactionProcess, shard: int,
+                                       upto: int) -> None:
+        """:meth:`_compact_shard` by the compaction process; this one lets go of what it
+        moved, as the thread's compaction does."""
+        held = list(self._own[shard])  # held now: moved by it, or gone before it looked
+        outcome = await process.compact_shard(shard, upto)
+        if outcome.status == "locked":
+            return
+        if outcome.status == "gone":
+            self._forget(shard, [seq for seq in self._own[shard] if seq <= upto])
+            return
+        self._compacted += 1
+        self._rewritten += outcome.rewritten
+        self._forget(shard, [*held, *outcome.seqs])
 
     def _kick(self) -> None:
         """Start compacting the dirty shards, unless a compaction runs already."""
@@ -583,48 +622,14 @@ class PostgresArchive(Archive):
             self._compacted += 1
 
     async def _compact_locked(self, conn: Connection, shard: int) -> list[int]:
-        """Move every log row of ``shard`` into chunks; returns the own seqs now gone."""
+        """Move every log row of ``shard`` into chunks; returns the held seqs now gone."""
         own = dict(self._own[shard])
-        logged = await self._store.log_rows(conn, [shard], self._held())
-        if not logged:
-            return list(own)
         # The decoding and encoding run in a thread: reads keep being answered meanwhile.
-        grouped = await asyncio.to_thread(_grouped, logged, own, self._reads_first)
-        old = await self._old_chunks(conn, [g for _, g in grouped])
-        deleted, inserted = await asyncio.to_thread(
-            _flushed, grouped, old, self._opts.chunk_points, self._reads_first)
-        await self._store.replace_chunks(conn, deleted, inserted)
-        self._rewritten += len(deleted)
-        await self._store.widen_ranges(conn, _ranges([g for _, g in grouped]))
-        await self._store.delete_log(conn, [seq for seq, _, _ in logged])
-        # Every own row was compacted now, or by another process before.
-        return [*own, *(seq for seq, _, _ in logged)]
-
-    async def _old_chunks(
-        self, conn: Connection, grouped: list[Grouped]
-    ) -> dict[int, tuple[Tail | None, list[ChunkRow]]]:
-        """Per series, its tail and the chunks its flush merges with (two queries at most)."""
-        sids = np.concatenate([g.sids for g in grouped]).tolist()
-        tails = await self._store.tails(conn, sids)
-        out: dict[int, tuple[Tail | None, list[ChunkRow]]] = {}
-        overlapped: list[tuple[int, int, int]] = []
-        for g in grouped:
-            for i in range(len(g.sids)):
-                sid, ts, _ = g.series(i)
-                row = tails.get(sid)
-                tail = None if row is None else Tail(row.start_ms, row.end_ms, row.n)
-                needed = old_range(tail, int(ts[0]), int(ts[-1]), self._opts.chunk_points)
-                if row is not None and needed == (row.start_ms, row.end_ms):
-                    out[sid] = (tail, [row])  # the partial tail, fetched already
-                else:
-                    out[sid] = (tail, [])
-                    if needed:
-                        overlapped.append((sid, *needed))
-        if overlapped:
-            found = await self._store.chunks_overlapping(conn, overlapped)
-            for sid, rows in found.items():
-                out[sid] = (out[sid][0], rows)
-        return out
+        done = await compact_locked(self._store, conn, shard, chunk_points=self._opts.chunk_points,
+                                    held=self._held(), rows=own, pause=self._reads_first)
+        self._rewritten += done.rewritten
+        # Every held row was compacted now, or by another process before.
+        return [*own, *done.seqs]
 
     def _held(self) -> Held:
         """The log rows a statement may leave out, its blobs being held: for each writer,
@@ -638,7 +643,7 @@ class PostgresArchive(Archive):
             row = rows.pop(seq, None)
             if row is not None and not row.own:
                 self._followed -= row.points
-        self._views.changed(shard)
+        self._views.changed(shard, let_go=True)
         self._pending[shard] = sum(row.points for row in rows.values() if row.own)
 
     # -- following other writers ----------------------------------------------------------
@@ -739,53 +744,6 @@ def _by_shard(batch: Batch, shards: int) -> list[tuple[int, Batch]]:
             part = parts.setdefault(int(keys[lo]), [Column.empty(kind) for kind in KINDS])
             part[k] = Column(column.sids[rows], column.ts[rows], column.values[rows])
     return [(shard, Batch((), (c[0], c[1], c[2]))) for shard, c in sorted(parts.items())]
-
-
-def _grouped(logged: Sequence[tuple[int, int, bytes | None]], own: dict[int, HeldRow],
-             pause: Callable[[], None]) -> list[tuple[Kind, Grouped]]:
-    """The log rows' points by kind and series (held rows from memory, others decoded);
-    ``pause`` is called between rows."""
-    heads = {kind: Head(np.float64 if kind == "float" else object) for kind in KINDS}
-    for seq, _, blob in logged:
-        pause()
-        batch = own[seq].batch if blob is None else decode_batch(blob)
-        for kind, (sids, ts, values) in zip(KINDS, batch.columns, strict=True):
-            heads[kind].append(seq, sids, ts, values)
-    return [(kind, head.take()) for kind, head in heads.items() if len(head)]
-
-
-def _flushed(grouped: list[tuple[Kind, Grouped]],
-             old: dict[int, tuple[Tail | None, list[ChunkRow]]],
-             chunk_points: int, pause: Callable[[], None]
-             ) -> tuple[list[tuple[int, int]], list[ChunkRow]]:
-    """The chunks the grouped points replace, and the chunks that replace them; ``pause``
-    is called between series, and between parts of ~``ENCODE_POINTS`` points encoded."""
-    deleted: list[tuple[int, int]] = []
-    inserted: list[ChunkRow] = []
-    for kind, g in grouped:
-        flush, points = Flush(kind, chunk_points), 0
-        for i in range(len(g.sids)):
-            pause()
-            sid, ts, values = g.series(i)
-            tail, rows = old[sid]
-            flush.add(sid, ts, values, tail, rows)
-            points += len(ts)
-            if points >= ENCODE_POINTS or i == len(g.sids) - 1:
-                deleted += flush.deleted
-                inserted += flush.inserted()
-                flush, points = Flush(kind, chunk_points), 0
-    return deleted, inserted
-
-
-def _ranges(grouped: list[Grouped]) -> tuple[list[int], list[int], list[int]]:
-    """``(sids, first ms, last ms)`` of grouped points."""
-    sids, firsts, lasts = [], [], []
-    for g in grouped:
-        sids.extend(g.sids.tolist())
-        firsts.extend(g.ts[g.bounds[:-1]].tolist())
-        lasts.extend(g.ts[g.bounds[1:] - 1].tolist())
-    return sids, firsts, lasts
-
 
 
 class _Pending:
