@@ -235,8 +235,11 @@ class PostgresArchive(Archive):
                 self._series_in_shard = np.zeros(self._shards, dtype=np.int64)
                 for row in await self._store.all_series(conn):
                     self._learn(row)
-        # What a crashed writer left is compacted in the background (the first look).
-        self._looker = asyncio.create_task(self._look_loop(), name="pg-archive-look")
+        # What a crashed writer left is marked now, before this instance takes a write (a
+        # first look later would take new rows for old ones), and compacted in the
+        # background.
+        seen = await self._look_once(None)
+        self._looker = asyncio.create_task(self._look_loop(seen), name="pg-archive-look")
         self._follower = asyncio.create_task(self._follow_loop(), name="pg-archive-follow")
 
     async def _close(self) -> None:
@@ -571,16 +574,22 @@ class PostgresArchive(Archive):
         ):
             self._compactor = asyncio.create_task(self._compact_dirty())
 
-    async def _look_loop(self) -> None:
-        """Compact by age and vacuum, every ``compact_after`` seconds until closing."""
-        seen: int | None = None  # the log's last seq at the previous look; None: all
+    async def _look_loop(self, seen: int | None) -> None:
+        """Compact by age and vacuum, every ``compact_after`` seconds until closing;
+        ``seen`` is the log's last seq at the previous look (None: all)."""
         while not self._closing:
-            try:
-                seen = await self._look(seen)
-            except (psycopg.Error, ArchiveError):
-                log.exception("looking after the ingest log of %s failed", self._opts.schema)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self._opts.compact_after)
+            if not self._closing:
+                seen = await self._look_once(seen)
+
+    async def _look_once(self, seen: int | None) -> int | None:
+        """:meth:`_look`, a failure logged (the next look tries again from ``seen``)."""
+        try:
+            return await self._look(seen)
+        except (psycopg.Error, ArchiveError):
+            log.exception("looking after the ingest log of %s failed", self._opts.schema)
+            return seen
 
     async def _look(self, seen: int | None) -> int:
         """Mark the shards holding rows up to ``seen`` dirty; vacuum after compactions.
