@@ -490,3 +490,53 @@ async def test_a_shard_another_instance_compacts_is_left_to_it(
         assert second._compacted == compacted + 1
         assert _log_rows(pg_schema) == 0
         await both_read([*expected, 20.0])
+
+
+async def test_a_killed_compaction_process_loses_nothing_and_is_replaced(
+        pg_schema: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``compact_in: process``: the process killed between two compactions is replaced
+    at the next one; killed under a request, the request fails (the log keeps its rows,
+    the caller reports it) and the one after starts a new process. Reads stay exact."""
+    async with postgres(pg_schema, compact_after=3600, chunk_points=1000,
+                        compact_in="process") as archive:
+        await archive.write([Measurement(key=SHARED, ts=T0 + i, value=float(i))
+                             for i in range(10)])
+        shard = SHARED_SHARD(archive)
+        compactor = archive._compaction_process
+        assert compactor is not None
+        await archive._compact_shard(shard, 2**62)
+        assert _log_rows(pg_schema) == 0
+        first = compactor._process
+        assert first is not None
+        assert first.is_alive()
+        assert first.pid is not None
+
+        await archive.write([Measurement(key=SHARED, ts=T0 + 10, value=10.0)])
+        first.kill()
+        first.join(10)
+        await archive._compact_shard(shard, 2**62)  # between two: a new process
+        second = compactor._process
+        assert second is not None
+        assert second.pid != first.pid
+        assert _log_rows(pg_schema) == 0
+
+        await archive.write([Measurement(key=SHARED, ts=T0 + 11, value=11.0)])
+        pipe = compactor._pipe
+        assert pipe is not None
+        second.kill()
+        second.join(10)
+
+        async def dead_one() -> Any:  # as when it dies after the liveness check
+            return pipe
+
+        monkeypatch.setattr(compactor, "_started", dead_one)
+        with pytest.raises(ArchiveError, match="compaction process ended"):
+            await archive._compact_shard(shard, 2**62)
+        assert _log_rows(pg_schema) == 1
+        monkeypatch.undo()
+        await archive._compact_shard(shard, 2**62)
+        assert compactor._process is not None
+        assert compactor._process.pid != second.pid
+        assert _log_rows(pg_schema) == 0
+        points = await archive.read(SHARED, T0, T0 + 20)
+    assert points.values.tolist() == [float(i) for i in range(12)]
