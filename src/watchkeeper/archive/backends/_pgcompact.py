@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
-from typing import Final, NamedTuple
+from typing import Any, Final, Literal, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -29,6 +29,19 @@ NOTHING_HELD: Held = ([], [])
 
 Pause = Callable[[], None]
 """Called between series and between parts of the encoding (on a compaction's thread)."""
+_T = TypeVar("_T")
+
+
+class ShardOutcome(NamedTuple):
+    """What became of one shard a background compaction was asked for."""
+
+    status: Literal["locked", "gone", "compacted"]
+    """``locked``: another transaction compacts it, left; ``gone``: no log row up to
+    ``upto`` any more (compacted elsewhere), left; ``compacted``: every row moved."""
+    seqs: tuple[int, ...] = ()
+    """The log rows moved into chunks (``compacted``)."""
+    rewritten: int = 0
+    """Chunk rows replaced (``compacted``)."""
 
 
 class Compacted(NamedTuple):
@@ -40,6 +53,23 @@ class Compacted(NamedTuple):
     """Chunk rows it replaced (dead tuples for the next vacuum)."""
 
 
+async def compact_shard(store: PgStore, conn: Connection, shard: int, upto: int, *,
+                        chunk_points: int, held: Held = NOTHING_HELD,
+                        rows: Mapping[int, HeldRow] | None = None,
+                        pause: Pause | None = None) -> ShardOutcome:
+    """A background compaction of ``shard`` in the caller's transaction (D53): left when
+    another transaction holds its lock (that one takes every row there) or when it no
+    longer has a log row up to ``upto`` (compacted elsewhere since it was marked), else
+    :func:`compact_locked`."""
+    if not await store.try_lock_shard(conn, shard):
+        return ShardOutcome("locked")
+    if not await store.holds_upto(conn, shard, upto):
+        return ShardOutcome("gone")
+    done = await compact_locked(store, conn, shard, chunk_points=chunk_points, held=held,
+                                rows=rows, pause=pause)
+    return ShardOutcome("compacted", tuple(done.seqs), done.rewritten)
+
+
 async def compact_locked(store: PgStore, conn: Connection, shard: int, *, chunk_points: int,
                          held: Held = NOTHING_HELD, rows: Mapping[int, HeldRow] | None = None,
                          pause: Pause | None = None) -> Compacted:
@@ -49,19 +79,21 @@ async def compact_locked(store: PgStore, conn: Connection, shard: int, *, chunk_
     logged = await store.log_rows(conn, [shard], held)
     if not logged:
         return Compacted([], 0)
-    if pause is None:
-        grouped = _grouped(logged, rows, _no_pause)
-    else:
-        grouped = await asyncio.to_thread(_grouped, logged, rows, pause)
+    grouped = await _cpu(pause, _grouped, logged, rows)
     old = await _old_chunks(store, conn, [g for _, g in grouped], chunk_points)
-    if pause is None:
-        deleted, inserted = flushed(grouped, old, chunk_points, _no_pause)
-    else:
-        deleted, inserted = await asyncio.to_thread(flushed, grouped, old, chunk_points, pause)
+    deleted, inserted = await _cpu(pause, flushed, grouped, old, chunk_points)
     await store.replace_chunks(conn, deleted, inserted)
     await store.widen_ranges(conn, _ranges([g for _, g in grouped]))
     await store.delete_log(conn, [seq for seq, _, _ in logged])
     return Compacted([seq for seq, _, _ in logged], len(deleted))
+
+
+async def _cpu(pause: Pause | None, work: Callable[..., _T], *args: Any) -> _T:
+    """``work(*args, pause)``: on a thread that ``pause`` lets reads go first, or inline
+    without one (the compaction process answers no reads)."""
+    if pause is None:
+        return work(*args, _no_pause)
+    return await asyncio.to_thread(work, *args, pause)
 
 
 def _no_pause() -> None:

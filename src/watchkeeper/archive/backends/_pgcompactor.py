@@ -25,29 +25,17 @@ import os
 import signal
 from multiprocessing.connection import Connection as Pipe
 from multiprocessing.process import BaseProcess
-from typing import Final, Literal, NamedTuple
+from typing import Final
 
 import psycopg
 
-from watchkeeper.archive.backends._pgcompact import compact_locked
+from watchkeeper.archive.backends._pgcompact import ShardOutcome, compact_shard
 from watchkeeper.archive.backends._pgpool import Pool
 from watchkeeper.archive.backends._pgstore import PgStore
 from watchkeeper.errors import ArchiveError
 
 STOP_WAIT: Final = 10.0  # seconds a stopping compaction process may take to finish its shard
 NICENESS: Final = 10  # the CPU goes to reads first; compaction takes what they leave
-
-
-class ShardOutcome(NamedTuple):
-    """What became of one shard asked for."""
-
-    status: Literal["locked", "gone", "compacted"]
-    """``locked``: another transaction compacts it, left; ``gone``: no log row up to
-    ``upto`` any more (compacted elsewhere), left; ``compacted``: every row moved."""
-    seqs: tuple[int, ...] = ()
-    """The log rows moved into chunks (``compacted``)."""
-    rewritten: int = 0
-    """Chunk rows replaced (``compacted``)."""
 
 
 class CompactionProcess:
@@ -142,9 +130,4 @@ async def _serve(pipe: Pipe, store: PgStore, pool: Pool, chunk_points: int) -> N
 async def _compact_shard(store: PgStore, pool: Pool, shard: int, upto: int,
                          chunk_points: int) -> ShardOutcome:
     async with pool.connection() as conn, conn.transaction():
-        if not await store.try_lock_shard(conn, shard):
-            return ShardOutcome("locked")
-        if not await store.holds_upto(conn, shard, upto):
-            return ShardOutcome("gone")
-        done = await compact_locked(store, conn, shard, chunk_points=chunk_points)
-    return ShardOutcome("compacted", tuple(done.seqs), done.rewritten)
+        return await compact_shard(store, conn, shard, upto, chunk_points=chunk_points)

@@ -111,7 +111,7 @@ from watchkeeper.archive.backends._batch import (
 from watchkeeper.archive.backends._catalog import NO_FIRST, NO_LAST, Catalog, NewSeries
 from watchkeeper.archive.backends._chunks import ChunkRow, Flush
 from watchkeeper.archive.backends._head import latest, rows_of
-from watchkeeper.archive.backends._pgcompact import compact_locked
+from watchkeeper.archive.backends._pgcompact import ShardOutcome, compact_locked, compact_shard
 from watchkeeper.archive.backends._pgcompactor import CompactionProcess
 from watchkeeper.archive.backends._pgheld import VIEW_FROM, HeldRow, HeldViews, series_points
 from watchkeeper.archive.backends._pgpool import Connection, Pool
@@ -539,25 +539,21 @@ class PostgresArchive(Archive):
         ``upto`` already. So after a load marked every shard in every instance, a shard is
         compacted once, not once by each after waiting for the others."""
         if self._compaction_process is not None:
-            await self._compact_shard_elsewhere(self._compaction_process, shard, upto)
-            return
-        async with self._connection() as conn:
-            async with conn.transaction():
-                if not await self._store.try_lock_shard(conn, shard):
-                    return
-                if await self._store.holds_upto(conn, shard, upto):
-                    forget = await self._compact_locked(conn, shard)
-                    self._compacted += 1
-                else:  # every held row up to there was compacted elsewhere
-                    forget = [seq for seq in self._own[shard] if seq <= upto]
-            self._forget(shard, forget)
+            held = list(self._own[shard])  # held now: moved by it, or gone before it looked
+            outcome = await self._compaction_process.compact_shard(shard, upto)
+        else:
+            async with self._connection() as conn, conn.transaction():
+                rows = dict(self._own[shard])  # taken with _held(): no await between
+                held = list(rows)
+                outcome = await compact_shard(
+                    self._store, conn, shard, upto, chunk_points=self._opts.chunk_points,
+                    held=self._held(), rows=rows, pause=self._reads_first)
+        self._let_go(shard, upto, held, outcome)
 
-    async def _compact_shard_elsewhere(self, process: CompactionProcess, shard: int,
-                                       upto: int) -> None:
-        """:meth:`_compact_shard` by the compaction process; this one lets go of what it
-        moved, as the thread's compaction does."""
-        held = list(self._own[shard])  # held now: moved by it, or gone before it looked
-        outcome = await process.compact_shard(shard, upto)
+    def _let_go(self, shard: int, upto: int, held: list[int], outcome: ShardOutcome) -> None:
+        """After a background compaction committed: the held rows it moved (every one
+        held before it, and those it reports), or those up to ``upto`` another instance
+        moved; a shard left locked keeps its rows."""
         if outcome.status == "locked":
             return
         if outcome.status == "gone":
